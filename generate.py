@@ -1,0 +1,179 @@
+"""Command line for the handout generator: parse options, call the library, report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import click
+
+from handouts import __version__
+from handouts.errors import HandoutError, Problem
+from handouts.project import Project
+
+HERE = Path(__file__).resolve().parent
+LOG = logging.getLogger("handouts")
+
+
+def _project(ctx: click.Context) -> tuple[Project, dt.date]:
+    return ctx.obj["project"], ctx.obj["today"]
+
+
+def _fail(exc: HandoutError) -> click.ClickException:
+    lines = [str(exc)] + [str(p) for p in exc.problems]
+    return click.ClickException("\n".join(lines))
+
+
+def _line(problem: Problem) -> str:
+    return f"{problem} (warning)" if problem.severity == "warning" else str(problem)
+
+
+def _parse_date(option: str, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return dt.date.fromisoformat(value)
+    except ValueError:
+        pass
+    # The value is not echoed: it may be a patient's appointment.
+    raise click.BadParameter("expected a date as YYYY-MM-DD", param_hint=option)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="handouts")
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=HERE,
+    envvar="HANDOUTS_ROOT",
+    show_default="the folder of generate.py",
+    help="Project folder holding content/, templates/, styles/ and brands/.",
+)
+@click.option(
+    "--today", envvar="HANDOUTS_TODAY", hidden=True, help="Pretend today is YYYY-MM-DD (for tests)."
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log what is loaded and rendered.")
+@click.pass_context
+def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> None:
+    """Make accessible, versioned patient handouts on opioid use disorder treatment."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s"
+    )
+    # WeasyPrint's CSS warnings are ours to fix in the repo, not the user's to read.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    ctx.obj = {"project": Project(root.resolve()), "today": _parse_date("--today", today) or dt.date.today()}
+
+
+@cli.command()
+@click.option("--sections", "sections", metavar="IDS", help="Comma-separated section ids (default: all).")
+@click.option("--brand", default="example-clinic", show_default=True, help="Brand folder under brands/.")
+@click.option("--lang", "language", default="en", show_default=True, help="Content language folder.")
+@click.option("--layout", type=click.Choice(["letter", "a4"]), default="letter", show_default=True)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="A .pdf file, or a folder to write a named PDF into.",
+)
+@click.option("--html", is_flag=True, help="Also write the HTML beside the PDF.")
+@click.option("--release", is_flag=True, help="Refuse draft sections and sections past their review date.")
+@click.option("--prepared-for", default="", metavar="NAME", help="Patient's name for the 'For you' box.")
+@click.option("--counselor", default="", metavar="NAME", help="Counselor's name for the 'For you' box.")
+@click.option("--note", default="", metavar="TEXT", help="A short note for the 'For you' box.")
+@click.option("--next-visit", metavar="YYYY-MM-DD", help="Date of the next visit for the 'For you' box.")
+@click.pass_context
+def build(
+    ctx: click.Context,
+    sections: str | None,
+    brand: str,
+    language: str,
+    layout: str,
+    out: Path,
+    html: bool,
+    release: bool,
+    prepared_for: str,
+    counselor: str,
+    note: str,
+    next_visit: str | None,
+) -> None:
+    """Build one handout PDF and print its path."""
+    from handouts.build import BuildRequest
+    from handouts.build import build as build_handout
+    from handouts.compose import UnknownSectionError
+    from handouts.models import Tailoring
+
+    project, today = _project(ctx)
+    if not language.isalpha() or not language.islower() or len(language) > 8:
+        raise click.BadParameter("expected a language code like en", param_hint="--lang")
+    requested = None if sections is None else tuple(s for s in sections.split(",") if s.strip())
+    if requested == ():
+        raise click.BadParameter("name at least one section id", param_hint="--sections")
+    tailoring = Tailoring(
+        prepared_for=prepared_for.strip(),
+        counselor=counselor.strip(),
+        note=note.strip(),
+        next_visit=_parse_date("--next-visit", next_visit),
+    )
+    request = BuildRequest(
+        sections=requested,
+        brand=brand,
+        language=language,
+        layout=layout,
+        out=out,
+        today=today,
+        html=html,
+        release=release,
+        tailoring=tailoring,
+    )
+    try:
+        result = build_handout(project, request)
+    except UnknownSectionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sections") from None
+    except HandoutError as exc:
+        raise _fail(exc) from None
+    LOG.info("handout version %s, %d pages", result.handout.version, result.pages)
+    if result.html_path is not None:
+        click.echo(str(result.html_path))
+    click.echo(str(result.pdf_path))
+
+
+@cli.command("sections")
+@click.option("--lang", "language", default="en", show_default=True)
+@click.pass_context
+def sections_command(ctx: click.Context, language: str) -> None:
+    """List sections with version, review status and reading grade."""
+    from handouts.loader import load_sections
+    from handouts.report import sections_table
+
+    project, today = _project(ctx)
+    loaded, problems = load_sections(project, language, today)
+    click.echo(sections_table(loaded.values()))
+    for problem in problems:
+        click.echo(_line(problem), err=True)
+    if any(p.severity == "error" for p in problems):
+        ctx.exit(1)
+
+
+@cli.command()
+@click.option("--strict", is_flag=True, help="Treat warnings (review due soon, reading grade) as errors.")
+@click.pass_context
+def check(ctx: click.Context, strict: bool) -> None:
+    """Validate every content file and brand; report all problems, then a summary."""
+    from handouts.check import check_project
+    from handouts.errors import summary
+
+    project, today = _project(ctx)
+    problems: list[Problem] = check_project(project, today, strict=strict)
+    for problem in problems:
+        click.echo(_line(problem))
+    click.echo(summary(problems))
+    if any(p.severity == "error" for p in problems):
+        ctx.exit(1)
+
+
+if __name__ == "__main__":
+    cli()

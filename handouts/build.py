@@ -1,0 +1,163 @@
+"""Build one handout: load, check, compose, render, and write it atomically."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .compose import compose, selection
+from .errors import HandoutError, Problem, errors
+from .loader import asset_digest, load_brand, load_sections
+from .models import Handout, Section, Tailoring
+from .pdf import RenderedPdf, render_pdf
+from .project import Project
+from .render import environment, render_html
+
+MAX_TAILORING_CHARS = 600
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What to build and where; `sections=None` means every section."""
+
+    sections: tuple[str, ...] | None
+    brand: str
+    language: str
+    layout: str
+    out: Path
+    today: dt.date
+    html: bool = False
+    release: bool = False
+    tailoring: Tailoring = field(default_factory=Tailoring)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build wrote."""
+
+    pdf_path: Path
+    html_path: Path | None
+    handout: Handout
+    pages: int
+
+
+def release_problems(sections: Sequence[Section], today: dt.date) -> list[Problem]:
+    """Return why each section may not go into a release build."""
+    found = []
+    for s in sections:
+        if s.status != "approved":
+            found.append(Problem(s.path, "status", f"{s.status}; --release needs approved content"))
+        if s.is_overdue(today):
+            found.append(
+                Problem(
+                    s.path,
+                    "next_review_due",
+                    f"review overdue since {s.next_review_due}; --release needs a current review",
+                )
+            )
+    return found
+
+
+def tailoring_problems(tailoring: Tailoring) -> list[Problem]:
+    """Return problems with tailoring text without ever quoting it."""
+    found = []
+    for option, value in (
+        ("--prepared-for", tailoring.prepared_for),
+        ("--counselor", tailoring.counselor),
+        ("--note", tailoring.note),
+    ):
+        if len(value) > MAX_TAILORING_CHARS:
+            found.append(
+                Problem(option, "", f"{len(value)} characters; at most {MAX_TAILORING_CHARS} fit the box")
+            )
+    return found
+
+
+def output_paths(
+    request: BuildRequest, ids: Sequence[str], all_ids: Sequence[str]
+) -> tuple[Path, Path | None]:
+    """Return the PDF path (and HTML path) from `--out`: a .pdf file, or a folder to name it in."""
+    out = request.out
+    if out.suffix.lower() == ".pdf":
+        if out.is_dir():
+            raise HandoutError(f"{out}: is a folder; give a .pdf file name or a folder")
+        pdf_path = out
+    else:
+        if out.exists() and not out.is_dir():
+            raise HandoutError(f"{out}: not a folder and not a .pdf file name")
+        chosen = "all" if list(ids) == list(all_ids) else "+".join(ids)
+        # The name says what is in the file, never who it is for.
+        pdf_path = out / f"{request.brand}-{request.language}-{request.layout}-{chosen}.pdf"
+    return pdf_path, (pdf_path.with_suffix(".html") if request.html else None)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to a temporary file beside `path`, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build(
+    project: Project,
+    request: BuildRequest,
+    *,
+    render: Callable[..., RenderedPdf] = render_pdf,
+) -> BuildResult:
+    """Build one handout PDF (and optionally its HTML) from the project's inputs."""
+    ids = selection(request.sections)
+    if request.html and request.tailoring:
+        raise HandoutError(
+            "--html cannot be combined with tailoring options: patient text goes into the PDF only"
+        )
+    problems = tailoring_problems(request.tailoring)
+    sections, found = load_sections(project, request.language, request.today)
+    wanted_paths = {f"content/{request.language}/{i}.md" for i in ids}
+    problems += [p for p in errors(found) if p.path in wanted_paths or not p.path.endswith(".md")]
+    problems += [
+        Problem(f"content/{request.language}/{i}.md", "", "file not found")
+        for i in ids
+        if i not in sections and not any(p.path == f"content/{request.language}/{i}.md" for p in found)
+    ]
+    brand, brand_found = load_brand(project, request.brand)
+    problems += errors(brand_found)
+    if problems or brand is None:
+        raise HandoutError(f"cannot build: {len(problems)} problem(s)", problems)
+    if request.release:
+        refused = release_problems([sections[i] for i in ids], request.today)
+        if refused:
+            raise HandoutError(f"--release refused {len(refused)} problem(s)", refused)
+
+    handout = compose(
+        ids,
+        sections,
+        brand,
+        language=request.language,
+        layout=request.layout,
+        tailoring=request.tailoring,
+        assets=asset_digest(project),
+        tool_version=__version__,
+    )
+    pdf_path, html_path = output_paths(request, ids, selection(None))
+    env = environment(project.templates_dir)
+    base_url = project.root.resolve().as_uri() + "/"
+    rendered = render(render_html(handout, env), base_url=base_url, roots=project.readable_dirs)
+    # Both outputs are rendered in memory first, so a failure leaves neither behind.
+    if html_path is not None:
+        write_atomic(html_path, render_html(handout, env, base_href=base_url).encode("utf-8"))
+    write_atomic(pdf_path, rendered.data)
+    return BuildResult(pdf_path=pdf_path, html_path=html_path, handout=handout, pages=rendered.pages)

