@@ -38,6 +38,7 @@ HEX_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 BODY_HEADING_RE = re.compile(r"^(#{1,2})\s", re.MULTILINE)
+IMAGE_WITHOUT_ALT_RE = re.compile(r"!\[\s*\]\(")
 
 
 class _FrontMatterLoader(yaml.SafeLoader):
@@ -223,6 +224,8 @@ def section_from_text(
         )
         break
 
+    if IMAGE_WITHOUT_ALT_RE.search(body):
+        problems.append(Problem(path, "body", "an image has no alt text; write ![what it shows](file)"))
     if problems:
         return None, problems
     assert last_reviewed is not None and next_due is not None  # guaranteed by the checks above

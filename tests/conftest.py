@@ -1,0 +1,48 @@
+"""Shared fixtures: a private copy of the project and a CLI runner bound to it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from generate import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+# A fixed "today" keeps review-date rules independent of the day the suite runs.
+TODAY = dt.date(2026, 11, 23)
+PROJECT_DIRS = ("content", "templates", "styles", "brands")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """Copy the shipped content, templates, styles and brands into a temporary root."""
+    root = tmp_path / "project"
+    for name in PROJECT_DIRS:
+        shutil.copytree(ROOT / name, root / name)
+    return root
+
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture
+def run(project: Path) -> Invoke:
+    """Run the CLI against the temporary project with today fixed."""
+
+    def invoke(*args: str, root: Path | None = None) -> Result:
+        base = ["--root", str(root or project), "--today", TODAY.isoformat()]
+        return CliRunner().invoke(cli, [*base, *args], catch_exceptions=False)
+
+    return invoke
+
+
+def replace_in(path: Path, old: str, new: str) -> None:
+    """Edit a fixture file in place, failing if the text to replace is absent."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")

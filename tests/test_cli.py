@@ -1,0 +1,169 @@
+"""The command line through CliRunner: sections, check, and build errors (no rendering)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT, Invoke, replace_in
+
+from handouts.models import SECTION_ORDER
+
+
+def test_sections_table_lists_every_section_in_order(run: Invoke) -> None:
+    result = run("sections")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["id", "title", "version", "status", "last", "reviewed", "next", "review", "due", "grade"]
+    assert [line.split()[0] for line in lines[1:]] == list(SECTION_ORDER)
+    mat = next(line for line in lines if line.startswith("mat "))
+    assert "Medicines for opioid use disorder" in mat
+    assert " draft " in mat and "2026-11-20" in mat and "2028-11-20" in mat
+    assert 0 < float(mat.split()[-1]) <= 6
+
+
+def test_shipped_content_passes_strict_check(run: Invoke) -> None:
+    result = run("check", "--strict")
+    assert result.exit_code == 0, result.output
+    assert result.output == "OK: no problems.\n"
+
+
+def test_check_reports_every_problem_in_every_file_then_a_summary(run: Invoke, project: Path) -> None:
+    replace_in(project / "content/en/mat.md", "last_reviewed: 2026-11-20", "last_reviewed: 2026-13-01")
+    replace_in(project / "content/en/mat.md", "version: 1.0.0", "version: 1.0")
+    replace_in(project / "content/en/detox.md", "status: draft", "status: draft\nauthor: someone")
+    replace_in(project / "brands/example-clinic/brand.toml", 'primary = "#1d4e89"', 'primary = "navy"')
+    result = run("check")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "brands/example-clinic/brand.toml: colors.primary: expected a hex color like #1d4e89, got 'navy'",
+        "content/en/detox.md: author: unknown field; expected one of id, title, version, language, status, "
+        "reviewers, last_reviewed, next_review_due, sources, translation_of",
+        "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '2026-13-01'",
+        "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got '1.0'",
+        "Aborted: 4 problems in 3 files.",
+    ]
+
+
+def test_warnings_pass_check_but_fail_strict(run: Invoke, project: Path) -> None:
+    replace_in(project / "content/en/detox.md", "next_review_due: 2028-11-20", "next_review_due: 2026-12-20")
+    warning = "content/en/detox.md: next_review_due: review due in 27 days, on 2026-12-20"
+    relaxed = run("check")
+    assert relaxed.exit_code == 0
+    assert relaxed.output.splitlines() == [f"{warning} (warning)", "OK with 1 warning in 1 file."]
+    strict = run("check", "--strict")
+    assert strict.exit_code == 1
+    assert strict.output.splitlines() == [warning, "Aborted: 1 problem in 1 file."]
+
+
+def test_check_flags_missing_section_and_approved_without_reviewers(run: Invoke, project: Path) -> None:
+    (project / "content/en/self-help.md").unlink()
+    text = (project / "content/en/detox.md").read_text()
+    start, end = text.index("reviewers:"), text.index("last_reviewed:")
+    (project / "content/en/detox.md").write_text(text[:start] + text[end:].replace("status: draft", ""))
+    replace_in(project / "content/en/detox.md", "status: draft", "status: approved")
+    result = run("check")
+    assert result.exit_code == 1
+    assert "content/en/detox.md: reviewers: an approved section needs at least one reviewer" in result.output
+    assert "content/en/self-help.md: file not found; every section needs an English version" in result.output
+
+
+def test_unknown_section_exits_2_naming_valid_ids(run: Invoke, tmp_path: Path) -> None:
+    result = run("build", "--sections", "detox,methadone", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert "unknown section 'methadone'; valid ids: " + ", ".join(SECTION_ORDER) in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_brand_is_one_line_and_exit_1(run: Invoke, tmp_path: Path) -> None:
+    result = run("build", "--brand", "nowhere", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: cannot build: 1 problem(s)\nbrands/nowhere: brand not found; available: example-clinic\n"
+    )
+    assert "Traceback" not in result.output
+
+
+def test_brand_id_cannot_walk_out_of_brands(run: Invoke, tmp_path: Path) -> None:
+    result = run("build", "--brand", "../content", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert "brands/../content: brand not found" in result.output
+
+
+def test_bad_yaml_is_a_clear_message_not_a_traceback(run: Invoke, project: Path, tmp_path: Path) -> None:
+    replace_in(project / "content/en/mat.md", "status: draft", "status: [draft")
+    result = run("build", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert "content/en/mat.md: front matter: invalid YAML at line " in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_broken_unselected_section_does_not_block_a_build_without_it(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    replace_in(project / "content/en/mat.md", "version: 1.0.0", "version: one")
+    assert "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got 'one'" in run("check").output
+    result = run("build", "--sections", "detox", "-o", str(tmp_path / "detox.pdf"))
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{tmp_path / 'detox.pdf'}\n"
+    failed = run("build", "--sections", "mat", "-o", str(tmp_path / "mat.pdf"))
+    assert failed.exit_code == 1
+    assert not (tmp_path / "mat.pdf").exists()
+
+
+def test_release_refuses_draft_sections_listing_each(run: Invoke, tmp_path: Path) -> None:
+    result = run("build", "--release", "--sections", "detox,mat", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "Error: --release refused 3 problem(s)",
+        "content/en/detox.md: status: draft; --release needs approved content",
+        "content/en/mat.md: status: draft; --release needs approved content",
+        "content/en/find-help.md: status: draft; --release needs approved content",
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_next_visit_does_not_echo_the_value(run: Invoke, tmp_path: Path) -> None:
+    result = run("build", "--next-visit", "Dec 7 at 3pm", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert "--next-visit" in result.output and "expected a date as YYYY-MM-DD" in result.output
+    assert "3pm" not in result.output
+
+
+def test_html_with_tailoring_is_refused(run: Invoke, tmp_path: Path) -> None:
+    result = run("build", "--html", "--prepared-for", "Pat Example", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert "--html cannot be combined with tailoring options" in result.output
+    assert "Pat Example" not in result.output
+
+
+def test_out_pdf_path_that_is_a_folder_is_refused(run: Invoke, tmp_path: Path) -> None:
+    (tmp_path / "x.pdf").mkdir()
+    result = run("build", "-o", str(tmp_path / "x.pdf"))
+    assert result.exit_code == 1
+    assert "is a folder" in result.output
+
+
+def test_help_sections_and_check_do_not_import_weasyprint(project: Path) -> None:
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from generate import cli\n"
+        f"root = {str(project)!r}\n"
+        "for args in (['--help'], ['--root', root, 'sections'], ['--root', root, 'check']):\n"
+        "    result = CliRunner().invoke(cli, args)\n"
+        "    assert result.exit_code == 0, result.output\n"
+        "print('weasyprint' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_console_script_is_the_same_group() -> None:
+    out = subprocess.run(["handouts", "--help"], capture_output=True, text=True, check=True)
+    direct = subprocess.run(
+        [sys.executable, str(ROOT / "generate.py"), "--help"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.replace("Usage: handouts", "Usage: X") == direct.stdout.replace("Usage: generate.py", "Usage: X")

@@ -1,0 +1,225 @@
+"""Validation of section front matter and brand data, with exact messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from handouts.errors import Problem, summary
+from handouts.models import Reviewer
+from handouts.project import Limits
+from handouts.validate import add_months, brand_from_data, section_from_text, section_warnings
+
+TODAY = dt.date(2026, 11, 23)
+PATH = "content/en/mat.md"
+GOOD = """---
+id: mat
+title: Medicines for opioid use disorder
+version: 2.0.0
+language: en
+status: approved
+reviewers:
+  - name: Avery Example
+    credentials: MD
+    role: Fictional example reviewer
+last_reviewed: 2026-10-01
+sources:
+  - title: "FDA: MOUD"
+    url: https://www.fda.gov/moud
+---
+You can take medicine. It helps.
+"""
+
+
+def parse(text: str) -> tuple[object, list[str]]:
+    section, problems = section_from_text(
+        PATH, text, expected_id="mat", expected_language="en", today=TODAY, limits=Limits()
+    )
+    return section, [str(p) for p in problems]
+
+
+def test_good_section_builds_a_model() -> None:
+    section, problems = parse(GOOD)
+    assert problems == []
+    assert section is not None
+    assert section.version == "2.0.0"  # type: ignore[attr-defined]
+    assert section.reviewers == (Reviewer("Avery Example", "MD", "Fictional example reviewer"),)  # type: ignore[attr-defined]
+    assert section.next_review_due == dt.date(2028, 10, 1)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("last_reviewed: 2026-10-01", "last_reviewed: 2026-13-01",
+         "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '2026-13-01'"),
+        ("last_reviewed: 2026-10-01", "last_reviewed: 1 Oct 2026",
+         "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '1 Oct 2026'"),
+        ("last_reviewed: 2026-10-01", "last_reviewed: 2027-01-05",
+         "content/en/mat.md: last_reviewed: 2027-01-05 is in the future"),
+        ("version: 2.0.0", "version: 2.0",
+         "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got '2.0'"),
+        ("version: 2.0.0", "version: v2",
+         "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got 'v2'"),
+        ("status: approved", "status: final",
+         "content/en/mat.md: status: expected draft or approved, got 'final'"),
+        ("id: mat", "id: meds",
+         "content/en/mat.md: id: expected 'mat' (the file name), got 'meds'"),
+        ("language: en", "language: es",
+         "content/en/mat.md: language: expected 'en' (the folder), got 'es'"),
+        ("title: Medicines for opioid use disorder\n", "",
+         "content/en/mat.md: title: required field missing"),
+        ("    url: https://www.fda.gov/moud", "    url: www.fda.gov",
+         "content/en/mat.md: sources[0].url: expected an http(s) URL, got 'www.fda.gov'"),
+        ("    credentials: MD\n", "",
+         "content/en/mat.md: reviewers[0].credentials: expected non-empty text, got None"),
+        ("You can take medicine.", "## Heading\n\nYou can take medicine.",
+         "content/en/mat.md: body: use ### for headings inside a section, found '##' (the title is ##)"),
+        ("You can take medicine.", "![](pic.png) You can take medicine.",
+         "content/en/mat.md: body: an image has no alt text; write ![what it shows](file)"),
+    ],
+)
+def test_one_bad_field_gives_one_exact_message(old: str, new: str, message: str) -> None:
+    assert old in GOOD
+    section, problems = parse(GOOD.replace(old, new))
+    assert section is None
+    assert problems == [message]
+
+
+def test_unknown_field_names_the_valid_ones() -> None:
+    _, problems = parse(GOOD.replace("status: approved", "status: approved\nauthor: me"))
+    assert problems == [
+        "content/en/mat.md: author: unknown field; expected one of id, title, version, language, status, "
+        "reviewers, last_reviewed, next_review_due, sources, translation_of"
+    ]
+
+
+def test_approved_section_needs_reviewers() -> None:
+    text = GOOD.replace(
+        "reviewers:\n  - name: Avery Example\n    credentials: MD\n    role: Fictional example reviewer\n", ""
+    )
+    _, problems = parse(text)
+    assert problems == ["content/en/mat.md: reviewers: an approved section needs at least one reviewer"]
+
+
+def test_draft_section_may_have_no_reviewers_yet() -> None:
+    text = GOOD.replace("status: approved", "status: draft").replace(
+        "reviewers:\n  - name: Avery Example\n    credentials: MD\n    role: Fictional example reviewer\n", ""
+    )
+    section, problems = parse(text)
+    assert problems == [] and section is not None
+
+
+def test_bad_yaml_is_one_line_with_the_line_number() -> None:
+    _, problems = parse(GOOD.replace("status: approved", "status: [approved"))
+    assert len(problems) == 1
+    assert problems[0].startswith("content/en/mat.md: front matter: invalid YAML at line ")
+    assert "\n" not in problems[0]
+
+
+def test_missing_front_matter() -> None:
+    _, problems = parse("Just text.\n")
+    assert problems == ["content/en/mat.md: front matter: expected a YAML block between '---' lines at the top"]
+
+
+def test_all_problems_of_a_file_are_reported_together() -> None:
+    text = GOOD.replace("version: 2.0.0", "version: 2").replace("2026-10-01", "2026-02-30")
+    _, problems = parse(text)
+    assert problems == [
+        "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got '2'",
+        "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '2026-02-30'",
+    ]
+
+
+def test_warnings_for_review_due_soon_and_overdue() -> None:
+    section, _ = parse(GOOD.replace("sources:", "next_review_due: 2027-01-10\nsources:"))
+    assert section is not None
+    due = [str(p) for p in section_warnings(section, TODAY, Limits()) if p.field == "next_review_due"]  # type: ignore[arg-type]
+    assert due == ["content/en/mat.md: next_review_due: review due in 48 days, on 2027-01-10"]
+    later = section_warnings(section, dt.date(2027, 2, 1), Limits())  # type: ignore[arg-type]
+    assert "content/en/mat.md: next_review_due: review overdue since 2027-01-10" in [str(p) for p in later]
+
+
+def test_reading_level_and_length_warnings() -> None:
+    hard = "Comprehensive pharmacological interventions substantially ameliorate longitudinal outcomes. " * 3
+    section, _ = parse(GOOD.replace("You can take medicine. It helps.", hard))
+    assert section is not None
+    messages = [str(p) for p in section_warnings(section, TODAY, Limits())]  # type: ignore[arg-type]
+    assert messages[0] == "content/en/mat.md: body: 21 words; keep it 150-450"
+    assert messages[1].startswith("content/en/mat.md: body: Flesch-Kincaid grade ")
+    assert messages[1].endswith(" is over 6")
+    assert messages[2].startswith("content/en/mat.md: body: SMOG ")
+
+
+def test_add_months_clamps_to_month_end() -> None:
+    assert add_months(dt.date(2026, 1, 31), 1) == dt.date(2026, 2, 28)
+    assert add_months(dt.date(2026, 11, 20), 24) == dt.date(2028, 11, 20)
+    assert add_months(dt.date(2027, 2, 28), 12) == dt.date(2028, 2, 28)
+
+
+BRAND = {
+    "name": "Test Clinic",
+    "short_name": "Test",
+    "phone": "(802) 555-0100",
+    "address": "1 Main St",
+    "website": "https://example.org",
+    "logo_alt": "Test logo",
+    "colors": {"primary": "#112233", "accent": "#445566"},
+}
+BRAND_PATH = "brands/test/brand.toml"
+
+
+def brand(data: dict[str, object]) -> list[str]:
+    _, problems = brand_from_data(BRAND_PATH, data, brand_id="test", files={"logo.svg": b"<svg/>"})
+    return [str(p) for p in problems]
+
+
+def test_good_brand() -> None:
+    model, problems = brand_from_data(BRAND_PATH, BRAND, brand_id="test", files={"logo.svg": b"<svg/>"})
+    assert problems == [] and model is not None
+    assert (model.primary_color, model.logo) == ("#112233", "logo.svg")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"colors": {"primary": "blue", "accent": "#445566"}},
+         "brands/test/brand.toml: colors.primary: expected a hex color like #1d4e89, got 'blue'"),
+        ({"colors": {"primary": "#123"}}, "brands/test/brand.toml: colors.accent: required field missing"),
+        ({"phone": ""}, "brands/test/brand.toml: phone: expected non-empty text, got ''"),
+        ({"website": "example.org"}, "brands/test/brand.toml: website: expected an http(s) URL, got 'example.org'"),
+        ({"logo": "file:///etc/hostname"},
+         "brands/test/brand.toml: logo: expected a file name inside the brand folder, got 'file:///etc/hostname'"),
+        ({"logo": "http://127.0.0.1:9/logo.svg"},
+         "brands/test/brand.toml: logo: expected a file name inside the brand folder, "
+         "got 'http://127.0.0.1:9/logo.svg'"),
+        ({"logo": "logo.gif"}, "brands/test/brand.toml: logo: expected an .svg or .png file, got 'logo.gif'"),
+        ({"logo": "other.svg"}, "brands/test/brand.toml: logo: file 'other.svg' not found in the brand folder"),
+        ({"slogan": "x"},
+         "brands/test/brand.toml: slogan: unknown field; expected one of name, short_name, phone, address, "
+         "website, logo, logo_alt, note, colors"),
+    ],
+)
+def test_brand_problems(change: dict[str, object], message: str) -> None:
+    data = {**BRAND, **change}
+    assert message in brand(data)
+
+
+def test_brand_missing_required_fields_are_all_listed() -> None:
+    data = {k: v for k, v in BRAND.items() if k not in ("name", "phone")}
+    assert brand(data) == [
+        "brands/test/brand.toml: name: required field missing",
+        "brands/test/brand.toml: phone: required field missing",
+    ]
+
+
+def test_summary_line() -> None:
+    problems = [
+        Problem("a.md", "x", "bad"),
+        Problem("a.md", "y", "bad"),
+        Problem("b.md", "z", "bad"),
+        Problem("b.md", "z", "soon", "warning"),
+    ]
+    assert summary(problems) == "Aborted: 3 problems and 1 warning in 2 files."
+    assert summary(problems[3:]) == "OK with 1 warning in 1 file."
+    assert summary([]) == "OK: no problems."
