@@ -51,16 +51,12 @@ def _parse_date(option: str, value: str | None) -> dt.date | None:
     show_default="the folder of generate.py",
     help="Project folder holding content/, templates/, styles/ and brands/.",
 )
-@click.option(
-    "--today", envvar="HANDOUTS_TODAY", hidden=True, help="Pretend today is YYYY-MM-DD (for tests)."
-)
+@click.option("--today", envvar="HANDOUTS_TODAY", hidden=True, help="Pretend today is YYYY-MM-DD (for tests).")
 @click.option("-v", "--verbose", is_flag=True, help="Log what is loaded and rendered.")
 @click.pass_context
 def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> None:
     """Make accessible, versioned patient handouts on opioid use disorder treatment."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     # WeasyPrint's CSS warnings are ours to fix in the repo, not the user's to read.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     ctx.obj = {"project": Project(root.resolve()), "today": _parse_date("--today", today) or dt.date.today()}

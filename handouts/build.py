@@ -72,15 +72,11 @@ def tailoring_problems(tailoring: Tailoring) -> list[Problem]:
         ("--note", tailoring.note),
     ):
         if len(value) > MAX_TAILORING_CHARS:
-            found.append(
-                Problem(option, "", f"{len(value)} characters; at most {MAX_TAILORING_CHARS} fit the box")
-            )
+            found.append(Problem(option, "", f"{len(value)} characters; at most {MAX_TAILORING_CHARS} fit the box"))
     return found
 
 
-def output_paths(
-    request: BuildRequest, ids: Sequence[str], all_ids: Sequence[str]
-) -> tuple[Path, Path | None]:
+def output_paths(request: BuildRequest, ids: Sequence[str], all_ids: Sequence[str]) -> tuple[Path, Path | None]:
     """Return the PDF path (and HTML path) from `--out`: a .pdf file, or a folder to name it in."""
     out = request.out
     if out.suffix.lower() == ".pdf":
@@ -112,26 +108,21 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def build(
-    project: Project,
-    request: BuildRequest,
-    *,
-    render: Callable[..., RenderedPdf] = render_pdf,
-) -> BuildResult:
-    """Build one handout PDF (and optionally its HTML) from the project's inputs."""
+def prepare(project: Project, request: BuildRequest) -> Handout:
+    """Load, check and compose the handout a request asks for, without rendering it."""
     ids = selection(request.sections)
     if request.html and request.tailoring:
-        raise HandoutError(
-            "--html cannot be combined with tailoring options: patient text goes into the PDF only"
-        )
+        raise HandoutError("--html cannot be combined with tailoring options: patient text goes into the PDF only")
     problems = tailoring_problems(request.tailoring)
     sections, found = load_sections(project, request.language, request.today)
-    wanted_paths = {f"content/{request.language}/{i}.md" for i in ids}
-    problems += [p for p in errors(found) if p.path in wanted_paths or not p.path.endswith(".md")]
+    wanted = {f"content/{request.language}/{i}.md" for i in ids}
+    # A broken section the handout does not include must not block it.
+    problems += [p for p in errors(found) if p.path in wanted or not p.path.endswith(".md")]
+    reported = {p.path for p in found}
     problems += [
-        Problem(f"content/{request.language}/{i}.md", "", "file not found")
+        Problem(path, "", "file not found")
         for i in ids
-        if i not in sections and not any(p.path == f"content/{request.language}/{i}.md" for p in found)
+        if i not in sections and (path := f"content/{request.language}/{i}.md") not in reported
     ]
     brand, brand_found = load_brand(project, request.brand)
     problems += errors(brand_found)
@@ -141,8 +132,7 @@ def build(
         refused = release_problems([sections[i] for i in ids], request.today)
         if refused:
             raise HandoutError(f"--release refused {len(refused)} problem(s)", refused)
-
-    handout = compose(
+    return compose(
         ids,
         sections,
         brand,
@@ -152,12 +142,23 @@ def build(
         assets=asset_digest(project),
         tool_version=__version__,
     )
-    pdf_path, html_path = output_paths(request, ids, selection(None))
+
+
+def build(
+    project: Project,
+    request: BuildRequest,
+    *,
+    render: Callable[..., RenderedPdf] = render_pdf,
+) -> BuildResult:
+    """Build one handout PDF (and optionally its HTML) from the project's inputs."""
+    handout = prepare(project, request)
+    pdf_path, html_path = output_paths(request, handout.section_ids, selection(None))
     env = environment(project.templates_dir)
     base_url = project.root.resolve().as_uri() + "/"
     rendered = render(render_html(handout, env), base_url=base_url, roots=project.readable_dirs)
-    # Both outputs are rendered in memory first, so a failure leaves neither behind.
-    if html_path is not None:
-        write_atomic(html_path, render_html(handout, env, base_href=base_url).encode("utf-8"))
+    html = render_html(handout, env, base_href=base_url) if html_path is not None else None
+    # Everything is rendered in memory first, so a failed render writes nothing.
     write_atomic(pdf_path, rendered.data)
+    if html_path is not None and html is not None:
+        write_atomic(html_path, html.encode("utf-8"))
     return BuildResult(pdf_path=pdf_path, html_path=html_path, handout=handout, pages=rendered.pages)

@@ -30,9 +30,7 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
             for section_id in SECTION_ORDER:
                 path = f"content/{language}/{section_id}.md"
                 if section_id not in sections and path not in reported:
-                    problems.append(
-                        Problem(path, "", "file not found; every section needs an English version")
-                    )
+                    problems.append(Problem(path, "", "file not found; every section needs an English version"))
         for section in sections.values():
             problems += section_warnings(section, today, project.limits)
     ids = brand_ids(project)

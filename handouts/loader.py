@@ -19,9 +19,7 @@ def languages(project: Project) -> list[str]:
     return sorted(p.name for p in project.content_dir.iterdir() if p.is_dir())
 
 
-def load_sections(
-    project: Project, language: str, today: dt.date
-) -> tuple[dict[str, Section], list[Problem]]:
+def load_sections(project: Project, language: str, today: dt.date) -> tuple[dict[str, Section], list[Problem]]:
     """Load and validate every section file of one language."""
     folder = project.content_dir / language
     where = project.relative(folder)
@@ -33,9 +31,7 @@ def load_sections(
     for path in sorted(folder.glob("*.md")):
         rel = project.relative(path)
         if path.stem not in SECTION_ORDER:
-            problems.append(
-                Problem(rel, "id", f"unknown section {path.stem!r}; known: {', '.join(SECTION_ORDER)}")
-            )
+            problems.append(Problem(rel, "id", f"unknown section {path.stem!r}; known: {', '.join(SECTION_ORDER)}"))
             continue
         try:
             text = path.read_text(encoding="utf-8")

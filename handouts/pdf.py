@@ -45,8 +45,18 @@ def fetcher_class() -> type[Any]:
             # leaving a hole in a patient's handout.
             super().__init__(allowed_protocols={"data"}, fail_on_errors=True, allow_redirects=False)
             self.roots = tuple(roots)
+            # WeasyPrint swallows some fetch errors (inside SVG images, for one); the
+            # renderer checks this list afterwards so a refusal always fails the build.
+            self.refused: list[str] = []
 
         def fetch(self, url: str, headers: Any = None) -> Any:
+            try:
+                return self._fetch(url, headers)
+            except RefusedURL as exc:
+                self.refused.append(str(exc))
+                raise
+
+        def _fetch(self, url: str, headers: Any) -> Any:
             scheme = url.split(":", 1)[0].lower()
             if scheme == "data":
                 return super().fetch(url, headers)
@@ -54,9 +64,7 @@ def fetcher_class() -> type[Any]:
                 raise RefusedURL(f"refused to load {url}: only project files and data: URIs are allowed")
             path = Path(url2pathname(urlsplit(url).path))
             if not is_inside(path, self.roots):
-                raise RefusedURL(
-                    f"refused to load {url}: outside the templates, styles, brands and content folders"
-                )
+                raise RefusedURL(f"refused to load {url}: outside the templates, styles, brands and content folders")
             if not path.is_file():
                 raise RefusedURL(f"cannot load {url}: no such file")
             content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -87,4 +95,6 @@ def render_pdf(
     except FatalURLFetchingError as exc:
         cause = exc.__cause__ or exc
         raise HandoutError(f"cannot render: {cause}") from None
+    if fetcher.refused:
+        raise HandoutError(f"cannot render: {fetcher.refused[0]}")
     return RenderedPdf(data=data, pages=len(document.pages))

@@ -28,9 +28,17 @@ MONTHS = [
 ]
 
 
-def markdown_to_html(text: str) -> Markup:
+def markdown_to_html(text: str, image_base: str = "") -> Markup:
     """Render section Markdown; raw HTML in it is shown as text, never interpreted."""
-    return Markup(MarkdownIt("commonmark", {"html": False}).render(text))  # noqa: S704 - html off
+    md = MarkdownIt("commonmark", {"html": False})
+    tokens = md.parse(text)
+    for token in tokens:
+        for child in token.children or []:
+            src = str(child.attrGet("src") or "")
+            # Images sit beside their section file; the HTML's base is the project root.
+            if child.type == "image" and src and ":" not in src and not src.startswith("/"):
+                child.attrSet("src", image_base + src)
+    return Markup(md.renderer.render(tokens, md.options, {}))  # noqa: S704 - html is off
 
 
 def long_date(day: dt.date) -> str:

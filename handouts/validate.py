@@ -39,6 +39,7 @@ URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 BODY_HEADING_RE = re.compile(r"^(#{1,2})\s", re.MULTILINE)
 IMAGE_WITHOUT_ALT_RE = re.compile(r"!\[\s*\]\(")
+IMAGE_TARGET_RE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]*)")
 
 
 class _FrontMatterLoader(yaml.SafeLoader):
@@ -103,9 +104,7 @@ def _reviewers(path: str, value: Any, problems: list[Problem]) -> tuple[Reviewer
             problems.append(Problem(path, field, "expected name, credentials and role"))
             continue
         for key in sorted(set(item) - {"name", "credentials", "role"}):
-            problems.append(
-                Problem(path, f"{field}.{key}", "unknown field; expected name, credentials, role")
-            )
+            problems.append(Problem(path, f"{field}.{key}", "unknown field; expected name, credentials, role"))
         name = _text(path, f"{field}.name", item.get("name"), problems)
         credentials = _text(path, f"{field}.credentials", item.get("credentials"), problems)
         role = item.get("role", "")
@@ -163,9 +162,7 @@ def section_from_text(
     if meta is None:
         return None, problems
     for key in sorted(set(meta) - set(SECTION_FIELDS), key=str):
-        problems.append(
-            Problem(path, str(key), f"unknown field; expected one of {', '.join(SECTION_FIELDS)}")
-        )
+        problems.append(Problem(path, str(key), f"unknown field; expected one of {', '.join(SECTION_FIELDS)}"))
     for key in REQUIRED_SECTION_FIELDS:
         if key not in meta:
             problems.append(Problem(path, key, "required field missing"))
@@ -176,54 +173,49 @@ def section_from_text(
     title = _text(path, "title", meta.get("title"), problems) if "title" in meta else ""
     version = meta.get("version")
     if "version" in meta and not (isinstance(version, str) and SEMVER_RE.match(version)):
-        problems.append(
-            Problem(path, "version", f"expected MAJOR.MINOR.PATCH like 1.2.0, got {str(version)!r}")
-        )
+        problems.append(Problem(path, "version", f"expected MAJOR.MINOR.PATCH like 1.2.0, got {str(version)!r}"))
     language = meta.get("language")
     if "language" in meta and language != expected_language:
-        problems.append(
-            Problem(path, "language", f"expected {expected_language!r} (the folder), got {language!r}")
-        )
+        problems.append(Problem(path, "language", f"expected {expected_language!r} (the folder), got {language!r}"))
     status = meta.get("status")
     if "status" in meta and status not in ("draft", "approved"):
         problems.append(Problem(path, "status", f"expected draft or approved, got {status!r}"))
     reviewers = _reviewers(path, meta.get("reviewers"), problems)
     if status == "approved" and not reviewers:
         problems.append(Problem(path, "reviewers", "an approved section needs at least one reviewer"))
-    last_reviewed = (
-        _date(path, "last_reviewed", meta["last_reviewed"], problems) if "last_reviewed" in meta else None
-    )
+    last_reviewed = _date(path, "last_reviewed", meta["last_reviewed"], problems) if "last_reviewed" in meta else None
     if last_reviewed and last_reviewed > today:
         problems.append(Problem(path, "last_reviewed", f"{last_reviewed} is in the future"))
     next_due = None
     if meta.get("next_review_due") is not None:
         next_due = _date(path, "next_review_due", meta["next_review_due"], problems)
         if next_due and last_reviewed and next_due <= last_reviewed:
-            problems.append(
-                Problem(path, "next_review_due", f"{next_due} is not after last_reviewed {last_reviewed}")
-            )
+            problems.append(Problem(path, "next_review_due", f"{next_due} is not after last_reviewed {last_reviewed}"))
     elif last_reviewed:
         next_due = add_months(last_reviewed, limits.review_interval_months)
     sources = _sources(path, meta["sources"], problems) if "sources" in meta else ()
     translation_of = meta.get("translation_of")
-    if translation_of is not None and not (
-        isinstance(translation_of, str) and SEMVER_RE.match(translation_of)
-    ):
+    if translation_of is not None and not (isinstance(translation_of, str) and SEMVER_RE.match(translation_of)):
         problems.append(
-            Problem(
-                path, "translation_of", f"expected MAJOR.MINOR.PATCH like 1.2.0, got {str(translation_of)!r}"
-            )
+            Problem(path, "translation_of", f"expected MAJOR.MINOR.PATCH like 1.2.0, got {str(translation_of)!r}")
         )
     if not body.strip():
         problems.append(Problem(path, "body", "empty; write the section text below the front matter"))
     for heading in BODY_HEADING_RE.findall(body):
         problems.append(
-            Problem(
-                path, "body", f"use ### for headings inside a section, found {heading!r} (the title is ##)"
-            )
+            Problem(path, "body", f"use ### for headings inside a section, found {heading!r} (the title is ##)")
         )
         break
 
+    for target in IMAGE_TARGET_RE.findall(body):
+        if ":" in target or target.startswith(("/", "\\")) or ".." in target.split("/"):
+            problems.append(
+                Problem(
+                    path,
+                    "body",
+                    f"image {target!r} must be a file beside the section, not a URL or outside path",
+                )
+            )
     if IMAGE_WITHOUT_ALT_RE.search(body):
         problems.append(Problem(path, "body", "an image has no alt text; write ![what it shows](file)"))
     if problems:
@@ -251,21 +243,15 @@ def section_warnings(section: Section, today: dt.date, limits: Limits) -> list[P
     """Return review-date, length and reading-level warnings for a valid section."""
     path, found = section.path, []
     if section.is_overdue(today):
-        found.append(
-            Problem(path, "next_review_due", f"review overdue since {section.next_review_due}", "warning")
-        )
+        found.append(Problem(path, "next_review_due", f"review overdue since {section.next_review_due}", "warning"))
     elif (section.next_review_due - today).days <= limits.warning_window_days:
         days = (section.next_review_due - today).days
         found.append(
-            Problem(
-                path, "next_review_due", f"review due in {days} days, on {section.next_review_due}", "warning"
-            )
+            Problem(path, "next_review_due", f"review due in {days} days, on {section.next_review_due}", "warning")
         )
     words = word_count(section.body)
     if not limits.min_words <= words <= limits.max_words:
-        found.append(
-            Problem(path, "body", f"{words} words; keep it {limits.min_words}-{limits.max_words}", "warning")
-        )
+        found.append(Problem(path, "body", f"{words} words; keep it {limits.min_words}-{limits.max_words}", "warning"))
     reading = score(section.body)
     if reading.fk_grade > limits.max_fk_grade:
         found.append(
@@ -314,9 +300,7 @@ def brand_from_data(
             if value is None:
                 problems.append(Problem(path, f"colors.{key}", "required field missing"))
             elif not (isinstance(value, str) and HEX_COLOR_RE.match(value)):
-                problems.append(
-                    Problem(path, f"colors.{key}", f"expected a hex color like #1d4e89, got {value!r}")
-                )
+                problems.append(Problem(path, f"colors.{key}", f"expected a hex color like #1d4e89, got {value!r}"))
     logo = data.get("logo", "logo.svg")
     if not isinstance(logo, str) or "/" in logo or "\\" in logo or ":" in logo or logo.startswith("."):
         problems.append(Problem(path, "logo", f"expected a file name inside the brand folder, got {logo!r}"))

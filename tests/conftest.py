@@ -34,8 +34,8 @@ Invoke = Callable[..., Result]
 def run(project: Path) -> Invoke:
     """Run the CLI against the temporary project with today fixed."""
 
-    def invoke(*args: str, root: Path | None = None) -> Result:
-        base = ["--root", str(root or project), "--today", TODAY.isoformat()]
+    def invoke(*args: str, root: Path | None = None, today: dt.date = TODAY) -> Result:
+        base = ["--root", str(root or project), "--today", today.isoformat()]
         return CliRunner().invoke(cli, [*base, *args], catch_exceptions=False)
 
     return invoke

@@ -15,7 +15,18 @@ def test_sections_table_lists_every_section_in_order(run: Invoke) -> None:
     result = run("sections")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["id", "title", "version", "status", "last", "reviewed", "next", "review", "due", "grade"]
+    assert lines[0].split() == [
+        "id",
+        "title",
+        "version",
+        "status",
+        "last",
+        "reviewed",
+        "next",
+        "review",
+        "due",
+        "grade",
+    ]
     assert [line.split()[0] for line in lines[1:]] == list(SECTION_ORDER)
     mat = next(line for line in lines if line.startswith("mat "))
     assert "Medicines for opioid use disorder" in mat

@@ -51,32 +51,63 @@ def test_good_section_builds_a_model() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("last_reviewed: 2026-10-01", "last_reviewed: 2026-13-01",
-         "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '2026-13-01'"),
-        ("last_reviewed: 2026-10-01", "last_reviewed: 1 Oct 2026",
-         "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '1 Oct 2026'"),
-        ("last_reviewed: 2026-10-01", "last_reviewed: 2027-01-05",
-         "content/en/mat.md: last_reviewed: 2027-01-05 is in the future"),
-        ("version: 2.0.0", "version: 2.0",
-         "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got '2.0'"),
-        ("version: 2.0.0", "version: v2",
-         "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got 'v2'"),
-        ("status: approved", "status: final",
-         "content/en/mat.md: status: expected draft or approved, got 'final'"),
-        ("id: mat", "id: meds",
-         "content/en/mat.md: id: expected 'mat' (the file name), got 'meds'"),
-        ("language: en", "language: es",
-         "content/en/mat.md: language: expected 'en' (the folder), got 'es'"),
-        ("title: Medicines for opioid use disorder\n", "",
-         "content/en/mat.md: title: required field missing"),
-        ("    url: https://www.fda.gov/moud", "    url: www.fda.gov",
-         "content/en/mat.md: sources[0].url: expected an http(s) URL, got 'www.fda.gov'"),
-        ("    credentials: MD\n", "",
-         "content/en/mat.md: reviewers[0].credentials: expected non-empty text, got None"),
-        ("You can take medicine.", "## Heading\n\nYou can take medicine.",
-         "content/en/mat.md: body: use ### for headings inside a section, found '##' (the title is ##)"),
-        ("You can take medicine.", "![](pic.png) You can take medicine.",
-         "content/en/mat.md: body: an image has no alt text; write ![what it shows](file)"),
+        (
+            "last_reviewed: 2026-10-01",
+            "last_reviewed: 2026-13-01",
+            "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '2026-13-01'",
+        ),
+        (
+            "last_reviewed: 2026-10-01",
+            "last_reviewed: 1 Oct 2026",
+            "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '1 Oct 2026'",
+        ),
+        (
+            "last_reviewed: 2026-10-01",
+            "last_reviewed: 2027-01-05",
+            "content/en/mat.md: last_reviewed: 2027-01-05 is in the future",
+        ),
+        (
+            "version: 2.0.0",
+            "version: 2.0",
+            "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got '2.0'",
+        ),
+        (
+            "version: 2.0.0",
+            "version: v2",
+            "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got 'v2'",
+        ),
+        (
+            "status: approved",
+            "status: final",
+            "content/en/mat.md: status: expected draft or approved, got 'final'",
+        ),
+        ("id: mat", "id: meds", "content/en/mat.md: id: expected 'mat' (the file name), got 'meds'"),
+        ("language: en", "language: es", "content/en/mat.md: language: expected 'en' (the folder), got 'es'"),
+        (
+            "title: Medicines for opioid use disorder\n",
+            "",
+            "content/en/mat.md: title: required field missing",
+        ),
+        (
+            "    url: https://www.fda.gov/moud",
+            "    url: www.fda.gov",
+            "content/en/mat.md: sources[0].url: expected an http(s) URL, got 'www.fda.gov'",
+        ),
+        (
+            "    credentials: MD\n",
+            "",
+            "content/en/mat.md: reviewers[0].credentials: expected non-empty text, got None",
+        ),
+        (
+            "You can take medicine.",
+            "## Heading\n\nYou can take medicine.",
+            "content/en/mat.md: body: use ### for headings inside a section, found '##' (the title is ##)",
+        ),
+        (
+            "You can take medicine.",
+            "![](pic.png) You can take medicine.",
+            "content/en/mat.md: body: an image has no alt text; write ![what it shows](file)",
+        ),
     ],
 )
 def test_one_bad_field_gives_one_exact_message(old: str, new: str, message: str) -> None:
@@ -183,21 +214,35 @@ def test_good_brand() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"colors": {"primary": "blue", "accent": "#445566"}},
-         "brands/test/brand.toml: colors.primary: expected a hex color like #1d4e89, got 'blue'"),
+        (
+            {"colors": {"primary": "blue", "accent": "#445566"}},
+            "brands/test/brand.toml: colors.primary: expected a hex color like #1d4e89, got 'blue'",
+        ),
         ({"colors": {"primary": "#123"}}, "brands/test/brand.toml: colors.accent: required field missing"),
         ({"phone": ""}, "brands/test/brand.toml: phone: expected non-empty text, got ''"),
-        ({"website": "example.org"}, "brands/test/brand.toml: website: expected an http(s) URL, got 'example.org'"),
-        ({"logo": "file:///etc/hostname"},
-         "brands/test/brand.toml: logo: expected a file name inside the brand folder, got 'file:///etc/hostname'"),
-        ({"logo": "http://127.0.0.1:9/logo.svg"},
-         "brands/test/brand.toml: logo: expected a file name inside the brand folder, "
-         "got 'http://127.0.0.1:9/logo.svg'"),
+        (
+            {"website": "example.org"},
+            "brands/test/brand.toml: website: expected an http(s) URL, got 'example.org'",
+        ),
+        (
+            {"logo": "file:///etc/hostname"},
+            "brands/test/brand.toml: logo: expected a file name inside the brand folder, got 'file:///etc/hostname'",
+        ),
+        (
+            {"logo": "http://127.0.0.1:9/logo.svg"},
+            "brands/test/brand.toml: logo: expected a file name inside the brand folder, "
+            "got 'http://127.0.0.1:9/logo.svg'",
+        ),
         ({"logo": "logo.gif"}, "brands/test/brand.toml: logo: expected an .svg or .png file, got 'logo.gif'"),
-        ({"logo": "other.svg"}, "brands/test/brand.toml: logo: file 'other.svg' not found in the brand folder"),
-        ({"slogan": "x"},
-         "brands/test/brand.toml: slogan: unknown field; expected one of name, short_name, phone, address, "
-         "website, logo, logo_alt, note, colors"),
+        (
+            {"logo": "other.svg"},
+            "brands/test/brand.toml: logo: file 'other.svg' not found in the brand folder",
+        ),
+        (
+            {"slogan": "x"},
+            "brands/test/brand.toml: slogan: unknown field; expected one of name, short_name, phone, address, "
+            "website, logo, logo_alt, note, colors",
+        ),
     ],
 )
 def test_brand_problems(change: dict[str, object], message: str) -> None:

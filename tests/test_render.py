@@ -1,0 +1,265 @@
+"""Real renders: text, order, footer, metadata, tagging, fonts and determinism of the PDFs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pypdf
+import pytest
+from conftest import ROOT, TODAY, Invoke, replace_in
+
+from handouts.build import BuildRequest, prepare
+from handouts.models import SECTION_ORDER
+from handouts.project import Project
+
+TITLES = {
+    "detox": "Detox and withdrawal",
+    "mat": "Medicines for opioid use disorder",
+    "behavioral-therapy": "Counseling and behavioral therapy",
+    "self-help": "Self-help and support groups",
+    "overdose-safety": "Overdose safety",
+    "find-help": "Where to get help",
+}
+
+
+def page_texts(path: Path) -> list[str]:
+    """Return each page's text with runs of whitespace collapsed."""
+    return [re.sub(r"\s+", " ", page.extract_text() or "") for page in pypdf.PdfReader(path).pages]
+
+
+@pytest.fixture(scope="module")
+def default_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build the default handout from the shipped project once for this module."""
+    from click.testing import CliRunner
+
+    from generate import cli
+
+    out = tmp_path_factory.mktemp("default")
+    result = CliRunner().invoke(cli, ["--root", str(ROOT), "--today", TODAY.isoformat(), "build", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    path = Path(result.output.strip())
+    assert path == out / "example-clinic-en-letter-all.pdf"
+    return path
+
+
+def version_of(root: Path, **changes: Any) -> str:
+    """Return the handout version the library derives for the shipped request."""
+    fields: dict[str, Any] = {
+        "sections": None,
+        "brand": "example-clinic",
+        "language": "en",
+        "layout": "letter",
+        "out": root / "out",
+        "today": TODAY,
+        **changes,
+    }
+    return prepare(Project(root), BuildRequest(**fields)).version
+
+
+def test_default_handout_shows_brand_title_sections_in_order_and_about(default_pdf: Path) -> None:
+    text = " ".join(page_texts(default_pdf))
+    for expected in (
+        "Maple Street Example Clinic",
+        "(802) 555-0142",
+        "https://example.org/maple-street",
+        "Opioid use disorder: treatment and support",
+        "About this handout",
+        "1-800-662-4357",
+        "988",
+        "FindTreatment.gov",
+        "911",
+    ):
+        assert expected in text, expected
+    positions = [text.index(TITLES[s]) for s in SECTION_ORDER]
+    assert positions == sorted(positions)
+    about = text[text.index("About this handout") :]
+    for section_id in SECTION_ORDER:
+        assert f"{TITLES[section_id]}: version 1.0.0." in about
+    assert "Avery Example, MD (Fictional example reviewer, addiction medicine)" in about
+    assert "Last reviewed November 20, 2026" in about
+    assert "Next review due November 20, 2028" in about
+    assert "https://doi.org/10.1136/bmj.326.7396.959" in about  # a cited source
+
+
+def test_every_page_has_footer_version_page_number_and_sample_marker(default_pdf: Path) -> None:
+    pages = page_texts(default_pdf)
+    version = pypdf.PdfReader(default_pdf).metadata["/handoutversion"]
+    assert re.fullmatch(r"[0-9a-f]{12}", version)
+    assert len(pages) >= 2
+    for number, text in enumerate(pages, start=1):
+        assert f"Handout version {version}" in text
+        assert f"Page {number} of {len(pages)}" in text
+        assert "SAMPLE – NOT YET APPROVED FOR PATIENT USE" in text
+    assert "Sample – not yet approved for patient use." in pages[0]
+
+
+def test_metadata(default_pdf: Path) -> None:
+    meta = pypdf.PdfReader(default_pdf).metadata
+    assert meta["/Title"] == "Opioid use disorder: treatment and support"
+    assert meta["/Author"] == "Maple Street Example Clinic"
+    assert meta["/Subject"].startswith("Patient handout: Detox and withdrawal; Medicines for opioid")
+    assert meta["/Keywords"] == ", ".join(SECTION_ORDER)
+    assert meta["/handoutstatus"] == "sample"
+    assert meta["/handoutsections"] == "; ".join(f"{s} 1.0.0" for s in SECTION_ORDER)
+    assert meta["/sectionmatversion"] == "1.0.0"
+    assert meta["/sectionbehavioraltherapyversion"] == "1.0.0"
+    assert meta["/handoutversion"] == version_of(ROOT)
+    # No clock time anywhere.
+    assert "/CreationDate" not in meta and "/ModDate" not in meta
+
+
+def test_tagged_pdf_with_language_alt_text_and_embedded_font(default_pdf: Path) -> None:
+    reader = pypdf.PdfReader(default_pdf)
+    catalog: Any = reader.trailer["/Root"]
+    assert catalog["/Lang"] == "en"
+    assert catalog["/MarkInfo"]["/Marked"] == pypdf.generic.BooleanObject(True)
+    assert "pdfuaid:part" in catalog["/Metadata"].get_object().get_data().decode()
+
+    figures: list[Any] = []
+
+    def walk(node: Any) -> None:
+        node = node.get_object()
+        if isinstance(node, pypdf.generic.ArrayObject):
+            for kid in node:
+                walk(kid)
+        elif isinstance(node, pypdf.generic.DictionaryObject):
+            if node.get("/S") == "/Figure":
+                figures.append(node)
+            if "/K" in node:
+                walk(node["/K"])
+
+    walk(catalog["/StructTreeRoot"])
+    assert [f.get("/Alt") for f in figures] == ["Maple Street Example Clinic logo: a maple leaf over a rising sun"]
+
+    fonts = set()
+    for page in reader.pages:
+        for font in page["/Resources"]["/Font"].values():
+            font = font.get_object()
+            descriptor = font["/DescendantFonts"][0].get_object()["/FontDescriptor"]
+            assert "/FontFile2" in descriptor, "font not embedded"
+            fonts.add(font["/BaseFont"].split("+", 1)[1])
+    assert fonts == {"Atkinson-Hyperlegible", "Atkinson-Hyperlegible-Bold"}
+
+
+def test_chosen_sections_only_in_fixed_order_with_find_help(run: Invoke, tmp_path: Path) -> None:
+    result = run("build", "--sections", "mat,detox", "-o", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "example-clinic-en-letter-detox+mat+find-help.pdf"
+    assert result.output == f"{path}\n"
+    text = " ".join(page_texts(path))
+    assert text.index(TITLES["detox"]) < text.index(TITLES["mat"]) < text.index(TITLES["find-help"])
+    for absent in ("behavioral-therapy", "self-help", "overdose-safety"):
+        assert TITLES[absent] not in text
+    assert pypdf.PdfReader(path).metadata["/Keywords"] == "detox, mat, find-help"
+
+
+def test_a4_layout_page_size(run: Invoke, tmp_path: Path) -> None:
+    result = run("build", "--layout", "a4", "--sections", "detox", "-o", str(tmp_path / "a4.pdf"))
+    assert result.exit_code == 0, result.output
+    box = pypdf.PdfReader(tmp_path / "a4.pdf").pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == (595, 842)
+
+
+def test_building_twice_gives_identical_bytes(run: Invoke, project: Path, tmp_path: Path, default_pdf: Path) -> None:
+    first = run("build", "-o", str(tmp_path / "a.pdf"))
+    second = run("build", "-o", str(tmp_path / "b.pdf"))
+    assert first.exit_code == second.exit_code == 0
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+    # Same inputs in another folder give the same bytes as the shipped project.
+    assert (tmp_path / "a.pdf").read_bytes() == default_pdf.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new"),
+    [
+        ("content/en/mat.md", "You take methadone by mouth", "You take methadone by mouth,"),
+        ("content/en/find-help.md", "version: 1.0.0", "version: 1.0.1"),
+        ("templates/partials/section.html.j2", "</section>", "</section>\n"),
+        ("styles/base.css", "font-size: 12.5pt", "font-size: 12.6pt"),
+        ("brands/example-clinic/brand.toml", "(802) 555-0142", "(802) 555-0143"),
+        ("brands/example-clinic/logo.svg", "#f2c14e", "#f2c14f"),
+    ],
+)
+def test_version_changes_with_any_input(project: Path, path: str, old: str, new: str) -> None:
+    before = version_of(project)
+    assert version_of(project) == before
+    replace_in(project / path, old, new)
+    assert version_of(project) != before
+
+
+def test_version_depends_on_font_layout_and_selection_but_not_tailoring(project: Path) -> None:
+    from handouts.models import Tailoring
+
+    before = version_of(project)
+    assert version_of(project, tailoring=Tailoring(prepared_for="Pat Example")) == before
+    assert version_of(project, layout="a4") != before
+    assert version_of(project, sections=("detox",)) != before
+    font = project / "styles/fonts/AtkinsonHyperlegible-Regular.ttf"
+    font.write_bytes(font.read_bytes() + b"\0")
+    assert version_of(project) != before
+
+
+def test_tailoring_box_prints_text_literally_and_stays_out_of_names_and_logs(
+    run: Invoke, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    note = '<b>x</b><img src="file:///etc/hostname">'
+    result = run(
+        "-v",
+        "build",
+        "--sections",
+        "detox",
+        "--prepared-for",
+        "Pat Q. Example",
+        "--counselor",
+        "Lee Counselor, LADC",
+        "--note",
+        note,
+        "--next-visit",
+        "2026-12-07",
+        "-o",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "example-clinic-en-letter-detox+find-help.pdf"
+    assert [p.name for p in tmp_path.iterdir() if p.name != "project"] == [path.name]
+    text = " ".join(page_texts(path))
+    assert "For you Prepared for Pat Q. Example Your counselor Lee Counselor, LADC" in text
+    assert "Your next visit December 7, 2026" in text
+    assert note in text
+    hostname = Path("/etc/hostname").read_text().strip() if Path("/etc/hostname").exists() else ""
+    if hostname:
+        assert hostname not in text
+    for secret in ("Pat Q. Example", "Lee Counselor", "<b>x</b>"):
+        assert secret not in result.output
+        assert secret not in caplog.text
+
+
+def test_html_output_is_written_beside_the_pdf(run: Invoke, tmp_path: Path) -> None:
+    result = run("build", "--html", "--sections", "detox", "-o", str(tmp_path / "h.pdf"))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [str(tmp_path / "h.html"), str(tmp_path / "h.pdf")]
+    html = (tmp_path / "h.html").read_text()
+    assert '<html lang="en">' in html and '<base href="file://' in html
+    assert "<h2>Detox and withdrawal</h2>" in html
+
+
+def test_approved_release_build_has_no_sample_marker_and_names_reviewers(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    for path in (project / "content/en").glob("*.md"):
+        replace_in(path, "status: draft", "status: approved")
+    out = tmp_path / "release.pdf"
+    result = run("build", "--release", "--sections", "mat", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    pages = page_texts(out)
+    assert all("not yet approved" not in text.lower() and "SAMPLE" not in text for text in pages)
+    assert all("Reviewed November 20, 2026" in text for text in pages)
+    text = " ".join(pages)
+    assert (
+        "Medicines for opioid use disorder: version 1.0.0. Approved by Avery Example, MD (Fictional example "
+        "reviewer, addiction medicine); Sam Placeholder, PharmD (Fictional example reviewer, pharmacy) on "
+        "November 20, 2026." in text
+    )
+    assert pypdf.PdfReader(out).metadata["/handoutstatus"] == "approved"

@@ -1,0 +1,201 @@
+"""What the renderer may read, autoescaping, and never leaving a partial PDF behind."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from conftest import TODAY, Invoke, replace_in
+
+from handouts.build import BuildRequest, build
+from handouts.errors import HandoutError
+from handouts.pdf import RefusedURL, fetcher_class
+from handouts.project import Project
+
+FORBIDDEN = ("file:///etc/hostname", "http://127.0.0.1:9/")
+
+
+@pytest.fixture
+def fetcher(project: Path) -> object:
+    return fetcher_class()(Project(project).readable_dirs)
+
+
+def test_fetcher_serves_project_files_and_data_uris(fetcher: object, project: Path) -> None:
+    css = fetcher.fetch((project / "styles/base.css").as_uri())  # type: ignore[attr-defined]
+    assert css.content_type == "text/css"
+    assert b"Atkinson Hyperlegible" in css.read()
+    data = fetcher.fetch("data:text/plain;base64,aGVsbG8=")  # type: ignore[attr-defined]
+    assert data.read() == b"hello"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/hostname",
+        "http://127.0.0.1:9/",
+        "https://127.0.0.1:9/logo.svg",
+        "ftp://127.0.0.1:9/x",
+    ],
+)
+def test_fetcher_refuses_outside_files_and_every_network_scheme(fetcher: object, url: str) -> None:
+    with pytest.raises(RefusedURL, match="refused to load"):
+        fetcher.fetch(url)  # type: ignore[attr-defined]
+
+
+def test_fetcher_refuses_paths_that_climb_out_or_symlink_out(fetcher: object, project: Path) -> None:
+    with pytest.raises(RefusedURL, match="outside the templates"):
+        fetcher.fetch((project / "styles").as_uri() + "/../../../../etc/hostname")  # type: ignore[attr-defined]
+    (project / "styles/escape.css").symlink_to("/etc/hostname")
+    with pytest.raises(RefusedURL, match="outside the templates"):
+        fetcher.fetch((project / "styles/escape.css").as_uri())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("target", ["/etc/hostname", "../../../../../../etc/hostname", *FORBIDDEN])
+def test_content_image_outside_the_project_is_a_check_error_and_stops_the_build(
+    run: Invoke, project: Path, tmp_path: Path, target: str
+) -> None:
+    replace_in(project / "content/en/detox.md", "### What withdrawal", f"![A chart]({target})\n\n### What withdrawal")
+    message = (
+        f"content/en/detox.md: body: image {target!r} must be a file beside the section, not a URL or outside path"
+    )
+    assert message in run("check").output
+    out = tmp_path / "out"
+    result = run("build", "--sections", "detox", "-o", str(out))
+    assert result.exit_code == 1
+    assert result.output == f"Error: cannot build: 1 problem(s)\n{message}\n"
+    assert not out.exists()
+
+
+def test_content_image_symlinked_out_of_the_project_is_refused_by_the_renderer(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    (project / "content/en/chart.png").symlink_to("/etc/hostname")
+    replace_in(project / "content/en/detox.md", "### What withdrawal", "![A chart](chart.png)\n\n### What withdrawal")
+    out = tmp_path / "out"
+    result = run("build", "--sections", "detox", "-o", str(out))
+    assert result.exit_code == 1
+    chart = (project / "content/en/chart.png").as_uri()
+    assert result.output == (
+        f"Error: cannot render: refused to load {chart}: outside the templates, styles, brands and content folders\n"
+    )
+    assert not out.exists()
+
+
+def test_content_image_beside_the_section_is_printed(run: Invoke, project: Path, tmp_path: Path) -> None:
+    logo = project / "brands/example-clinic/logo.svg"
+    (project / "content/en/chart.svg").write_bytes(logo.read_bytes())
+    replace_in(
+        project / "content/en/detox.md",
+        "### What withdrawal",
+        "![A sun badge](chart.svg)\n\n### What withdrawal",
+    )
+    result = run("build", "--sections", "detox", "--html", "-o", str(tmp_path / "d.pdf"))
+    assert result.exit_code == 0, result.output
+    assert '<img src="content/en/chart.svg" alt="A sun badge"' in (tmp_path / "d.html").read_text()
+
+
+@pytest.mark.parametrize("url", FORBIDDEN)
+def test_brand_logo_that_references_outside_resources_stops_the_build(
+    run: Invoke, project: Path, tmp_path: Path, url: str
+) -> None:
+    replace_in(
+        project / "brands/example-clinic/logo.svg",
+        "</svg>",
+        f'<image href="{url}" x="0" y="0" width="10" height="10"/></svg>',
+    )
+    out = tmp_path / "out"
+    result = run("build", "--sections", "detox", "-o", str(out))
+    assert result.exit_code == 1
+    assert f"cannot render: refused to load {url}" in result.output
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("logo", FORBIDDEN)
+def test_brand_logo_field_with_a_url_fails_check(run: Invoke, project: Path, logo: str) -> None:
+    replace_in(project / "brands/example-clinic/brand.toml", 'logo = "logo.svg"', f'logo = "{logo}"')
+    result = run("check")
+    assert result.exit_code == 1
+    assert (
+        f"brands/example-clinic/brand.toml: logo: expected a file name inside the brand folder, got '{logo}'"
+        in result.output
+    )
+
+
+def test_raw_html_in_content_prints_as_text(run: Invoke, project: Path, tmp_path: Path) -> None:
+    replace_in(
+        project / "content/en/detox.md",
+        "Drink lots of fluids.",
+        "Drink lots of fluids. <b>x</b><script>1</script>",
+    )
+    out = tmp_path / "d.pdf"
+    result = run("build", "--sections", "detox", "--html", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    html = out.with_suffix(".html").read_text()
+    assert "&lt;b&gt;x&lt;/b&gt;&lt;script&gt;1&lt;/script&gt;" in html
+    assert "<script>" not in html
+
+
+def test_brand_text_is_escaped(run: Invoke, project: Path, tmp_path: Path) -> None:
+    replace_in(
+        project / "brands/example-clinic/brand.toml",
+        'short_name = "Maple Street (example)"',
+        'short_name = "M</div><i>"',
+    )
+    out = tmp_path / "d.pdf"
+    result = run("build", "--sections", "detox", "--html", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "M&lt;/div&gt;&lt;i&gt;" in out.with_suffix(".html").read_text()
+
+
+def request(tmp_path: Path, out: Path) -> BuildRequest:
+    return BuildRequest(
+        sections=("detox",), brand="example-clinic", language="en", layout="letter", out=out, today=TODAY
+    )
+
+
+def test_failed_render_leaves_no_file_and_keeps_the_old_one(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "handout.pdf"
+    out.write_bytes(b"%PDF- previous good copy")
+
+    def broken_render(*args: object, **kwargs: object) -> object:
+        raise HandoutError("cannot render: renderer crashed")
+
+    with pytest.raises(HandoutError, match="renderer crashed"):
+        build(Project(project), request(tmp_path, out), render=broken_render)
+    assert out.read_bytes() == b"%PDF- previous good copy"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["handout.pdf", "project"]
+
+
+def test_interrupted_write_removes_the_temporary_file(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    out = tmp_path / "o" / "handout.pdf"
+
+    def interrupted(src: str, dst: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build(Project(project), request(tmp_path, out))
+    assert list(out.parent.iterdir()) == []
+
+
+def test_release_refuses_sections_past_their_review_date(run: Invoke, project: Path, tmp_path: Path) -> None:
+    for path in (project / "content/en").glob("*.md"):
+        replace_in(path, "status: draft", "status: approved")
+    out = tmp_path / "x.pdf"
+    assert run("build", "--release", "--sections", "detox", "-o", str(out)).exit_code == 0
+    out.unlink()
+    overdue = run("build", "--release", "--sections", "detox", "-o", str(out), today=dt.date(2028, 11, 21))
+    assert overdue.exit_code == 1
+    assert overdue.output.splitlines() == [
+        "Error: --release refused 2 problem(s)",
+        "content/en/detox.md: next_review_due: review overdue since 2028-11-20; --release needs a current review",
+        "content/en/find-help.md: next_review_due: review overdue since 2028-11-20; --release needs a current review",
+    ]
+    assert not out.exists()
+    # Without --release an overdue section still prints, and check calls it a warning.
+    assert run("build", "--sections", "detox", "-o", str(out), today=dt.date(2028, 11, 21)).exit_code == 0
