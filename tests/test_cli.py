@@ -178,3 +178,13 @@ def test_console_script_is_the_same_group() -> None:
         [sys.executable, str(ROOT / "generate.py"), "--help"], capture_output=True, text=True, check=True
     )
     assert out.stdout.replace("Usage: handouts", "Usage: X") == direct.stdout.replace("Usage: generate.py", "Usage: X")
+
+
+def test_overlong_tailoring_is_refused_without_quoting_it(run: Invoke, tmp_path: Path) -> None:
+    result = run("build", "--note", "private " * 100, "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "Error: cannot build: 1 problem(s)",
+        "--note: 799 characters; at most 600 fit the box",
+    ]
+    assert not (tmp_path / "out").exists()
