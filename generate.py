@@ -10,6 +10,7 @@ import click
 
 from handouts import __version__
 from handouts.errors import HandoutError, Problem
+from handouts.layouts import LAYOUTS
 from handouts.project import Project
 
 HERE = Path(__file__).resolve().parent
@@ -66,7 +67,7 @@ def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> Non
 @click.option("--sections", "sections", metavar="IDS", help="Comma-separated section ids (default: all).")
 @click.option("--brand", default="example-clinic", show_default=True, help="Brand folder under brands/.")
 @click.option("--lang", "language", default="en", show_default=True, help="Content language folder.")
-@click.option("--layout", type=click.Choice(["letter", "a4"]), default="letter", show_default=True)
+@click.option("--layout", type=click.Choice(list(LAYOUTS)), default="letter", show_default=True)
 @click.option(
     "-o",
     "--out",
@@ -76,6 +77,8 @@ def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> Non
     help="A .pdf file, or a folder to write a named PDF into.",
 )
 @click.option("--html", is_flag=True, help="Also write the HTML beside the PDF.")
+@click.option("--bleed", metavar="LENGTH", help="Print-shop bleed around the trimmed page, e.g. 0.125in or 3mm.")
+@click.option("--crop-marks", is_flag=True, help="Draw crop marks outside the trim (and the bleed).")
 @click.option("--release", is_flag=True, help="Refuse draft sections and sections past their review date.")
 @click.option("--prepared-for", default="", metavar="NAME", help="Patient's name for the 'For you' box.")
 @click.option("--counselor", default="", metavar="NAME", help="Counselor's name for the 'For you' box.")
@@ -90,6 +93,8 @@ def build(
     layout: str,
     out: Path,
     html: bool,
+    bleed: str | None,
+    crop_marks: bool,
     release: bool,
     prepared_for: str,
     counselor: str,
@@ -100,7 +105,8 @@ def build(
     from handouts.build import BuildRequest
     from handouts.build import build as build_handout
     from handouts.compose import UnknownSectionError
-    from handouts.models import Tailoring
+    from handouts.layouts import parse_length
+    from handouts.models import PrintOptions, Tailoring
 
     project, today = _project(ctx)
     if not language.isalpha() or not language.islower() or len(language) > 8:
@@ -114,6 +120,10 @@ def build(
         note=note.strip(),
         next_visit=_parse_date("--next-visit", next_visit),
     )
+    try:
+        print_options = PrintOptions(bleed_pt=parse_length(bleed) if bleed else 0.0, crop_marks=crop_marks)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--bleed") from None
     request = BuildRequest(
         sections=requested,
         brand=brand,
@@ -124,6 +134,7 @@ def build(
         html=html,
         release=release,
         tailoring=tailoring,
+        print_options=print_options,
     )
     try:
         result = build_handout(project, request)

@@ -12,8 +12,9 @@ from pathlib import Path
 from . import __version__
 from .compose import compose, selection
 from .errors import HandoutError, Problem, errors
+from .layouts import LAYOUTS, fit_problems
 from .loader import asset_digest, load_brand, load_sections
-from .models import Handout, Section, Tailoring
+from .models import Handout, PrintOptions, Section, Tailoring
 from .pdf import RenderedPdf, render_pdf
 from .project import Project
 from .render import environment, render_html
@@ -34,6 +35,7 @@ class BuildRequest:
     html: bool = False
     release: bool = False
     tailoring: Tailoring = field(default_factory=Tailoring)
+    print_options: PrintOptions = field(default_factory=PrintOptions)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 def prepare(project: Project, request: BuildRequest) -> Handout:
     """Load, check and compose the handout a request asks for, without rendering it."""
     ids = selection(request.sections)
+    if request.layout not in LAYOUTS:
+        raise HandoutError(f"unknown layout {request.layout!r}; choose one of {', '.join(LAYOUTS)}")
     if request.html and request.tailoring:
         raise HandoutError("--html cannot be combined with tailoring options: patient text goes into the PDF only")
     problems = tailoring_problems(request.tailoring)
@@ -141,6 +145,7 @@ def prepare(project: Project, request: BuildRequest) -> Handout:
         tailoring=request.tailoring,
         assets=asset_digest(project),
         tool_version=__version__,
+        print_options=request.print_options,
     )
 
 
@@ -155,7 +160,22 @@ def build(
     pdf_path, html_path = output_paths(request, handout.section_ids, selection(None))
     env = environment(project.templates_dir)
     base_url = project.root.resolve().as_uri() + "/"
-    rendered = render(render_html(handout, env), base_url=base_url, roots=project.readable_dirs)
+    layout = LAYOUTS[handout.layout]
+    rendered = render(
+        render_html(handout, env),
+        base_url=base_url,
+        roots=project.readable_dirs,
+        bleed_pt=handout.print_options.bleed_pt,
+        column_width_pt=layout.panel_width_pt or None,
+    )
+    overflow = fit_problems(layout, rendered)
+    if overflow:
+        # Never cut or shrink text to make it fit: say what is over and what to do instead.
+        raise HandoutError(
+            f"{layout.name}: the chosen content does not fit on {layout.pages} sheets; "
+            "choose fewer sections (--sections) or use --layout letter",
+            [Problem(f"--layout {layout.name}", "", line) for line in overflow],
+        )
     html = render_html(handout, env, base_href=base_url) if html_path is not None else None
     # Everything is rendered in memory first, so a failed render writes nothing.
     write_atomic(pdf_path, rendered.data)

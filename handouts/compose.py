@@ -6,8 +6,9 @@ import hashlib
 from collections.abc import Iterable, Mapping
 
 from .errors import HandoutError, Problem
-from .models import ALWAYS_INCLUDED, SECTION_ORDER, Brand, Handout, Section, Tailoring
+from .models import ALWAYS_INCLUDED, SECTION_ORDER, Brand, Handout, PrintOptions, Section, Tailoring
 
+NO_PRINT_OPTIONS = PrintOptions()
 TITLES = {"en": "Opioid use disorder: treatment and support"}
 
 
@@ -39,10 +40,11 @@ def handout_version(
     layout: str,
     assets: str,
     tool_version: str,
+    print_options: PrintOptions = NO_PRINT_OPTIONS,
 ) -> str:
     """Return a short hash of everything that shapes the PDF except the patient's text."""
     digest = hashlib.sha256()
-    for part in (tool_version, assets, brand.digest, language, layout):
+    for part in (tool_version, assets, brand.digest, language, layout, print_options.key):
         digest.update(part.encode() + b"\0")
     for section in sections:
         digest.update(f"{section.id}\0{section.version}\0{section.digest}\0".encode())
@@ -59,6 +61,7 @@ def compose(
     tailoring: Tailoring,
     assets: str,
     tool_version: str,
+    print_options: PrintOptions = NO_PRINT_OPTIONS,
 ) -> Handout:
     """Assemble a Handout from loaded sections; fail if a chosen one is missing."""
     ids = tuple(ids)
@@ -77,7 +80,14 @@ def compose(
         sections=sections,
         tailoring=tailoring,
         version=handout_version(
-            sections, brand, language=language, layout=layout, assets=assets, tool_version=tool_version
+            sections,
+            brand,
+            language=language,
+            layout=layout,
+            assets=assets,
+            tool_version=tool_version,
+            print_options=print_options,
         ),
         tool_version=tool_version,
+        print_options=print_options,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Status = Literal["draft", "approved"]
@@ -11,7 +11,6 @@ Status = Literal["draft", "approved"]
 # The order sections always print in; `find-help` closes every handout and cannot be left out.
 SECTION_ORDER = ("detox", "mat", "behavioral-therapy", "self-help", "overdose-safety", "find-help")
 ALWAYS_INCLUDED = "find-help"
-LAYOUTS = ("letter", "a4")
 DEFAULT_BRAND = "example-clinic"
 DEFAULT_LANGUAGE = "en"
 
@@ -24,9 +23,13 @@ class Reviewer:
     credentials: str
     role: str = ""
 
+    @property
+    def signature(self) -> str:
+        """Return the name with credentials, as a short line of review information."""
+        return f"{self.name}, {self.credentials}"
+
     def __str__(self) -> str:
-        text = f"{self.name}, {self.credentials}"
-        return f"{text} ({self.role})" if self.role else text
+        return f"{self.signature} ({self.role})" if self.role else self.signature
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class Brand:
     logo: str
     logo_alt: str
     note: str
+    qr_url: str
     digest: str
 
 
@@ -96,6 +100,19 @@ class Tailoring:
 
 
 @dataclass(frozen=True)
+class PrintOptions:
+    """Print-shop extras: bleed around the trimmed page and crop marks outside it."""
+
+    bleed_pt: float = 0.0
+    crop_marks: bool = False
+
+    @property
+    def key(self) -> str:
+        """Return a stable text form for the handout version."""
+        return f"bleed={self.bleed_pt:g}pt marks={'crop' if self.crop_marks else 'none'}"
+
+
+@dataclass(frozen=True)
 class Handout:
     """Everything one PDF shows: chosen sections in order, brand, layout and tailoring."""
 
@@ -107,6 +124,7 @@ class Handout:
     tailoring: Tailoring
     version: str
     tool_version: str
+    print_options: PrintOptions = field(default_factory=PrintOptions)
 
     @property
     def is_sample(self) -> bool:
@@ -117,3 +135,13 @@ class Handout:
     def section_ids(self) -> tuple[str, ...]:
         """Return the ids of the included sections in print order."""
         return tuple(s.id for s in self.sections)
+
+    @property
+    def body_sections(self) -> tuple[Section, ...]:
+        """Return the chosen sections without the always-printed help block."""
+        return tuple(s for s in self.sections if s.id != ALWAYS_INCLUDED)
+
+    @property
+    def help_section(self) -> Section:
+        """Return the always-printed "where to get help" block."""
+        return next(s for s in self.sections if s.id == ALWAYS_INCLUDED)

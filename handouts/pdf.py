@@ -15,12 +15,32 @@ from .errors import HandoutError
 PDF_VARIANT = "pdf/ua-1"
 
 
+PX_TO_PT = 0.75  # WeasyPrint lays out in CSS px (1/96 in); PDF speaks points (1/72 in).
+
+
+@dataclass(frozen=True)
+class RegionExtent:
+    """Where the text of one `data-region` element lies in one column of one page, in points."""
+
+    region: str
+    page: int
+    column: int
+    top: float
+    bottom: float
+
+    @property
+    def height(self) -> float:
+        """Return the height its text takes."""
+        return self.bottom - self.top
+
+
 @dataclass(frozen=True)
 class RenderedPdf:
-    """A finished PDF and how many pages it has."""
+    """A finished PDF, how many pages it has, and where its marked regions fell."""
 
     data: bytes
     pages: int
+    regions: tuple[RegionExtent, ...] = ()
 
 
 class RefusedURL(ValueError):
@@ -73,14 +93,66 @@ def fetcher_class() -> type[Any]:
     return ProjectFetcher
 
 
+def region_extents(pages: Sequence[Any], column_width_pt: float) -> tuple[RegionExtent, ...]:
+    """Measure, per page and column, the text and images inside each `data-region` element."""
+    from weasyprint.formatting_structure import boxes
+
+    if not pages:
+        return ()
+    root = pages[0]._page_box.children[0].element
+    parents = {child: parent for parent in root.iter() for child in parent}
+    region_of: dict[Any, str | None] = {}
+
+    def find_region(element: Any) -> str | None:
+        if element not in region_of:
+            region = element.get("data-region")
+            parent = parents.get(element)
+            region_of[element] = region or (find_region(parent) if parent is not None else None)
+        return region_of[element]
+
+    spans: dict[tuple[str, int, int], tuple[float, float]] = {}
+    for number, page in enumerate(pages):
+        for box in page._page_box.descendants():
+            if not isinstance(box, boxes.LineBox | boxes.ReplacedBox) or box.element is None:
+                continue
+            region = find_region(box.element)
+            if region is None:
+                continue
+            key = (region, number, int(box.position_x * PX_TO_PT // column_width_pt))
+            top, bottom = box.position_y * PX_TO_PT, (box.position_y + box.margin_height()) * PX_TO_PT
+            old = spans.get(key, (top, bottom))
+            spans[key] = (min(old[0], top), max(old[1], bottom))
+    return tuple(
+        RegionExtent(region, page, column, top, bottom)
+        for (region, page, column), (top, bottom) in sorted(spans.items())
+    )
+
+
+def set_bleed_boxes(pdf: Any, bleed_pt: float) -> None:
+    """Make each page's BleedBox exactly the trim box plus the asked-for bleed."""
+    import pydyf
+
+    for number in pdf.pages["Kids"][::3]:
+        page = pdf.objects[number]
+        if "TrimBox" not in page:
+            continue
+        left, right = sorted((page["TrimBox"][0], page["TrimBox"][2]))
+        low, high = sorted((page["TrimBox"][1], page["TrimBox"][3]))
+        page["BleedBox"] = pydyf.Array([left - bleed_pt, low - bleed_pt, right + bleed_pt, high + bleed_pt])
+        # The art stays inside the trim; WeasyPrint would give the whole media box.
+        page["ArtBox"] = pydyf.Array([left, low, right, high])
+
+
 def render_pdf(
     html: str,
     *,
     base_url: str,
     roots: Sequence[Path],
+    bleed_pt: float = 0.0,
+    column_width_pt: float | None = None,
     html_class: Callable[..., Any] | None = None,
 ) -> RenderedPdf:
-    """Render an HTML string to a tagged PDF/UA-1 document, reading only under `roots`."""
+    """Render HTML to tagged PDF/UA-1 reading only under `roots`; measure regions per column if asked."""
     import weasyprint
     from weasyprint.text.fonts import FontConfiguration
     from weasyprint.urls import FatalURLFetchingError
@@ -91,10 +163,17 @@ def render_pdf(
         document = html_class(string=html, base_url=base_url, url_fetcher=fetcher).render(
             font_config=FontConfiguration(), pdf_variant=PDF_VARIANT
         )
-        data = document.write_pdf(pdf_variant=PDF_VARIANT, custom_metadata=True)
+        # WeasyPrint puts the BleedBox at most 10 pt outside the trim, and the media box also
+        # holds the crop marks, so the finisher sets the BleedBox to the bleed asked for.
+        data = document.write_pdf(
+            pdf_variant=PDF_VARIANT,
+            custom_metadata=True,
+            finisher=lambda _document, pdf: set_bleed_boxes(pdf, bleed_pt),
+        )
     except FatalURLFetchingError as exc:
         cause = exc.__cause__ or exc
         raise HandoutError(f"cannot render: {cause}") from None
     if fetcher.refused:
         raise HandoutError(f"cannot render: {fetcher.refused[0]}")
-    return RenderedPdf(data=data, pages=len(document.pages))
+    regions = region_extents(document.pages, column_width_pt) if column_width_pt else ()
+    return RenderedPdf(data=data, pages=len(document.pages), regions=regions)

@@ -10,6 +10,7 @@ import jinja2
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from .layouts import CROP_MARK_ZONE_PT
 from .models import Handout
 
 MONTHS = [
@@ -51,6 +52,14 @@ def camel(section_id: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[^a-z0-9]+", section_id) if part)
 
 
+def qr_data_uri(url: str) -> str:
+    """Return a vector QR code for a URL as an SVG data: URI, made locally with segno."""
+    import segno
+
+    # Black on white, a 4-module quiet zone and at least level M error correction scan best.
+    return str(segno.make(url, error="m", micro=False).svg_data_uri(scale=1, border=4, omitsize=True, nl=False))
+
+
 def environment(templates_dir: Path) -> jinja2.Environment:
     """Return a Jinja2 environment that autoescapes everything and fails on any typo."""
     env = jinja2.Environment(
@@ -63,6 +72,8 @@ def environment(templates_dir: Path) -> jinja2.Environment:
     env.filters["markdown"] = markdown_to_html
     env.filters["long_date"] = long_date
     env.filters["camel"] = camel
+    env.filters["qr_data_uri"] = qr_data_uri
+    env.globals["crop_mark_zone"] = CROP_MARK_ZONE_PT
     return env
 
 

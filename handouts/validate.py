@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from .color import BODY_TEXT_RATIO, LARGE_TEXT_RATIO, WHITE, contrast_ratio
 from .errors import Problem
 from .models import Brand, Reviewer, Section, Source
 from .project import Limits
@@ -28,7 +29,18 @@ SECTION_FIELDS = (
     "translation_of",
 )
 REQUIRED_SECTION_FIELDS = ("id", "title", "version", "language", "status", "last_reviewed", "sources")
-BRAND_FIELDS = ("name", "short_name", "phone", "address", "website", "logo", "logo_alt", "note", "colors")
+BRAND_FIELDS = (
+    "name",
+    "short_name",
+    "phone",
+    "address",
+    "website",
+    "qr_url",
+    "logo",
+    "logo_alt",
+    "note",
+    "colors",
+)
 REQUIRED_BRAND_FIELDS = ("name", "short_name", "phone", "address", "website", "colors", "logo_alt")
 COLOR_FIELDS = ("primary", "accent")
 
@@ -36,6 +48,14 @@ SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 HEX_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Any reference in an SVG logo: href, xlink:href, src or url(...); only #fragments and data: may stay.
+SVG_REFERENCE_RE = re.compile(rb"""(?:href|src)\s*=\s*["']([^"']*)["']|url\(\s*["']?([^"')]*)|@import\s+["']([^"']*)""")
+# How each brand color is used, so how much contrast against white it needs.
+COLOR_USES = {
+    "primary": (BODY_TEXT_RATIO, "body-size text (white on it, and it on white)"),
+    "accent": (LARGE_TEXT_RATIO, "heading bars and large text"),
+}
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 BODY_HEADING_RE = re.compile(r"^(#{1,2})\s", re.MULTILINE)
 IMAGE_WITHOUT_ALT_RE = re.compile(r"!\[\s*\]\(")
@@ -279,15 +299,16 @@ def brand_from_data(
             problems.append(Problem(path, key, "required field missing"))
     values = {
         key: _text(path, key, data[key], problems)
-        for key in ("name", "short_name", "phone", "address", "website", "logo_alt")
+        for key in ("name", "short_name", "phone", "address", "website", "logo_alt", "qr_url")
         if key in data
     }
     note = data.get("note", "")
     if not isinstance(note, str):
         problems.append(Problem(path, "note", f"expected text, got {note!r}"))
         note = ""
-    if values.get("website") and not URL_RE.match(values["website"]):
-        problems.append(Problem(path, "website", f"expected an http(s) URL, got {values['website']!r}"))
+    for key in ("website", "qr_url"):
+        if values.get(key) and not URL_RE.match(values[key]):
+            problems.append(Problem(path, key, f"expected an http(s) URL, got {values[key]!r}"))
     colors = data.get("colors", {})
     if not isinstance(colors, dict):
         problems.append(Problem(path, "colors", "expected a table with primary and accent"))
@@ -301,6 +322,17 @@ def brand_from_data(
                 problems.append(Problem(path, f"colors.{key}", "required field missing"))
             elif not (isinstance(value, str) and HEX_COLOR_RE.match(value)):
                 problems.append(Problem(path, f"colors.{key}", f"expected a hex color like #1d4e89, got {value!r}"))
+            else:
+                needed, use = COLOR_USES[key]
+                ratio = contrast_ratio(value, WHITE)
+                if ratio < needed:
+                    problems.append(
+                        Problem(
+                            path,
+                            f"colors.{key}",
+                            f"contrast with white is {ratio:.2f}:1; {use} needs at least {needed:g}:1 (WCAG AA)",
+                        )
+                    )
     logo = data.get("logo", "logo.svg")
     if not isinstance(logo, str) or "/" in logo or "\\" in logo or ":" in logo or logo.startswith("."):
         problems.append(Problem(path, "logo", f"expected a file name inside the brand folder, got {logo!r}"))
@@ -308,6 +340,8 @@ def brand_from_data(
         problems.append(Problem(path, "logo", f"expected an .svg or .png file, got {logo!r}"))
     elif logo not in files:
         problems.append(Problem(path, "logo", f"file {logo!r} not found in the brand folder"))
+    else:
+        problems += logo_problems(path, logo, files[logo])
     if problems:
         return None, problems
     digest = hashlib.sha256()
@@ -326,10 +360,26 @@ def brand_from_data(
             logo=logo,
             logo_alt=values["logo_alt"],
             note=note.strip(),
+            qr_url=values.get("qr_url", values["website"]),
             digest=digest.hexdigest(),
         ),
         [],
     )
+
+
+def logo_problems(path: str, logo: str, data: bytes) -> list[Problem]:
+    """Return why a logo file is not a self-contained SVG or a real PNG."""
+    if logo.lower().endswith(".png"):
+        if not data.startswith(PNG_SIGNATURE):
+            return [Problem(path, "logo", f"{logo!r} is not a PNG image")]
+        return []
+    if b"<svg" not in data[:4096]:
+        return [Problem(path, "logo", f"{logo!r} is not an SVG image")]
+    for match in SVG_REFERENCE_RE.finditer(data):
+        target = (match[1] or match[2] or match[3] or b"").decode("utf-8", "replace").strip()
+        if target and not target.startswith(("#", "data:")):
+            return [Problem(path, "logo", f"{logo!r} loads {target!r}; a logo must be self-contained")]
+    return []
 
 
 def is_valid_id(value: str) -> bool:

@@ -24,6 +24,9 @@ TITLES = {
 }
 
 
+VERSIONS = {section_id: "1.0.0" for section_id in TITLES} | {"find-help": "1.1.0"}
+
+
 def page_texts(path: Path) -> list[str]:
     """Return each page's text with runs of whitespace collapsed."""
     return [re.sub(r"\s+", " ", page.extract_text() or "") for page in pypdf.PdfReader(path).pages]
@@ -76,7 +79,7 @@ def test_default_handout_shows_brand_title_sections_in_order_and_about(default_p
     assert positions == sorted(positions)
     about = text[text.index("About this handout") :]
     for section_id in SECTION_ORDER:
-        assert f"{TITLES[section_id]}: version 1.0.0." in about
+        assert f"{TITLES[section_id]}: version {VERSIONS[section_id]}." in about
     assert "Avery Example, MD (Fictional example reviewer, addiction medicine)" in about
     assert "Last reviewed November 20, 2026" in about
     assert "Next review due November 20, 2028" in about
@@ -102,7 +105,7 @@ def test_metadata(default_pdf: Path) -> None:
     assert meta["/Subject"].startswith("Patient handout: Detox and withdrawal; Medicines for opioid")
     assert meta["/Keywords"] == ", ".join(SECTION_ORDER)
     assert meta["/handoutstatus"] == "sample"
-    assert meta["/handoutsections"] == "; ".join(f"{s} 1.0.0" for s in SECTION_ORDER)
+    assert meta["/handoutsections"] == "; ".join(f"{s} {VERSIONS[s]}" for s in SECTION_ORDER)
     assert meta["/sectionmatversion"] == "1.0.0"
     assert meta["/sectionbehavioraltherapyversion"] == "1.0.0"
     assert meta["/handoutversion"] == version_of(ROOT)
@@ -131,7 +134,10 @@ def test_tagged_pdf_with_language_alt_text_and_embedded_font(default_pdf: Path) 
                 walk(node["/K"])
 
     walk(catalog["/StructTreeRoot"])
-    assert [f.get("/Alt") for f in figures] == ["Maple Street Example Clinic logo: a maple leaf over a rising sun"]
+    assert [f.get("/Alt") for f in figures] == [
+        "Maple Street Example Clinic logo: a maple leaf over a rising sun",
+        "QR code that opens https://example.org/maple-street",
+    ]
 
     fonts = set()
     for page in reader.pages:
@@ -175,7 +181,7 @@ def test_building_twice_gives_identical_bytes(run: Invoke, project: Path, tmp_pa
     ("path", "old", "new"),
     [
         ("content/en/mat.md", "You take methadone by mouth", "You take methadone by mouth,"),
-        ("content/en/find-help.md", "version: 1.0.0", "version: 1.0.1"),
+        ("content/en/find-help.md", "version: 1.1.0", "version: 1.1.1"),
         ("templates/partials/section.html.j2", "</section>", "</section>\n"),
         ("styles/base.css", "font-size: 12.5pt", "font-size: 12.6pt"),
         ("brands/example-clinic/brand.toml", "(802) 555-0142", "(802) 555-0143"),

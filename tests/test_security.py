@@ -96,19 +96,30 @@ def test_content_image_beside_the_section_is_printed(run: Invoke, project: Path,
 
 
 @pytest.mark.parametrize("url", FORBIDDEN)
-def test_brand_logo_that_references_outside_resources_stops_the_build(
-    run: Invoke, project: Path, tmp_path: Path, url: str
+@pytest.mark.parametrize("form", ['<image href="{}" width="9" height="9"/>', "<style>@import '{}';</style>"])
+def test_brand_logo_that_references_outside_resources_fails_check_and_build(
+    run: Invoke, project: Path, tmp_path: Path, url: str, form: str
 ) -> None:
-    replace_in(
-        project / "brands/example-clinic/logo.svg",
-        "</svg>",
-        f'<image href="{url}" x="0" y="0" width="10" height="10"/></svg>',
-    )
+    replace_in(project / "brands/example-clinic/logo.svg", "</svg>", form.format(url) + "</svg>")
+    message = f"brands/example-clinic/brand.toml: logo: 'logo.svg' loads '{url}'; a logo must be self-contained"
+    assert message in run("check").output.splitlines()
     out = tmp_path / "out"
     result = run("build", "--sections", "detox", "-o", str(out))
     assert result.exit_code == 1
-    assert f"cannot render: refused to load {url}" in result.output
-    assert not out.exists() or list(out.iterdir()) == []
+    assert result.output == f"Error: cannot build: 1 problem(s)\n{message}\n"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("url", FORBIDDEN)
+def test_renderer_refuses_what_an_svg_asks_for_even_past_validation(project: Path, url: str) -> None:
+    from handouts.pdf import render_pdf
+
+    image = f'<image href="{url}" width="9" height="9"/>'
+    svg = f'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9">{image}</svg>'
+    (project / "brands/example-clinic/evil.svg").write_text(svg)
+    html = '<html lang="en"><title>t</title><img src="brands/example-clinic/evil.svg" alt="x"></html>'
+    with pytest.raises(HandoutError, match=f"cannot render: refused to load {url}"):
+        render_pdf(html, base_url=project.as_uri() + "/", roots=Project(project).readable_dirs)
 
 
 @pytest.mark.parametrize("logo", FORBIDDEN)

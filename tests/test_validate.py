@@ -241,7 +241,7 @@ def test_good_brand() -> None:
         (
             {"slogan": "x"},
             "brands/test/brand.toml: slogan: unknown field; expected one of name, short_name, phone, address, "
-            "website, logo, logo_alt, note, colors",
+            "website, qr_url, logo, logo_alt, note, colors",
         ),
     ],
 )
@@ -268,3 +268,53 @@ def test_summary_line() -> None:
     assert summary(problems) == "Aborted: 3 problems and 1 warning in 2 files."
     assert summary(problems[3:]) == "OK with 1 warning in 1 file."
     assert summary([]) == "OK: no problems."
+
+
+@pytest.mark.parametrize(
+    ("colors", "message"),
+    [
+        # #777777 is the classic just-too-light gray (4.48:1); #767676 is the lightest that passes.
+        (
+            {"primary": "#777777", "accent": "#445566"},
+            "brands/test/brand.toml: colors.primary: contrast with white is 4.48:1; body-size text (white on it, "
+            "and it on white) needs at least 4.5:1 (WCAG AA)",
+        ),
+        (
+            {"primary": "#112233", "accent": "#aaaaaa"},
+            "brands/test/brand.toml: colors.accent: contrast with white is 2.32:1; heading bars and large text "
+            "needs at least 3:1 (WCAG AA)",
+        ),
+    ],
+)
+def test_brand_colors_need_wcag_aa_contrast(colors: dict[str, str], message: str) -> None:
+    assert brand({**BRAND, "colors": colors}) == [message]
+    assert brand({**BRAND, "colors": {"primary": "#767676", "accent": "#949494"}}) == []
+
+
+@pytest.mark.parametrize(
+    ("logo", "data", "message"),
+    [
+        ("logo.png", b"<svg/>", "brands/test/brand.toml: logo: 'logo.png' is not a PNG image"),
+        ("logo.svg", b"GIF89a", "brands/test/brand.toml: logo: 'logo.svg' is not an SVG image"),
+        (
+            "logo.svg",
+            b'<svg><image href="https://127.0.0.1:9/x.png"/></svg>',
+            "brands/test/brand.toml: logo: 'logo.svg' loads 'https://127.0.0.1:9/x.png'; a logo must be self-contained",
+        ),
+        (
+            "logo.svg",
+            b'<svg><rect style="fill: url(file:///etc/hostname)"/></svg>',
+            "brands/test/brand.toml: logo: 'logo.svg' loads 'file:///etc/hostname'; a logo must be self-contained",
+        ),
+    ],
+)
+def test_logo_must_be_a_real_self_contained_image(logo: str, data: bytes, message: str) -> None:
+    _, problems = brand_from_data(BRAND_PATH, {**BRAND, "logo": logo}, brand_id="test", files={logo: data})
+    assert [str(p) for p in problems] == [message]
+
+
+def test_logo_may_use_internal_references_and_png() -> None:
+    svg = b'<svg><defs><linearGradient id="g"/></defs><rect fill="url(#g)"/><use href="#g"/></svg>'
+    for logo, data in (("logo.svg", svg), ("logo.png", b"\x89PNG\r\n\x1a\n....")):
+        _, problems = brand_from_data(BRAND_PATH, {**BRAND, "logo": logo}, brand_id="test", files={logo: data})
+        assert problems == []

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Remake the README's pictures: build each layout from the shipped content and example brand,
+# then rasterize with poppler's pdftoppm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+python generate.py build -o "$out/letter.pdf" >/dev/null
+python generate.py build --layout a4 -o "$out/a4.pdf" >/dev/null
+python generate.py build --layout large-print -o "$out/large-print.pdf" >/dev/null
+python generate.py build --layout trifold --sections detox,overdose-safety -o "$out/trifold.pdf" >/dev/null
+python generate.py build --sections overdose-safety --bleed 0.125in --crop-marks -o "$out/print-shop.pdf" >/dev/null
+pdftoppm -r 60 -png -f 1 -l 1 -singlefile "$out/letter.pdf" docs/handout-page1
+pdftoppm -r 40 -png -f 1 -l 1 -singlefile "$out/a4.pdf" docs/layout-a4
+pdftoppm -r 40 -png -f 1 -l 1 -singlefile "$out/large-print.pdf" docs/layout-large-print
+pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/trifold.pdf" docs/layout-trifold-outside
+pdftoppm -r 45 -png -f 2 -l 2 -singlefile "$out/trifold.pdf" docs/layout-trifold-inside
+pdftoppm -r 40 -png -f 1 -l 1 -singlefile "$out/print-shop.pdf" docs/layout-print-shop
+ls -1 docs/*.png

@@ -1,0 +1,281 @@
+"""Print layouts: page sizes, the tri-fold's panels, large print, bleed and crop marks, QR codes."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import math
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pypdf
+import pytest
+from conftest import ROOT, TODAY, Invoke, replace_in
+from PIL import Image
+
+from handouts.layouts import parse_length
+
+PANEL = 792 / 3
+WEBSITE = "https://example.org/maple-street"
+
+
+def build(*args: str, root: Path = ROOT, out: Path) -> Path:
+    """Build with the CLI and return the PDF path, failing loudly on an error."""
+    from click.testing import CliRunner
+
+    from generate import cli
+
+    result = CliRunner().invoke(
+        cli, ["--root", str(root), "--today", TODAY.isoformat(), "build", *args, "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    return Path(result.output.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def pdfs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Render each layout once from the shipped project."""
+    out = tmp_path_factory.mktemp("layouts")
+    return {
+        "letter": build("--sections", "detox", out=out / "letter.pdf"),
+        "a4": build("--layout", "a4", "--sections", "detox", out=out / "a4.pdf"),
+        "large-print": build("--layout", "large-print", "--sections", "overdose-safety", out=out / "lp.pdf"),
+        "trifold": build("--layout", "trifold", "--sections", "detox,overdose-safety", out=out / "tri.pdf"),
+    }
+
+
+def panel_text(path: Path, page: int, panel: int) -> str:
+    """Return the text poppler finds inside one third of a landscape page."""
+    out = subprocess.run(
+        [
+            "pdftotext",
+            "-f",
+            str(page),
+            "-l",
+            str(page),
+            "-r",
+            "72",
+            "-x",
+            str(round(panel * PANEL)),
+            "-y",
+            "0",
+            "-W",
+            str(round(PANEL)),
+            "-H",
+            "612",
+            str(path),
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return re.sub(r"\s+", " ", out)
+
+
+def font_sizes(path: Path, pages: range | None = None) -> collections.Counter[float]:
+    """Count characters by their effective font size in points."""
+    sizes: collections.Counter[float] = collections.Counter()
+
+    def visit(text: str, cm: Any, tm: Any, font: Any, size: float) -> None:
+        if text.strip():
+            sizes[round(size * math.hypot(tm[0], tm[1]) * math.hypot(cm[0], cm[1]), 1)] += len(text.strip())
+
+    reader = pypdf.PdfReader(path)
+    for number in pages or range(len(reader.pages)):
+        reader.pages[number].extract_text(visitor_text=visit)
+    return sizes
+
+
+def render_png(path: Path, page: int, dpi: int, tmp_path: Path) -> Image.Image:
+    """Rasterize one page with poppler, as a person would see it."""
+    stem = tmp_path / f"page-{page}-{dpi}"
+    subprocess.run(
+        ["pdftoppm", "-r", str(dpi), "-png", "-f", str(page), "-l", str(page), "-singlefile", str(path), str(stem)],
+        check=True,
+    )
+    return Image.open(f"{stem}.png").convert("RGB")
+
+
+@pytest.mark.parametrize(
+    ("layout", "size", "pages"),
+    [
+        ("letter", (612, 792), None),
+        ("a4", (595, 842), None),
+        ("large-print", (612, 792), None),
+        ("trifold", (792, 612), 2),
+    ],
+)
+def test_page_size_count_and_tagging(
+    pdfs: dict[str, Path], layout: str, size: tuple[int, int], pages: int | None
+) -> None:
+    reader = pypdf.PdfReader(pdfs[layout])
+    for page in reader.pages:
+        assert (round(float(page.mediabox.width)), round(float(page.mediabox.height))) == size
+    if pages is not None:
+        assert len(reader.pages) == pages
+    catalog: Any = reader.trailer["/Root"]
+    assert catalog["/MarkInfo"]["/Marked"] == pypdf.generic.BooleanObject(True)
+    assert "/StructTreeRoot" in catalog and catalog["/Lang"] == "en"
+    assert "pdfuaid:part" in catalog["/Metadata"].get_object().get_data().decode()
+
+
+def test_trifold_fold_order(pdfs: dict[str, Path]) -> None:
+    path = pdfs["trifold"]
+    flap, back, cover = (panel_text(path, 1, i) for i in range(3))
+    # Outside sheet, left to right: inside flap, back panel, cover.
+    assert "About this handout" in flap and "Review of each section" in flap
+    assert "Help is one call or text away" not in flap and "In this brochure" not in flap
+    assert "Contact Maple Street (example)" in back
+    assert "Where to get help" in back and "1-800-662-4357" in back and "988" in back
+    assert f"Scan the code or visit {WEBSITE}" in back
+    assert re.search(r"Handout version [0-9a-f]{12} · Draft content, not approved", back)
+    assert "Opioid use disorder: treatment and support" in cover and "Maple Street Example Clinic" in cover
+    assert "IN THIS BROCHURE • Detox and withdrawal • Overdose safety • Where to get help" in cover
+    # Inside sheet: the sections flow left to right through the three panels, in order.
+    inside = [panel_text(path, 2, i) for i in range(3)]
+    assert inside[0].strip().startswith("Detox and withdrawal Detox is the first step")
+    assert "Overdose safety" not in inside[0]
+    assert "Overdose safety An overdose can happen" in inside[1] + inside[2]
+    assert inside[2].strip().endswith("Naloxone saves lives. Keep it close, and call 911 for any overdose.")
+    assert "Where to get help" not in " ".join(inside)
+
+
+def test_trifold_text_is_never_below_nine_points(pdfs: dict[str, Path]) -> None:
+    sizes = font_sizes(pdfs["trifold"])
+    assert min(sizes) >= 9
+    assert sizes.most_common(1)[0][0] == 10.0  # body text
+
+
+def test_large_print_body_size_headings_and_line_spacing(pdfs: dict[str, Path]) -> None:
+    sizes = font_sizes(pdfs["large-print"])
+    assert min(sizes) >= 18, sizes
+    assert sizes.most_common(1)[0][0] == 18.0
+    assert max(sizes) >= 24  # headings larger than the body
+    # Line spacing: the most common gap between baselines of body lines is 1.5 x 18 pt.
+    reader = pypdf.PdfReader(pdfs["large-print"])
+    baselines: list[float] = []
+
+    def visit(text: str, cm: Any, tm: Any, font: Any, size: float) -> None:
+        if text.strip() and round(size * math.hypot(tm[0], tm[1]) * math.hypot(cm[0], cm[1])) == 18:
+            baselines.append(round(tm[5] * cm[3] + cm[5], 1))
+
+    reader.pages[1].extract_text(visitor_text=visit)
+    ys = sorted(set(baselines), reverse=True)
+    gaps = collections.Counter(round(a - b) for a, b in itertools.pairwise(ys))
+    assert gaps.most_common(1)[0][0] >= 27
+
+
+def test_qr_code_decodes_to_the_brand_website(pdfs: dict[str, Path], tmp_path: Path) -> None:
+    import zxingcpp
+
+    letter_pages = [re.sub(r"\s+", " ", p.extract_text()) for p in pypdf.PdfReader(pdfs["letter"]).pages]
+    contact_page = next(n for n, text in enumerate(letter_pages, 1) if f"Scan the code or visit {WEBSITE}" in text)
+    for path, page in ((pdfs["trifold"], 1), (pdfs["letter"], contact_page)):
+        codes = zxingcpp.read_barcodes(render_png(path, page, 150, tmp_path))
+        assert [(c.format.name, c.text) for c in codes] == [("QRCode", WEBSITE)]
+
+
+def test_qr_url_field_overrides_the_website(project: Path, tmp_path: Path) -> None:
+    import zxingcpp
+
+    replace_in(
+        project / "brands/example-clinic/brand.toml",
+        'logo = "logo.svg"',
+        'qr_url = "https://example.org/qr?src=flyer"\nlogo = "logo.svg"',
+    )
+    path = build("--layout", "trifold", "--sections", "detox", root=project, out=tmp_path / "t.pdf")
+    codes = zxingcpp.read_barcodes(render_png(path, 1, 150, tmp_path))
+    assert [c.text for c in codes] == ["https://example.org/qr?src=flyer"]
+
+
+def test_trifold_overflow_fails_saying_how_much_and_writes_nothing(run: Invoke, tmp_path: Path) -> None:
+    out = tmp_path / "tri.pdf"
+    result = run("build", "--layout", "trifold", "-o", str(out))
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == (
+        "Error: trifold: the chosen content does not fit on 2 sheets; "
+        "choose fewer sections (--sections) or use --layout letter"
+    )
+    assert re.fullmatch(
+        r"--layout trifold: the inside panels \(your sections\): \d+\.\d in too long "
+        r"\(about \d+ lines of text, \d+\.\d of a panel\)",
+        lines[-1],
+    ), lines
+    assert not out.exists()
+
+
+def test_trifold_overflow_of_the_flap_is_named(run: Invoke, tmp_path: Path) -> None:
+    note = "Remember to bring your medicine list and your questions. " * 10
+    result = run(
+        "build", "--layout", "trifold", "--sections", "detox", "--note", note[:600], "-o", str(tmp_path / "t.pdf")
+    )
+    assert result.exit_code == 1
+    assert "--layout trifold: the inside flap (the 'For you' box and 'About this handout'): " in result.output
+    assert "Remember to bring" not in result.output
+
+
+def test_no_print_flags_means_no_bleed(pdfs: dict[str, Path]) -> None:
+    page = pypdf.PdfReader(pdfs["letter"]).pages[0]
+    assert list(page.mediabox) == list(page.trimbox) == list(page.bleedbox) == [0, 0, 612, 792]
+
+
+@pytest.mark.parametrize(
+    ("flags", "media", "bleed"),
+    [
+        (("--bleed", "0.125in", "--crop-marks"), [-27, -27, 639, 819], [-9, -9, 621, 801]),
+        (("--bleed", "3mm"), [-8.5, -8.5, 620.5, 800.5], [-8.5, -8.5, 620.5, 800.5]),
+        (("--crop-marks",), [-18, -18, 630, 810], [0, 0, 612, 792]),
+    ],
+)
+def test_bleed_and_trim_boxes(tmp_path: Path, flags: tuple[str, ...], media: list[float], bleed: list[float]) -> None:
+    page = pypdf.PdfReader(build("--sections", "detox", *flags, out=tmp_path / "b.pdf")).pages[0]
+    assert [round(float(v), 2) for v in page.mediabox] == media
+    assert [round(float(v), 2) for v in page.bleedbox] == bleed
+    assert [float(v) for v in page.trimbox] == [0, 0, 612, 792]
+
+
+def test_color_runs_into_the_bleed_and_crop_marks_sit_outside_it(tmp_path: Path) -> None:
+    path = build(
+        "--layout", "trifold", "--sections", "detox", "--bleed", "0.125in", "--crop-marks", out=tmp_path / "b.pdf"
+    )
+    image = render_png(path, 1, 72, tmp_path)  # 1 px = 1 pt; the media box starts 27 pt outside the trim
+    assert image.size == (792 + 54, 612 + 54)
+    trim = 27
+    blue = (0x1D, 0x4E, 0x89)
+
+    def near(pixel: tuple[int, int, int], color: tuple[int, int, int]) -> bool:
+        return all(abs(a - b) <= 12 for a, b in zip(pixel, color, strict=True))
+
+    # The cover's color reaches 9 pt past the top, right and bottom trim edges, and stops there.
+    assert near(image.getpixel((trim + 700, trim - 5)), blue)
+    assert near(image.getpixel((trim + 792 + 5, trim + 300)), blue)
+    assert near(image.getpixel((trim + 700, trim + 612 + 5)), blue)
+    assert near(image.getpixel((trim + 700, trim - 12)), (255, 255, 255))
+
+    # A crop mark on the right trim line runs from the sheet's edge and stops before the bleed.
+    def dark(x: int, y: int) -> bool:
+        return max(image.getpixel((x, y))) < 200
+
+    assert all(any(dark(x, y) for x in range(trim + 790, trim + 794)) for y in range(0, 12))
+    assert not any(dark(x, y) for x in range(trim + 790, trim + 794) for y in range(15, trim - 9))
+    assert not any(dark(trim + 792 + 14, y) for y in range(0, 12))
+
+
+def test_parse_length() -> None:
+    assert parse_length("0.125in") == 9
+    assert parse_length("3mm") == pytest.approx(8.504, abs=0.001)
+    assert parse_length("9pt") == 9
+    with pytest.raises(ValueError, match=re.escape("expected a length like 0.125in")):
+        parse_length("1/8 inch")
+    with pytest.raises(ValueError, match=re.escape("more than the 0.5in")):
+        parse_length("2in")
+
+
+def test_bad_bleed_is_a_usage_error(run: Invoke, tmp_path: Path) -> None:
+    result = run("build", "--bleed", "lots", "-o", str(tmp_path / "x.pdf"))
+    assert result.exit_code == 2
+    assert "expected a length like 0.125in, 3mm or 9pt, got 'lots'" in result.output
