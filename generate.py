@@ -60,7 +60,15 @@ def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> Non
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     # WeasyPrint's CSS warnings are ours to fix in the repo, not the user's to read.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    ctx.obj = {"project": Project(root.resolve()), "today": _parse_date("--today", today) or dt.date.today()}
+    from handouts.config import load_limits
+
+    limits, problems = load_limits(root)
+    if problems:
+        raise _fail(HandoutError(f"invalid settings: {len(problems)} problem(s)", problems))
+    ctx.obj = {
+        "project": Project(root.resolve(), limits),
+        "today": _parse_date("--today", today) or dt.date.today(),
+    }
 
 
 @cli.command()
@@ -150,19 +158,80 @@ def build(
 
 @cli.command("sections")
 @click.option("--lang", "language", default="en", show_default=True)
+@click.option("--due", is_flag=True, help="Only sections that need review: changed since approval or due soon.")
 @click.pass_context
-def sections_command(ctx: click.Context, language: str) -> None:
+def sections_command(ctx: click.Context, language: str, due: bool) -> None:
     """List sections with version, review status and reading grade."""
     from handouts.loader import load_sections
-    from handouts.report import sections_table
+    from handouts.report import due_table, sections_table
+    from handouts.review import due_for_review
 
     project, today = _project(ctx)
     loaded, problems = load_sections(project, language, today)
-    click.echo(sections_table(loaded.values()))
+    if due:
+        needing = due_for_review(loaded.values(), today, project.limits)
+        window = project.limits.warning_window_days
+        click.echo(due_table(needing, today) if needing else f"Nothing needs review in the next {window} days.")
+    else:
+        click.echo(sections_table(loaded.values(), today))
     for problem in problems:
         click.echo(_line(problem), err=True)
     if any(p.severity == "error" for p in problems):
         ctx.exit(1)
+
+
+@cli.command()
+@click.argument("section")
+@click.option("--lang", "language", default="en", show_default=True)
+@click.option(
+    "--reviewer",
+    "reviewers",
+    multiple=True,
+    required=True,
+    metavar='"Name, Credentials[, Role]"',
+    help="A clinical reviewer; repeat for each.",
+)
+@click.option("--date", "date_text", metavar="YYYY-MM-DD", help="Date of the review (default: today).")
+@click.option("--interval-months", type=click.IntRange(1, 60), help="Months until the next review (default: config).")
+@click.pass_context
+def approve(
+    ctx: click.Context,
+    section: str,
+    language: str,
+    reviewers: tuple[str, ...],
+    date_text: str | None,
+    interval_months: int | None,
+) -> None:
+    """Approve a section: record its reviewers, review dates and the approved text."""
+    from handouts.approve import Approval, parse_reviewer
+    from handouts.approve import approve as approve_section
+    from handouts.models import SECTION_ORDER
+
+    project, today = _project(ctx)
+    if section not in SECTION_ORDER:
+        raise click.BadParameter(
+            f"unknown section {section!r}; valid ids: {', '.join(SECTION_ORDER)}", param_hint="SECTION"
+        )
+    try:
+        parsed = tuple(parse_reviewer(r) for r in reviewers)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--reviewer") from None
+    date = _parse_date("--date", date_text) or today
+    if date > today:
+        raise click.BadParameter(f"{date} is in the future", param_hint="--date")
+    approval = Approval(
+        section_id=section,
+        language=language,
+        reviewers=parsed,
+        date=date,
+        interval_months=interval_months or project.limits.review_interval_months,
+    )
+    try:
+        path = approve_section(project, approval, today)
+    except HandoutError as exc:
+        raise _fail(exc) from None
+    names = "; ".join(r.signature for r in parsed)
+    click.echo(f"{path}: approved by {names} on {date}")
 
 
 @cli.command()

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
+from .atomic import write_atomic
 from .compose import compose, selection
 from .errors import HandoutError, Problem, errors
 from .layouts import LAYOUTS, fit_problems
 from .loader import asset_digest, load_brand, load_sections
-from .models import Handout, PrintOptions, Section, Tailoring
+from .models import Handout, PrintOptions, Tailoring
 from .pdf import RenderedPdf, render_pdf
 from .project import Project
 from .render import environment, render_html
+from .review import release_problems
 
 MAX_TAILORING_CHARS = 600
 
@@ -48,23 +48,6 @@ class BuildResult:
     pages: int
 
 
-def release_problems(sections: Sequence[Section], today: dt.date) -> list[Problem]:
-    """Return why each section may not go into a release build."""
-    found = []
-    for s in sections:
-        if s.status != "approved":
-            found.append(Problem(s.path, "status", f"{s.status}; --release needs approved content"))
-        if s.is_overdue(today):
-            found.append(
-                Problem(
-                    s.path,
-                    "next_review_due",
-                    f"review overdue since {s.next_review_due}; --release needs a current review",
-                )
-            )
-    return found
-
-
 def tailoring_problems(tailoring: Tailoring) -> list[Problem]:
     """Return problems with tailoring text without ever quoting it."""
     found = []
@@ -92,22 +75,6 @@ def output_paths(request: BuildRequest, ids: Sequence[str], all_ids: Sequence[st
         # The name says what is in the file, never who it is for.
         pdf_path = out / f"{request.brand}-{request.language}-{request.layout}-{chosen}.pdf"
     return pdf_path, (pdf_path.with_suffix(".html") if request.html else None)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to a temporary file beside `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def prepare(project: Project, request: BuildRequest) -> Handout:
@@ -146,6 +113,7 @@ def prepare(project: Project, request: BuildRequest) -> Handout:
         assets=asset_digest(project),
         tool_version=__version__,
         print_options=request.print_options,
+        today=request.today,
     )
 
 

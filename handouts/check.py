@@ -9,6 +9,7 @@ from .errors import Problem
 from .loader import brand_ids, languages, load_brand, load_sections
 from .models import SECTION_ORDER
 from .project import Project
+from .review import review_problems
 from .validate import section_warnings
 
 BASE_LANGUAGE = "en"
@@ -32,7 +33,8 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
                 if section_id not in sections and path not in reported:
                     problems.append(Problem(path, "", "file not found; every section needs an English version"))
         for section in sections.values():
-            problems += section_warnings(section, today, project.limits)
+            problems += review_problems(section, today, project.limits)
+            problems += section_warnings(section, project.limits)
     ids = brand_ids(project)
     if not ids:
         problems.append(Problem("brands", "", "no brand folder with a brand.toml"))

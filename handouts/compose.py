@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping
 
 from .errors import HandoutError, Problem
-from .models import ALWAYS_INCLUDED, SECTION_ORDER, Brand, Handout, PrintOptions, Section, Tailoring
+from .models import ALWAYS_INCLUDED, SECTION_ORDER, Brand, Handout, PrintOptions, ReviewState, Section, Tailoring
 
 NO_PRINT_OPTIONS = PrintOptions()
 TITLES = {"en": "Opioid use disorder: treatment and support"}
@@ -41,6 +42,7 @@ def handout_version(
     assets: str,
     tool_version: str,
     print_options: PrintOptions = NO_PRINT_OPTIONS,
+    review: Iterable[tuple[str, ReviewState]] = (),
 ) -> str:
     """Return a short hash of everything that shapes the PDF except the patient's text."""
     digest = hashlib.sha256()
@@ -48,6 +50,9 @@ def handout_version(
         digest.update(part.encode() + b"\0")
     for section in sections:
         digest.update(f"{section.id}\0{section.version}\0{section.digest}\0".encode())
+    # The printed review state (e.g. overdue) is part of what the PDF says.
+    for section_id, state in review:
+        digest.update(f"{section_id}={state}\0".encode())
     return digest.hexdigest()[:12]
 
 
@@ -61,6 +66,7 @@ def compose(
     tailoring: Tailoring,
     assets: str,
     tool_version: str,
+    today: dt.date,
     print_options: PrintOptions = NO_PRINT_OPTIONS,
 ) -> Handout:
     """Assemble a Handout from loaded sections; fail if a chosen one is missing."""
@@ -72,6 +78,7 @@ def compose(
             [Problem(f"content/{language}/{i}.md", "", "missing or invalid") for i in missing],
         )
     sections = tuple(available[i] for i in ids)
+    review = tuple((s.id, s.review_state(today)) for s in sections)
     return Handout(
         title=TITLES.get(language, TITLES["en"]),
         language=language,
@@ -87,7 +94,9 @@ def compose(
             assets=assets,
             tool_version=tool_version,
             print_options=print_options,
+            review=review,
         ),
         tool_version=tool_version,
         print_options=print_options,
+        review=review,
     )

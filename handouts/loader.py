@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import tomllib
+from pathlib import Path
 
-from .errors import Problem
+from .errors import HandoutError, Problem
 from .models import SECTION_ORDER, Brand, Section
 from .project import Project
 from .validate import brand_from_data, is_valid_id, section_from_text
@@ -45,6 +46,18 @@ def load_sections(project: Project, language: str, today: dt.date) -> tuple[dict
         if section is not None:
             sections[section.id] = section
     return sections, problems
+
+
+def read_section_file(project: Project, language: str, section_id: str) -> tuple[Path, str, str]:
+    """Read one section file, returning its path, the path as shown to users, and its text."""
+    path = project.content_dir / language / f"{section_id}.md"
+    rel = project.relative(path)
+    if not path.is_file():
+        raise HandoutError(f"{rel}: file not found")
+    try:
+        return path, rel, path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise HandoutError(f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def brand_ids(project: Project) -> list[str]:

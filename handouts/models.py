@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
 Status = Literal["draft", "approved"]
+# What a printed copy says about a section's review.
+ReviewState = Literal["draft", "approved", "changed", "overdue"]
 
 # The order sections always print in; `find-help` closes every handout and cannot be left out.
 SECTION_ORDER = ("detox", "mat", "behavioral-therapy", "self-help", "overdose-safety", "find-help")
@@ -28,8 +31,13 @@ class Reviewer:
         """Return the name with credentials, as a short line of review information."""
         return f"{self.name}, {self.credentials}"
 
-    def __str__(self) -> str:
+    @property
+    def full(self) -> str:
+        """Return name, credentials and role, as the About block prints them."""
         return f"{self.signature} ({self.role})" if self.role else self.signature
+
+    def __str__(self) -> str:
+        return self.full
 
 
 @dataclass(frozen=True)
@@ -57,10 +65,36 @@ class Section:
     path: str
     digest: str
     translation_of: str | None = None
+    approved_version: str | None = None
+    approved_fingerprint: str | None = None
 
     def is_overdue(self, today: dt.date) -> bool:
         """Tell whether the section is past its review date."""
         return today > self.next_review_due
+
+    @property
+    def fingerprint(self) -> str:
+        """Return the fingerprint of the body as an approval records it."""
+        return body_fingerprint(self.body)
+
+    @property
+    def changed_since_approval(self) -> bool:
+        """Tell whether the body differs from the one last approved."""
+        return self.approved_fingerprint is not None and self.approved_fingerprint != self.fingerprint
+
+    def review_state(self, today: dt.date) -> ReviewState:
+        """Return what a printed copy must say about this section's review."""
+        if self.changed_since_approval and self.status == "approved":
+            return "changed"
+        if self.status != "approved":
+            return "draft"
+        return "overdue" if self.is_overdue(today) else "approved"
+
+
+def body_fingerprint(body: str) -> str:
+    """Hash a section body the same way whatever its line endings or trailing blank lines."""
+    text = "\n".join(line.rstrip() for line in body.strip().splitlines()) + "\n"
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -125,11 +159,23 @@ class Handout:
     version: str
     tool_version: str
     print_options: PrintOptions = field(default_factory=PrintOptions)
+    # Section id -> review state on the day of the build, in print order.
+    review: tuple[tuple[str, ReviewState], ...] = ()
+
+    @property
+    def states(self) -> dict[str, ReviewState]:
+        """Return each section's review state by id."""
+        return dict(self.review)
 
     @property
     def is_sample(self) -> bool:
         """Tell whether any section is unapproved, so the PDF must say it is a sample."""
-        return any(s.status != "approved" for s in self.sections)
+        return any(state in ("draft", "changed") for _, state in self.review)
+
+    @property
+    def is_overdue(self) -> bool:
+        """Tell whether an approved section is past its review date."""
+        return any(state == "overdue" for _, state in self.review)
 
     @property
     def section_ids(self) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Limits:
-    """Review and readability policy; defaults follow the content guide."""
+    """Review and readability policy; set in handouts.toml or [tool.handouts], else these."""
 
     review_interval_months: int = 24
     warning_window_days: int = 60

@@ -1,29 +1,58 @@
-"""Plain-text reports for the terminal: the sections table."""
+"""Plain-text reports for the terminal: the sections table and what is due for review."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime as dt
+from collections.abc import Iterable, Sequence
 
 from .models import SECTION_ORDER, Section
 from .readability import score
 
 HEADERS = ("id", "title", "version", "status", "last reviewed", "next review due", "grade")
+DUE_HEADERS = ("id", "title", "version", "status", "next review due", "why")
 
 
-def sections_table(sections: Iterable[Section]) -> str:
-    """Return a fixed-width table of sections in print order, with their reading grade."""
-    ordered = sorted(sections, key=lambda s: SECTION_ORDER.index(s.id))
-    rows = [HEADERS] + [
-        (
-            s.id,
-            s.title,
-            s.version,
-            s.status,
-            s.last_reviewed.isoformat(),
-            s.next_review_due.isoformat(),
-            f"{score(s.body).fk_grade:.1f}",
-        )
-        for s in ordered
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADERS))]
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """Lay out rows as fixed-width columns."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def status(section: Section, today: dt.date) -> str:
+    """Return the review state as the tables show it."""
+    return {"changed": "changed after approval"}.get(section.review_state(today), section.review_state(today))
+
+
+def sections_table(sections: Iterable[Section], today: dt.date) -> str:
+    """Return a table of sections in print order, with their reading grade."""
+    ordered = sorted(sections, key=lambda s: SECTION_ORDER.index(s.id))
+    return table(
+        [HEADERS]
+        + [
+            (
+                s.id,
+                s.title,
+                s.version,
+                status(s, today),
+                s.last_reviewed.isoformat(),
+                s.next_review_due.isoformat(),
+                f"{score(s.body).fk_grade:.1f}",
+            )
+            for s in ordered
+        ]
+    )
+
+
+def due_table(sections: Sequence[Section], today: dt.date) -> str:
+    """Return a table of sections that need review, in the order given (soonest first)."""
+
+    def why(s: Section) -> str:
+        if s.changed_since_approval:
+            return "body changed since approval"
+        days = (s.next_review_due - today).days
+        return f"overdue by {-days} days" if days < 0 else f"due in {days} days"
+
+    return table(
+        [DUE_HEADERS]
+        + [(s.id, s.title, s.version, status(s, today), s.next_review_due.isoformat(), why(s)) for s in sections]
+    )

@@ -27,6 +27,8 @@ SECTION_FIELDS = (
     "next_review_due",
     "sources",
     "translation_of",
+    "approved_version",
+    "approved_fingerprint",
 )
 REQUIRED_SECTION_FIELDS = ("id", "title", "version", "language", "status", "last_reviewed", "sources")
 BRAND_FIELDS = (
@@ -44,6 +46,7 @@ BRAND_FIELDS = (
 REQUIRED_BRAND_FIELDS = ("name", "short_name", "phone", "address", "website", "colors", "logo_alt")
 COLOR_FIELDS = ("primary", "accent")
 
+FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 HEX_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -219,6 +222,22 @@ def section_from_text(
         problems.append(
             Problem(path, "translation_of", f"expected MAJOR.MINOR.PATCH like 1.2.0, got {str(translation_of)!r}")
         )
+    approved_version = meta.get("approved_version")
+    if approved_version is not None and not (isinstance(approved_version, str) and SEMVER_RE.match(approved_version)):
+        problems.append(
+            Problem(path, "approved_version", f"expected MAJOR.MINOR.PATCH like 1.2.0, got {str(approved_version)!r}")
+        )
+    fingerprint = meta.get("approved_fingerprint")
+    if fingerprint is not None and not (isinstance(fingerprint, str) and FINGERPRINT_RE.match(fingerprint)):
+        problems.append(Problem(path, "approved_fingerprint", f"expected sha256:<64 hex digits>, got {fingerprint!r}"))
+    if (fingerprint is None) != (approved_version is None):
+        problems.append(
+            Problem(path, "approved_version", "approved_version and approved_fingerprint come together, from approve")
+        )
+    if status == "approved" and fingerprint is None:
+        problems.append(
+            Problem(path, "status", f"approved without an approval record; run: generate.py approve {expected_id}")
+        )
     if not body.strip():
         problems.append(Problem(path, "body", "empty; write the section text below the front matter"))
     for heading in BODY_HEADING_RE.findall(body):
@@ -255,20 +274,15 @@ def section_from_text(
         path=path,
         digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         translation_of=translation_of,
+        approved_version=approved_version,
+        approved_fingerprint=fingerprint,
     )
     return section, []
 
 
-def section_warnings(section: Section, today: dt.date, limits: Limits) -> list[Problem]:
-    """Return review-date, length and reading-level warnings for a valid section."""
+def section_warnings(section: Section, limits: Limits) -> list[Problem]:
+    """Return length and reading-level warnings for a valid section."""
     path, found = section.path, []
-    if section.is_overdue(today):
-        found.append(Problem(path, "next_review_due", f"review overdue since {section.next_review_due}", "warning"))
-    elif (section.next_review_due - today).days <= limits.warning_window_days:
-        days = (section.next_review_due - today).days
-        found.append(
-            Problem(path, "next_review_due", f"review due in {days} days, on {section.next_review_due}", "warning")
-        )
     words = word_count(section.body)
     if not limits.min_words <= words <= limits.max_words:
         found.append(Problem(path, "body", f"{words} words; keep it {limits.min_words}-{limits.max_words}", "warning"))

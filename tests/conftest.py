@@ -46,3 +46,15 @@ def replace_in(path: Path, old: str, new: str) -> None:
     text = path.read_text(encoding="utf-8")
     assert old in text, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+AVERY = "Avery Example, MD, Fictional example reviewer, addiction medicine"
+SAM = "Sam Placeholder, PharmD, Fictional example reviewer, pharmacy"
+
+
+def approve(run: Invoke, *section_ids: str, date: str = "2026-11-20", reviewers: tuple[str, ...] = (AVERY,)) -> None:
+    """Approve sections through the CLI, as a clinical reviewer would."""
+    for section_id in section_ids:
+        args = [arg for reviewer in reviewers for arg in ("--reviewer", reviewer)]
+        result = run("approve", section_id, *args, "--date", date)
+        assert result.exit_code == 0, result.output

@@ -131,7 +131,7 @@ def test_trifold_fold_order(pdfs: dict[str, Path]) -> None:
     assert "Contact Maple Street (example)" in back
     assert "Where to get help" in back and "1-800-662-4357" in back and "988" in back
     assert f"Scan the code or visit {WEBSITE}" in back
-    assert re.search(r"Handout version [0-9a-f]{12} · Draft content, not approved", back)
+    assert re.search(r"Handout version [0-9a-f]{12} · Not approved for patient use", back)
     assert "Opioid use disorder: treatment and support" in cover and "Maple Street Example Clinic" in cover
     assert "IN THIS BROCHURE • Detox and withdrawal • Overdose safety • Where to get help" in cover
     # Inside sheet: the sections flow left to right through the three panels, in order.

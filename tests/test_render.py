@@ -8,7 +8,7 @@ from typing import Any
 
 import pypdf
 import pytest
-from conftest import ROOT, TODAY, Invoke, replace_in
+from conftest import AVERY, ROOT, SAM, TODAY, Invoke, approve, replace_in
 
 from handouts.build import BuildRequest, prepare
 from handouts.models import SECTION_ORDER
@@ -254,8 +254,8 @@ def test_html_output_is_written_beside_the_pdf(run: Invoke, tmp_path: Path) -> N
 def test_approved_release_build_has_no_sample_marker_and_names_reviewers(
     run: Invoke, project: Path, tmp_path: Path
 ) -> None:
-    for path in (project / "content/en").glob("*.md"):
-        replace_in(path, "status: draft", "status: approved")
+    approve(run, "mat", reviewers=(AVERY, SAM))
+    approve(run, "find-help")
     out = tmp_path / "release.pdf"
     result = run("build", "--release", "--sections", "mat", "-o", str(out))
     assert result.exit_code == 0, result.output

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 import pytest
 
 from handouts.errors import Problem, summary
 from handouts.models import Reviewer
 from handouts.project import Limits
+from handouts.review import review_problems
 from handouts.validate import add_months, brand_from_data, section_from_text, section_warnings
 
 TODAY = dt.date(2026, 11, 23)
@@ -24,12 +26,14 @@ reviewers:
     credentials: MD
     role: Fictional example reviewer
 last_reviewed: 2026-10-01
+approved_version: 2.0.0
+approved_fingerprint: sha256:{FINGERPRINT}
 sources:
   - title: "FDA: MOUD"
     url: https://www.fda.gov/moud
 ---
 You can take medicine. It helps.
-"""
+""".replace("{FINGERPRINT}", hashlib.sha256(b"You can take medicine. It helps.\n").hexdigest())
 
 
 def parse(text: str) -> tuple[object, list[str]]:
@@ -112,7 +116,7 @@ def test_good_section_builds_a_model() -> None:
 )
 def test_one_bad_field_gives_one_exact_message(old: str, new: str, message: str) -> None:
     assert old in GOOD
-    section, problems = parse(GOOD.replace(old, new))
+    section, problems = parse(GOOD.replace(old, new, 1))
     assert section is None
     assert problems == [message]
 
@@ -121,7 +125,7 @@ def test_unknown_field_names_the_valid_ones() -> None:
     _, problems = parse(GOOD.replace("status: approved", "status: approved\nauthor: me"))
     assert problems == [
         "content/en/mat.md: author: unknown field; expected one of id, title, version, language, status, "
-        "reviewers, last_reviewed, next_review_due, sources, translation_of"
+        "reviewers, last_reviewed, next_review_due, sources, translation_of, approved_version, approved_fingerprint"
     ]
 
 
@@ -154,7 +158,7 @@ def test_missing_front_matter() -> None:
 
 
 def test_all_problems_of_a_file_are_reported_together() -> None:
-    text = GOOD.replace("version: 2.0.0", "version: 2").replace("2026-10-01", "2026-02-30")
+    text = GOOD.replace("version: 2.0.0\nlanguage", "version: 2\nlanguage").replace("2026-10-01", "2026-02-30")
     _, problems = parse(text)
     assert problems == [
         "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got '2'",
@@ -165,9 +169,9 @@ def test_all_problems_of_a_file_are_reported_together() -> None:
 def test_warnings_for_review_due_soon_and_overdue() -> None:
     section, _ = parse(GOOD.replace("sources:", "next_review_due: 2027-01-10\nsources:"))
     assert section is not None
-    due = [str(p) for p in section_warnings(section, TODAY, Limits()) if p.field == "next_review_due"]  # type: ignore[arg-type]
+    due = [str(p) for p in review_problems(section, TODAY, Limits())]  # type: ignore[arg-type]
     assert due == ["content/en/mat.md: next_review_due: review due in 48 days, on 2027-01-10"]
-    later = section_warnings(section, dt.date(2027, 2, 1), Limits())  # type: ignore[arg-type]
+    later = review_problems(section, dt.date(2027, 2, 1), Limits())  # type: ignore[arg-type]
     assert "content/en/mat.md: next_review_due: review overdue since 2027-01-10" in [str(p) for p in later]
 
 
@@ -175,7 +179,7 @@ def test_reading_level_and_length_warnings() -> None:
     hard = "Comprehensive pharmacological interventions substantially ameliorate longitudinal outcomes. " * 3
     section, _ = parse(GOOD.replace("You can take medicine. It helps.", hard))
     assert section is not None
-    messages = [str(p) for p in section_warnings(section, TODAY, Limits())]  # type: ignore[arg-type]
+    messages = [str(p) for p in section_warnings(section, Limits())]  # type: ignore[arg-type]
     assert messages[0] == "content/en/mat.md: body: 21 words; keep it 150-450"
     assert messages[1].startswith("content/en/mat.md: body: Flesch-Kincaid grade ")
     assert messages[1].endswith(" is over 6")

@@ -1,0 +1,97 @@
+"""Edit chosen fields of a section's YAML front matter, leaving every other byte as it was."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import yaml
+
+KEY_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:")
+# A one-line scalar with an optional trailing comment: `status: draft  # until review`.
+SCALAR_COMMENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\s*:\s*[^\s'\"#][^#'\"]*?(\s+#.*)$")
+# Where a field goes when the file does not have it yet: after the first of these that exists.
+ANCHORS = {
+    "status": ("language", "version"),
+    "reviewers": ("status",),
+    "last_reviewed": ("reviewers", "status"),
+    "next_review_due": ("last_reviewed",),
+    "approved_version": ("next_review_due", "last_reviewed"),
+    "approved_fingerprint": ("approved_version",),
+}
+
+
+def scalar(value: str) -> str:
+    """Render text as a YAML scalar, quoted only when YAML needs it."""
+    dumped: str = yaml.safe_dump(value, allow_unicode=True, default_flow_style=True, width=1_000_000)
+    return dumped.removesuffix("\n...\n").strip()
+
+
+def mapping_list(key: str, items: Sequence[Mapping[str, str]], newline: str = "\n") -> list[str]:
+    """Render a list of flat mappings as block YAML lines, one key per line."""
+    lines = [f"{key}:{newline}"]
+    for item in items:
+        for i, (name, value) in enumerate(item.items()):
+            lines.append(f"{'  - ' if i == 0 else '    '}{name}: {scalar(value)}{newline}")
+    return lines
+
+
+def split(text: str) -> tuple[str, list[str], str]:
+    """Split a section file into its opening '---' line, its front matter lines, and the rest."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].rstrip() != "---":
+        raise ValueError("expected a YAML block between '---' lines at the top")
+    for end in range(1, len(lines)):
+        if lines[end].rstrip() == "---":
+            return lines[0], lines[1:end], "".join(lines[end:])
+    raise ValueError("the front matter has no closing '---' line")
+
+
+def field_spans(lines: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Return, for each top-level key, the [start, end) range of its lines."""
+    spans: dict[str, tuple[int, int]] = {}
+    i = 0
+    while i < len(lines):
+        match = KEY_RE.match(lines[i])
+        if not match:
+            i += 1
+            continue
+        end = i + 1
+        last = end
+        # The block goes on through indented lines and '- ' items; blank lines only count
+        # when the block continues after them, and a comment at column 0 ends it.
+        while end < len(lines):
+            line = lines[end]
+            if line.strip() == "":
+                end += 1
+                continue
+            if line[0] in " \t" or line.startswith("- "):
+                end += 1
+                last = end
+                continue
+            break
+        spans[match[1]] = (i, last)
+        i = last
+    return spans
+
+
+def set_fields(text: str, updates: Mapping[str, list[str]]) -> str:
+    """Replace or add the given top-level fields; each update is the field's full lines."""
+    opening, lines, rest = split(text)
+    newline = "\r\n" if opening.endswith("\r\n") else "\n"
+    for key, new in updates.items():
+        new = [line.replace("\n", newline) if newline != "\n" else line for line in new]
+        spans = field_spans(lines)
+        if key in spans:
+            start, end = spans[key]
+            comment = SCALAR_COMMENT_RE.match(lines[start].rstrip("\r\n"))
+            if comment and end - start == 1 and len(new) == 1:
+                new = [new[0].rstrip("\r\n") + comment[1] + newline]
+            lines[start:end] = new
+            continue
+        anchor = next((a for a in ANCHORS.get(key, ()) if a in spans), None)
+        at = spans[anchor][1] if anchor else len(lines)
+        if at == len(lines) and lines and not lines[-1].endswith(("\n", "\r")):
+            lines[-1] += newline
+        lines[at:at] = new
+    return opening + "".join(lines) + rest

@@ -1,0 +1,285 @@
+"""The review workflow through the CLI: approve, unreviewed edits, version bumps, due dates, config."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from pathlib import Path
+
+import pypdf
+import pytest
+from conftest import AVERY, SAM, TODAY, Invoke, approve, replace_in
+
+MAT_EDIT = ("You take methadone by mouth once a day.", "You take methadone by mouth, once each day.")
+
+
+def pdf_text(path: Path) -> str:
+    return re.sub(r"\s+", " ", " ".join(page.extract_text() for page in pypdf.PdfReader(path).pages))
+
+
+CRAFTED = """---
+# Reviewed yearly by the clinic's addiction team.
+id: mat
+title: Medicines for opioid use disorder
+language: en
+version: 2.1.0
+status: draft   # waiting for Dr. Example
+sources:
+  - title: "FDA: MOUD"
+    url: https://www.fda.gov/moud
+reviewers:
+- name: Old Reviewer
+  credentials: RN
+
+last_reviewed: 2026-01-15
+# next_review_due is set by approve
+---
+You can take medicine. It helps.
+Trailing spaces stay here.\x20\x20\x20
+
+"""
+
+
+def test_approve_rewrites_only_its_fields_byte_for_byte(run: Invoke, project: Path) -> None:
+    path = project / "content/en/mat.md"
+    path.write_bytes(CRAFTED.encode())
+    result = run("approve", "mat", "--reviewer", AVERY, "--reviewer", "Sam Placeholder, PharmD", "--date", "2026-11-20")
+    assert result.exit_code == 0, result.output
+    assert result.output == "content/en/mat.md: approved by Avery Example, MD; Sam Placeholder, PharmD on 2026-11-20\n"
+    body = "You can take medicine. It helps.\nTrailing spaces stay here.\n"
+    fingerprint = hashlib.sha256(body.encode()).hexdigest()
+    assert path.read_text() == (
+        "---\n"
+        "# Reviewed yearly by the clinic's addiction team.\n"
+        "id: mat\n"
+        "title: Medicines for opioid use disorder\n"
+        "language: en\n"
+        "version: 2.1.0\n"
+        "status: approved   # waiting for Dr. Example\n"
+        "sources:\n"
+        '  - title: "FDA: MOUD"\n'
+        "    url: https://www.fda.gov/moud\n"
+        "reviewers:\n"
+        "  - name: Avery Example\n"
+        "    credentials: MD\n"
+        "    role: Fictional example reviewer, addiction medicine\n"
+        "  - name: Sam Placeholder\n"
+        "    credentials: PharmD\n"
+        "\n"
+        "last_reviewed: 2026-11-20\n"
+        "next_review_due: 2028-11-20\n"
+        "approved_version: 2.1.0\n"
+        f"approved_fingerprint: sha256:{fingerprint}\n"
+        "# next_review_due is set by approve\n"
+        "---\n"
+        "You can take medicine. It helps.\n"
+        "Trailing spaces stay here.   \n"
+        "\n"
+    )
+
+
+def test_approve_defaults_to_today_and_the_configured_interval(run: Invoke, project: Path) -> None:
+    approve_result = run("approve", "detox", "--reviewer", AVERY)
+    assert approve_result.exit_code == 0
+    text = (project / "content/en/detox.md").read_text()
+    assert f"last_reviewed: {TODAY}\nnext_review_due: 2028-11-23\n" in text
+    (project / "handouts.toml").write_text("review_interval_months = 12\n")
+    assert run("approve", "mat", "--reviewer", AVERY).exit_code == 0
+    assert "next_review_due: 2027-11-23\n" in (project / "content/en/mat.md").read_text()
+    assert run("approve", "self-help", "--reviewer", AVERY, "--interval-months", "6").exit_code == 0
+    assert "next_review_due: 2027-05-23\n" in (project / "content/en/self-help.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("meds", "--reviewer", AVERY), "unknown section 'meds'; valid ids: detox, mat, behavioral-therapy"),
+        (("mat", "--reviewer", AVERY, "--date", "2026-11-24"), "Invalid value for --date: 2026-11-24 is in the future"),
+        (("mat", "--reviewer", ""), "Invalid value for --reviewer: expected 'Name, Credentials[, Role]', got ''"),
+        (("mat", "--reviewer", " , "), "expected 'Name, Credentials[, Role]', got ' , '"),
+        (("mat", "--reviewer", "Avery Example"), "expected 'Name, Credentials[, Role]', got 'Avery Example'"),
+        (("mat",), "Missing option '--reviewer'"),
+        (("mat", "--reviewer", AVERY, "--date", "2026-02-30"), "--date: expected a date as YYYY-MM-DD"),
+    ],
+)
+def test_approve_refuses_bad_requests_and_changes_nothing(
+    run: Invoke, project: Path, args: tuple[str, ...], message: str
+) -> None:
+    before = (project / "content/en/mat.md").read_bytes()
+    result = run("approve", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert (project / "content/en/mat.md").read_bytes() == before
+
+
+def test_approve_refuses_a_file_with_errors(run: Invoke, project: Path) -> None:
+    replace_in(project / "content/en/mat.md", "last_reviewed: 2026-11-20", "last_reviewed: 2026-13-01")
+    result = run("approve", "mat", "--reviewer", AVERY)
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "Error: cannot approve: 1 problem(s)",
+        "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '2026-13-01'",
+    ]
+
+
+def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_pdf(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    approve(run, "mat", "find-help", date="2026-10-01")
+    assert run("check").output.endswith("OK: no problems.\n")
+    replace_in(project / "content/en/mat.md", *MAT_EDIT)
+    replace_in(project / "content/en/mat.md", "version: 1.0.0", "version: 1.1.0")
+    check = run("check")
+    assert check.exit_code == 1
+    assert "content/en/mat.md: body changed after approval on 2026-10-01; bump version and approve again" in (
+        check.output.splitlines()
+    )
+    release = run("build", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"))
+    assert release.exit_code == 1
+    assert release.output.splitlines() == [
+        "Error: --release refused 1 problem(s)",
+        "content/en/mat.md: body changed after approval on 2026-10-01; --release needs it approved again",
+    ]
+    assert not (tmp_path / "r.pdf").exists()
+    draft = run("build", "--sections", "mat", "-o", str(tmp_path / "d.pdf"))
+    assert draft.exit_code == 0, draft.output
+    text = pdf_text(tmp_path / "d.pdf")
+    assert (
+        "Medicines for opioid use disorder: version 1.1.0. Changed after approval, not approved. Version 1.0.0 was "
+        "approved by Avery Example, MD (Fictional example reviewer, addiction medicine) on October 1, 2026; this "
+        "text has not been reviewed since." in text
+    )
+    assert "SAMPLE – NOT YET APPROVED FOR PATIENT USE" in text
+    assert "Not approved for patient use" in text  # the footer
+
+
+def test_version_must_be_bumped_when_the_body_changes(run: Invoke, project: Path, tmp_path: Path) -> None:
+    approve(run, "mat")
+    replace_in(project / "content/en/mat.md", *MAT_EDIT)
+    bump = "content/en/mat.md: version: body changed since version 1.0.0 was approved; bump the version"
+    assert bump in run("check").output.splitlines()
+    refused = run("approve", "mat", "--reviewer", AVERY)
+    assert refused.exit_code == 1
+    assert refused.output.splitlines() == ["Error: cannot approve", bump]
+    replace_in(project / "content/en/mat.md", "version: 1.0.0", "version: 1.0.1")
+    assert bump not in run("check").output
+    approve(run, "mat")
+    assert "approved_version: 1.0.1\n" in (project / "content/en/mat.md").read_text()
+    assert run("check", "--strict").output == "OK: no problems.\n"
+
+
+def test_status_approved_by_hand_without_a_record_is_an_error(run: Invoke, project: Path) -> None:
+    replace_in(project / "content/en/mat.md", "status: draft", "status: approved")
+    result = run("check")
+    assert result.exit_code == 1
+    assert "content/en/mat.md: status: approved without an approval record; run: generate.py approve mat" in (
+        result.output
+    )
+
+
+def test_review_due_policy_and_sections_due(run: Invoke, project: Path, tmp_path: Path) -> None:
+    approve(run, "mat", "find-help", date="2024-11-01")  # due 2026-11-01: overdue
+    approve(run, "detox", date="2025-01-01")  # due 2027-01-01: within 60 days
+    approve(run, "self-help", date="2026-11-20")  # due 2028: fine
+    approve(run, "overdose-safety", date="2026-11-20")
+    replace_in(project / "content/en/overdose-safety.md", "Get naloxone today.", "Get naloxone this week.")
+    check = run("check")
+    assert "content/en/mat.md: next_review_due: review overdue since 2026-11-01 (warning)" in check.output
+    assert "content/en/detox.md: next_review_due: review due in 39 days, on 2027-01-01 (warning)" in check.output
+    assert "self-help" not in check.output
+    due = run("sections", "--due")
+    assert due.exit_code == 0
+    assert [line.split()[0] for line in due.output.splitlines()] == [
+        "id",
+        "overdose-safety",
+        "find-help",
+        "mat",
+        "detox",
+    ]
+    assert "overdose-safety  Overdose safety" in due.output and "body changed since approval" in due.output
+    assert "overdue by 22 days" in due.output and "due in 39 days" in due.output
+    release = run("build", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"))
+    assert release.exit_code == 1
+    assert "content/en/mat.md: next_review_due: review overdue since 2026-11-01; --release needs a current review" in (
+        release.output
+    )
+    # Due soon is no reason to refuse a release; overdue without --release still prints, marked.
+    assert run("build", "--release", "--sections", "detox", "-o", str(tmp_path / "d.pdf")).exit_code == 1  # find-help
+    built = run("build", "--sections", "mat", "-o", str(tmp_path / "m.pdf"))
+    assert built.exit_code == 0
+    text = pdf_text(tmp_path / "m.pdf")
+    assert "Review overdue since November 1, 2026." in text
+    assert "Reviewed November 1, 2024 · review overdue" in text
+    assert "SAMPLE" not in text
+
+
+def test_pdf_tells_draft_approved_changed_and_overdue_apart(run: Invoke, project: Path, tmp_path: Path) -> None:
+    approve(run, "mat", date="2026-11-20")
+    approve(run, "self-help", date="2026-11-20")
+    replace_in(project / "content/en/self-help.md", "Groups are free.", "Groups cost nothing.")
+    replace_in(project / "content/en/self-help.md", "version: 1.0.0", "version: 1.0.1")
+    approve(run, "overdose-safety", date="2026-01-01", reviewers=(SAM,))
+    replace_in(project / "content/en/overdose-safety.md", "next_review_due: 2028-01-01", "next_review_due: 2026-06-01")
+    # Editing the due date by hand is not a body change: the approval still holds.
+    out = tmp_path / "all.pdf"
+    assert run("build", "--sections", "detox,mat,self-help,overdose-safety", "-o", str(out)).exit_code == 0
+    about = pdf_text(out).split("About this handout", 1)[1]
+    assert "Detox and withdrawal: version 1.0.0. Draft, not approved." in about
+    assert "Medicines for opioid use disorder: version 1.0.0. Approved by Avery Example, MD" in about
+    assert "Self-help and support groups: version 1.0.1. Changed after approval, not approved." in about
+    assert (
+        "Overdose safety: version 1.0.0. Approved by Sam Placeholder, PharmD (Fictional example reviewer, "
+        "pharmacy) on January 1, 2026. Review overdue since June 1, 2026." in about
+    )
+
+
+def test_approve_then_release_build_prints_reviewers_and_date(run: Invoke, tmp_path: Path) -> None:
+    approve(run, "overdose-safety", "find-help", reviewers=(AVERY, SAM), date="2026-11-02")
+    out = tmp_path / "release.pdf"
+    result = run("build", "--release", "--sections", "overdose-safety", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    text = pdf_text(out)
+    assert (
+        "Overdose safety: version 1.0.0. Approved by Avery Example, MD (Fictional example reviewer, addiction "
+        "medicine); Sam Placeholder, PharmD (Fictional example reviewer, pharmacy) on November 2, 2026." in text
+    )
+    assert "Reviewed November 2, 2026" in text and "SAMPLE" not in text
+
+
+@pytest.mark.parametrize(
+    ("file", "content"),
+    [
+        ("handouts.toml", "warning_window_days = 730\nmax_fk_grade = 2.0\n"),
+        ("pyproject.toml", '[project]\nname = "x"\n\n[tool.handouts]\nwarning_window_days = 730\nmax_fk_grade = 2.0\n'),
+    ],
+)
+def test_config_sets_window_and_reading_limits(run: Invoke, project: Path, file: str, content: str) -> None:
+    assert run("check").output == "OK: no problems.\n"
+    (project / file).write_text(content)
+    result = run("check")
+    assert result.exit_code == 0
+    assert "content/en/mat.md: next_review_due: review due in 728 days, on 2028-11-20 (warning)" in result.output
+    assert "content/en/mat.md: body: Flesch-Kincaid grade 3.0 is over 2 (warning)" in result.output
+
+
+def test_bad_config_is_reported_with_file_and_setting(run: Invoke, project: Path) -> None:
+    (project / "handouts.toml").write_text('review_interval_months = "two years"\nreview_window = 3\n')
+    result = run("check")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "Error: invalid settings: 2 problem(s)",
+        "handouts.toml: review_window: unknown setting; expected one of review_interval_months, "
+        "warning_window_days, max_fk_grade, max_smog, min_words, max_words",
+        "handouts.toml: review_interval_months: expected a whole number, got 'two years'",
+    ]
+
+
+def test_handout_version_changes_when_a_section_becomes_overdue(run: Invoke, tmp_path: Path) -> None:
+    approve(run, "mat", "find-help", date="2026-01-01")
+    versions = []
+    for day in (dt.date(2027, 12, 31), dt.date(2028, 1, 2)):
+        out = tmp_path / f"{day}.pdf"
+        assert run("build", "--sections", "mat", "-o", str(out), today=day).exit_code == 0
+        versions.append(pypdf.PdfReader(out).metadata["/handoutversion"])
+    assert versions[0] != versions[1]
