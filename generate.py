@@ -251,5 +251,110 @@ def check(ctx: click.Context, strict: bool) -> None:
         ctx.exit(1)
 
 
+@cli.command()
+@click.argument("jobs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None, help="Worker processes (default: CPU count).")
+@click.option("--force", is_flag=True, help="Rebuild every output, changed or not.")
+@click.option("--dry-run", is_flag=True, help="Print what would be built and why; write nothing.")
+@click.option("--html", is_flag=True, help="Also write each handout's standalone HTML beside its PDF.")
+@click.option("--prune", is_flag=True, help="Delete outputs that no job asks for any more.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (overrides the job file).")
+@click.option("--executor", default="local", show_default=True, metavar="local|dask://HOST:PORT")
+@click.option("--time-limit", type=click.FloatRange(1), default=300, show_default=True, help="Seconds per handout.")
+@click.pass_context
+def batch(
+    ctx: click.Context,
+    jobs_file: Path,
+    jobs: int | None,
+    force: bool,
+    dry_run: bool,
+    html: bool,
+    prune: bool,
+    out: Path | None,
+    executor: str,
+    time_limit: float,
+) -> None:
+    """Build every handout a job file lists, rebuilding only what changed."""
+    import os
+    import sys
+
+    from handouts import batch as batch_lib
+    from handouts.jobs import expand, parse_jobs
+    from handouts.loader import brand_ids, languages
+
+    project, today = _project(ctx)
+    if executor != "local" and not executor.startswith("dask://"):
+        raise click.BadParameter("expected local or dask://HOST:PORT", param_hint="--executor")
+    text = jobs_file.read_text(encoding="utf-8")
+    job_file, problems = parse_jobs(str(jobs_file), text, brands=brand_ids(project), languages=languages(project))
+    if job_file is None:
+        raise _fail(HandoutError(f"invalid job file: {len(problems)} problem(s)", problems))
+    out_dir = out or Path(job_file.output)
+    plan = batch_lib.plan(project, expand(job_file), out_dir, today=today, html=html, force=force)
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if dry_run:
+        labels = {"build": "build", "unchanged": "unchanged", "failed": "fail"}
+        for item in plan.items:
+            why = f"  ({', '.join(item.reasons)})" if item.action != "unchanged" else ""
+            click.echo(f"{labels[item.action]:<10} {out_dir / item.output.key}{why}")
+        for key in plan.stale:
+            click.echo(f"{'stale':<10} {out_dir / key}")
+        click.echo(
+            f"Plan: {plan.count('build')} to build, {plan.count('unchanged')} unchanged, "
+            f"{plan.count('failed')} failing, {len(plan.stale)} stale. Nothing written (--dry-run)."
+        )
+        return
+
+    to_build = plan.count("build")
+    bar = click.progressbar(length=to_build, label="Rendering", file=sys.stderr) if sys.stderr.isatty() else None
+
+    def report(kind: str, key: str, detail: str) -> None:
+        if bar is not None:
+            bar.update(1 if kind in ("built", "failed") else 0)
+            if kind == "failed":
+                click.echo(f"\nfailed {out_dir / key}: {detail}", err=True)
+            return
+        click.echo(f"{kind} {out_dir / key}" + (f" ({detail})" if detail else ""))
+
+    close = None
+    pool = None
+    try:
+        if to_build:
+            if executor == "local":
+                pool = batch_lib.local_executor(jobs or os.cpu_count() or 1, str(project.root), plan.assets)
+            else:
+                pool, close = batch_lib.dask_executor("tcp://" + executor.removeprefix("dask://"))
+        runner = pool or batch_lib.NO_EXECUTOR
+        if bar is not None:
+            bar.__enter__()
+        summary = batch_lib.run(
+            project, plan, out_dir, runner, html=html, prune=prune, time_limit_seconds=time_limit, on_event=report
+        )
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted. Finished outputs are saved; run the same command again to build the rest.", err=True)
+        ctx.exit(130)
+    except HandoutError as exc:
+        raise _fail(exc) from None
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if close is not None:
+            close()
+    stale = f", stale {len(summary.stale)}" + ("" if prune else " (--prune deletes them)") if summary.stale else ""
+    click.echo(
+        f"Built {len(summary.built)}, unchanged {summary.unchanged}, failed {len(summary.failed)}{stale}, "
+        f"in {summary.seconds:.1f} s."
+    )
+    for key in summary.stale if not prune else ():
+        click.echo(f"stale: {out_dir / key}")
+    for key, reason in summary.failed:
+        click.echo(f"failed: {out_dir / key}: {reason}")
+    if summary.failed:
+        ctx.exit(1)
+
+
 if __name__ == "__main__":
     cli()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,9 +12,9 @@ from .atomic import write_atomic
 from .compose import compose, selection
 from .errors import HandoutError, Problem, errors
 from .layouts import LAYOUTS, fit_problems
-from .loader import asset_digest, load_brand, load_sections
-from .models import Handout, PrintOptions, Tailoring
-from .pdf import RenderedPdf, render_pdf
+from .loader import asset_digests, combine_digests, load_brand, load_sections
+from .models import Brand, Handout, PrintOptions, Section, Tailoring
+from .pdf import RenderedPdf, Renderer, render_pdf
 from .project import Project
 from .render import environment, render_html
 from .review import release_problems
@@ -77,15 +77,44 @@ def output_paths(request: BuildRequest, ids: Sequence[str], all_ids: Sequence[st
     return pdf_path, (pdf_path.with_suffix(".html") if request.html else None)
 
 
-def prepare(project: Project, request: BuildRequest) -> Handout:
-    """Load, check and compose the handout a request asks for, without rendering it."""
+@dataclass(frozen=True)
+class Inputs:
+    """Everything handouts are composed from, loaded from disk once."""
+
+    sections: dict[str, dict[str, Section]]  # language -> section id -> section
+    problems: dict[str, list[Problem]]  # language -> problems loading it
+    brands: dict[str, tuple[Brand | None, list[Problem]]]
+    assets: dict[str, str]  # templates, styles, fonts -> digest
+
+    @property
+    def assets_digest(self) -> str:
+        """Return one digest of all templates, styles and fonts."""
+        return combine_digests(self.assets)
+
+
+def load_inputs(project: Project, languages: Iterable[str], brands: Iterable[str], today: dt.date) -> Inputs:
+    """Load the content of some languages and some brands, with every problem found."""
+    sections, problems = {}, {}
+    for language in dict.fromkeys(languages):
+        sections[language], problems[language] = load_sections(project, language, today)
+    return Inputs(
+        sections=sections,
+        problems=problems,
+        brands={brand: load_brand(project, brand) for brand in dict.fromkeys(brands)},
+        assets=asset_digests(project),
+    )
+
+
+def compose_request(inputs: Inputs, request: BuildRequest) -> Handout:
+    """Check and compose the handout a request asks for from loaded inputs."""
     ids = selection(request.sections)
     if request.layout not in LAYOUTS:
         raise HandoutError(f"unknown layout {request.layout!r}; choose one of {', '.join(LAYOUTS)}")
     if request.html and request.tailoring:
         raise HandoutError("--html cannot be combined with tailoring options: patient text goes into the PDF only")
     problems = tailoring_problems(request.tailoring)
-    sections, found = load_sections(project, request.language, request.today)
+    sections = inputs.sections[request.language]
+    found = inputs.problems[request.language]
     wanted = {f"content/{request.language}/{i}.md" for i in ids}
     # A broken section the handout does not include must not block it.
     problems += [p for p in errors(found) if p.path in wanted or not p.path.endswith(".md")]
@@ -95,7 +124,7 @@ def prepare(project: Project, request: BuildRequest) -> Handout:
         for i in ids
         if i not in sections and (path := f"content/{request.language}/{i}.md") not in reported
     ]
-    brand, brand_found = load_brand(project, request.brand)
+    brand, brand_found = inputs.brands[request.brand]
     problems += errors(brand_found)
     if problems or brand is None:
         raise HandoutError(f"cannot build: {len(problems)} problem(s)", problems)
@@ -110,11 +139,45 @@ def prepare(project: Project, request: BuildRequest) -> Handout:
         language=request.language,
         layout=request.layout,
         tailoring=request.tailoring,
-        assets=asset_digest(project),
+        assets=inputs.assets_digest,
         tool_version=__version__,
         print_options=request.print_options,
         today=request.today,
     )
+
+
+def prepare(project: Project, request: BuildRequest) -> Handout:
+    """Load, check and compose the handout a request asks for, without rendering it."""
+    return compose_request(load_inputs(project, [request.language], [request.brand], request.today), request)
+
+
+def render_handout(
+    handout: Handout,
+    html: str,
+    project: Project,
+    *,
+    render: Callable[..., RenderedPdf] = render_pdf,
+    renderer: Renderer | None = None,
+) -> RenderedPdf:
+    """Render a handout's HTML to PDF and refuse it if it does not fit its layout."""
+    layout = LAYOUTS[handout.layout]
+    rendered = render(
+        html,
+        base_url=project.base_url,
+        roots=project.readable_dirs,
+        bleed_pt=handout.print_options.bleed_pt,
+        column_width_pt=layout.panel_width_pt or None,
+        **({"renderer": renderer, "stylesheet_set": handout.layout} if renderer else {}),
+    )
+    overflow = fit_problems(layout, rendered)
+    if overflow:
+        # Never cut or shrink text to make it fit: say what is over and what to do instead.
+        raise HandoutError(
+            f"{layout.name}: the chosen content does not fit on {layout.pages} sheets; "
+            "choose fewer sections (--sections) or use --layout letter",
+            [Problem(f"--layout {layout.name}", "", line) for line in overflow],
+        )
+    return rendered
 
 
 def build(
@@ -127,24 +190,8 @@ def build(
     handout = prepare(project, request)
     pdf_path, html_path = output_paths(request, handout.section_ids, selection(None))
     env = environment(project.templates_dir)
-    base_url = project.root.resolve().as_uri() + "/"
-    layout = LAYOUTS[handout.layout]
-    rendered = render(
-        render_html(handout, env),
-        base_url=base_url,
-        roots=project.readable_dirs,
-        bleed_pt=handout.print_options.bleed_pt,
-        column_width_pt=layout.panel_width_pt or None,
-    )
-    overflow = fit_problems(layout, rendered)
-    if overflow:
-        # Never cut or shrink text to make it fit: say what is over and what to do instead.
-        raise HandoutError(
-            f"{layout.name}: the chosen content does not fit on {layout.pages} sheets; "
-            "choose fewer sections (--sections) or use --layout letter",
-            [Problem(f"--layout {layout.name}", "", line) for line in overflow],
-        )
-    html = render_html(handout, env, base_href=base_url) if html_path is not None else None
+    rendered = render_handout(handout, render_html(handout, env), project, render=render)
+    html = render_html(handout, env, base_href=project.base_url) if html_path is not None else None
     # Everything is rendered in memory first, so a failed render writes nothing.
     write_atomic(pdf_path, rendered.data)
     if html_path is not None and html is not None:

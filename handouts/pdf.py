@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,45 @@ def set_bleed_boxes(pdf: Any, bleed_pt: float) -> None:
         page["ArtBox"] = pydyf.Array([left, low, right, high])
 
 
+@dataclass(frozen=True)
+class Renderer:
+    """What one process reuses across renders: a font configuration and parsed stylesheets."""
+
+    font_config: Any
+    stylesheets: dict[str, tuple[Any, ...]]
+
+
+def renderer_versions() -> dict[str, str]:
+    """Return the versions of WeasyPrint, pydyf and Pango without importing WeasyPrint."""
+    import ctypes
+    import ctypes.util
+    from importlib.metadata import version
+
+    pango = "unknown"
+    name = ctypes.util.find_library("pango-1.0")
+    if name:
+        library = ctypes.CDLL(name)
+        library.pango_version_string.restype = ctypes.c_char_p
+        pango = library.pango_version_string().decode()
+    return {"weasyprint": version("weasyprint"), "pydyf": version("pydyf"), "pango": pango}
+
+
+def make_renderer(stylesheet_paths: Mapping[str, Sequence[Path]], roots: Sequence[Path]) -> Renderer:
+    """Parse each named set of stylesheets once, loading their fonts into one configuration."""
+    from weasyprint import CSS
+    from weasyprint.text.fonts import FontConfiguration
+
+    font_config = FontConfiguration()
+    fetcher = fetcher_class()(roots)
+    parsed = {
+        name: tuple(CSS(filename=str(path), url_fetcher=fetcher, font_config=font_config) for path in paths)
+        for name, paths in stylesheet_paths.items()
+    }
+    if fetcher.refused:
+        raise HandoutError(f"cannot load stylesheets: {fetcher.refused[0]}")
+    return Renderer(font_config=font_config, stylesheets=parsed)
+
+
 def render_pdf(
     html: str,
     *,
@@ -150,6 +189,8 @@ def render_pdf(
     roots: Sequence[Path],
     bleed_pt: float = 0.0,
     column_width_pt: float | None = None,
+    renderer: Renderer | None = None,
+    stylesheet_set: str = "",
     html_class: Callable[..., Any] | None = None,
 ) -> RenderedPdf:
     """Render HTML to tagged PDF/UA-1 reading only under `roots`; measure regions per column if asked."""
@@ -159,9 +200,11 @@ def render_pdf(
 
     html_class = html_class or weasyprint.HTML
     fetcher = fetcher_class()(roots)
+    font_config = renderer.font_config if renderer else FontConfiguration()
+    stylesheets = renderer.stylesheets[stylesheet_set] if renderer else ()
     try:
         document = html_class(string=html, base_url=base_url, url_fetcher=fetcher).render(
-            font_config=FontConfiguration(), pdf_variant=PDF_VARIANT
+            font_config=font_config, stylesheets=stylesheets, pdf_variant=PDF_VARIANT
         )
         # WeasyPrint puts the BleedBox at most 10 pt outside the trim, and the media box also
         # holds the crop marks, so the finisher sets the BleedBox to the bleed asked for.

@@ -46,6 +46,11 @@ class Project:
         return self.root / "brands"
 
     @property
+    def base_url(self) -> str:
+        """Return the URL relative links in the HTML resolve against: the root folder."""
+        return self.root.resolve().as_uri() + "/"
+
+    @property
     def readable_dirs(self) -> tuple[Path, ...]:
         """Return the only folders the PDF renderer may read from."""
         return (self.templates_dir, self.styles_dir, self.brands_dir, self.content_dir)

@@ -77,7 +77,14 @@ def environment(templates_dir: Path) -> jinja2.Environment:
     return env
 
 
-def render_html(handout: Handout, env: jinja2.Environment, *, base_href: str | None = None) -> str:
-    """Render the handout's layout template to an HTML string."""
+def render_html(
+    handout: Handout, env: jinja2.Environment, *, base_href: str | None = None, link_styles: bool = True
+) -> str:
+    """Render the handout's layout template to HTML; without `link_styles` the caller supplies the CSS."""
     template = env.get_template(f"layouts/{handout.layout}.html.j2")
-    return template.render(handout=handout, brand=handout.brand, base_href=base_href)
+    return template.render(handout=handout, brand=handout.brand, base_href=base_href, link_styles=link_styles)
+
+
+def stylesheet_paths(styles_dir: Path, layout: str) -> list[Path]:
+    """Return the stylesheets a layout's template links, in order."""
+    return [styles_dir / "base.css", styles_dir / f"{layout}.css"]

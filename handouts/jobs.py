@@ -1,0 +1,147 @@
+"""Batch job files: parse and validate them, and expand each handout into its outputs."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import Problem
+from .layouts import LAYOUTS
+from .models import SECTION_ORDER
+
+JOB_FIELDS = ("name", "sections", "brands", "languages", "layouts", "release")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+DEFAULT_OUTPUT = "out/batch"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One [[handout]] of a job file, before it is expanded."""
+
+    name: str
+    sections: tuple[str, ...]
+    brands: tuple[str, ...]
+    languages: tuple[str, ...]
+    layouts: tuple[str, ...]
+    release: bool
+
+
+@dataclass(frozen=True)
+class JobFile:
+    """A parsed job file."""
+
+    output: str
+    handouts: tuple[JobSpec, ...]
+
+
+@dataclass(frozen=True)
+class Output:
+    """One PDF a job file asks for: a handout for one brand, language and layout."""
+
+    key: str  # its path under the output folder, e.g. example-clinic/en/treatment-letter.pdf
+    name: str
+    sections: tuple[str, ...]
+    brand: str
+    language: str
+    layout: str
+    release: bool
+
+
+def _strings(path: str, field: str, value: Any, allowed: Sequence[str], problems: list[Problem]) -> tuple[str, ...]:
+    if value == "*":
+        return tuple(allowed)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        problems.append(Problem(path, field, f'expected a list of names or "*", got {value!r}'))
+        return ()
+    unknown = [v for v in value if v not in allowed]
+    if unknown:
+        names = ", ".join(repr(u) for u in unknown)
+        problems.append(Problem(path, field, f"unknown {names}; choose from {', '.join(allowed) or 'none'}"))
+        return ()
+    return tuple(dict.fromkeys(value))
+
+
+def parse_jobs(
+    path: str, text: str, *, brands: Sequence[str], languages: Sequence[str]
+) -> tuple[JobFile | None, list[Problem]]:
+    """Parse a job file's TOML, checking every handout against the project's brands and languages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return None, [Problem(path, "", f"invalid TOML: {exc}")]
+    problems: list[Problem] = []
+    for key in sorted(set(data) - {"output", "handout"}):
+        problems.append(Problem(path, key, "unknown field; expected output and [[handout]] tables"))
+    output = data.get("output", DEFAULT_OUTPUT)
+    if not isinstance(output, str) or not output.strip():
+        problems.append(Problem(path, "output", f"expected a folder path, got {output!r}"))
+    tables = data.get("handout", [])
+    if not isinstance(tables, list) or not tables:
+        problems.append(Problem(path, "handout", "expected at least one [[handout]] table"))
+        tables = []
+    specs = []
+    for i, table in enumerate(tables):
+        where = f"handout[{i}]"
+        if not isinstance(table, dict):
+            problems.append(Problem(path, where, "expected a table"))
+            continue
+        for key in sorted(set(table) - set(JOB_FIELDS)):
+            problems.append(Problem(path, f"{where}.{key}", f"unknown field; expected one of {', '.join(JOB_FIELDS)}"))
+        name = table.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            problems.append(
+                Problem(path, f"{where}.name", f"expected a file stem of letters, digits, - and _, got {name!r}")
+            )
+        release = table.get("release", False)
+        if not isinstance(release, bool):
+            problems.append(Problem(path, f"{where}.release", f"expected true or false, got {release!r}"))
+        before = len(problems)
+        spec = JobSpec(
+            name=str(name),
+            sections=_strings(path, f"{where}.sections", table.get("sections", "*"), SECTION_ORDER, problems),
+            brands=_strings(path, f"{where}.brands", table.get("brands", "*"), brands, problems),
+            languages=_strings(path, f"{where}.languages", table.get("languages", ["en"]), languages, problems),
+            layouts=_strings(path, f"{where}.layouts", table.get("layouts", ["letter"]), list(LAYOUTS), problems),
+            release=bool(release),
+        )
+        if len(problems) == before:
+            specs.append(spec)
+    seen: dict[str, str] = {}
+    for spec in specs:
+        for output_ in expand_one(spec):
+            if output_.key in seen:
+                first = seen[output_.key]
+                problems.append(
+                    Problem(path, "handout", f"{output_.key} is written twice, by {first!r} and {spec.name!r}")
+                )
+                break
+            seen[output_.key] = spec.name
+    if problems:
+        return None, problems
+    return JobFile(output=str(output), handouts=tuple(specs)), []
+
+
+def expand_one(spec: JobSpec) -> list[Output]:
+    """Expand one job into an output for every brand x language x layout."""
+    return [
+        Output(
+            key=f"{brand}/{language}/{spec.name}-{layout}.pdf",
+            name=spec.name,
+            sections=spec.sections,
+            brand=brand,
+            language=language,
+            layout=layout,
+            release=spec.release,
+        )
+        for brand in spec.brands
+        for language in spec.languages
+        for layout in spec.layouts
+    ]
+
+
+def expand(jobs: JobFile) -> list[Output]:
+    """Expand every handout of a job file, in file order."""
+    return [output for spec in jobs.handouts for output in expand_one(spec)]
