@@ -318,14 +318,12 @@ def batch(
         click.echo(f"{kind} {out_dir / key}" + (f" ({detail})" if detail else ""))
 
     close = None
-    pool = None
     try:
-        if to_build:
-            if executor == "local":
-                pool = batch_lib.local_executor(jobs or os.cpu_count() or 1, str(project.root), plan.assets)
-            else:
-                pool, close = batch_lib.dask_executor("tcp://" + executor.removeprefix("dask://"))
-        runner = pool or batch_lib.NO_EXECUTOR
+        runner = batch_lib.NO_EXECUTOR
+        if to_build and executor == "local":
+            runner, close = batch_lib.local_executor(jobs or os.cpu_count() or 1, str(project.root), plan.assets)
+        elif to_build:
+            runner, close = batch_lib.dask_executor("tcp://" + executor.removeprefix("dask://"))
         if bar is not None:
             bar.__enter__()
         summary = batch_lib.run(
@@ -339,8 +337,6 @@ def batch(
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
         if close is not None:
             close()
     stale = f", stale {len(summary.stale)}" + ("" if prune else " (--prune deletes them)") if summary.stale else ""

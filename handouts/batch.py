@@ -279,17 +279,18 @@ class _NoExecutor(cf.Executor):
 NO_EXECUTOR = _NoExecutor()
 
 
-def local_executor(jobs: int, root: str, assets: str) -> cf.Executor:
-    """Return a spawn-based process pool whose workers are warmed up and recycled."""
+def local_executor(jobs: int, root: str, assets: str) -> tuple[cf.Executor, Callable[[], None]]:
+    """Return a spawn-based pool of warmed-up, recycled worker processes, and how to stop it."""
     import multiprocessing
 
-    return cf.ProcessPoolExecutor(
+    pool = cf.ProcessPoolExecutor(
         max_workers=jobs,
         mp_context=multiprocessing.get_context("spawn"),
         max_tasks_per_child=RECYCLE_AFTER,
         initializer=warm_worker,
         initargs=(root, assets),
     )
+    return pool, lambda: pool.shutdown(wait=True, cancel_futures=True)
 
 
 def dask_executor(address: str) -> tuple[cf.Executor, Callable[[], None]]:
@@ -302,7 +303,13 @@ def dask_executor(address: str) -> tuple[cf.Executor, Callable[[], None]]:
         client = Client(address, timeout=15)  # type: ignore[no-untyped-call]
     except OSError as exc:
         raise HandoutError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
-    return client.get_executor(pure=False), client.close  # type: ignore[no-untyped-call]
+    executor = client.get_executor(pure=False)  # type: ignore[no-untyped-call]
+
+    def close() -> None:
+        executor.shutdown(wait=False)
+        client.close()  # type: ignore[no-untyped-call]
+
+    return executor, close
 
 
 def _remove_leftover_temp_files(out_dir: Path) -> None:
@@ -345,6 +352,7 @@ def run(
         for item in to_build
     }
     last_flush = time.monotonic()
+    written = 0
     try:
         for future in cf.as_completed(futures):
             item = futures[future]
@@ -361,6 +369,7 @@ def run(
                 on_event("failed", item.output.key, outcome.error or "no PDF")
                 continue
             entries[item.output.key] = _write_outputs(out_dir, item, outcome)
+            written += 1
             summary.built.append(item.output.key)
             on_event("built", item.output.key, ", ".join(item.reasons))
             if time.monotonic() - last_flush >= MANIFEST_FLUSH_SECONDS:
@@ -369,7 +378,8 @@ def run(
     finally:
         for future in futures:
             future.cancel()
-        save_manifest(out_dir, entries)
+        if written:
+            save_manifest(out_dir, entries)
     if prune and batch_plan.stale:
         for key in batch_plan.stale:
             for path in (out_dir / key, (out_dir / key).with_suffix(".html")):

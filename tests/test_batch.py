@@ -1,0 +1,259 @@
+"""Batch builds through the CLI: expansion, manifest, incremental runs, failures, resume, Dask."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pypdf
+import pytest
+from conftest import ROOT, TODAY, Invoke, replace_in
+
+from handouts.batch import time_limit
+
+JOBS = """
+output = "{out}"
+
+[[handout]]
+name = "overdose"
+sections = ["overdose-safety"]
+brands = "*"
+layouts = ["letter", "a4"]
+
+[[handout]]
+name = "medicines"
+sections = ["mat"]
+brands = ["example-clinic"]
+languages = ["en"]
+layouts = ["letter"]
+"""
+EXPECTED = [
+    "example-clinic/en/medicines-letter.pdf",
+    "example-clinic/en/overdose-a4.pdf",
+    "example-clinic/en/overdose-letter.pdf",
+    "second-clinic/en/overdose-a4.pdf",
+    "second-clinic/en/overdose-letter.pdf",
+]
+
+
+@pytest.fixture
+def batch_project(project: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Add a second brand and write a job file; return (project, job file, output folder)."""
+    shutil.copytree(project / "brands/example-clinic", project / "brands/second-clinic")
+    replace_in(
+        project / "brands/second-clinic/brand.toml",
+        'name = "Maple Street Example Clinic"',
+        'name = "Second Example Clinic"',
+    )
+    out = tmp_path / "out"
+    jobs = project / "jobs.toml"
+    jobs.write_text(JOBS.format(out=out))
+    return project, jobs, out
+
+
+def manifest(out: Path) -> dict[str, dict[str, object]]:
+    return json.loads((out / "manifest.json").read_text())["outputs"]  # type: ignore[no-any-return]
+
+
+def pdfs(out: Path) -> list[str]:
+    return sorted(p.relative_to(out).as_posix() for p in out.rglob("*.pdf"))
+
+
+def assert_manifest_matches_disk(out: Path) -> None:
+    for key, entry in manifest(out).items():
+        assert entry["sha256"] == hashlib.sha256((out / key).read_bytes()).hexdigest(), key
+
+
+def test_expansion_and_manifest(run: Invoke, batch_project: tuple[Path, Path, Path]) -> None:
+    _, jobs, out = batch_project
+    result = run("batch", str(jobs), "-j", "2")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1].startswith("Built 5, unchanged 0, failed 0, in ")
+    assert pdfs(out) == EXPECTED
+    entries = manifest(out)
+    assert sorted(entries) == EXPECTED
+    entry = entries["second-clinic/en/overdose-a4.pdf"]
+    pdf = out / "second-clinic/en/overdose-a4.pdf"
+    meta = pypdf.PdfReader(pdf).metadata
+    assert entry["path"] == "second-clinic/en/overdose-a4.pdf"
+    assert entry["sha256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()
+    assert entry["handout_version"] == meta["/handoutversion"]
+    assert entry["sections"] == {"overdose-safety": "1.0.0", "find-help": "1.1.0"}
+    assert (entry["brand"], entry["language"], entry["layout"]) == ("second-clinic", "en", "a4")
+    assert len(str(entry["fingerprint"])) == 64
+    assert meta["/Author"] == "Second Example Clinic"
+    assert round(float(pypdf.PdfReader(pdf).pages[0].mediabox.width)) == 595
+
+
+def test_noop_run_renders_nothing_and_never_imports_weasyprint(batch_project: tuple[Path, Path, Path]) -> None:
+    project, jobs, out = batch_project
+    code = (
+        "import sys\n"
+        "from generate import cli\n"
+        f"args = ['--root', {str(project)!r}, '--today', {TODAY.isoformat()!r}, 'batch', {str(jobs)!r}, '-j', '2']\n"
+        "try:\n"
+        "    cli(args)\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print('weasyprint imported:', 'weasyprint' in sys.modules)\n"
+    )
+    first = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "Built 5, unchanged 0" in first.stdout
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    second = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "Built 0, unchanged 5, failed 0" in second.stdout
+    assert "weasyprint imported: False" in second.stdout
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+def test_only_handouts_with_a_changed_section_are_rebuilt_with_reasons(
+    run: Invoke, batch_project: tuple[Path, Path, Path]
+) -> None:
+    project, jobs, out = batch_project
+    assert run("batch", str(jobs), "-j", "2").exit_code == 0
+    replace_in(project / "content/en/mat.md", "version: 1.0.0", "version: 1.1.0")
+    result = run("batch", str(jobs), "-j", "2")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"built {out}/example-clinic/en/medicines-letter.pdf (mat 1.0.0 -> 1.1.0)",
+        result.output.splitlines()[-1],
+    ]
+    assert result.output.splitlines()[-1].startswith("Built 1, unchanged 4, failed 0, in ")
+    replace_in(project / "templates/partials/section.html.j2", "</section>", "</section>\n")
+    changed = run("batch", str(jobs), "-j", "2")
+    assert sorted(changed.output.splitlines()[:-1]) == [f"built {out}/{key} (template changed)" for key in EXPECTED]
+    assert_manifest_matches_disk(out)
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(run: Invoke, batch_project: tuple[Path, Path, Path]) -> None:
+    _, jobs, out = batch_project
+    result = run("batch", str(jobs), "--dry-run")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert sorted(lines[:-1]) == sorted(f"build      {out}/{key}  (new)" for key in EXPECTED)
+    assert lines[-1] == "Plan: 5 to build, 0 unchanged, 0 failing, 0 stale. Nothing written (--dry-run)."
+    assert not out.exists()
+
+
+def test_stale_outputs_are_listed_and_pruned(run: Invoke, batch_project: tuple[Path, Path, Path]) -> None:
+    _, jobs, out = batch_project
+    assert run("batch", str(jobs), "-j", "2").exit_code == 0
+    jobs.write_text(jobs.read_text().replace('layouts = ["letter", "a4"]', 'layouts = ["letter"]'))
+    listed = run("batch", str(jobs))
+    assert listed.exit_code == 0
+    assert "stale 2 (--prune deletes them)" in listed.output
+    assert f"stale: {out}/example-clinic/en/overdose-a4.pdf" in listed.output
+    assert (out / "example-clinic/en/overdose-a4.pdf").exists()
+    pruned = run("batch", str(jobs), "--prune")
+    assert pruned.exit_code == 0
+    assert f"pruned {out}/second-clinic/en/overdose-a4.pdf" in pruned.output
+    assert pdfs(out) == [k for k in EXPECTED if not k.endswith("a4.pdf")]
+    assert sorted(manifest(out)) == pdfs(out)
+
+
+def test_failing_jobs_do_not_stop_the_others(run: Invoke, batch_project: tuple[Path, Path, Path]) -> None:
+    _, jobs, out = batch_project
+    jobs.write_text(
+        jobs.read_text()
+        + '\n[[handout]]\nname = "for-release"\nsections = ["detox"]\nbrands = ["example-clinic"]\nrelease = true\n'
+        + '\n[[handout]]\nname = "too-long"\nsections = "*"\nbrands = ["example-clinic"]\nlayouts = ["trifold"]\n'
+    )
+    result = run("batch", str(jobs), "-j", "2")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    summary = next(line for line in lines if line.startswith("Built "))
+    assert summary.startswith("Built 5, unchanged 0, failed 2, in ")
+    assert (
+        f"failed: {out}/example-clinic/en/for-release-letter.pdf: --release refused 2 problem(s); "
+        "content/en/detox.md: status: draft; --release needs approved content; "
+        "content/en/find-help.md: status: draft; --release needs approved content"
+    ) in lines
+    too_long = next(line for line in lines if line.startswith(f"failed: {out}/example-clinic/en/too-long-trifold.pdf"))
+    assert "the inside panels (your sections): " in too_long and " in too long" in too_long
+    assert pdfs(out) == EXPECTED
+    assert_manifest_matches_disk(out)
+
+
+def test_html_is_standalone_enough_for_the_weasyprint_command(
+    run: Invoke, batch_project: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    _, jobs, out = batch_project
+    assert run("batch", str(jobs), "--html", "-j", "2").exit_code == 0
+    html = out / "example-clinic/en/medicines-letter.html"
+    assert manifest(out)["example-clinic/en/medicines-letter.pdf"]["html"] == "example-clinic/en/medicines-letter.html"
+    target = tmp_path / "from-html.pdf"
+    subprocess.run([sys.executable, "-m", "weasyprint", str(html), str(target)], check=True, capture_output=True)
+    text = " ".join(page.extract_text() for page in pypdf.PdfReader(target).pages)
+    assert "Medicines for opioid use disorder" in text and "Maple Street Example Clinic" in text
+    assert len(pypdf.PdfReader(target).pages) == len(
+        pypdf.PdfReader(out / "example-clinic/en/medicines-letter.pdf").pages
+    )
+
+
+def test_bad_job_file_names_file_and_field(run: Invoke, batch_project: tuple[Path, Path, Path]) -> None:
+    _, jobs, _ = batch_project
+    jobs.write_text(jobs.read_text().replace('layouts = ["letter"]', 'layouts = ["tabloid"]'))
+    result = run("batch", str(jobs))
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "Error: invalid job file: 1 problem(s)",
+        f"{jobs}: handout[1].layouts: unknown 'tabloid'; choose from letter, a4, large-print, trifold",
+    ]
+
+
+def test_time_limit_stops_a_slow_job() -> None:
+    with pytest.raises(TimeoutError, match=r"timed out after 0\.05 s"), time_limit(0.05):
+        time.sleep(2)
+
+
+def test_killed_run_leaves_no_partial_pdf_and_the_next_run_finishes(batch_project: tuple[Path, Path, Path]) -> None:
+    project, jobs, out = batch_project
+    jobs.write_text(jobs.read_text().replace('layouts = ["letter"]', 'layouts = ["letter", "a4", "large-print"]'))
+    command = [sys.executable, str(ROOT / "generate.py"), "--root", str(project), "--today", TODAY.isoformat()]
+    process = subprocess.Popen(
+        [*command, "batch", str(jobs), "-j", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(pdfs(out)) < 2 and process.poll() is None:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    written = pdfs(out)
+    assert 2 <= len(written) < 7, written
+    for key in written:
+        assert len(pypdf.PdfReader(out / key).pages) >= 1  # complete PDFs only
+    assert_manifest_matches_disk(out)
+    rerun = subprocess.run([*command, "batch", str(jobs), "-j", "2"], capture_output=True, text=True, check=True)
+    assert "failed 0" in rerun.stdout
+    assert len(pdfs(out)) == 7
+    assert sorted(manifest(out)) == pdfs(out)
+    assert_manifest_matches_disk(out)
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_dask_cluster_gives_the_same_outputs_and_manifest(
+    run: Invoke, batch_project: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    _, jobs, out = batch_project
+    assert run("batch", str(jobs), "-j", "2").exit_code == 0
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+    ) as cluster:
+        address = cluster.scheduler_address.removeprefix("tcp://")
+        result = run("batch", str(jobs), "--out", str(tmp_path / "dask"), "--executor", f"dask://{address}")
+    assert result.exit_code == 0, result.output
+    assert pdfs(tmp_path / "dask") == EXPECTED
+    for key in EXPECTED:
+        assert (tmp_path / "dask" / key).read_bytes() == (out / key).read_bytes(), key
+    assert (tmp_path / "dask/manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
