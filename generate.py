@@ -340,9 +340,14 @@ def batch(
         if close is not None:
             close()
     stale = f", stale {len(summary.stale)}" + ("" if prune else " (--prune deletes them)") if summary.stale else ""
+    memory = (
+        f" (peak worker memory {max(summary.peak_worker_rss_kib.values()) / 1024:.0f} MiB)"
+        if summary.peak_worker_rss_kib
+        else ""
+    )
     click.echo(
         f"Built {len(summary.built)}, unchanged {summary.unchanged}, failed {len(summary.failed)}{stale}, "
-        f"in {summary.seconds:.1f} s."
+        f"in {summary.seconds:.1f} s{memory}."
     )
     for key in summary.stale if not prune else ():
         click.echo(f"stale: {out_dir / key}")
