@@ -320,14 +320,25 @@ def batch(
     close = None
     try:
         runner = batch_lib.NO_EXECUTOR
+        workers = jobs or os.cpu_count() or 1
+        window = 2 * workers
         if to_build and executor == "local":
-            runner, close = batch_lib.local_executor(jobs or os.cpu_count() or 1, str(project.root), plan.assets)
+            runner, close = batch_lib.local_executor(workers, str(project.root), plan.assets)
         elif to_build:
             runner, close = batch_lib.dask_executor("tcp://" + executor.removeprefix("dask://"))
+            window = max(window, 64)  # the cluster may have many workers; it queues the rest
         if bar is not None:
             bar.__enter__()
         summary = batch_lib.run(
-            project, plan, out_dir, runner, html=html, prune=prune, time_limit_seconds=time_limit, on_event=report
+            project,
+            plan,
+            out_dir,
+            runner,
+            html=html,
+            prune=prune,
+            time_limit_seconds=time_limit,
+            window=window,
+            on_event=report,
         )
     except KeyboardInterrupt:
         click.echo("\nInterrupted. Finished outputs are saved; run the same command again to build the rest.", err=True)

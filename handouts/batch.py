@@ -27,7 +27,9 @@ from .models import Handout
 from .pdf import renderer_versions
 from .project import Project
 
-RECYCLE_AFTER = 40  # tasks per worker process before a fresh one takes over: bounds memory growth
+# Handouts per worker process before a fresh pool takes over. Memory grows about 1 MiB per 15
+# renders (measured), so this bounds a worker well under 300 MiB.
+RECYCLE_AFTER = 200
 DEFAULT_TIME_LIMIT = 300.0
 MANIFEST_FLUSH_SECONDS = 1.0
 
@@ -279,17 +281,44 @@ class _NoExecutor(cf.Executor):
 NO_EXECUTOR = _NoExecutor()
 
 
-def local_executor(jobs: int, root: str, assets: str) -> tuple[cf.Executor, Callable[[], None]]:
-    """Return a spawn-based pool of warmed-up, recycled worker processes, and how to stop it."""
-    import multiprocessing
+class RecyclingProcessPool(cf.Executor):
+    """A spawn-based process pool replaced by a fresh one after a number of tasks.
 
-    pool = cf.ProcessPoolExecutor(
-        max_workers=jobs,
-        mp_context=multiprocessing.get_context("spawn"),
-        max_tasks_per_child=RECYCLE_AFTER,
-        initializer=warm_worker,
-        initargs=(root, assets),
-    )
+    ProcessPoolExecutor's own max_tasks_per_child can hang on Python 3.11 when workers exit
+    (CPython gh-115634), so recycling is done here by swapping whole pools.
+    """
+
+    def __init__(self, jobs: int, root: str, assets: str, recycle_after: int = RECYCLE_AFTER) -> None:
+        self.jobs, self.root, self.assets = jobs, root, assets
+        self.limit = recycle_after * jobs
+        self.submitted = 0
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        import multiprocessing
+
+        return cf.ProcessPoolExecutor(
+            max_workers=self.jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=warm_worker,
+            initargs=(self.root, self.assets),
+        )
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> cf.Future[Any]:
+        if self.submitted and self.submitted % self.limit == 0:
+            # The old pool finishes what it holds while the new one warms up.
+            old, self.pool = self.pool, self._new_pool()
+            old.shutdown(wait=False)
+        self.submitted += 1
+        return self.pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def local_executor(jobs: int, root: str, assets: str) -> tuple[cf.Executor, Callable[[], None]]:
+    """Return a pool of warmed-up, recycled worker processes, and how to stop it."""
+    pool = RecyclingProcessPool(jobs, root, assets)
     return pool, lambda: pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -327,6 +356,7 @@ def run(
     html: bool = False,
     prune: bool = False,
     time_limit_seconds: float = DEFAULT_TIME_LIMIT,
+    window: int = 8,
     on_event: Callable[[str, str, str], None] = lambda kind, key, detail: None,
 ) -> Summary:
     """Render what the plan says to build, write each output atomically and keep the manifest true."""
@@ -343,40 +373,51 @@ def run(
         for item in to_build:
             entries.pop(item.output.key, None)
         save_manifest(out_dir, entries)
-    assets = batch_plan.assets
-    futures = {
-        executor.submit(
-            render_job,
-            RenderJob(item.output.key, str(project.root), assets, item.handout, html, time_limit_seconds),  # type: ignore[arg-type]
-        ): item
-        for item in to_build
-    }
+    queue = iter(to_build)
+    in_flight: dict[cf.Future[RenderOutcome], PlanItem] = {}
+
+    def submit_more() -> None:
+        # A bounded window keeps Ctrl-C quick and lets the local pool recycle its workers.
+        while len(in_flight) < window:
+            item = next(queue, None)
+            if item is None:
+                return
+            assert item.handout is not None  # every item planned for building has its handout
+            job = RenderJob(
+                item.output.key, str(project.root), batch_plan.assets, item.handout, html, time_limit_seconds
+            )
+            in_flight[executor.submit(render_job, job)] = item
+
     last_flush = time.monotonic()
     written = 0
     try:
-        for future in cf.as_completed(futures):
-            item = futures[future]
-            try:
-                outcome = future.result()
-            except Exception as exc:  # a dead worker takes only its own job down
-                outcome = RenderOutcome(item.output.key, None, None, f"worker failed: {exc}", 0, 0)
-            if outcome.pid:
-                summary.peak_worker_rss_kib[outcome.pid] = max(
-                    outcome.peak_rss_kib, summary.peak_worker_rss_kib.get(outcome.pid, 0)
-                )
-            if outcome.error is not None or outcome.pdf is None:
-                summary.failed.append((item.output.key, outcome.error or "no PDF"))
-                on_event("failed", item.output.key, outcome.error or "no PDF")
-                continue
-            entries[item.output.key] = _write_outputs(out_dir, item, outcome)
-            written += 1
-            summary.built.append(item.output.key)
-            on_event("built", item.output.key, ", ".join(item.reasons))
+        submit_more()
+        while in_flight:
+            done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+            for future in done:
+                item = in_flight.pop(future)
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # a dead worker takes only its own job down
+                    outcome = RenderOutcome(item.output.key, None, None, f"worker failed: {exc}", 0, 0)
+                if outcome.pid:
+                    summary.peak_worker_rss_kib[outcome.pid] = max(
+                        outcome.peak_rss_kib, summary.peak_worker_rss_kib.get(outcome.pid, 0)
+                    )
+                if outcome.error is not None or outcome.pdf is None:
+                    summary.failed.append((item.output.key, outcome.error or "no PDF"))
+                    on_event("failed", item.output.key, outcome.error or "no PDF")
+                    continue
+                entries[item.output.key] = _write_outputs(out_dir, item, outcome)
+                written += 1
+                summary.built.append(item.output.key)
+                on_event("built", item.output.key, ", ".join(item.reasons))
             if time.monotonic() - last_flush >= MANIFEST_FLUSH_SECONDS:
                 save_manifest(out_dir, entries)
                 last_flush = time.monotonic()
+            submit_more()
     finally:
-        for future in futures:
+        for future in in_flight:
             future.cancel()
         if written:
             save_manifest(out_dir, entries)

@@ -257,3 +257,16 @@ def test_dask_cluster_gives_the_same_outputs_and_manifest(
     for key in EXPECTED:
         assert (tmp_path / "dask" / key).read_bytes() == (out / key).read_bytes(), key
     assert (tmp_path / "dask/manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
+
+
+def test_recycling_pool_replaces_its_workers() -> None:
+    from handouts.batch import RecyclingProcessPool
+
+    pool = RecyclingProcessPool(2, str(ROOT), "test", recycle_after=2)
+    try:
+        pids = [pool.submit(os.getpid).result() for _ in range(12)]
+    finally:
+        pool.shutdown()
+    # Every 4 tasks (2 per worker) a new pool of 2 takes over: 3 pools, up to 6 processes.
+    assert len(set(pids)) >= 3
+    assert len(set(pids[:4]) & set(pids[8:])) == 0
