@@ -164,7 +164,7 @@ def plan(
 ) -> Plan:
     """Decide for every output whether to build it, and why; read inputs, never import WeasyPrint."""
     manifest, warning = load_manifest(out_dir)
-    inputs = load_inputs(project, [o.language for o in outputs], [o.brand for o in outputs], today)
+    inputs = load_inputs(project, [*(o.language for o in outputs), "en"], [o.brand for o in outputs], today)
     renderer = renderer_versions()
     items = []
     for output in outputs:

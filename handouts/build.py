@@ -129,7 +129,7 @@ def compose_request(inputs: Inputs, request: BuildRequest) -> Handout:
     if problems or brand is None:
         raise HandoutError(f"cannot build: {len(problems)} problem(s)", problems)
     if request.release:
-        refused = release_problems([sections[i] for i in ids], request.today)
+        refused = release_problems([sections[i] for i in ids], request.today, inputs.sections.get("en"))
         if refused:
             raise HandoutError(f"--release refused {len(refused)} problem(s)", refused)
     return compose(
@@ -148,7 +148,9 @@ def compose_request(inputs: Inputs, request: BuildRequest) -> Handout:
 
 def prepare(project: Project, request: BuildRequest) -> Handout:
     """Load, check and compose the handout a request asks for, without rendering it."""
-    return compose_request(load_inputs(project, [request.language], [request.brand], request.today), request)
+    # English is loaded too: a release of a translation checks it against the current original.
+    languages = [request.language, "en"]
+    return compose_request(load_inputs(project, languages, [request.brand], request.today), request)
 
 
 def render_handout(

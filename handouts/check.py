@@ -9,7 +9,7 @@ from .errors import Problem
 from .loader import brand_ids, languages, load_brand, load_sections
 from .models import SECTION_ORDER
 from .project import Project
-from .review import review_problems
+from .review import review_problems, translation_problems
 from .validate import section_warnings
 
 BASE_LANGUAGE = "en"
@@ -23,18 +23,28 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
         problems.append(
             Problem("content", "", f"no {BASE_LANGUAGE}/ folder; every section is written in English first")
         )
+    english, _ = load_sections(project, BASE_LANGUAGE, today) if BASE_LANGUAGE in found_languages else ({}, [])
     for language in found_languages:
         sections, found = load_sections(project, language, today)
         problems += found
-        if language == BASE_LANGUAGE:
-            reported = {p.path for p in found}
-            for section_id in SECTION_ORDER:
-                path = f"content/{language}/{section_id}.md"
-                if section_id not in sections and path not in reported:
-                    problems.append(Problem(path, "", "file not found; every section needs an English version"))
+        reported = {p.path for p in found}
+        for section_id in SECTION_ORDER:
+            path = f"content/{language}/{section_id}.md"
+            if section_id in sections or path in reported:
+                continue
+            if language == BASE_LANGUAGE:
+                problems.append(Problem(path, "", "file not found; every section needs an English version"))
+            elif section_id in english:
+                # Only a build that needs this section fails; the others may go ahead.
+                original = english[section_id].version
+                problems.append(
+                    Problem(path, "", f"file not found; no translation of {section_id} {original} yet", "warning")
+                )
         for section in sections.values():
             problems += review_problems(section, today, project.limits)
             problems += section_warnings(section, project.limits)
+            if language != BASE_LANGUAGE:
+                problems += translation_problems(section, english, strict=False)
     ids = brand_ids(project)
     if not ids:
         problems.append(Problem("brands", "", "no brand folder with a brand.toml"))

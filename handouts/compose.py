@@ -10,7 +10,6 @@ from .errors import HandoutError, Problem
 from .models import ALWAYS_INCLUDED, SECTION_ORDER, Brand, Handout, PrintOptions, ReviewState, Section, Tailoring
 
 NO_PRINT_OPTIONS = PrintOptions()
-TITLES = {"en": "Opioid use disorder: treatment and support"}
 
 
 class UnknownSectionError(HandoutError):
@@ -78,9 +77,9 @@ def compose(
             [Problem(f"content/{language}/{i}.md", "", "missing or invalid") for i in missing],
         )
     sections = tuple(available[i] for i in ids)
+    brand = brand.for_language(language)
     review = tuple((s.id, s.review_state(today)) for s in sections)
     return Handout(
-        title=TITLES.get(language, TITLES["en"]),
         language=language,
         layout=layout,
         brand=brand,

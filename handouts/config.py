@@ -17,6 +17,7 @@ SETTINGS: dict[str, tuple[type, float, float]] = {
     "warning_window_days": (int, 0, 730),
     "max_fk_grade": (float, 1, 16),
     "max_smog": (float, 1, 20),
+    "min_fernandez_huerta": (float, 0, 120),
     "min_words": (int, 0, 5000),
     "max_words": (int, 1, 5000),
 }

@@ -29,7 +29,7 @@ class Layout:
     line_height_pt: float = 0.0
 
 
-TRIFOLD_MARGIN_PT = 0.45 * 72
+TRIFOLD_MARGIN_PT = 0.4 * 72  # styles/trifold.css @page margin
 LAYOUTS = {
     "letter": Layout("letter", 612, 792, "US Letter, portrait"),
     "a4": Layout("a4", 595.28, 841.89, "ISO A4, portrait"),
@@ -79,13 +79,16 @@ def fit_problems(layout: Layout, rendered: RenderedPdf) -> list[str]:
         # Flowing text also loses room to headings kept with their paragraphs; what spilled
         # past the region's own sheet counts too.
         first_page = min(e.page for e in extents)
-        spilled = sum(e.height for e in extents if e.page > first_page)
+        spilled = sum(e.height for e in extents if e.page > first_page) if panels > 1 else 0.0
         over = max(needed - panels * layout.panel_height_pt, spilled)
         if over > 0:
             lines = math.ceil(over / layout.line_height_pt)
             share = over / layout.panel_height_pt
             panels_note = f", {share:.1f} of a panel" if share >= 0.1 else ""
             found.append(f"{label}: {over / 72:.1f} in too long (about {lines} lines of text{panels_note})")
+        elif len({e.page for e in extents}) > 1:
+            # Its text alone fits, but with the space between its blocks it does not.
+            found.append(f"{label}: a line or two too long")
     if not found:
         found.append(f"the content needs {rendered.pages} sheets instead of {layout.pages}")
     return found

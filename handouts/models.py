@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Status = Literal["draft", "approved"]
 # What a printed copy says about a section's review.
@@ -114,6 +115,14 @@ class Brand:
     note: str
     qr_url: str
     digest: str
+    hours: str = ""
+    # Per-language overrides, e.g. (("es", (("name", "Clínica ..."),)),); English is the base.
+    localized: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    def for_language(self, language: str) -> Brand:
+        """Return the brand with its fields in a language, falling back to the base ones."""
+        overrides: dict[str, Any] = dict(dict(self.localized).get(language, ()))
+        return dataclasses.replace(self, **overrides) if overrides else self
 
 
 @dataclass(frozen=True)
@@ -150,7 +159,6 @@ class PrintOptions:
 class Handout:
     """Everything one PDF shows: chosen sections in order, brand, layout and tailoring."""
 
-    title: str
     language: str
     layout: str
     brand: Brand

@@ -14,6 +14,7 @@ class Limits:
     warning_window_days: int = 60
     max_fk_grade: float = 6.0
     max_smog: float = 8.0
+    min_fernandez_huerta: float = 70.0
     min_words: int = 150
     max_words: int = 450
 

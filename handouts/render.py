@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import tomllib
 from pathlib import Path
 
 import jinja2
 from markdown_it import MarkdownIt
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
+from .errors import HandoutError
 from .layouts import CROP_MARK_ZONE_PT
 from .models import Handout
-
-MONTHS = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
 
 
 def markdown_to_html(text: str, image_base: str = "") -> Markup:
@@ -42,9 +29,43 @@ def markdown_to_html(text: str, image_base: str = "") -> Markup:
     return Markup(md.renderer.render(tokens, md.options, {}))  # noqa: S704 - html is off
 
 
-def long_date(day: dt.date) -> str:
-    """Format a date the way patients read it: November 20, 2026."""
-    return f"{MONTHS[day.month - 1]} {day.day}, {day.year}"
+def long_date(day: dt.date, language: str = "en") -> str:
+    """Format a date the way patients read it: November 20, 2026; 20 de noviembre de 2026."""
+    from babel.dates import format_date
+
+    return str(format_date(day, format="long", locale=language))
+
+
+def css_string(value: str) -> Markup:
+    """Quote text as a CSS string that cannot end its <style> element."""
+    text = value.unescape() if isinstance(value, Markup) else str(value)
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\a ").replace("<", "\\3c ")
+    return Markup(f'"{escaped}"')  # noqa: S704 - escaped for CSS above
+
+
+def load_catalog(env: jinja2.Environment, language: str) -> dict[str, str]:
+    """Read a language's template strings from templates/i18n/<language>.toml."""
+    assert env.loader is not None
+    try:
+        source = env.loader.get_source(env, f"i18n/{language}.toml")[0]
+    except jinja2.TemplateNotFound:
+        raise HandoutError(f"templates/i18n/{language}.toml: no template strings for language {language!r}") from None
+    return {key: str(value) for key, value in tomllib.loads(source).items()}
+
+
+@jinja2.pass_context
+def translate(context: jinja2.runtime.Context, key: str, **values: object) -> Markup:
+    """Return a template string in the handout's language, escaping what fills it in."""
+    strings = context["strings"]
+    if key not in strings:
+        raise HandoutError(f"templates/i18n/{context['handout'].language}.toml: {key}: missing")
+    return Markup(escape(strings[key])).format(**values)  # noqa: S704 - format() escapes the values
+
+
+@jinja2.pass_context
+def localized_date(context: jinja2.runtime.Context, day: dt.date) -> str:
+    """Format a date in the handout's language."""
+    return long_date(day, context["handout"].language)
 
 
 def camel(section_id: str) -> str:
@@ -70,7 +91,9 @@ def environment(templates_dir: Path) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["markdown"] = markdown_to_html
-    env.filters["long_date"] = long_date
+    env.filters["long_date"] = localized_date
+    env.filters["css_string"] = css_string
+    env.globals["t"] = translate
     env.filters["camel"] = camel
     env.filters["qr_data_uri"] = qr_data_uri
     env.globals["crop_mark_zone"] = CROP_MARK_ZONE_PT
@@ -82,7 +105,13 @@ def render_html(
 ) -> str:
     """Render the handout's layout template to HTML; without `link_styles` the caller supplies the CSS."""
     template = env.get_template(f"layouts/{handout.layout}.html.j2")
-    return template.render(handout=handout, brand=handout.brand, base_href=base_href, link_styles=link_styles)
+    return template.render(
+        handout=handout,
+        brand=handout.brand,
+        base_href=base_href,
+        link_styles=link_styles,
+        strings=load_catalog(env, handout.language),
+    )
 
 
 def stylesheet_paths(styles_dir: Path, layout: str) -> list[Path]:

@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 
 from .models import SECTION_ORDER, Section
-from .readability import score
+from .readability import fernandez_huerta, score
 
-HEADERS = ("id", "title", "version", "status", "last reviewed", "next review due", "grade")
+HEADERS = ("id", "title", "version", "status", "last reviewed", "next review due", "reading")
 DUE_HEADERS = ("id", "title", "version", "status", "next review due", "why")
 
 
@@ -21,6 +21,13 @@ def table(rows: Sequence[Sequence[str]]) -> str:
 def status(section: Section, today: dt.date) -> str:
     """Return the review state as the tables show it."""
     return {"changed": "changed after approval"}.get(section.review_state(today), section.review_state(today))
+
+
+def reading(section: Section) -> str:
+    """Return the reading score in the section's language: FK grade for English, FH ease for Spanish."""
+    if section.language == "es":
+        return f"FH {fernandez_huerta(section.body):.1f}"
+    return f"FK {score(section.body).fk_grade:.1f}"
 
 
 def sections_table(sections: Iterable[Section], today: dt.date) -> str:
@@ -36,7 +43,7 @@ def sections_table(sections: Iterable[Section], today: dt.date) -> str:
                 status(s, today),
                 s.last_reviewed.isoformat(),
                 s.next_review_due.isoformat(),
-                f"{score(s.body).fk_grade:.1f}",
+                reading(s),
             )
             for s in ordered
         ]

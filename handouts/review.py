@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from .errors import Problem
 from .models import Section
@@ -38,10 +38,30 @@ def review_problems(section: Section, today: dt.date, limits: Limits) -> list[Pr
     return found
 
 
-def release_problems(sections: Iterable[Section], today: dt.date) -> list[Problem]:
+def version_key(version: str) -> tuple[int, ...]:
+    """Order semantic versions numerically: 1.10.0 comes after 1.9.0."""
+    return tuple(int(part) for part in version.split("."))
+
+
+def translation_problems(section: Section, english: Mapping[str, Section], *, strict: bool) -> list[Problem]:
+    """Return a problem when a translation translates an older English version than the current one."""
+    original = english.get(section.id)
+    if section.translation_of is None or original is None:
+        return []
+    if version_key(section.translation_of) < version_key(original.version):
+        message = f"translates {section.id} {section.translation_of}, English is now {original.version}"
+        return [Problem(section.path, "", message, "error" if strict else "warning")]
+    return []
+
+
+def release_problems(
+    sections: Iterable[Section], today: dt.date, english: Mapping[str, Section] | None = None
+) -> list[Problem]:
     """Return why each section may not go into a release build."""
     found = []
     for s in sections:
+        if english is not None and s.language != "en":
+            found += translation_problems(s, english, strict=True)
         state = s.review_state(today)
         if state == "changed":
             found.append(

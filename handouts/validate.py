@@ -14,7 +14,7 @@ from .color import BODY_TEXT_RATIO, LARGE_TEXT_RATIO, WHITE, contrast_ratio
 from .errors import Problem
 from .models import Brand, Reviewer, Section, Source
 from .project import Limits
-from .readability import score, word_count
+from .readability import SPANISH_WORD_RE, WORD_RE, fernandez_huerta, score, word_count
 
 SECTION_FIELDS = (
     "id",
@@ -41,8 +41,12 @@ BRAND_FIELDS = (
     "logo",
     "logo_alt",
     "note",
+    "hours",
     "colors",
 )
+# Fields a brand may give per language, in a table named after the language: [es]
+LOCALIZABLE_BRAND_FIELDS = ("name", "short_name", "address", "hours", "note", "logo_alt", "qr_url")
+LANGUAGE_RE = re.compile(r"^[a-z]{2}$")
 REQUIRED_BRAND_FIELDS = ("name", "short_name", "phone", "address", "website", "colors", "logo_alt")
 COLOR_FIELDS = ("primary", "accent")
 
@@ -60,6 +64,7 @@ COLOR_USES = {
     "accent": (LARGE_TEXT_RATIO, "heading bars and large text"),
 }
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+BASE_LANGUAGE = "en"  # every section is written in English first; others are translations
 BODY_HEADING_RE = re.compile(r"^(#{1,2})\s", re.MULTILINE)
 IMAGE_WITHOUT_ALT_RE = re.compile(r"!\[\s*\]\(")
 IMAGE_TARGET_RE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]*)")
@@ -218,6 +223,10 @@ def section_from_text(
         next_due = add_months(last_reviewed, limits.review_interval_months)
     sources = _sources(path, meta["sources"], problems) if "sources" in meta else ()
     translation_of = meta.get("translation_of")
+    if expected_language == BASE_LANGUAGE and translation_of is not None:
+        problems.append(Problem(path, "translation_of", "only translations have it; English is the original"))
+    elif expected_language != BASE_LANGUAGE and translation_of is None:
+        problems.append(Problem(path, "translation_of", "required: the English version this translates, like 1.0.0"))
     if translation_of is not None and not (isinstance(translation_of, str) and SEMVER_RE.match(translation_of)):
         problems.append(
             Problem(path, "translation_of", f"expected MAJOR.MINOR.PATCH like 1.2.0, got {str(translation_of)!r}")
@@ -281,11 +290,24 @@ def section_from_text(
 
 
 def section_warnings(section: Section, limits: Limits) -> list[Problem]:
-    """Return length and reading-level warnings for a valid section."""
+    """Return length and reading-level warnings for a valid section, by its language's formulas."""
     path, found = section.path, []
-    words = word_count(section.body)
+    spanish = section.language == "es"
+    words = word_count(section.body, SPANISH_WORD_RE if spanish else WORD_RE)
     if not limits.min_words <= words <= limits.max_words:
         found.append(Problem(path, "body", f"{words} words; keep it {limits.min_words}-{limits.max_words}", "warning"))
+    if spanish:
+        ease = fernandez_huerta(section.body)
+        if ease < limits.min_fernandez_huerta:
+            found.append(
+                Problem(
+                    path,
+                    "body",
+                    f"Fernandez-Huerta reading ease {ease:.1f} is under {limits.min_fernandez_huerta:g}",
+                    "warning",
+                )
+            )
+        return found
     reading = score(section.body)
     if reading.fk_grade > limits.max_fk_grade:
         found.append(
@@ -306,8 +328,24 @@ def brand_from_data(
 ) -> tuple[Brand | None, list[Problem]]:
     """Build a Brand from parsed brand.toml data and the files of its folder."""
     problems: list[Problem] = []
+    localized = []
     for key in sorted(set(data) - set(BRAND_FIELDS)):
-        problems.append(Problem(path, key, f"unknown field; expected one of {', '.join(BRAND_FIELDS)}"))
+        if LANGUAGE_RE.match(key) and isinstance(data[key], dict):
+            fields = data[key]
+            for name in sorted(set(fields) - set(LOCALIZABLE_BRAND_FIELDS)):
+                problems.append(
+                    Problem(path, f"{key}.{name}", f"not translatable; expected {', '.join(LOCALIZABLE_BRAND_FIELDS)}")
+                )
+            translated = tuple(
+                (name, _text(path, f"{key}.{name}", fields[name], problems))
+                for name in LOCALIZABLE_BRAND_FIELDS
+                if name in fields
+            )
+            localized.append((key, translated))
+            continue
+        problems.append(
+            Problem(path, key, f"unknown field; expected one of {', '.join(BRAND_FIELDS)}, or a table like [es]")
+        )
     for key in REQUIRED_BRAND_FIELDS:
         if key not in data:
             problems.append(Problem(path, key, "required field missing"))
@@ -320,9 +358,17 @@ def brand_from_data(
     if not isinstance(note, str):
         problems.append(Problem(path, "note", f"expected text, got {note!r}"))
         note = ""
+    hours = data.get("hours", "")
+    if not isinstance(hours, str):
+        problems.append(Problem(path, "hours", f"expected text, got {hours!r}"))
+        hours = ""
     for key in ("website", "qr_url"):
         if values.get(key) and not URL_RE.match(values[key]):
             problems.append(Problem(path, key, f"expected an http(s) URL, got {values[key]!r}"))
+    for language, fields in localized:
+        url = dict(fields).get("qr_url")
+        if url and not URL_RE.match(url):
+            problems.append(Problem(path, f"{language}.qr_url", f"expected an http(s) URL, got {url!r}"))
     colors = data.get("colors", {})
     if not isinstance(colors, dict):
         problems.append(Problem(path, "colors", "expected a table with primary and accent"))
@@ -376,6 +422,8 @@ def brand_from_data(
             note=note.strip(),
             qr_url=values.get("qr_url", values["website"]),
             digest=digest.hexdigest(),
+            hours=hours.strip(),
+            localized=tuple(localized),
         ),
         [],
     )

@@ -25,13 +25,13 @@ def test_sections_table_lists_every_section_in_order(run: Invoke) -> None:
         "next",
         "review",
         "due",
-        "grade",
+        "reading",
     ]
     assert [line.split()[0] for line in lines[1:]] == list(SECTION_ORDER)
     mat = next(line for line in lines if line.startswith("mat "))
     assert "Medicines for opioid use disorder" in mat
     assert " draft " in mat and "2026-11-20" in mat and "2028-11-20" in mat
-    assert 0 < float(mat.split()[-1]) <= 6
+    assert mat.split()[-2] == "FK" and 0 < float(mat.split()[-1]) <= 6
 
 
 def test_shipped_content_passes_strict_check(run: Invoke) -> None:

@@ -166,7 +166,11 @@ def test_version_must_be_bumped_when_the_body_changes(run: Invoke, project: Path
     assert bump not in run("check").output
     approve(run, "mat")
     assert "approved_version: 1.0.1\n" in (project / "content/en/mat.md").read_text()
-    assert run("check", "--strict").output == "OK: no problems.\n"
+    # English is clean again; the Spanish translation now lags behind it.
+    assert run("check", "--strict").output.splitlines() == [
+        "content/es/mat.md: translates mat 1.0.0, English is now 1.0.1",
+        "Aborted: 1 problem in 1 file.",
+    ]
 
 
 def test_status_approved_by_hand_without_a_record_is_an_error(run: Invoke, project: Path) -> None:
@@ -270,7 +274,7 @@ def test_bad_config_is_reported_with_file_and_setting(run: Invoke, project: Path
     assert result.output.splitlines() == [
         "Error: invalid settings: 2 problem(s)",
         "handouts.toml: review_window: unknown setting; expected one of review_interval_months, "
-        "warning_window_days, max_fk_grade, max_smog, min_words, max_words",
+        "warning_window_days, max_fk_grade, max_smog, min_fernandez_huerta, min_words, max_words",
         "handouts.toml: review_interval_months: expected a whole number, got 'two years'",
     ]
 

@@ -245,7 +245,7 @@ def test_good_brand() -> None:
         (
             {"slogan": "x"},
             "brands/test/brand.toml: slogan: unknown field; expected one of name, short_name, phone, address, "
-            "website, qr_url, logo, logo_alt, note, colors",
+            "website, qr_url, logo, logo_alt, note, hours, colors, or a table like [es]",
         ),
     ],
 )
