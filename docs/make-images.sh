@@ -10,7 +10,11 @@ python generate.py build --layout a4 -o "$out/a4.pdf" >/dev/null
 python generate.py build --layout large-print -o "$out/large-print.pdf" >/dev/null
 python generate.py build --layout trifold --sections detox,overdose-safety -o "$out/trifold.pdf" >/dev/null
 python generate.py build --sections overdose-safety --bleed 0.125in --crop-marks -o "$out/print-shop.pdf" >/dev/null
+python generate.py build --lang es -o "$out/es-letter.pdf" >/dev/null
+python generate.py build --lang es --layout trifold --sections overdose-safety,self-help -o "$out/es-trifold.pdf" >/dev/null
 pdftoppm -r 60 -png -f 1 -l 1 -singlefile "$out/letter.pdf" docs/handout-page1
+pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/es-letter.pdf" docs/spanish-letter
+pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/es-trifold.pdf" docs/spanish-trifold-outside
 pdftoppm -r 40 -png -f 1 -l 1 -singlefile "$out/a4.pdf" docs/layout-a4
 pdftoppm -r 40 -png -f 1 -l 1 -singlefile "$out/large-print.pdf" docs/layout-large-print
 pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/trifold.pdf" docs/layout-trifold-outside

@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 
 from .errors import Problem
-from .loader import brand_ids, languages, load_brand, load_sections
+from .loader import brand_ids, catalog_problems, languages, load_brand, load_sections
 from .models import SECTION_ORDER
 from .project import Project
 from .review import review_problems, translation_problems
@@ -45,6 +45,7 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
             problems += section_warnings(section, project.limits)
             if language != BASE_LANGUAGE:
                 problems += translation_problems(section, english, strict=False)
+    problems += catalog_problems(project, found_languages)
     ids = brand_ids(project)
     if not ids:
         problems.append(Problem("brands", "", "no brand folder with a brand.toml"))

@@ -60,6 +60,34 @@ def read_section_file(project: Project, language: str, section_id: str) -> tuple
         raise HandoutError(f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
+def catalog_problems(project: Project, content_languages: list[str]) -> list[Problem]:
+    """Check that every language has template strings, with exactly the keys English has."""
+    folder = project.templates_dir / "i18n"
+    catalogs: dict[str, dict[str, object]] = {}
+    problems: list[Problem] = []
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            catalogs[path.stem] = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            problems.append(Problem(project.relative(path), "", f"invalid TOML: {exc}"))
+    english = catalogs.get("en", {})
+    for language in content_languages:
+        if language not in catalogs and not any(p.path.endswith(f"/{language}.toml") for p in problems):
+            problems.append(
+                Problem(f"templates/i18n/{language}.toml", "", f"file not found; content/{language} needs it")
+            )
+    for language, strings in catalogs.items():
+        where = f"templates/i18n/{language}.toml"
+        for key in sorted(set(english) - set(strings)):
+            problems.append(Problem(where, key, "missing; every language needs the keys of en.toml"))
+        for key in sorted(set(strings) - set(english)):
+            problems.append(Problem(where, key, "not in en.toml; English is the reference"))
+        for key, value in strings.items():
+            if not isinstance(value, str):
+                problems.append(Problem(where, key, f"expected text, got {value!r}"))
+    return problems
+
+
 def brand_ids(project: Project) -> list[str]:
     """Return the ids of the brand folders under brands/."""
     if not project.brands_dir.is_dir():
