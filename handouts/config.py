@@ -9,6 +9,7 @@ from typing import Any
 
 from .errors import Problem
 from .project import Limits
+from .validate import unknown_fields
 
 CONFIG_FILE = "handouts.toml"
 # Each setting: (type it must have, smallest sensible value, largest).
@@ -27,8 +28,7 @@ def limits_from_data(path: str, data: dict[str, Any]) -> tuple[Limits, list[Prob
     """Build Limits from a settings table, returning every problem with it."""
     problems: list[Problem] = []
     values: dict[str, Any] = {}
-    for key in sorted(set(data) - set(SETTINGS)):
-        problems.append(Problem(path, key, f"unknown setting; expected one of {', '.join(SETTINGS)}"))
+    problems += unknown_fields(path, data, list(SETTINGS), noun="setting")
     for key, (kind, low, high) in SETTINGS.items():
         if key not in data:
             continue

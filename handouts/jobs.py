@@ -11,6 +11,7 @@ from typing import Any
 from .errors import Problem
 from .layouts import LAYOUTS
 from .models import SECTION_ORDER
+from .validate import unknown_fields
 
 JOB_FIELDS = ("name", "sections", "brands", "languages", "layouts", "release")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -88,8 +89,7 @@ def parse_jobs(
         if not isinstance(table, dict):
             problems.append(Problem(path, where, "expected a table"))
             continue
-        for key in sorted(set(table) - set(JOB_FIELDS)):
-            problems.append(Problem(path, f"{where}.{key}", f"unknown field; expected one of {', '.join(JOB_FIELDS)}"))
+        problems += unknown_fields(path, table, JOB_FIELDS, f"{where}.")
         name = table.get("name")
         if not isinstance(name, str) or not NAME_RE.match(name):
             problems.append(

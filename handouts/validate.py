@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -101,6 +101,16 @@ def split_front_matter(path: str, text: str) -> tuple[dict[str, Any] | None, str
     return meta, match[2], []
 
 
+def unknown_fields(
+    path: str, data: Mapping[Any, Any], allowed: Sequence[str], prefix: str = "", noun: str = "field"
+) -> list[Problem]:
+    """Return one problem per key of `data` that is not an allowed field."""
+    return [
+        Problem(path, f"{prefix}{key}", f"unknown {noun}; expected one of {', '.join(allowed)}")
+        for key in sorted(set(data) - set(allowed), key=str)
+    ]
+
+
 def _date(path: str, field: str, value: Any, problems: list[Problem]) -> dt.date | None:
     text = str(value)
     if isinstance(value, str) and DATE_RE.match(text):
@@ -131,8 +141,7 @@ def _reviewers(path: str, value: Any, problems: list[Problem]) -> tuple[Reviewer
         if not isinstance(item, dict):
             problems.append(Problem(path, field, "expected name, credentials and role"))
             continue
-        for key in sorted(set(item) - {"name", "credentials", "role"}):
-            problems.append(Problem(path, f"{field}.{key}", "unknown field; expected name, credentials, role"))
+        problems += unknown_fields(path, item, ("name", "credentials", "role"), f"{field}.")
         name = _text(path, f"{field}.name", item.get("name"), problems)
         credentials = _text(path, f"{field}.credentials", item.get("credentials"), problems)
         role = item.get("role", "")
@@ -153,8 +162,7 @@ def _sources(path: str, value: Any, problems: list[Problem]) -> tuple[Source, ..
         if not isinstance(item, dict):
             problems.append(Problem(path, field, "expected title and url"))
             continue
-        for key in sorted(set(item) - {"title", "url"}):
-            problems.append(Problem(path, f"{field}.{key}", "unknown field; expected title, url"))
+        problems += unknown_fields(path, item, ("title", "url"), f"{field}.")
         title = _text(path, f"{field}.title", item.get("title"), problems)
         url = item.get("url")
         if not isinstance(url, str) or not URL_RE.match(url):
@@ -189,8 +197,7 @@ def section_from_text(
     meta, body, problems = split_front_matter(path, text)
     if meta is None:
         return None, problems
-    for key in sorted(set(meta) - set(SECTION_FIELDS), key=str):
-        problems.append(Problem(path, str(key), f"unknown field; expected one of {', '.join(SECTION_FIELDS)}"))
+    problems += unknown_fields(path, meta, SECTION_FIELDS)
     for key in REQUIRED_SECTION_FIELDS:
         if key not in meta:
             problems.append(Problem(path, key, "required field missing"))
@@ -374,8 +381,7 @@ def brand_from_data(
         problems.append(Problem(path, "colors", "expected a table with primary and accent"))
         colors = {}
     elif "colors" in data:
-        for key in sorted(set(colors) - set(COLOR_FIELDS)):
-            problems.append(Problem(path, f"colors.{key}", "unknown field; expected primary, accent"))
+        problems += unknown_fields(path, colors, COLOR_FIELDS, "colors.")
         for key in COLOR_FIELDS:
             value = colors.get(key)
             if value is None:
