@@ -11,6 +11,7 @@ import click
 from handouts import __version__
 from handouts.errors import HandoutError, Problem
 from handouts.layouts import LAYOUTS
+from handouts.models import BASE_LANGUAGE, DEFAULT_BRAND
 from handouts.project import Project
 
 HERE = Path(__file__).resolve().parent
@@ -73,8 +74,8 @@ def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> Non
 
 @cli.command()
 @click.option("--sections", "sections", metavar="IDS", help="Comma-separated section ids (default: all).")
-@click.option("--brand", default="example-clinic", show_default=True, help="Brand folder under brands/.")
-@click.option("--lang", "language", default="en", show_default=True, help="Content language folder.")
+@click.option("--brand", default=DEFAULT_BRAND, show_default=True, help="Brand folder under brands/.")
+@click.option("--lang", "language", default=BASE_LANGUAGE, show_default=True, help="Content language folder.")
 @click.option("--layout", type=click.Choice(list(LAYOUTS)), default="letter", show_default=True)
 @click.option(
     "-o",

@@ -23,7 +23,7 @@ from .build import BuildRequest, Inputs, compose_request, load_inputs, render_ha
 from .errors import HandoutError
 from .jobs import Output
 from .manifest import load_manifest, save_manifest, sha256_file
-from .models import Handout
+from .models import BASE_LANGUAGE, Handout
 from .pdf import renderer_versions
 from .project import Project
 
@@ -164,7 +164,7 @@ def plan(
 ) -> Plan:
     """Decide for every output whether to build it, and why; read inputs, never import WeasyPrint."""
     manifest, warning = load_manifest(out_dir)
-    inputs = load_inputs(project, [*(o.language for o in outputs), "en"], [o.brand for o in outputs], today)
+    inputs = load_inputs(project, [*(o.language for o in outputs), BASE_LANGUAGE], [o.brand for o in outputs], today)
     renderer = renderer_versions()
     items = []
     for output in outputs:

@@ -13,7 +13,7 @@ from .compose import compose, selection
 from .errors import HandoutError, Problem, errors
 from .layouts import LAYOUTS, fit_problems
 from .loader import asset_digests, combine_digests, load_brand, load_sections
-from .models import Brand, Handout, PrintOptions, Section, Tailoring
+from .models import BASE_LANGUAGE, Brand, Handout, PrintOptions, Section, Tailoring
 from .pdf import RenderedPdf, Renderer, render_pdf
 from .project import Project
 from .render import environment, render_html
@@ -129,7 +129,7 @@ def compose_request(inputs: Inputs, request: BuildRequest) -> Handout:
     if problems or brand is None:
         raise HandoutError(f"cannot build: {len(problems)} problem(s)", problems)
     if request.release:
-        refused = release_problems([sections[i] for i in ids], request.today, inputs.sections.get("en"))
+        refused = release_problems([sections[i] for i in ids], request.today, inputs.sections.get(BASE_LANGUAGE))
         if refused:
             raise HandoutError(f"--release refused {len(refused)} problem(s)", refused)
     return compose(
@@ -149,7 +149,7 @@ def compose_request(inputs: Inputs, request: BuildRequest) -> Handout:
 def prepare(project: Project, request: BuildRequest) -> Handout:
     """Load, check and compose the handout a request asks for, without rendering it."""
     # English is loaded too: a release of a translation checks it against the current original.
-    languages = [request.language, "en"]
+    languages = [request.language, BASE_LANGUAGE]
     return compose_request(load_inputs(project, languages, [request.brand], request.today), request)
 
 

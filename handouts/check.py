@@ -7,12 +7,10 @@ import datetime as dt
 
 from .errors import Problem
 from .loader import brand_ids, catalog_problems, languages, load_brand, load_sections
-from .models import SECTION_ORDER
+from .models import BASE_LANGUAGE, SECTION_ORDER
 from .project import Project
 from .review import review_problems, translation_problems
 from .validate import section_warnings
-
-BASE_LANGUAGE = "en"
 
 
 def check_project(project: Project, today: dt.date, *, strict: bool = False) -> list[Problem]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import Problem
 from .layouts import LAYOUTS
-from .models import SECTION_ORDER
+from .models import BASE_LANGUAGE, SECTION_ORDER
 from .validate import unknown_fields
 
 JOB_FIELDS = ("name", "sections", "brands", "languages", "layouts", "release")
@@ -103,7 +103,9 @@ def parse_jobs(
             name=str(name),
             sections=_strings(path, f"{where}.sections", table.get("sections", "*"), SECTION_ORDER, problems),
             brands=_strings(path, f"{where}.brands", table.get("brands", "*"), brands, problems),
-            languages=_strings(path, f"{where}.languages", table.get("languages", ["en"]), languages, problems),
+            languages=_strings(
+                path, f"{where}.languages", table.get("languages", [BASE_LANGUAGE]), languages, problems
+            ),
             layouts=_strings(path, f"{where}.layouts", table.get("layouts", ["letter"]), list(LAYOUTS), problems),
             release=bool(release),
         )

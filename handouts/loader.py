@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 
 from .errors import HandoutError, Problem
-from .models import SECTION_ORDER, Brand, Section
+from .models import BASE_LANGUAGE, SECTION_ORDER, Brand, Section
 from .project import Project
 from .validate import brand_from_data, is_valid_id, section_from_text
 
@@ -70,7 +70,7 @@ def catalog_problems(project: Project, content_languages: list[str]) -> list[Pro
             catalogs[path.stem] = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             problems.append(Problem(project.relative(path), "", f"invalid TOML: {exc}"))
-    english = catalogs.get("en", {})
+    english = catalogs.get(BASE_LANGUAGE, {})
     for language in content_languages:
         if language not in catalogs and not any(p.path.endswith(f"/{language}.toml") for p in problems):
             problems.append(

@@ -16,7 +16,8 @@ ReviewState = Literal["draft", "approved", "changed", "overdue"]
 SECTION_ORDER = ("detox", "mat", "behavioral-therapy", "self-help", "overdose-safety", "find-help")
 ALWAYS_INCLUDED = "find-help"
 DEFAULT_BRAND = "example-clinic"
-DEFAULT_LANGUAGE = "en"
+# Every section is written in English first; other languages are translations of it.
+BASE_LANGUAGE = "en"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 
 from .errors import Problem
-from .models import Section
+from .models import BASE_LANGUAGE, Section
 from .project import Limits
 
 
@@ -60,7 +60,7 @@ def release_problems(
     """Return why each section may not go into a release build."""
     found = []
     for s in sections:
-        if english is not None and s.language != "en":
+        if english is not None and s.language != BASE_LANGUAGE:
             found += translation_problems(s, english, strict=True)
         state = s.review_state(today)
         if state == "changed":

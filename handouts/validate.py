@@ -12,7 +12,7 @@ import yaml
 
 from .color import BODY_TEXT_RATIO, LARGE_TEXT_RATIO, WHITE, contrast_ratio
 from .errors import Problem
-from .models import Brand, Reviewer, Section, Source
+from .models import BASE_LANGUAGE, Brand, Reviewer, Section, Source
 from .project import Limits
 from .readability import SPANISH_WORD_RE, WORD_RE, fernandez_huerta, score, word_count
 
@@ -64,7 +64,6 @@ COLOR_USES = {
     "accent": (LARGE_TEXT_RATIO, "heading bars and large text"),
 }
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-BASE_LANGUAGE = "en"  # every section is written in English first; others are translations
 BODY_HEADING_RE = re.compile(r"^(#{1,2})\s", re.MULTILINE)
 IMAGE_WITHOUT_ALT_RE = re.compile(r"!\[\s*\]\(")
 IMAGE_TARGET_RE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]*)")
