@@ -21,9 +21,9 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
         problems.append(
             Problem("content", "", f"no {BASE_LANGUAGE}/ folder; every section is written in English first")
         )
-    english, _ = load_sections(project, BASE_LANGUAGE, today) if BASE_LANGUAGE in found_languages else ({}, [])
-    for language in found_languages:
-        sections, found = load_sections(project, language, today)
+    loaded = {language: load_sections(project, language, today) for language in found_languages}
+    english = loaded.get(BASE_LANGUAGE, ({}, []))[0]
+    for language, (sections, found) in loaded.items():
         problems += found
         reported = {p.path for p in found}
         for section_id in SECTION_ORDER:

@@ -44,13 +44,19 @@ def css_string(value: str) -> Markup:
 
 
 def load_catalog(env: jinja2.Environment, language: str) -> dict[str, str]:
-    """Read a language's template strings from templates/i18n/<language>.toml."""
-    assert env.loader is not None
-    try:
-        source = env.loader.get_source(env, f"i18n/{language}.toml")[0]
-    except jinja2.TemplateNotFound:
-        raise HandoutError(f"templates/i18n/{language}.toml: no template strings for language {language!r}") from None
-    return {key: str(value) for key, value in tomllib.loads(source).items()}
+    """Read a language's template strings from templates/i18n/<language>.toml, once per environment."""
+    # A batch worker renders hundreds of handouts with one environment: parse each catalog once.
+    cache: dict[str, dict[str, str]] = env.globals.setdefault("_catalogs", {})  # type: ignore[assignment]
+    if language not in cache:
+        assert env.loader is not None
+        try:
+            source = env.loader.get_source(env, f"i18n/{language}.toml")[0]
+        except jinja2.TemplateNotFound:
+            raise HandoutError(
+                f"templates/i18n/{language}.toml: no template strings for language {language!r}"
+            ) from None
+        cache[language] = {key: str(value) for key, value in tomllib.loads(source).items()}
+    return cache[language]
 
 
 @jinja2.pass_context
