@@ -10,7 +10,7 @@ import click
 
 from handouts import __version__
 from handouts.errors import HandoutError, Problem
-from handouts.layouts import LAYOUTS
+from handouts.layouts import PATIENT_LAYOUTS
 from handouts.models import BASE_LANGUAGE, DEFAULT_BRAND
 from handouts.project import Project
 
@@ -29,6 +29,18 @@ def _fail(exc: HandoutError) -> click.ClickException:
 
 def _line(problem: Problem) -> str:
     return f"{problem} (warning)" if problem.severity == "warning" else str(problem)
+
+
+def _check_language(language: str) -> None:
+    if not language.isalpha() or not language.islower() or len(language) > 8:
+        raise click.BadParameter("expected a language code like en", param_hint="--lang")
+
+
+def _requested(sections: str | None) -> tuple[str, ...] | None:
+    requested = None if sections is None else tuple(s for s in sections.split(",") if s.strip())
+    if requested == ():
+        raise click.BadParameter("name at least one section id", param_hint="--sections")
+    return requested
 
 
 def _parse_date(option: str, value: str | None) -> dt.date | None:
@@ -76,7 +88,7 @@ def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> Non
 @click.option("--sections", "sections", metavar="IDS", help="Comma-separated section ids (default: all).")
 @click.option("--brand", default=DEFAULT_BRAND, show_default=True, help="Brand folder under brands/.")
 @click.option("--lang", "language", default=BASE_LANGUAGE, show_default=True, help="Content language folder.")
-@click.option("--layout", type=click.Choice(list(LAYOUTS)), default="letter", show_default=True)
+@click.option("--layout", type=click.Choice(list(PATIENT_LAYOUTS)), default="letter", show_default=True)
 @click.option(
     "-o",
     "--out",
@@ -89,10 +101,11 @@ def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> Non
 @click.option("--bleed", metavar="LENGTH", help="Print-shop bleed around the trimmed page, e.g. 0.125in or 3mm.")
 @click.option("--crop-marks", is_flag=True, help="Draw crop marks outside the trim (and the bleed).")
 @click.option("--release", is_flag=True, help="Refuse draft sections and sections past their review date.")
-@click.option("--prepared-for", default="", metavar="NAME", help="Patient's name for the 'For you' box.")
-@click.option("--counselor", default="", metavar="NAME", help="Counselor's name for the 'For you' box.")
-@click.option("--note", default="", metavar="TEXT", help="A short note for the 'For you' box.")
-@click.option("--next-visit", metavar="YYYY-MM-DD", help="Date of the next visit for the 'For you' box.")
+@click.option("--appendix", is_flag=True, help="Add the full list of sources, with links, after the patient pages.")
+@click.option("--prepared-for", default="", metavar="NAME", help="Patient's name, printed in 'My plan'.")
+@click.option("--counselor", default="", metavar="NAME", help="Counselor's name, printed in 'My plan'.")
+@click.option("--note", default="", metavar="TEXT", help="A short note, printed in 'My plan'.")
+@click.option("--next-visit", metavar="YYYY-MM-DD", help="Date of the next visit, printed in 'My plan'.")
 @click.pass_context
 def build(
     ctx: click.Context,
@@ -105,6 +118,7 @@ def build(
     bleed: str | None,
     crop_marks: bool,
     release: bool,
+    appendix: bool,
     prepared_for: str,
     counselor: str,
     note: str,
@@ -118,11 +132,8 @@ def build(
     from handouts.models import PrintOptions, Tailoring
 
     project, today = _project(ctx)
-    if not language.isalpha() or not language.islower() or len(language) > 8:
-        raise click.BadParameter("expected a language code like en", param_hint="--lang")
-    requested = None if sections is None else tuple(s for s in sections.split(",") if s.strip())
-    if requested == ():
-        raise click.BadParameter("name at least one section id", param_hint="--sections")
+    _check_language(language)
+    requested = _requested(sections)
     tailoring = Tailoring(
         prepared_for=prepared_for.strip(),
         counselor=counselor.strip(),
@@ -144,6 +155,7 @@ def build(
         release=release,
         tailoring=tailoring,
         print_options=print_options,
+        appendix=appendix,
     )
     try:
         result = build_handout(project, request)
@@ -154,6 +166,39 @@ def build(
     LOG.info("handout version %s, %d pages", result.handout.version, result.pages)
     if result.html_path is not None:
         click.echo(str(result.html_path))
+    click.echo(str(result.pdf_path))
+
+
+@cli.command()
+@click.option("--brand", default=DEFAULT_BRAND, show_default=True, help="Brand folder under brands/.")
+@click.option("--lang", "language", default=BASE_LANGUAGE, show_default=True, help="Content language folder.")
+@click.option("--sections", "sections", metavar="IDS", help="Comma-separated section ids (default: every section).")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="A .pdf file, or a folder to write {brand}-{lang}-review-record.pdf into.",
+)
+@click.pass_context
+def record(ctx: click.Context, brand: str, language: str, sections: str | None, out: Path) -> None:
+    """Write the review record for document control: every section's review and sources, as a PDF."""
+    from handouts.build import BuildRequest
+    from handouts.build import build as build_handout
+    from handouts.compose import UnknownSectionError
+
+    project, today = _project(ctx)
+    _check_language(language)
+    request = BuildRequest(
+        sections=_requested(sections), brand=brand, language=language, layout="record", out=out, today=today
+    )
+    try:
+        result = build_handout(project, request)
+    except UnknownSectionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sections") from None
+    except HandoutError as exc:
+        raise _fail(exc) from None
     click.echo(str(result.pdf_path))
 
 

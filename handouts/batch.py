@@ -21,7 +21,7 @@ from typing import Any, Literal
 from . import __version__
 from .build import BuildRequest, Inputs, compose_request, load_inputs, render_handout
 from .errors import HandoutError
-from .jobs import Output
+from .jobs import Output, record_outputs
 from .manifest import load_manifest, save_manifest, sha256_file
 from .models import BASE_LANGUAGE, Handout
 from .pdf import renderer_versions
@@ -115,6 +115,7 @@ def input_record(
         "sections": {s.id: {"version": s.version, "digest": s.digest, "state": states[s.id]} for s in handout.sections},
         "release": release,
         "html": html,
+        "appendix": handout.appendix,
     }
 
 
@@ -147,7 +148,7 @@ def change_reasons(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if was is not None and was.get("state") != now["state"]:
             reasons.append(f"{section_id} now {now['state']}")
     reasons += [f"{section_id} removed" for section_id in old_sections if section_id not in new["sections"]]
-    for flag in ("release", "html", "language", "layout"):
+    for flag in ("release", "html", "language", "layout", "appendix"):
         if old.get(flag) != new[flag]:
             reasons.append(f"{flag} changed")
     return reasons or ["inputs changed"]
@@ -162,7 +163,8 @@ def plan(
     html: bool = False,
     force: bool = False,
 ) -> Plan:
-    """Decide for every output whether to build it, and why; read inputs, never import WeasyPrint."""
+    """Decide for every output, and the review record of each brand and language, whether to build it."""
+    outputs = [*outputs, *record_outputs(outputs)]
     manifest, warning = load_manifest(out_dir)
     inputs = load_inputs(project, [*(o.language for o in outputs), BASE_LANGUAGE], [o.brand for o in outputs], today)
     renderer = renderer_versions()
@@ -176,6 +178,7 @@ def plan(
             out=out_dir / output.key,
             today=today,
             release=output.release,
+            appendix=output.appendix,
         )
         try:
             handout = compose_request(inputs, request)

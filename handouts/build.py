@@ -36,6 +36,7 @@ class BuildRequest:
     release: bool = False
     tailoring: Tailoring = field(default_factory=Tailoring)
     print_options: PrintOptions = field(default_factory=PrintOptions)
+    appendix: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ def output_paths(request: BuildRequest, ids: Sequence[str], all_ids: Sequence[st
             raise HandoutError(f"{out}: not a folder and not a .pdf file name")
         chosen = "all" if list(ids) == list(all_ids) else "+".join(ids)
         # The name says what is in the file, never who it is for.
-        pdf_path = out / f"{request.brand}-{request.language}-{request.layout}-{chosen}.pdf"
+        what = LAYOUTS[request.layout].stem or f"{request.layout}-{chosen}"
+        pdf_path = out / f"{request.brand}-{request.language}-{what}.pdf"
     return pdf_path, (pdf_path.with_suffix(".html") if request.html else None)
 
 
@@ -110,11 +112,20 @@ def compose_request(inputs: Inputs, request: BuildRequest) -> Handout:
     ids = selection(request.sections)
     if request.layout not in LAYOUTS:
         raise HandoutError(f"unknown layout {request.layout!r}; choose one of {', '.join(LAYOUTS)}")
+    layout = LAYOUTS[request.layout]
     if request.html and request.tailoring:
         raise HandoutError("--html cannot be combined with tailoring options: patient text goes into the PDF only")
+    if request.appendix and layout.briefs:
+        raise HandoutError(
+            f"--appendix: a {layout.name} has no room for the source list; use letter, a4 or large-print"
+        )
     problems = tailoring_problems(request.tailoring)
     sections = inputs.sections[request.language]
     found = inputs.problems[request.language]
+    if not layout.for_patients and request.sections is None:
+        # The record covers every section the language has; a missing translation is not a hole in it.
+        reported = {p.path for p in found}
+        ids = tuple(i for i in ids if i in sections or f"content/{request.language}/{i}.md" in reported)
     wanted = {f"content/{request.language}/{i}.md" for i in ids}
     # A broken section the handout does not include must not block it.
     problems += [p for p in errors(found) if p.path in wanted or not p.path.endswith(".md")]
@@ -124,6 +135,12 @@ def compose_request(inputs: Inputs, request: BuildRequest) -> Handout:
         for i in ids
         if i not in sections and (path := f"content/{request.language}/{i}.md") not in reported
     ]
+    if layout.briefs:
+        problems += [
+            Problem(s.path, "brief", f"missing; the {layout.name} prints each section's brief")
+            for i in ids
+            if (s := sections.get(i)) is not None and not s.brief
+        ]
     brand, brand_found = inputs.brands[request.brand]
     problems += errors(brand_found)
     if problems or brand is None:
@@ -143,6 +160,7 @@ def compose_request(inputs: Inputs, request: BuildRequest) -> Handout:
         tool_version=__version__,
         print_options=request.print_options,
         today=request.today,
+        appendix=request.appendix,
     )
 
 

@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 
 from .errors import Problem
-from .loader import brand_ids, catalog_problems, languages, load_brand, load_sections
+from .loader import brand_ids, catalog_problems, catalog_reading_problems, languages, load_brand, load_sections
 from .models import BASE_LANGUAGE, SECTION_ORDER
 from .project import Project
 from .review import review_problems, translation_problems
@@ -44,6 +44,7 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
             if language != BASE_LANGUAGE:
                 problems += translation_problems(section, english, strict=False)
     problems += catalog_problems(project, found_languages)
+    problems += catalog_reading_problems(project, project.limits)
     ids = brand_ids(project)
     if not ids:
         problems.append(Problem("brands", "", "no brand folder with a brand.toml"))

@@ -42,10 +42,13 @@ def handout_version(
     tool_version: str,
     print_options: PrintOptions = NO_PRINT_OPTIONS,
     review: Iterable[tuple[str, ReviewState]] = (),
+    appendix: bool = False,
 ) -> str:
     """Return a short hash of everything that shapes the PDF except the patient's text."""
     digest = hashlib.sha256()
-    for part in (tool_version, assets, brand.digest, language, layout, print_options.key):
+    parts = [tool_version, assets, brand.digest, language, layout, print_options.key]
+    # Only a handout with the appendix hashes it, so every other version stays as it was.
+    for part in [*parts, "appendix"] if appendix else parts:
         digest.update(part.encode() + b"\0")
     for section in sections:
         digest.update(f"{section.id}\0{section.version}\0{section.digest}\0".encode())
@@ -67,6 +70,7 @@ def compose(
     tool_version: str,
     today: dt.date,
     print_options: PrintOptions = NO_PRINT_OPTIONS,
+    appendix: bool = False,
 ) -> Handout:
     """Assemble a Handout from loaded sections; fail if a chosen one is missing."""
     ids = tuple(ids)
@@ -94,8 +98,10 @@ def compose(
             tool_version=tool_version,
             print_options=print_options,
             review=review,
+            appendix=appendix,
         ),
         tool_version=tool_version,
         print_options=print_options,
+        appendix=appendix,
         review=review,
     )

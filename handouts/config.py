@@ -21,6 +21,7 @@ SETTINGS: dict[str, tuple[type, float, float]] = {
     "min_fernandez_huerta": (float, 0, 120),
     "min_words": (int, 0, 5000),
     "max_words": (int, 1, 5000),
+    "max_brief_words": (int, 1, 5000),
 }
 
 

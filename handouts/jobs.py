@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import Problem
-from .layouts import LAYOUTS
+from .layouts import PATIENT_LAYOUTS
 from .models import BASE_LANGUAGE, SECTION_ORDER
 from .validate import unknown_fields
 
-JOB_FIELDS = ("name", "sections", "brands", "languages", "layouts", "release")
+JOB_FIELDS = ("name", "sections", "brands", "languages", "layouts", "release", "appendix")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 DEFAULT_OUTPUT = "out/batch"
 
@@ -28,6 +28,7 @@ class JobSpec:
     languages: tuple[str, ...]
     layouts: tuple[str, ...]
     release: bool
+    appendix: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Output:
     language: str
     layout: str
     release: bool
+    appendix: bool = False
 
 
 def _strings(path: str, field: str, value: Any, allowed: Sequence[str], problems: list[Problem]) -> tuple[str, ...]:
@@ -95,9 +97,10 @@ def parse_jobs(
             problems.append(
                 Problem(path, f"{where}.name", f"expected a file stem of letters, digits, - and _, got {name!r}")
             )
-        release = table.get("release", False)
-        if not isinstance(release, bool):
-            problems.append(Problem(path, f"{where}.release", f"expected true or false, got {release!r}"))
+        flags = {flag: table.get(flag, False) for flag in ("release", "appendix")}
+        for flag, value in flags.items():
+            if not isinstance(value, bool):
+                problems.append(Problem(path, f"{where}.{flag}", f"expected true or false, got {value!r}"))
         before = len(problems)
         spec = JobSpec(
             name=str(name),
@@ -106,8 +109,11 @@ def parse_jobs(
             languages=_strings(
                 path, f"{where}.languages", table.get("languages", [BASE_LANGUAGE]), languages, problems
             ),
-            layouts=_strings(path, f"{where}.layouts", table.get("layouts", ["letter"]), list(LAYOUTS), problems),
-            release=bool(release),
+            layouts=_strings(
+                path, f"{where}.layouts", table.get("layouts", ["letter"]), list(PATIENT_LAYOUTS), problems
+            ),
+            release=bool(flags["release"]),
+            appendix=bool(flags["appendix"]),
         )
         if len(problems) == before:
             specs.append(spec)
@@ -137,6 +143,7 @@ def expand_one(spec: JobSpec) -> list[Output]:
             language=language,
             layout=layout,
             release=spec.release,
+            appendix=spec.appendix,
         )
         for brand in spec.brands
         for language in spec.languages
@@ -147,3 +154,29 @@ def expand_one(spec: JobSpec) -> list[Output]:
 def expand(jobs: JobFile) -> list[Output]:
     """Expand every handout of a job file, in file order."""
     return [output for spec in jobs.handouts for output in expand_one(spec)]
+
+
+RECORD_LAYOUT = "record"
+
+
+def record_outputs(outputs: list[Output]) -> list[Output]:
+    """Return one review record per brand and language of a batch, beside its manifest.
+
+    Each lists every section the batch prints in that language, so the clinic's document
+    control shows exactly what went out.
+    """
+    used: dict[tuple[str, str], set[str]] = {}
+    for output in outputs:
+        used.setdefault((output.brand, output.language), set()).update(output.sections)
+    return [
+        Output(
+            key=f"review-record-{brand}-{language}.pdf",
+            name="review-record",
+            sections=tuple(s for s in SECTION_ORDER if s in ids),
+            brand=brand,
+            language=language,
+            layout=RECORD_LAYOUT,
+            release=False,
+        )
+        for (brand, language), ids in used.items()
+    ]

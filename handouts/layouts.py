@@ -27,6 +27,12 @@ class Layout:
     panel_width_pt: float = 0.0
     panel_height_pt: float = 0.0
     line_height_pt: float = 0.0
+    # A folded brochure prints each section's brief instead of its full text.
+    briefs: bool = False
+    # The review record is a layout for the clinic's files, never a patient handout.
+    for_patients: bool = True
+    # What a file of this layout is called in place of `{layout}-{sections}`, if anything.
+    stem: str = ""
 
 
 TRIFOLD_MARGIN_PT = 0.4 * 72  # styles/trifold.css @page margin
@@ -42,15 +48,21 @@ LAYOUTS = {
         pages=2,
         regions={
             "cover": (1, "the cover panel"),
-            "flap": (1, "the inside flap (the 'For you' box and 'About this handout')"),
+            "flap": (1, "the inside flap (key points and 'My plan')"),
             "back": (1, "the back panel (contact details and 'Where to get help')"),
             "inside": (3, "the inside panels (your sections)"),
         },
         panel_width_pt=792 / 3,
         panel_height_pt=612 - 2 * TRIFOLD_MARGIN_PT,
         line_height_pt=10 * 1.35,  # body text in styles/trifold.css
+        briefs=True,
+    ),
+    "record": Layout(
+        "record", 612, 792, "US Letter review record for document control", for_patients=False, stem="review-record"
     ),
 }
+# The layouts `build --layout` and job files offer.
+PATIENT_LAYOUTS = tuple(name for name, layout in LAYOUTS.items() if layout.for_patients)
 
 
 def parse_length(text: str) -> float:

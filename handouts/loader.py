@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import tomllib
 from pathlib import Path
 
 from .errors import HandoutError, Problem
 from .models import BASE_LANGUAGE, SECTION_ORDER, Brand, Section
-from .project import Project
-from .validate import brand_from_data, is_valid_id, section_from_text
+from .project import Limits, Project
+from .validate import brand_from_data, is_valid_id, reading_problems, section_from_text
 
 
 def languages(project: Project) -> list[str]:
@@ -60,6 +61,11 @@ def read_section_file(project: Project, language: str, section_id: str) -> tuple
         raise HandoutError(f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
+def placeholders(text: str) -> set[str]:
+    """Return the {names} a template string expects the templates to fill in."""
+    return set(PLACEHOLDER_RE.findall(text))
+
+
 def catalog_problems(project: Project, content_languages: list[str]) -> list[Problem]:
     """Check that every language has template strings, with exactly the keys English has."""
     folder = project.templates_dir / "i18n"
@@ -85,7 +91,43 @@ def catalog_problems(project: Project, content_languages: list[str]) -> list[Pro
         for key, value in strings.items():
             if not isinstance(value, str):
                 problems.append(Problem(where, key, f"expected text, got {value!r}"))
+            elif key in english and placeholders(value) != placeholders(str(english[key])):
+                expected = ", ".join(sorted(placeholders(str(english[key])))) or "none"
+                problems.append(Problem(where, key, f"placeholders differ from en.toml; expected {expected}"))
     return problems
+
+
+# The sentences of the catalogs a patient reads on page 1 and in "About this handout".
+PATIENT_KEYS = (
+    "purpose",
+    "sample_banner_text",
+    "summary_sample",
+    "summary_listed",
+    "summary_approved",
+    "summary_dates",
+    "overdue_since",
+    "disclaimer",
+    "sources_ask",
+    "sources_at",
+    "sources_below",
+    "trifold_review",
+)
+PLACEHOLDER_RE = re.compile(r"\{[a-z_]+\}")
+
+
+def catalog_reading_problems(project: Project, limits: Limits) -> list[Problem]:
+    """Score the patient sentences of each catalog together, by its language's formula."""
+    found = []
+    for path in sorted((project.templates_dir / "i18n").glob("*.toml")):
+        try:
+            strings = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            continue  # catalog_problems reports it
+        # Names and dates fill the placeholders; they are not the catalog's words.
+        text = "\n".join(f"- {PLACEHOLDER_RE.sub('', str(strings[k]))}" for k in PATIENT_KEYS if k in strings)
+        if text:
+            found += reading_problems(project.relative(path), "patient text", text, path.stem, limits)
+    return found
 
 
 def brand_ids(project: Project) -> list[str]:

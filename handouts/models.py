@@ -12,10 +12,13 @@ Status = Literal["draft", "approved"]
 # What a printed copy says about a section's review.
 ReviewState = Literal["draft", "approved", "changed", "overdue"]
 
-# The order sections always print in; `find-help` closes every handout and cannot be left out.
-SECTION_ORDER = ("detox", "mat", "behavioral-therapy", "self-help", "overdose-safety", "find-help")
+# The order sections always print in: medicines first (most people do best starting one
+# directly), withdrawal management late; `find-help` closes every handout and cannot be left out.
+SECTION_ORDER = ("mat", "overdose-safety", "behavioral-therapy", "self-help", "detox", "find-help")
 ALWAYS_INCLUDED = "find-help"
 DEFAULT_BRAND = "example-clinic"
+# The page-1 box stays short enough to read at a glance.
+MIN_KEY_POINTS, MAX_KEY_POINTS = 3, 5
 # Every section is written in English first; other languages are translations of it.
 BASE_LANGUAGE = "en"
 
@@ -66,6 +69,9 @@ class Section:
     body: str
     path: str
     digest: str
+    # The short form the tri-fold prints, and the points page 1 may pick; both reviewed with the body.
+    brief: str = ""
+    key_points: tuple[str, ...] = ()
     translation_of: str | None = None
     approved_version: str | None = None
     approved_fingerprint: str | None = None
@@ -76,8 +82,8 @@ class Section:
 
     @property
     def fingerprint(self) -> str:
-        """Return the fingerprint of the body as an approval records it."""
-        return body_fingerprint(self.body)
+        """Return the fingerprint of the reviewed text (body, brief, key points) as an approval records it."""
+        return text_fingerprint(self.body, self.brief, self.key_points)
 
     @property
     def changed_since_approval(self) -> bool:
@@ -93,9 +99,17 @@ class Section:
         return "overdue" if self.is_overdue(today) else "approved"
 
 
-def body_fingerprint(body: str) -> str:
-    """Hash a section body the same way whatever its line endings or trailing blank lines."""
-    text = "\n".join(line.rstrip() for line in body.strip().splitlines()) + "\n"
+def _normalized(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.strip().splitlines()) + "\n"
+
+
+def text_fingerprint(body: str, brief: str = "", key_points: tuple[str, ...] = ()) -> str:
+    """Hash the reviewed text the same way whatever its line endings or trailing blank lines."""
+    text = _normalized(body)
+    # A section without a brief or key points hashes as its body alone, as approvals before
+    # briefs existed recorded it; anything added makes a different text to review.
+    if brief.strip() or key_points:
+        text += "\0brief\0" + _normalized(brief) + "\0key_points\0" + "\n".join(p.strip() for p in key_points)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -117,6 +131,8 @@ class Brand:
     qr_url: str
     digest: str
     hours: str = ""
+    # Where a patient can read the full list of sources; empty: "ask us for the list".
+    sources_url: str = ""
     # Per-language overrides, e.g. (("es", (("name", "Clínica ..."),)),); English is the base.
     localized: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
@@ -168,6 +184,8 @@ class Handout:
     version: str
     tool_version: str
     print_options: PrintOptions = field(default_factory=PrintOptions)
+    # Print the full source list after the patient pages (build --appendix).
+    appendix: bool = False
     # Section id -> review state on the day of the build, in print order.
     review: tuple[tuple[str, ReviewState], ...] = ()
 
@@ -200,3 +218,31 @@ class Handout:
     def help_section(self) -> Section:
         """Return the always-printed "where to get help" block."""
         return next(s for s in self.sections if s.id == ALWAYS_INCLUDED)
+
+    @property
+    def reviewers(self) -> tuple[Reviewer, ...]:
+        """Return every reviewer of the chosen sections once, in order of first appearance."""
+        seen: dict[tuple[str, str], Reviewer] = {}
+        for section in self.sections:
+            for reviewer in section.reviewers:
+                seen.setdefault((reviewer.name, reviewer.credentials), reviewer)
+        return tuple(seen.values())
+
+    @property
+    def last_reviewed(self) -> dt.date:
+        """Return the oldest review date of the chosen sections: the whole handout is that current."""
+        return min(s.last_reviewed for s in self.sections)
+
+    @property
+    def next_review_due(self) -> dt.date:
+        """Return the soonest next review of the chosen sections."""
+        return min(s.next_review_due for s in self.sections)
+
+    @property
+    def key_points(self) -> tuple[str, ...]:
+        """Return one key point per chosen section, 3 to 5, taking every first point before any second one."""
+        lists = [s.key_points for s in self.body_sections]
+        depth = max((len(points) for points in lists), default=0)
+        picked = [points[i] for i in range(depth) for points in lists if i < len(points)]
+        # A box longer than the handout's number of topics stops being a summary.
+        return tuple(picked[: min(MAX_KEY_POINTS, max(MIN_KEY_POINTS, len(lists)))])

@@ -143,6 +143,26 @@ def set_bleed_boxes(pdf: Any, bleed_pt: float) -> None:
         page["ArtBox"] = pydyf.Array([left, low, right, high])
 
 
+def set_header_scopes(document: Any) -> None:
+    """Give every tagged header cell the /Scope its HTML scope says: /Column by default, or /Row."""
+    import pydyf
+
+    # WeasyPrint links data cells to their headers but leaves out /Scope, which PDF/UA
+    # checkers and screen readers use to tell a row header from a column header.
+    for page in document.pages:
+        for box in page._page_box.descendants():
+            mark = getattr(box, "mark", None)
+            if box.element is not None and box.element_tag == "th" and isinstance(mark, pydyf.Dictionary):
+                # pydyf writes a string that starts with a slash as a PDF name.
+                mark["A"]["Scope"] = "/Row" if box.element.get("scope") == "row" else "/Column"
+
+
+def finish_pdf(document: Any, pdf: Any, bleed_pt: float) -> None:
+    """Adjust the PDF WeasyPrint made: header-cell scopes, and bleed boxes of the size asked for."""
+    set_header_scopes(document)
+    set_bleed_boxes(pdf, bleed_pt)
+
+
 @dataclass(frozen=True)
 class Renderer:
     """What one process reuses across renders: a font configuration and parsed stylesheets."""
@@ -211,7 +231,7 @@ def render_pdf(
         data = document.write_pdf(
             pdf_variant=PDF_VARIANT,
             custom_metadata=True,
-            finisher=lambda _document, pdf: set_bleed_boxes(pdf, bleed_pt),
+            finisher=lambda document, pdf: finish_pdf(document, pdf, bleed_pt),
         )
     except FatalURLFetchingError as exc:
         cause = exc.__cause__ or exc

@@ -10,13 +10,15 @@ from pathlib import Path
 class Limits:
     """Review and readability policy; set in handouts.toml or [tool.handouts], else these."""
 
-    review_interval_months: int = 24
+    # At most a year between reviews: the facts (and the rules behind them) change that fast.
+    review_interval_months: int = 12
     warning_window_days: int = 60
     max_fk_grade: float = 6.0
     max_smog: float = 8.0
     min_fernandez_huerta: float = 70.0
-    min_words: int = 150
-    max_words: int = 450
+    min_words: int = 80
+    max_words: int = 700
+    max_brief_words: int = 200
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from markdown_it import MarkdownIt
+from .markdown import parser
 
 WORD_RE = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
 SPANISH_WORD_RE = re.compile(r"[A-Za-zÁÉÍÓÚÜÑáéíóúüñ]+")
@@ -109,16 +109,17 @@ def count_syllables(word: str, dictionary: Mapping[str, list[list[str]]] | None 
 
 
 def text_blocks(markdown: str) -> list[str]:
-    """Return the plain text of each paragraph and list item, headings left out."""
-    tokens = MarkdownIt("commonmark").parse(markdown)
+    """Return the plain text of each paragraph and list item; headings and table cells left out."""
+    tokens = parser().parse(markdown)
     blocks: list[str] = []
-    in_heading = False
+    # Headings and table cells are labels, not sentences: scoring them would flatter the grade.
+    skipping = 0
     for token in tokens:
-        if token.type == "heading_open":
-            in_heading = True
-        elif token.type == "heading_close":
-            in_heading = False
-        elif token.type == "inline" and not in_heading:
+        if token.type in ("heading_open", "table_open"):
+            skipping += 1
+        elif token.type in ("heading_close", "table_close"):
+            skipping -= 1
+        elif token.type == "inline" and not skipping:
             parts = [child.content for child in token.children or [] if child.type == "text"]
             text = " ".join(part.strip() for part in parts if part.strip())
             if text:
@@ -152,7 +153,7 @@ def score(markdown: str, syllables: Callable[[str], int] = count_syllables) -> R
 
 def word_count(markdown: str, word_re: re.Pattern[str] = WORD_RE) -> int:
     """Count the words a reader sees, headings included."""
-    tokens = MarkdownIt("commonmark").parse(markdown)
+    tokens = parser().parse(markdown)
     return sum(
         len(word_re.findall(child.content))
         for token in tokens

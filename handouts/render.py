@@ -8,37 +8,40 @@ import tomllib
 from pathlib import Path
 
 import jinja2
-from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
 from .errors import HandoutError
 from .layouts import CROP_MARK_ZONE_PT
+from .markdown import KEEP_WHOLE_RE, add_table_scopes, keep_class, keep_whole, parser
 from .models import Handout
 
 
 def markdown_to_html(text: str, image_base: str = "") -> Markup:
     """Render section Markdown; raw HTML in it is shown as text, never interpreted."""
-    md = MarkdownIt("commonmark", {"html": False})
+    md = parser()
     tokens = md.parse(text)
+    add_table_scopes(tokens)
     for token in tokens:
         for child in token.children or []:
             src = str(child.attrGet("src") or "")
             # Images sit beside their section file; the HTML's base is the project root.
             if child.type == "image" and src and ":" not in src and not src.startswith("/"):
                 child.attrSet("src", image_base + src)
+        if token.children:
+            token.children = keep_whole(token.children)
     return Markup(md.renderer.render(tokens, md.options, {}))  # noqa: S704 - html is off
 
 
-def long_date(day: dt.date, language: str = "en") -> str:
+def long_date(day: dt.date, language: str = "en", length: str = "long") -> str:
     """Format a date the way patients read it: November 20, 2026; 20 de noviembre de 2026."""
     from babel.dates import format_date
 
-    return str(format_date(day, format="long", locale=language))
+    return str(format_date(day, format=length, locale=language))
 
 
 def css_string(value: str) -> Markup:
     """Quote text as a CSS string that cannot end its <style> element."""
-    text = value.unescape() if isinstance(value, Markup) else str(value)
+    text = value.striptags() if isinstance(value, Markup) else str(value)
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\a ").replace("<", "\\3c ")
     return Markup(f'"{escaped}"')  # noqa: S704 - escaped for CSS above
 
@@ -59,19 +62,55 @@ def load_catalog(env: jinja2.Environment, language: str) -> dict[str, str]:
     return cache[language]
 
 
-@jinja2.pass_context
-def translate(context: jinja2.runtime.Context, key: str, **values: object) -> Markup:
-    """Return a template string in the handout's language, escaping what fills it in."""
+def keep(value: object) -> Markup:
+    """Escape text, wrapping its phone numbers and web addresses so they are never hyphenated or split."""
+    text = value.unescape() if isinstance(value, Markup) else str(value)
+    parts, position = [], 0
+    for match in KEEP_WHOLE_RE.finditer(text):
+        parts.append(escape(text[position : match.start()]))
+        # keep_class returns one of two fixed class names, never text from the input.
+        parts += [Markup(f'<span class="{keep_class(match[0])}">'), escape(match[0])]  # noqa: S704
+        parts.append(Markup("</span>"))
+        position = match.end()
+    parts.append(escape(text[position:]))
+    return Markup("").join(parts)
+
+
+def _template_string(context: jinja2.runtime.Context, key: str, values: dict[str, object]) -> str:
     strings = context["strings"]
     if key not in strings:
         raise HandoutError(f"templates/i18n/{context['handout'].language}.toml: {key}: missing")
-    return Markup(escape(strings[key])).format(**values)  # noqa: S704 - format() escapes the values
+    plain = {name: v.unescape() if isinstance(v, Markup) else str(v) for name, v in values.items()}
+    try:
+        return str(strings[key]).format(**plain)
+    except (KeyError, IndexError, ValueError) as exc:
+        where = f"templates/i18n/{context['handout'].language}.toml: {key}"
+        raise HandoutError(f"{where}: cannot fill in {exc}; use the placeholders of en.toml") from None
+
+
+@jinja2.pass_context
+def translate(context: jinja2.runtime.Context, key: str, **values: object) -> Markup:
+    """Return a template string in the handout's language, escaping what fills it in."""
+    # Fill in plain text first, then escape the whole, so numbers in either are kept whole.
+    return keep(_template_string(context, key, values))
+
+
+@jinja2.pass_context
+def translate_plain(context: jinja2.runtime.Context, key: str, **values: object) -> str:
+    """Return a template string as plain text, for attributes; autoescaping escapes it."""
+    return _template_string(context, key, values)
 
 
 @jinja2.pass_context
 def localized_date(context: jinja2.runtime.Context, day: dt.date) -> str:
     """Format a date in the handout's language."""
     return long_date(day, context["handout"].language)
+
+
+@jinja2.pass_context
+def localized_short_date(context: jinja2.runtime.Context, day: dt.date) -> str:
+    """Format a date short, for the tri-fold's review line: Nov 20, 2026; 20 nov 2026."""
+    return long_date(day, context["handout"].language, "medium")
 
 
 def camel(section_id: str) -> str:
@@ -98,10 +137,13 @@ def environment(templates_dir: Path) -> jinja2.Environment:
     )
     env.filters["markdown"] = markdown_to_html
     env.filters["long_date"] = localized_date
+    env.filters["short_date"] = localized_short_date
     env.filters["css_string"] = css_string
     env.globals["t"] = translate
+    env.globals["t_plain"] = translate_plain
     env.filters["camel"] = camel
     env.filters["qr_data_uri"] = qr_data_uri
+    env.filters["keep"] = keep
     env.globals["crop_mark_zone"] = CROP_MARK_ZONE_PT
     return env
 

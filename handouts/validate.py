@@ -12,7 +12,8 @@ import yaml
 
 from .color import BODY_TEXT_RATIO, LARGE_TEXT_RATIO, WHITE, contrast_ratio
 from .errors import Problem
-from .models import BASE_LANGUAGE, Brand, Reviewer, Section, Source
+from .markdown import box_problems
+from .models import ALWAYS_INCLUDED, BASE_LANGUAGE, Brand, Reviewer, Section, Source
 from .project import Limits
 from .readability import SPANISH_WORD_RE, WORD_RE, fernandez_huerta, score, word_count
 
@@ -26,10 +27,14 @@ SECTION_FIELDS = (
     "last_reviewed",
     "next_review_due",
     "sources",
+    "brief",
+    "key_points",
     "translation_of",
     "approved_version",
     "approved_fingerprint",
 )
+# Each section offers page 1 up to this many key points; the box takes 3 to 5 in all.
+MAX_SECTION_KEY_POINTS = 3
 REQUIRED_SECTION_FIELDS = ("id", "title", "version", "language", "status", "last_reviewed", "sources")
 BRAND_FIELDS = (
     "name",
@@ -42,10 +47,11 @@ BRAND_FIELDS = (
     "logo_alt",
     "note",
     "hours",
+    "sources_url",
     "colors",
 )
 # Fields a brand may give per language, in a table named after the language: [es]
-LOCALIZABLE_BRAND_FIELDS = ("name", "short_name", "address", "hours", "note", "logo_alt", "qr_url")
+LOCALIZABLE_BRAND_FIELDS = ("name", "short_name", "address", "hours", "note", "logo_alt", "qr_url", "sources_url")
 LANGUAGE_RE = re.compile(r"^[a-z]{2}$")
 REQUIRED_BRAND_FIELDS = ("name", "short_name", "phone", "address", "website", "colors", "logo_alt")
 COLOR_FIELDS = ("primary", "accent")
@@ -171,6 +177,35 @@ def _sources(path: str, value: Any, problems: list[Problem]) -> tuple[Source, ..
     return tuple(sources)
 
 
+def _key_points(path: str, value: Any, problems: list[Problem]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_SECTION_KEY_POINTS:
+        problems.append(
+            Problem(path, "key_points", f"expected a list of 1 to {MAX_SECTION_KEY_POINTS} short sentences")
+        )
+        return ()
+    return tuple(_text(path, f"key_points[{i}]", item, problems) for i, item in enumerate(value))
+
+
+def markdown_problems(path: str, field: str, text: str) -> list[Problem]:
+    """Return what section Markdown may not contain: # headings, outside images, images without alt, bad boxes."""
+    found = [Problem(path, field, message) for message in box_problems(text)]
+    for heading in BODY_HEADING_RE.findall(text):
+        found.append(
+            Problem(path, field, f"use ### for headings inside a section, found {heading!r} (the title is ##)")
+        )
+        break
+    for target in IMAGE_TARGET_RE.findall(text):
+        if ":" in target or target.startswith(("/", "\\")) or ".." in target.split("/"):
+            found.append(
+                Problem(path, field, f"image {target!r} must be a file beside the section, not a URL or outside path")
+            )
+    if IMAGE_WITHOUT_ALT_RE.search(text):
+        found.append(Problem(path, field, "an image has no alt text; write ![what it shows](file)"))
+    return found
+
+
 def add_months(day: dt.date, months: int) -> dt.date:
     """Return the same day `months` later, clamped to the end of a shorter month."""
     month_index = day.month - 1 + months
@@ -255,23 +290,12 @@ def section_from_text(
         )
     if not body.strip():
         problems.append(Problem(path, "body", "empty; write the section text below the front matter"))
-    for heading in BODY_HEADING_RE.findall(body):
-        problems.append(
-            Problem(path, "body", f"use ### for headings inside a section, found {heading!r} (the title is ##)")
-        )
-        break
-
-    for target in IMAGE_TARGET_RE.findall(body):
-        if ":" in target or target.startswith(("/", "\\")) or ".." in target.split("/"):
-            problems.append(
-                Problem(
-                    path,
-                    "body",
-                    f"image {target!r} must be a file beside the section, not a URL or outside path",
-                )
-            )
-    if IMAGE_WITHOUT_ALT_RE.search(body):
-        problems.append(Problem(path, "body", "an image has no alt text; write ![what it shows](file)"))
+    problems += markdown_problems(path, "body", body)
+    brief = meta.get("brief")
+    if brief is not None:
+        brief = _text(path, "brief", brief, problems)
+        problems += markdown_problems(path, "brief", brief)
+    key_points = _key_points(path, meta.get("key_points"), problems)
     if problems:
         return None, problems
     assert last_reviewed is not None and next_due is not None  # guaranteed by the checks above
@@ -286,6 +310,8 @@ def section_from_text(
         next_review_due=next_due,
         sources=sources,
         body=body.strip() + "\n",
+        brief=brief + "\n" if brief else "",
+        key_points=key_points,
         path=path,
         digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         translation_of=translation_of,
@@ -295,37 +321,49 @@ def section_from_text(
     return section, []
 
 
+def reading_problems(path: str, field: str, markdown: str, language: str, limits: Limits) -> list[Problem]:
+    """Return reading-level warnings for patient text, by its language's formula."""
+    if language == "es":
+        ease = fernandez_huerta(markdown)
+        if ease >= limits.min_fernandez_huerta:
+            return []
+        message = f"Fernandez-Huerta reading ease {ease:.1f} is under {limits.min_fernandez_huerta:g}"
+        return [Problem(path, field, message, "warning")]
+    reading, found = score(markdown), []
+    if reading.fk_grade > limits.max_fk_grade:
+        message = f"Flesch-Kincaid grade {reading.fk_grade:.1f} is over {limits.max_fk_grade:g}"
+        found.append(Problem(path, field, message, "warning"))
+    if reading.smog > limits.max_smog:
+        found.append(Problem(path, field, f"SMOG {reading.smog:.1f} is over {limits.max_smog:g}", "warning"))
+    return found
+
+
 def section_warnings(section: Section, limits: Limits) -> list[Problem]:
-    """Return length and reading-level warnings for a valid section, by its language's formulas."""
+    """Return length, reading-level and completeness warnings for a valid section."""
     path, found = section.path, []
-    spanish = section.language == "es"
-    words = word_count(section.body, SPANISH_WORD_RE if spanish else WORD_RE)
+    word_re = SPANISH_WORD_RE if section.language == "es" else WORD_RE
+    words = word_count(section.body, word_re)
     if not limits.min_words <= words <= limits.max_words:
         found.append(Problem(path, "body", f"{words} words; keep it {limits.min_words}-{limits.max_words}", "warning"))
-    if spanish:
-        ease = fernandez_huerta(section.body)
-        if ease < limits.min_fernandez_huerta:
-            found.append(
-                Problem(
-                    path,
-                    "body",
-                    f"Fernandez-Huerta reading ease {ease:.1f} is under {limits.min_fernandez_huerta:g}",
-                    "warning",
-                )
-            )
-        return found
-    reading = score(section.body)
-    if reading.fk_grade > limits.max_fk_grade:
-        found.append(
-            Problem(
-                path,
-                "body",
-                f"Flesch-Kincaid grade {reading.fk_grade:.1f} is over {limits.max_fk_grade:g}",
-                "warning",
-            )
-        )
-    if reading.smog > limits.max_smog:
-        found.append(Problem(path, "body", f"SMOG {reading.smog:.1f} is over {limits.max_smog:g}", "warning"))
+    found += reading_problems(path, "body", section.body, section.language, limits)
+    if not section.brief:
+        found.append(Problem(path, "brief", "missing; the tri-fold prints each section's brief", "warning"))
+    else:
+        brief_words = word_count(section.brief, word_re)
+        if brief_words > limits.max_brief_words:
+            message = f"{brief_words} words; keep it at most {limits.max_brief_words} so three fit a tri-fold"
+            found.append(Problem(path, "brief", message, "warning"))
+        found += reading_problems(path, "brief", section.brief, section.language, limits)
+    if section.key_points:
+        # Scored as the list page 1 shows when only this section is chosen.
+        points = "\n".join(f"- {point}" for point in section.key_points)
+        found += reading_problems(path, "key_points", points, section.language, limits)
+    if not section.key_points and section.id != ALWAYS_INCLUDED:
+        found.append(Problem(path, "key_points", "missing; page 1 shows the key points of each section", "warning"))
+    interval = limits.review_interval_months
+    if section.next_review_due > add_months(section.last_reviewed, interval):
+        message = f"{section.next_review_due} is more than the {interval}-month review interval after last_reviewed"
+        found.append(Problem(path, "next_review_due", message, "warning"))
     return found
 
 
@@ -357,7 +395,7 @@ def brand_from_data(
             problems.append(Problem(path, key, "required field missing"))
     values = {
         key: _text(path, key, data[key], problems)
-        for key in ("name", "short_name", "phone", "address", "website", "logo_alt", "qr_url")
+        for key in ("name", "short_name", "phone", "address", "website", "logo_alt", "qr_url", "sources_url")
         if key in data
     }
     note = data.get("note", "")
@@ -368,13 +406,14 @@ def brand_from_data(
     if not isinstance(hours, str):
         problems.append(Problem(path, "hours", f"expected text, got {hours!r}"))
         hours = ""
-    for key in ("website", "qr_url"):
+    for key in ("website", "qr_url", "sources_url"):
         if values.get(key) and not URL_RE.match(values[key]):
             problems.append(Problem(path, key, f"expected an http(s) URL, got {values[key]!r}"))
     for language, fields in localized:
-        url = dict(fields).get("qr_url")
-        if url and not URL_RE.match(url):
-            problems.append(Problem(path, f"{language}.qr_url", f"expected an http(s) URL, got {url!r}"))
+        for key in ("qr_url", "sources_url"):
+            url = dict(fields).get(key)
+            if url and not URL_RE.match(url):
+                problems.append(Problem(path, f"{language}.{key}", f"expected an http(s) URL, got {url!r}"))
     colors = data.get("colors", {})
     if not isinstance(colors, dict):
         problems.append(Problem(path, "colors", "expected a table with primary and accent"))
@@ -428,6 +467,7 @@ def brand_from_data(
             qr_url=values.get("qr_url", values["website"]),
             digest=digest.hexdigest(),
             hours=hours.strip(),
+            sources_url=values.get("sources_url", ""),
             localized=tuple(localized),
         ),
         [],

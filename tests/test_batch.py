@@ -38,6 +38,9 @@ EXPECTED = [
     "example-clinic/en/medicines-letter.pdf",
     "example-clinic/en/overdose-a4.pdf",
     "example-clinic/en/overdose-letter.pdf",
+    # One review record per brand and language, beside the manifest, for document control.
+    "review-record-example-clinic-en.pdf",
+    "review-record-second-clinic-en.pdf",
     "second-clinic/en/overdose-a4.pdf",
     "second-clinic/en/overdose-letter.pdf",
 ]
@@ -75,7 +78,7 @@ def test_expansion_and_manifest(run: Invoke, batch_project: tuple[Path, Path, Pa
     _, jobs, out = batch_project
     result = run("batch", str(jobs), "-j", "2")
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[-1].startswith("Built 5, unchanged 0, failed 0, in ")
+    assert result.output.splitlines()[-1].startswith("Built 7, unchanged 0, failed 0, in ")
     assert pdfs(out) == EXPECTED
     entries = manifest(out)
     assert sorted(entries) == EXPECTED
@@ -85,11 +88,15 @@ def test_expansion_and_manifest(run: Invoke, batch_project: tuple[Path, Path, Pa
     assert entry["path"] == "second-clinic/en/overdose-a4.pdf"
     assert entry["sha256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()
     assert entry["handout_version"] == meta["/handoutversion"]
-    assert entry["sections"] == {"overdose-safety": "1.0.0", "find-help": "1.1.0"}
+    assert entry["sections"] == {"overdose-safety": "2.0.0", "find-help": "2.0.0"}
     assert (entry["brand"], entry["language"], entry["layout"]) == ("second-clinic", "en", "a4")
     assert len(str(entry["fingerprint"])) == 64
     assert meta["/Author"] == "Second Example Clinic"
     assert round(float(pypdf.PdfReader(pdf).pages[0].mediabox.width)) == 595
+    record = entries["review-record-second-clinic-en.pdf"]
+    assert (record["layout"], record["sections"]) == ("record", {"overdose-safety": "2.0.0", "find-help": "2.0.0"})
+    record_text = " ".join(page.extract_text() for page in pypdf.PdfReader(out / record["path"]).pages)  # type: ignore[operator]
+    assert "Review record" in record_text and "Second Example Clinic" in record_text
 
 
 def test_noop_run_renders_nothing_and_never_imports_weasyprint(batch_project: tuple[Path, Path, Path]) -> None:
@@ -105,10 +112,10 @@ def test_noop_run_renders_nothing_and_never_imports_weasyprint(batch_project: tu
         "print('weasyprint imported:', 'weasyprint' in sys.modules)\n"
     )
     first = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert "Built 5, unchanged 0" in first.stdout
+    assert "Built 7, unchanged 0" in first.stdout
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     second = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert "Built 0, unchanged 5, failed 0" in second.stdout
+    assert "Built 0, unchanged 7, failed 0" in second.stdout
     assert "weasyprint imported: False" in second.stdout
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
 
@@ -118,14 +125,14 @@ def test_only_handouts_with_a_changed_section_are_rebuilt_with_reasons(
 ) -> None:
     project, jobs, out = batch_project
     assert run("batch", str(jobs), "-j", "2").exit_code == 0
-    replace_in(project / "content/en/mat.md", "version: 1.0.0", "version: 1.1.0")
+    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
     result = run("batch", str(jobs), "-j", "2")
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines() == [
-        f"built {out}/example-clinic/en/medicines-letter.pdf (mat 1.0.0 -> 1.1.0)",
-        result.output.splitlines()[-1],
+    assert sorted(result.output.splitlines()[:-1]) == [
+        f"built {out}/example-clinic/en/medicines-letter.pdf (mat 2.0.0 -> 2.1.0)",
+        f"built {out}/review-record-example-clinic-en.pdf (mat 2.0.0 -> 2.1.0)",
     ]
-    assert result.output.splitlines()[-1].startswith("Built 1, unchanged 4, failed 0, in ")
+    assert result.output.splitlines()[-1].startswith("Built 2, unchanged 5, failed 0, in ")
     replace_in(project / "templates/partials/section.html.j2", "</section>", "</section>\n")
     changed = run("batch", str(jobs), "-j", "2")
     assert sorted(changed.output.splitlines()[:-1]) == [f"built {out}/{key} (template changed)" for key in EXPECTED]
@@ -138,7 +145,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(run: Invoke, batch_project: 
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert sorted(lines[:-1]) == sorted(f"build      {out}/{key}  (new)" for key in EXPECTED)
-    assert lines[-1] == "Plan: 5 to build, 0 unchanged, 0 failing, 0 stale. Nothing written (--dry-run)."
+    assert lines[-1] == "Plan: 7 to build, 0 unchanged, 0 failing, 0 stale. Nothing written (--dry-run)."
     assert not out.exists()
 
 
@@ -159,7 +166,9 @@ def test_stale_outputs_are_listed_and_pruned(run: Invoke, batch_project: tuple[P
 
 
 def test_failing_jobs_do_not_stop_the_others(run: Invoke, batch_project: tuple[Path, Path, Path]) -> None:
-    _, jobs, out = batch_project
+    project, jobs, out = batch_project
+    longer = "Lock up doses you take home. Keep them out of sight. " * 40
+    replace_in(project / "content/en/mat.md", "  - Pregnant? Keep taking", f"  - {longer}\n  - Pregnant? Keep taking")
     jobs.write_text(
         jobs.read_text()
         + '\n[[handout]]\nname = "for-release"\nsections = ["detox"]\nbrands = ["example-clinic"]\nrelease = true\n'
@@ -169,7 +178,7 @@ def test_failing_jobs_do_not_stop_the_others(run: Invoke, batch_project: tuple[P
     assert result.exit_code == 1
     lines = result.output.splitlines()
     summary = next(line for line in lines if line.startswith("Built "))
-    assert summary.startswith("Built 5, unchanged 0, failed 2, in ")
+    assert summary.startswith("Built 7, unchanged 0, failed 2, in ")
     assert (
         f"failed: {out}/example-clinic/en/for-release-letter.pdf: --release refused 2 problem(s); "
         "content/en/detox.md: status: draft; --release needs approved content; "
@@ -229,13 +238,13 @@ def test_killed_run_leaves_no_partial_pdf_and_the_next_run_finishes(batch_projec
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     written = pdfs(out)
-    assert 2 <= len(written) < 7, written
+    assert 2 <= len(written) < 9, written
     for key in written:
         assert len(pypdf.PdfReader(out / key).pages) >= 1  # complete PDFs only
     assert_manifest_matches_disk(out)
     rerun = subprocess.run([*command, "batch", str(jobs), "-j", "2"], capture_output=True, text=True, check=True)
     assert "failed 0" in rerun.stdout
-    assert len(pdfs(out)) == 7
+    assert len(pdfs(out)) == 9
     assert sorted(manifest(out)) == pdfs(out)
     assert_manifest_matches_disk(out)
     assert not list(out.rglob("*.tmp"))

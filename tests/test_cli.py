@@ -30,7 +30,7 @@ def test_sections_table_lists_every_section_in_order(run: Invoke) -> None:
     assert [line.split()[0] for line in lines[1:]] == list(SECTION_ORDER)
     mat = next(line for line in lines if line.startswith("mat "))
     assert "Medicines for opioid use disorder" in mat
-    assert " draft " in mat and "2026-11-20" in mat and "2028-11-20" in mat
+    assert " draft " in mat and "2026-11-20" in mat and "2027-11-20" in mat
     assert mat.split()[-2] == "FK" and 0 < float(mat.split()[-1]) <= 6
 
 
@@ -42,7 +42,7 @@ def test_shipped_content_passes_strict_check(run: Invoke) -> None:
 
 def test_check_reports_every_problem_in_every_file_then_a_summary(run: Invoke, project: Path) -> None:
     replace_in(project / "content/en/mat.md", "last_reviewed: 2026-11-20", "last_reviewed: 2026-13-01")
-    replace_in(project / "content/en/mat.md", "version: 1.0.0", "version: 1.0")
+    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 1.0")
     replace_in(project / "content/en/detox.md", "status: draft", "status: draft\nauthor: someone")
     replace_in(project / "brands/example-clinic/brand.toml", 'primary = "#1d4e89"', 'primary = "navy"')
     result = run("check")
@@ -50,7 +50,8 @@ def test_check_reports_every_problem_in_every_file_then_a_summary(run: Invoke, p
     assert result.output.splitlines() == [
         "brands/example-clinic/brand.toml: colors.primary: expected a hex color like #1d4e89, got 'navy'",
         "content/en/detox.md: author: unknown field; expected one of id, title, version, language, status, "
-        "reviewers, last_reviewed, next_review_due, sources, translation_of, approved_version, approved_fingerprint",
+        "reviewers, last_reviewed, next_review_due, sources, brief, key_points, translation_of, approved_version, "
+        "approved_fingerprint",
         "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '2026-13-01'",
         "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got '1.0'",
         "Aborted: 4 problems in 3 files.",
@@ -58,7 +59,7 @@ def test_check_reports_every_problem_in_every_file_then_a_summary(run: Invoke, p
 
 
 def test_warnings_pass_check_but_fail_strict(run: Invoke, project: Path) -> None:
-    replace_in(project / "content/en/detox.md", "next_review_due: 2028-11-20", "next_review_due: 2026-12-20")
+    replace_in(project / "content/en/detox.md", "next_review_due: 2027-11-20", "next_review_due: 2026-12-20")
     warning = "content/en/detox.md: next_review_due: review due in 27 days, on 2026-12-20"
     relaxed = run("check")
     assert relaxed.exit_code == 0
@@ -114,7 +115,7 @@ def test_bad_yaml_is_a_clear_message_not_a_traceback(run: Invoke, project: Path,
 def test_broken_unselected_section_does_not_block_a_build_without_it(
     run: Invoke, project: Path, tmp_path: Path
 ) -> None:
-    replace_in(project / "content/en/mat.md", "version: 1.0.0", "version: one")
+    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: one")
     assert "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got 'one'" in run("check").output
     result = run("build", "--sections", "detox", "-o", str(tmp_path / "detox.pdf"))
     assert result.exit_code == 0, result.output
@@ -129,8 +130,8 @@ def test_release_refuses_draft_sections_listing_each(run: Invoke, tmp_path: Path
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         "Error: --release refused 3 problem(s)",
-        "content/en/detox.md: status: draft; --release needs approved content",
         "content/en/mat.md: status: draft; --release needs approved content",
+        "content/en/detox.md: status: draft; --release needs approved content",
         "content/en/find-help.md: status: draft; --release needs approved content",
     ]
     assert not (tmp_path / "out").exists()

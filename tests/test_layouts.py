@@ -13,6 +13,7 @@ from typing import Any
 import pypdf
 import pytest
 from conftest import ROOT, TODAY, Invoke, replace_in
+from pdfcheck import lines
 from PIL import Image
 
 from handouts.layouts import parse_length
@@ -41,8 +42,8 @@ def pdfs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "letter": build("--sections", "detox", out=out / "letter.pdf"),
         "a4": build("--layout", "a4", "--sections", "detox", out=out / "a4.pdf"),
-        "large-print": build("--layout", "large-print", "--sections", "overdose-safety", out=out / "lp.pdf"),
-        "trifold": build("--layout", "trifold", "--sections", "detox,overdose-safety", out=out / "tri.pdf"),
+        "large-print": build("--layout", "large-print", "--sections", "mat,overdose-safety", out=out / "lp.pdf"),
+        "trifold": build("--layout", "trifold", "--sections", "mat,overdose-safety,detox", out=out / "tri.pdf"),
     }
 
 
@@ -125,28 +126,43 @@ def test_page_size_count_and_tagging(
 def test_trifold_fold_order(pdfs: dict[str, Path]) -> None:
     path = pdfs["trifold"]
     flap, back, cover = (panel_text(path, 1, i) for i in range(3))
-    # Outside sheet, left to right: inside flap, back panel, cover.
-    assert "About this handout" in flap and "Review of each section" in flap
-    assert "Help is one call or text away" not in flap and "In this brochure" not in flap
+    # Outside sheet, left to right: inside flap, back panel, cover. The flap, the first panel a
+    # reader sees on opening, is for the patient: key points and a plan to fill in.
+    assert flap.strip().startswith("Key points • Methadone and buprenorphine can save your life.")
+    assert "My plan My clinic: Maple Street Example Clinic, (802) 555-0142" in flap
+    assert "Where I keep my naloxone:" in flap
+    assert "Reviewers named" not in flap and "In this brochure" not in flap
     assert "Contact Maple Street (example)" in back
     assert "Where to get help" in back and "1-800-662-4357" in back and "988" in back
     assert f"Scan the code or visit {WEBSITE}" in back
-    assert re.search(r"Handout version [0-9a-f]{12} · Not approved for patient use", back)
+    assert "This handout does not replace advice from your care team. Ask us for the list of sources." in back
+    assert re.search(
+        r"Draft, not approved\. Reviewers named: Avery Example, MD; Sam Placeholder, PharmD; Jordan Sample, LCSW\. "
+        r"Last review Nov 20, 2026; next review Nov 20, 2027\. Handout [0-9a-f]{12}\.",
+        back,
+    )
     assert "Opioid use disorder: treatment and support" in cover and "Maple Street Example Clinic" in cover
-    assert "IN THIS BROCHURE • Detox and withdrawal • Overdose safety • Where to get help" in cover
-    # Inside sheet: the sections flow left to right through the three panels, in order.
+    assert (
+        "IN THIS BROCHURE • Medicines for opioid use disorder • Overdose safety • Withdrawal and detox "
+        "• Where to get help" in cover
+    )
+    # Inside sheet: the briefs flow left to right through the three panels, in order.
     inside = [panel_text(path, 2, i) for i in range(3)]
-    assert inside[0].strip().startswith("Detox and withdrawal Detox is the first step")
-    assert "Overdose safety" not in inside[0]
-    assert "Overdose safety An overdose can happen" in inside[1] + inside[2]
-    assert inside[2].strip().endswith("Naloxone saves lives. Keep it close, and call 911 for any overdose.")
-    assert "Where to get help" not in " ".join(inside)
+    assert inside[0].strip().startswith("Medicines for opioid use disorder You can choose from three medicines.")
+    text = " ".join(inside)
+    assert text.index("Overdose safety Naloxone") < text.index("Withdrawal and detox Detox alone is not treatment.")
+    assert "Where to get help" not in text
 
 
-def test_trifold_text_is_never_below_nine_points(pdfs: dict[str, Path]) -> None:
+def test_trifold_text_is_never_below_nine_points_but_the_review_line(pdfs: dict[str, Path]) -> None:
     sizes = font_sizes(pdfs["trifold"])
-    assert min(sizes) >= 9
     assert sizes.most_common(1)[0][0] == 10.0  # body text
+    small = [line for line in lines(pdfs["trifold"], columns=3) if line.size < 9]
+    # The review line: on the back panel, at least 8 pt, at most four lines.
+    assert small and all(line.size > 7.99 and line.page == 0 and PANEL <= line.x0 < 2 * PANEL for line in small)
+    assert len(small) <= 4
+    assert small[0].text.startswith("Draft, not approved.")
+    assert re.search(r"Handout\s[0-9a-f]{12}\.$", small[-1].text)
 
 
 def test_large_print_body_size_headings_and_line_spacing(pdfs: dict[str, Path]) -> None:
@@ -172,7 +188,7 @@ def test_qr_code_decodes_to_the_brand_website(pdfs: dict[str, Path], tmp_path: P
     import zxingcpp
 
     letter_pages = [re.sub(r"\s+", " ", p.extract_text()) for p in pypdf.PdfReader(pdfs["letter"]).pages]
-    contact_page = next(n for n, text in enumerate(letter_pages, 1) if f"Scan the code or visit {WEBSITE}" in text)
+    contact_page = next(n for n, text in enumerate(letter_pages, 1) if "My plan" in text)
     for path, page in ((pdfs["trifold"], 1), (pdfs["letter"], contact_page)):
         codes = zxingcpp.read_barcodes(render_png(path, page, 150, tmp_path))
         assert [(c.format.name, c.text) for c in codes] == [("QRCode", WEBSITE)]
@@ -191,8 +207,10 @@ def test_qr_url_field_overrides_the_website(project: Path, tmp_path: Path) -> No
     assert [c.text for c in codes] == ["https://example.org/qr?src=flyer"]
 
 
-def test_trifold_overflow_fails_saying_how_much_and_writes_nothing(run: Invoke, tmp_path: Path) -> None:
+def test_trifold_overflow_fails_saying_how_much_and_writes_nothing(run: Invoke, project: Path, tmp_path: Path) -> None:
     out = tmp_path / "tri.pdf"
+    longer = "Lock up doses you take home. Keep them out of sight. " * 40
+    replace_in(project / "content/en/mat.md", "  - Pregnant? Keep taking", f"  - {longer}\n  - Pregnant? Keep taking")
     result = run("build", "--layout", "trifold", "-o", str(out))
     assert result.exit_code == 1
     lines = result.output.splitlines()
@@ -214,7 +232,7 @@ def test_trifold_overflow_of_the_flap_is_named(run: Invoke, tmp_path: Path) -> N
         "build", "--layout", "trifold", "--sections", "detox", "--note", note[:600], "-o", str(tmp_path / "t.pdf")
     )
     assert result.exit_code == 1
-    assert "--layout trifold: the inside flap (the 'For you' box and 'About this handout'): " in result.output
+    assert "--layout trifold: the inside flap (key points and 'My plan'): " in result.output
     assert "Remember to bring" not in result.output
 
 

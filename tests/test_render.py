@@ -9,14 +9,15 @@ from typing import Any
 import pypdf
 import pytest
 from conftest import AVERY, ROOT, SAM, TODAY, Invoke, approve, replace_in
+from pdfcheck import page_texts, structure
 
 from handouts.build import BuildRequest, prepare
 from handouts.models import SECTION_ORDER
 from handouts.project import Project
 
 TITLES = {
-    "detox": "Detox and withdrawal",
     "mat": "Medicines for opioid use disorder",
+    "detox": "Withdrawal and detox",
     "behavioral-therapy": "Counseling and behavioral therapy",
     "self-help": "Self-help and support groups",
     "overdose-safety": "Overdose safety",
@@ -24,12 +25,7 @@ TITLES = {
 }
 
 
-VERSIONS = {section_id: "1.0.0" for section_id in TITLES} | {"find-help": "1.1.0"}
-
-
-def page_texts(path: Path) -> list[str]:
-    """Return each page's text with runs of whitespace collapsed."""
-    return [re.sub(r"\s+", " ", page.extract_text() or "") for page in pypdf.PdfReader(path).pages]
+VERSIONS = {section_id: "2.0.0" for section_id in TITLES}
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +71,19 @@ def test_default_handout_shows_brand_title_sections_in_order_and_about(default_p
         "911",
     ):
         assert expected in text, expected
+    # Medicines first, withdrawal management late, the help block last.
     positions = [text.index(TITLES[s]) for s in SECTION_ORDER]
     assert positions == sorted(positions)
     about = text[text.index("About this handout") :]
-    for section_id in SECTION_ORDER:
-        assert f"{TITLES[section_id]}: version {VERSIONS[section_id]}." in about
-    assert "Avery Example, MD (Fictional example reviewer, addiction medicine)" in about
-    assert "Last reviewed November 20, 2026" in about
-    assert "Next review due November 20, 2028" in about
-    assert "https://doi.org/10.1136/bmj.326.7396.959" in about  # a cited source
+    # Every reviewer once, with credentials; no roles, no per-section record, no source links.
+    assert (
+        "Reviewers named: Avery Example, MD; Sam Placeholder, PharmD; Jordan Sample, LCSW. "
+        "Last review: November 20, 2026. Next review: November 20, 2027." in about
+    )
+    assert about.count("Avery Example") == 1
+    assert "Fictional example reviewer" not in text
+    assert "This handout does not replace advice from your care team. Ask us for the list of sources." in about
+    assert "https://doi.org/" not in text
 
 
 def test_every_page_has_footer_version_page_number_and_sample_marker(default_pdf: Path) -> None:
@@ -92,7 +92,7 @@ def test_every_page_has_footer_version_page_number_and_sample_marker(default_pdf
     assert re.fullmatch(r"[0-9a-f]{12}", version)
     assert len(pages) >= 2
     for number, text in enumerate(pages, start=1):
-        assert f"Handout version {version}" in text
+        assert f"Maple Street (example) · Handout {version} · Draft, not approved for patient use" in text
         assert f"Page {number} of {len(pages)}" in text
         assert "SAMPLE – NOT YET APPROVED FOR PATIENT USE" in text
     assert "Sample – not yet approved for patient use." in pages[0]
@@ -102,12 +102,12 @@ def test_metadata(default_pdf: Path) -> None:
     meta = pypdf.PdfReader(default_pdf).metadata
     assert meta["/Title"] == "Opioid use disorder: treatment and support"
     assert meta["/Author"] == "Maple Street Example Clinic"
-    assert meta["/Subject"].startswith("Patient handout: Detox and withdrawal; Medicines for opioid")
+    assert meta["/Subject"].startswith("Patient handout: Medicines for opioid use disorder; Overdose safety;")
     assert meta["/Keywords"] == ", ".join(SECTION_ORDER)
     assert meta["/handoutstatus"] == "sample"
     assert meta["/handoutsections"] == "; ".join(f"{s} {VERSIONS[s]}" for s in SECTION_ORDER)
-    assert meta["/sectionmatversion"] == "1.0.0"
-    assert meta["/sectionbehavioraltherapyversion"] == "1.0.0"
+    assert meta["/sectionmatversion"] == "2.0.0"
+    assert meta["/sectionbehavioraltherapyversion"] == "2.0.0"
     assert meta["/handoutversion"] == version_of(ROOT)
     # No clock time anywhere.
     assert "/CreationDate" not in meta and "/ModDate" not in meta
@@ -120,24 +120,11 @@ def test_tagged_pdf_with_language_alt_text_and_embedded_font(default_pdf: Path) 
     assert catalog["/MarkInfo"]["/Marked"] == pypdf.generic.BooleanObject(True)
     assert "pdfuaid:part" in catalog["/Metadata"].get_object().get_data().decode()
 
-    figures: list[Any] = []
-
-    def walk(node: Any) -> None:
-        node = node.get_object()
-        if isinstance(node, pypdf.generic.ArrayObject):
-            for kid in node:
-                walk(kid)
-        elif isinstance(node, pypdf.generic.DictionaryObject):
-            if node.get("/S") == "/Figure":
-                figures.append(node)
-            if "/K" in node:
-                walk(node["/K"])
-
-    walk(catalog["/StructTreeRoot"])
-    assert [f.get("/Alt") for f in figures] == [
-        "Maple Street Example Clinic logo: a maple leaf over a rising sun",
-        "QR code that opens https://example.org/maple-street",
-    ]
+    figures = [str(node.get("/Alt")) for node in structure(default_pdf) if node["/S"] == "/Figure"]
+    assert figures[0] == "Maple Street Example Clinic logo: a maple leaf over a rising sun"
+    assert figures[1].startswith("Six steps, left to right: 1, a helper shouts and rubs the chest")
+    assert figures[2] == "QR code that opens https://example.org/maple-street"
+    assert len(figures) == 3
 
     fonts = set()
     for page in reader.pages:
@@ -150,15 +137,15 @@ def test_tagged_pdf_with_language_alt_text_and_embedded_font(default_pdf: Path) 
 
 
 def test_chosen_sections_only_in_fixed_order_with_find_help(run: Invoke, tmp_path: Path) -> None:
-    result = run("build", "--sections", "mat,detox", "-o", str(tmp_path))
+    result = run("build", "--sections", "detox,mat", "-o", str(tmp_path))
     assert result.exit_code == 0, result.output
-    path = tmp_path / "example-clinic-en-letter-detox+mat+find-help.pdf"
+    path = tmp_path / "example-clinic-en-letter-mat+detox+find-help.pdf"
     assert result.output == f"{path}\n"
     text = " ".join(page_texts(path))
-    assert text.index(TITLES["detox"]) < text.index(TITLES["mat"]) < text.index(TITLES["find-help"])
+    assert text.index(TITLES["mat"]) < text.index(TITLES["detox"]) < text.index(TITLES["find-help"])
     for absent in ("behavioral-therapy", "self-help", "overdose-safety"):
         assert TITLES[absent] not in text
-    assert pypdf.PdfReader(path).metadata["/Keywords"] == "detox, mat, find-help"
+    assert pypdf.PdfReader(path).metadata["/Keywords"] == "mat, detox, find-help"
 
 
 def test_a4_layout_page_size(run: Invoke, tmp_path: Path) -> None:
@@ -180,10 +167,16 @@ def test_building_twice_gives_identical_bytes(run: Invoke, project: Path, tmp_pa
 @pytest.mark.parametrize(
     ("path", "old", "new"),
     [
-        ("content/en/mat.md", "You take methadone by mouth", "You take methadone by mouth,"),
-        ("content/en/find-help.md", "version: 1.1.0", "version: 1.1.1"),
+        (
+            "content/en/mat.md",
+            "You do not need a year of drug use to start.",
+            "You do not need a year of use to start.",
+        ),
+        ("content/en/mat.md", "  - Lock up medicine you take home.", "  - Lock up the medicine you take home."),
+        ("content/en/mat.md", "  - **Methadone:** you take it", "  - **Methadone:** you swallow it"),
+        ("content/en/find-help.md", "version: 2.0.0", "version: 2.0.1"),
         ("templates/partials/section.html.j2", "</section>", "</section>\n"),
-        ("styles/base.css", "font-size: 12.5pt", "font-size: 12.6pt"),
+        ("styles/base.css", "font-size: 11.5pt", "font-size: 11.6pt"),
         ("brands/example-clinic/brand.toml", "(802) 555-0142", "(802) 555-0143"),
         ("brands/example-clinic/logo.svg", "#f2c14e", "#f2c14f"),
     ],
@@ -231,9 +224,9 @@ def test_tailoring_box_prints_text_literally_and_stays_out_of_names_and_logs(
     path = tmp_path / "example-clinic-en-letter-detox+find-help.pdf"
     assert [p.name for p in tmp_path.iterdir() if p.name != "project"] == [path.name]
     text = " ".join(page_texts(path))
-    assert "For you Prepared for Pat Q. Example Your counselor Lee Counselor, LADC" in text
-    assert "Your next visit December 7, 2026" in text
-    assert note in text
+    assert "My plan for Pat Q. Example" in text
+    assert "My next visit: December 7, 2026 My counselor: Lee Counselor, LADC" in text
+    assert f"A note for you: {note}" in text
     hostname = Path("/etc/hostname").read_text().strip() if Path("/etc/hostname").exists() else ""
     if hostname:
         assert hostname not in text
@@ -248,7 +241,7 @@ def test_html_output_is_written_beside_the_pdf(run: Invoke, tmp_path: Path) -> N
     assert result.output.splitlines() == [str(tmp_path / "h.html"), str(tmp_path / "h.pdf")]
     html = (tmp_path / "h.html").read_text()
     assert '<html lang="en">' in html and '<base href="file://' in html
-    assert "<h2>Detox and withdrawal</h2>" in html
+    assert "<h2>Withdrawal and detox</h2>" in html
 
 
 def test_approved_release_build_has_no_sample_marker_and_names_reviewers(
@@ -261,11 +254,10 @@ def test_approved_release_build_has_no_sample_marker_and_names_reviewers(
     assert result.exit_code == 0, result.output
     pages = page_texts(out)
     assert all("not yet approved" not in text.lower() and "SAMPLE" not in text for text in pages)
-    assert all("Reviewed November 20, 2026" in text for text in pages)
+    assert all("Reviewed November 20, 2026 · next review November 20, 2027" in text for text in pages)
     text = " ".join(pages)
     assert (
-        "Medicines for opioid use disorder: version 1.0.0. Approved by Avery Example, MD (Fictional example "
-        "reviewer, addiction medicine); Sam Placeholder, PharmD (Fictional example reviewer, pharmacy) on "
-        "November 20, 2026." in text
+        "Reviewed and approved by Avery Example, MD; Sam Placeholder, PharmD. "
+        "Last review: November 20, 2026. Next review: November 20, 2027." in text
     )
     assert pypdf.PdfReader(out).metadata["/handoutstatus"] == "approved"

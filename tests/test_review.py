@@ -11,7 +11,7 @@ import pypdf
 import pytest
 from conftest import AVERY, SAM, TODAY, Invoke, approve, replace_in
 
-MAT_EDIT = ("You take methadone by mouth once a day.", "You take methadone by mouth, once each day.")
+MAT_EDIT = ("You do not need a year of drug use to start.", "You do not need a year of use to start.")
 
 
 def pdf_text(path: Path) -> str:
@@ -68,7 +68,7 @@ def test_approve_rewrites_only_its_fields_byte_for_byte(run: Invoke, project: Pa
         "    credentials: PharmD\n"
         "\n"
         "last_reviewed: 2026-11-20\n"
-        "next_review_due: 2028-11-20\n"
+        "next_review_due: 2027-11-20\n"
         "approved_version: 2.1.0\n"
         f"approved_fingerprint: sha256:{fingerprint}\n"
         "# next_review_due is set by approve\n"
@@ -83,10 +83,10 @@ def test_approve_defaults_to_today_and_the_configured_interval(run: Invoke, proj
     approve_result = run("approve", "detox", "--reviewer", AVERY)
     assert approve_result.exit_code == 0
     text = (project / "content/en/detox.md").read_text()
-    assert f"last_reviewed: {TODAY}\nnext_review_due: 2028-11-23\n" in text
-    (project / "handouts.toml").write_text("review_interval_months = 12\n")
+    assert f"last_reviewed: {TODAY}\nnext_review_due: 2027-11-23\n" in text
+    (project / "handouts.toml").write_text("review_interval_months = 24\n")
     assert run("approve", "mat", "--reviewer", AVERY).exit_code == 0
-    assert "next_review_due: 2027-11-23\n" in (project / "content/en/mat.md").read_text()
+    assert "next_review_due: 2028-11-23\n" in (project / "content/en/mat.md").read_text()
     assert run("approve", "self-help", "--reviewer", AVERY, "--interval-months", "6").exit_code == 0
     assert "next_review_due: 2027-05-23\n" in (project / "content/en/self-help.md").read_text()
 
@@ -94,7 +94,7 @@ def test_approve_defaults_to_today_and_the_configured_interval(run: Invoke, proj
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("meds", "--reviewer", AVERY), "unknown section 'meds'; valid ids: detox, mat, behavioral-therapy"),
+        (("meds", "--reviewer", AVERY), "unknown section 'meds'; valid ids: mat, overdose-safety, behavioral-therapy"),
         (("mat", "--reviewer", AVERY, "--date", "2026-11-24"), "Invalid value for --date: 2026-11-24 is in the future"),
         (("mat", "--reviewer", ""), "Invalid value for --reviewer: expected 'Name, Credentials[, Role]', got ''"),
         (("mat", "--reviewer", " , "), "expected 'Name, Credentials[, Role]', got ' , '"),
@@ -129,7 +129,7 @@ def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_p
     approve(run, "mat", "find-help", date="2026-10-01")
     assert run("check").output.endswith("OK: no problems.\n")
     replace_in(project / "content/en/mat.md", *MAT_EDIT)
-    replace_in(project / "content/en/mat.md", "version: 1.0.0", "version: 1.1.0")
+    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
     check = run("check")
     assert check.exit_code == 1
     assert "content/en/mat.md: body changed after approval on 2026-10-01; bump version and approve again" in (
@@ -145,30 +145,30 @@ def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_p
     draft = run("build", "--sections", "mat", "-o", str(tmp_path / "d.pdf"))
     assert draft.exit_code == 0, draft.output
     text = pdf_text(tmp_path / "d.pdf")
-    assert (
-        "Medicines for opioid use disorder: version 1.1.0. Changed after approval, not approved. Version 1.0.0 was "
-        "approved by Avery Example, MD (Fictional example reviewer, addiction medicine) on October 1, 2026; this "
-        "text has not been reviewed since." in text
-    )
+    assert "This is a draft. It is not yet approved for patients." in text
     assert "SAMPLE – NOT YET APPROVED FOR PATIENT USE" in text
-    assert "Not approved for patient use" in text  # the footer
+    assert "Draft, not approved for patient use" in text  # the footer
+    assert run("record", "--sections", "mat", "-o", str(tmp_path / "rec.pdf")).exit_code == 0
+    record = pdf_text(tmp_path / "rec.pdf")
+    assert "Version 2.1.0 Review state Changed after approval, not approved" in record
+    assert "Approved version 2.0.0" in record
 
 
 def test_version_must_be_bumped_when_the_body_changes(run: Invoke, project: Path, tmp_path: Path) -> None:
     approve(run, "mat")
     replace_in(project / "content/en/mat.md", *MAT_EDIT)
-    bump = "content/en/mat.md: version: body changed since version 1.0.0 was approved; bump the version"
+    bump = "content/en/mat.md: version: body changed since version 2.0.0 was approved; bump the version"
     assert bump in run("check").output.splitlines()
     refused = run("approve", "mat", "--reviewer", AVERY)
     assert refused.exit_code == 1
     assert refused.output.splitlines() == ["Error: cannot approve", bump]
-    replace_in(project / "content/en/mat.md", "version: 1.0.0", "version: 1.0.1")
+    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.0.1")
     assert bump not in run("check").output
     approve(run, "mat")
-    assert "approved_version: 1.0.1\n" in (project / "content/en/mat.md").read_text()
+    assert "approved_version: 2.0.1\n" in (project / "content/en/mat.md").read_text()
     # English is clean again; the Spanish translation now lags behind it.
     assert run("check", "--strict").output.splitlines() == [
-        "content/es/mat.md: translates mat 1.0.0, English is now 1.0.1",
+        "content/es/mat.md: translates mat 2.0.0, English is now 2.0.1",
         "Aborted: 1 problem in 1 file.",
     ]
 
@@ -183,9 +183,9 @@ def test_status_approved_by_hand_without_a_record_is_an_error(run: Invoke, proje
 
 
 def test_review_due_policy_and_sections_due(run: Invoke, project: Path, tmp_path: Path) -> None:
-    approve(run, "mat", "find-help", date="2024-11-01")  # due 2026-11-01: overdue
-    approve(run, "detox", date="2025-01-01")  # due 2027-01-01: within 60 days
-    approve(run, "self-help", date="2026-11-20")  # due 2028: fine
+    approve(run, "mat", "find-help", date="2025-11-01")  # due 2026-11-01: overdue
+    approve(run, "detox", date="2026-01-01")  # due 2027-01-01: within 60 days
+    approve(run, "self-help", date="2026-11-20")  # due late 2027: fine
     approve(run, "overdose-safety", date="2026-11-20")
     replace_in(project / "content/en/overdose-safety.md", "Get naloxone today.", "Get naloxone this week.")
     check = run("check")
@@ -213,29 +213,36 @@ def test_review_due_policy_and_sections_due(run: Invoke, project: Path, tmp_path
     built = run("build", "--sections", "mat", "-o", str(tmp_path / "m.pdf"))
     assert built.exit_code == 0
     text = pdf_text(tmp_path / "m.pdf")
-    assert "Review overdue since November 1, 2026." in text
-    assert "Reviewed November 1, 2024 · review overdue" in text
+    assert "The next review was due on November 1, 2026." in text
+    assert "Reviewed November 1, 2025 · review overdue" in text
     assert "SAMPLE" not in text
 
 
-def test_pdf_tells_draft_approved_changed_and_overdue_apart(run: Invoke, project: Path, tmp_path: Path) -> None:
+def test_record_tells_draft_approved_changed_and_overdue_apart(run: Invoke, project: Path, tmp_path: Path) -> None:
     approve(run, "mat", date="2026-11-20")
     approve(run, "self-help", date="2026-11-20")
     replace_in(project / "content/en/self-help.md", "Groups are free.", "Groups cost nothing.")
-    replace_in(project / "content/en/self-help.md", "version: 1.0.0", "version: 1.0.1")
+    replace_in(project / "content/en/self-help.md", "version: 2.0.0", "version: 2.0.1")
     approve(run, "overdose-safety", date="2026-01-01", reviewers=(SAM,))
-    replace_in(project / "content/en/overdose-safety.md", "next_review_due: 2028-01-01", "next_review_due: 2026-06-01")
+    replace_in(project / "content/en/overdose-safety.md", "next_review_due: 2027-01-01", "next_review_due: 2026-06-01")
     # Editing the due date by hand is not a body change: the approval still holds.
-    out = tmp_path / "all.pdf"
-    assert run("build", "--sections", "detox,mat,self-help,overdose-safety", "-o", str(out)).exit_code == 0
-    about = pdf_text(out).split("About this handout", 1)[1]
-    assert "Detox and withdrawal: version 1.0.0. Draft, not approved." in about
-    assert "Medicines for opioid use disorder: version 1.0.0. Approved by Avery Example, MD" in about
-    assert "Self-help and support groups: version 1.0.1. Changed after approval, not approved." in about
-    assert (
-        "Overdose safety: version 1.0.0. Approved by Sam Placeholder, PharmD (Fictional example reviewer, "
-        "pharmacy) on January 1, 2026. Review overdue since June 1, 2026." in about
-    )
+    out = tmp_path / "record.pdf"
+    assert run("record", "-o", str(out)).exit_code == 0
+    record = pdf_text(out)
+    detox = record[record.index("Withdrawal and detox") :]
+    assert "Review state Draft, not approved Reviewers Avery Example, MD (Fictional example reviewer" in detox
+    mat = record[record.index("Medicines for opioid use disorder File") :]
+    assert "Version 2.0.0 Review state Approved Reviewers Avery Example, MD" in mat
+    self_help = record[record.index("Self-help and support groups") :]
+    assert "Version 2.0.1 Review state Changed after approval, not approved" in self_help
+    overdose = record[record.index("Overdose safety File") :]
+    assert "Review state Approved, review overdue Reviewers Sam Placeholder, PharmD" in overdose
+    assert "Next review due June 1, 2026 (2026-06-01)" in overdose
+    # The patient's copy says it in one line: a sample, since one section is a draft.
+    patient = tmp_path / "patient.pdf"
+    assert run("build", "--sections", "detox,mat,self-help,overdose-safety", "-o", str(patient)).exit_code == 0
+    about = pdf_text(patient).split("About this handout", 1)[1]
+    assert about.startswith(" This is a draft. It is not yet approved for patients. Reviewers named: ")
 
 
 def test_approve_then_release_build_prints_reviewers_and_date(run: Invoke, tmp_path: Path) -> None:
@@ -245,8 +252,8 @@ def test_approve_then_release_build_prints_reviewers_and_date(run: Invoke, tmp_p
     assert result.exit_code == 0, result.output
     text = pdf_text(out)
     assert (
-        "Overdose safety: version 1.0.0. Approved by Avery Example, MD (Fictional example reviewer, addiction "
-        "medicine); Sam Placeholder, PharmD (Fictional example reviewer, pharmacy) on November 2, 2026." in text
+        "Reviewed and approved by Avery Example, MD; Sam Placeholder, PharmD. "
+        "Last review: November 2, 2026. Next review: November 2, 2027." in text
     )
     assert "Reviewed November 2, 2026" in text and "SAMPLE" not in text
 
@@ -263,8 +270,8 @@ def test_config_sets_window_and_reading_limits(run: Invoke, project: Path, file:
     (project / file).write_text(content)
     result = run("check")
     assert result.exit_code == 0
-    assert "content/en/mat.md: next_review_due: review due in 728 days, on 2028-11-20 (warning)" in result.output
-    assert "content/en/mat.md: body: Flesch-Kincaid grade 3.0 is over 2 (warning)" in result.output
+    assert "content/en/mat.md: next_review_due: review due in 362 days, on 2027-11-20 (warning)" in result.output
+    assert re.search(r"content/en/mat.md: body: Flesch-Kincaid grade \d\.\d is over 2 \(warning\)", result.output)
 
 
 def test_bad_config_is_reported_with_file_and_setting(run: Invoke, project: Path) -> None:
@@ -274,7 +281,7 @@ def test_bad_config_is_reported_with_file_and_setting(run: Invoke, project: Path
     assert result.output.splitlines() == [
         "Error: invalid settings: 2 problem(s)",
         "handouts.toml: review_window: unknown setting; expected one of review_interval_months, "
-        "warning_window_days, max_fk_grade, max_smog, min_fernandez_huerta, min_words, max_words",
+        "warning_window_days, max_fk_grade, max_smog, min_fernandez_huerta, min_words, max_words, max_brief_words",
         "handouts.toml: review_interval_months: expected a whole number, got 'two years'",
     ]
 
@@ -282,7 +289,7 @@ def test_bad_config_is_reported_with_file_and_setting(run: Invoke, project: Path
 def test_handout_version_changes_when_a_section_becomes_overdue(run: Invoke, tmp_path: Path) -> None:
     approve(run, "mat", "find-help", date="2026-01-01")
     versions = []
-    for day in (dt.date(2027, 12, 31), dt.date(2028, 1, 2)):
+    for day in (dt.date(2026, 12, 31), dt.date(2027, 1, 2)):
         out = tmp_path / f"{day}.pdf"
         assert run("build", "--sections", "mat", "-o", str(out), today=day).exit_code == 0
         versions.append(pypdf.PdfReader(out).metadata["/handoutversion"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TODAY, Invoke, approve, replace_in
+from pdfcheck import page_texts
 
 from handouts.build import BuildRequest, build
 from handouts.errors import HandoutError
@@ -136,8 +137,8 @@ def test_brand_logo_field_with_a_url_fails_check(run: Invoke, project: Path, log
 def test_raw_html_in_content_prints_as_text(run: Invoke, project: Path, tmp_path: Path) -> None:
     replace_in(
         project / "content/en/detox.md",
-        "Drink lots of fluids.",
-        "Drink lots of fluids. <b>x</b><script>1</script>",
+        "It is hard, but it passes.",
+        "It is hard, but it passes. <b>x</b><script>1</script>",
     )
     out = tmp_path / "d.pdf"
     result = run("build", "--sections", "detox", "--html", "-o", str(out))
@@ -151,12 +152,16 @@ def test_brand_text_is_escaped(run: Invoke, project: Path, tmp_path: Path) -> No
     replace_in(
         project / "brands/example-clinic/brand.toml",
         'short_name = "Maple Street (example)"',
-        'short_name = "M</div><i>"',
+        """short_name = 'M" data-x="1</div><i>'""",
     )
     out = tmp_path / "d.pdf"
     result = run("build", "--sections", "detox", "--html", "-o", str(out))
     assert result.exit_code == 0, result.output
-    assert "M&lt;/div&gt;&lt;i&gt;" in out.with_suffix(".html").read_text()
+    html = out.with_suffix(".html").read_text()
+    # Also inside the attribute that carries the footer line: a quote must not end it.
+    assert 'data-footer="M&#34; data-x=&#34;1&lt;/div&gt;&lt;i&gt; · Handout ' in html
+    assert 'data-x="1' not in html
+    assert 'M" data-x="1</div><i> · Handout' in " ".join(page_texts(out))
 
 
 def request(tmp_path: Path, out: Path) -> BuildRequest:
@@ -199,13 +204,13 @@ def test_release_refuses_sections_past_their_review_date(run: Invoke, project: P
     out = tmp_path / "x.pdf"
     assert run("build", "--release", "--sections", "detox", "-o", str(out)).exit_code == 0
     out.unlink()
-    overdue = run("build", "--release", "--sections", "detox", "-o", str(out), today=dt.date(2028, 11, 21))
+    overdue = run("build", "--release", "--sections", "detox", "-o", str(out), today=dt.date(2027, 11, 21))
     assert overdue.exit_code == 1
     assert overdue.output.splitlines() == [
         "Error: --release refused 2 problem(s)",
-        "content/en/detox.md: next_review_due: review overdue since 2028-11-20; --release needs a current review",
-        "content/en/find-help.md: next_review_due: review overdue since 2028-11-20; --release needs a current review",
+        "content/en/detox.md: next_review_due: review overdue since 2027-11-20; --release needs a current review",
+        "content/en/find-help.md: next_review_due: review overdue since 2027-11-20; --release needs a current review",
     ]
     assert not out.exists()
     # Without --release an overdue section still prints, and check calls it a warning.
-    assert run("build", "--sections", "detox", "-o", str(out), today=dt.date(2028, 11, 21)).exit_code == 0
+    assert run("build", "--sections", "detox", "-o", str(out), today=dt.date(2027, 11, 21)).exit_code == 0

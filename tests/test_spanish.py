@@ -38,20 +38,21 @@ def test_spanish_pdf_has_spanish_headings_footer_dates_and_language(spanish_lett
     text = " ".join(pages)
     for heading in (
         "Trastorno por consumo de opioides: tratamiento y apoyo",
-        "Desintoxicación y abstinencia",
+        "Medicamentos para el trastorno por consumo de opioides",
+        "Síntomas de abstinencia y desintoxicación",
         "Dónde encontrar ayuda",
-        "Acerca de este folleto",
-        "Revisión de cada sección",
-        "Fuentes",
-        "Comuníquese con Maple Street (ejemplo)",
-        "Escanee el código o visite https://example.org/maple-street",
+        "Mi plan",
+        "Sobre este folleto",
+        "Puntos clave",
     ):
         assert heading in text, heading
     for number, page in enumerate(pages, start=1):
         assert f"Página {number} de {len(pages)}" in page
-        assert "Versión del folleto" in page and "No aprobado para pacientes" in page
+        assert "Maple Street (ejemplo) · Folleto " in page and "Borrador, no aprobado para pacientes" in page
         assert "MUESTRA – AÚN NO APROBADO PARA PACIENTES" in page
-    assert "Última revisión: 21 de noviembre de 2026. Próxima revisión: 21 de noviembre de 2028." in text
+    assert "Última revisión: 21 de noviembre de 2026. Próxima revisión: 21 de noviembre de 2027." in text
+    assert "Revisores: Lucía Ejemplo, MD; Mateo Muestra, PharmD; Elena Borrador, LCSW." in text
+    assert "Revisora ficticia" not in text  # roles are for the record, not the patient's copy
     reader = pypdf.PdfReader(spanish_letter)
     assert reader.trailer["/Root"]["/Lang"] == "es"
     assert reader.metadata["/Title"] == "Trastorno por consumo de opioides: tratamiento y apoyo"
@@ -67,14 +68,14 @@ def test_spanish_pdf_has_no_english_template_strings(spanish_letter: Path) -> No
             fragment = fragment.strip(" .,:;()–")
             if len(fragment) > 3 and fragment not in spanish[key]:
                 assert fragment not in text, (key, fragment)
-    for word in ("Page ", "About this", "Reviewed", "Sources", "Call ", "Monday"):
+    for word in ("Page ", "About this", "Reviewed", "Sources", "Call ", "Monday", "My plan", "Key points"):
         assert word not in text
 
 
 def test_brand_fields_fall_back_to_english_when_not_translated(spanish_letter: Path) -> None:
     text = " ".join(texts(spanish_letter))
     assert "Horario: Lunes a viernes, de 8 a. m. a 6 p. m." in text  # from [es]
-    assert "Llame al (802) 555-0142" in text  # phone: not translated, the base value
+    assert "Clínica de Ejemplo Maple Street, (802) 555-0142" in text  # phone: not translated, the base value
 
 
 @pytest.mark.parametrize(("layout", "pages"), [("trifold", 2), ("large-print", None), ("a4", None)])
@@ -95,11 +96,11 @@ def test_stale_translation_warns_then_fails_strict_and_release(run: Invoke, proj
         result = run("approve", section_id, "--lang", "es", "--reviewer", LUCIA, "--date", "2026-11-21")
         assert result.exit_code == 0, result.output
     assert run("build", "--lang", "es", "--release", "--sections", "mat", "-o", str(tmp_path / "ok.pdf")).exit_code == 0
-    assert "Aprobado por Lucía Ejemplo, MD (Revisora ficticia de ejemplo) el 21 de noviembre de 2026." in " ".join(
+    assert "Revisado y aprobado por Lucía Ejemplo, MD. Última revisión: 21 de noviembre de 2026." in " ".join(
         texts(tmp_path / "ok.pdf")
     )
-    replace_in(project / "content/en/mat.md", "version: 1.0.0", "version: 1.1.0")
-    message = "content/es/mat.md: translates mat 1.0.0, English is now 1.1.0"
+    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    message = "content/es/mat.md: translates mat 2.0.0, English is now 2.1.0"
     relaxed = run("check")
     assert f"{message} (warning)" in relaxed.output.splitlines()
     strict = run("check", "--strict")
@@ -113,7 +114,7 @@ def test_missing_translation_fails_only_builds_that_need_it(run: Invoke, project
     (project / "content/es/self-help.md").unlink()
     check = run("check")
     assert check.exit_code == 0
-    assert "content/es/self-help.md: file not found; no translation of self-help 1.0.0 yet (warning)" in check.output
+    assert "content/es/self-help.md: file not found; no translation of self-help 2.0.0 yet (warning)" in check.output
     needed = run("build", "--lang", "es", "--sections", "self-help", "-o", str(tmp_path / "a.pdf"))
     assert needed.exit_code == 1
     assert needed.output.splitlines() == [
@@ -124,7 +125,7 @@ def test_missing_translation_fails_only_builds_that_need_it(run: Invoke, project
 
 
 def test_translation_needs_translation_of(run: Invoke, project: Path) -> None:
-    replace_in(project / "content/es/detox.md", "translation_of: 1.0.0\n", "")
+    replace_in(project / "content/es/detox.md", "translation_of: 2.0.0\n", "")
     assert (
         "content/es/detox.md: translation_of: required: the English version this translates, like 1.0.0"
         in run("check").output

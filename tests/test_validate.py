@@ -49,7 +49,7 @@ def test_good_section_builds_a_model() -> None:
     assert section is not None
     assert section.version == "2.0.0"  # type: ignore[attr-defined]
     assert section.reviewers == (Reviewer("Avery Example", "MD", "Fictional example reviewer"),)  # type: ignore[attr-defined]
-    assert section.next_review_due == dt.date(2028, 10, 1)  # type: ignore[attr-defined]
+    assert section.next_review_due == dt.date(2027, 10, 1)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -125,7 +125,8 @@ def test_unknown_field_names_the_valid_ones() -> None:
     _, problems = parse(GOOD.replace("status: approved", "status: approved\nauthor: me"))
     assert problems == [
         "content/en/mat.md: author: unknown field; expected one of id, title, version, language, status, "
-        "reviewers, last_reviewed, next_review_due, sources, translation_of, approved_version, approved_fingerprint"
+        "reviewers, last_reviewed, next_review_due, sources, brief, key_points, translation_of, approved_version, "
+        "approved_fingerprint"
     ]
 
 
@@ -180,10 +181,102 @@ def test_reading_level_and_length_warnings() -> None:
     section, _ = parse(GOOD.replace("You can take medicine. It helps.", hard))
     assert section is not None
     messages = [str(p) for p in section_warnings(section, Limits())]  # type: ignore[arg-type]
-    assert messages[0] == "content/en/mat.md: body: 21 words; keep it 150-450"
+    assert messages[0] == "content/en/mat.md: body: 21 words; keep it 80-700"
     assert messages[1].startswith("content/en/mat.md: body: Flesch-Kincaid grade ")
     assert messages[1].endswith(" is over 6")
     assert messages[2].startswith("content/en/mat.md: body: SMOG ")
+    assert messages[3:] == [
+        "content/en/mat.md: brief: missing; the tri-fold prints each section's brief",
+        "content/en/mat.md: key_points: missing; page 1 shows the key points of each section",
+    ]
+
+
+WITH_BRIEF = GOOD.replace("status: approved", "status: draft").replace(
+    "---\nYou can take",
+    "key_points:\n  - Medicine helps. Ask about it.\nbrief: |\n  Take your medicine. It helps.\n---\nYou can take",
+)
+
+
+def test_brief_and_key_points_are_reviewed_text_covered_by_the_fingerprint() -> None:
+    section, problems = parse(WITH_BRIEF)
+    assert problems == []
+    assert section is not None
+    assert section.brief == "Take your medicine. It helps.\n"  # type: ignore[attr-defined]
+    assert section.key_points == ("Medicine helps. Ask about it.",)  # type: ignore[attr-defined]
+    # The approval recorded the body alone, so the added brief is text nobody approved.
+    assert section.changed_since_approval  # type: ignore[attr-defined]
+    edited_brief = parse(WITH_BRIEF.replace("It helps.\n---", "It works.\n---"))[0]
+    edited_point = parse(WITH_BRIEF.replace("Ask about it.", "Ask us."))[0]
+    assert len({s.fingerprint for s in (section, edited_brief, edited_point)}) == 3  # type: ignore[union-attr]
+
+
+def test_a_section_without_brief_or_key_points_keeps_its_old_fingerprint() -> None:
+    section, _ = parse(GOOD)
+    assert section is not None
+    expected = "sha256:" + hashlib.sha256(b"You can take medicine. It helps.\n").hexdigest()
+    assert section.fingerprint == expected  # type: ignore[attr-defined]
+    assert not section.changed_since_approval  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "---\nYou can take",
+            "key_points: a point\n---\nYou can take",
+            "content/en/mat.md: key_points: expected a list of 1 to 3 short sentences",
+        ),
+        (
+            "---\nYou can take",
+            "key_points: [a, b, c, d]\n---\nYou can take",
+            "content/en/mat.md: key_points: expected a list of 1 to 3 short sentences",
+        ),
+        (
+            "---\nYou can take",
+            "key_points: [' ']\n---\nYou can take",
+            "content/en/mat.md: key_points[0]: expected non-empty text, got ' '",
+        ),
+        (
+            "---\nYou can take",
+            "brief: 3\n---\nYou can take",
+            "content/en/mat.md: brief: expected non-empty text, got 3",
+        ),
+        (
+            "---\nYou can take",
+            "brief: '## Big'\n---\nYou can take",
+            "content/en/mat.md: brief: use ### for headings inside a section, found '##' (the title is ##)",
+        ),
+        (
+            "You can take medicine.",
+            "::: warning\nYou can take medicine.\n:::\n",
+            "content/en/mat.md: body: unknown box '::: warning'; expected one of safety, box, columns",
+        ),
+        (
+            "You can take medicine.",
+            "::: safety\nYou can take medicine.",
+            "content/en/mat.md: body: a '::: box' is not closed with a ':::' line",
+        ),
+        (
+            "You can take medicine.",
+            "You can take medicine.\n:::\n",
+            "content/en/mat.md: body: a ':::' line closes no box",
+        ),
+    ],
+)
+def test_brief_key_point_and_box_problems(old: str, new: str, message: str) -> None:
+    assert message in parse(GOOD.replace(old, new, 1))[1]
+
+
+def test_review_date_past_the_interval_warns() -> None:
+    text = GOOD.replace("last_reviewed: 2026-10-01", "last_reviewed: 2026-10-01\nnext_review_due: 2028-10-01")
+    section, _ = parse(text)
+    assert section is not None
+    warning = (
+        "content/en/mat.md: next_review_due: 2028-10-01 is more than the 12-month review interval after last_reviewed"
+    )
+    assert warning in [str(p) for p in section_warnings(section, Limits())]  # type: ignore[arg-type]
+    relaxed = [str(p) for p in section_warnings(section, Limits(review_interval_months=24))]  # type: ignore[arg-type]
+    assert not [m for m in relaxed if "interval" in m]
 
 
 def test_add_months_clamps_to_month_end() -> None:
@@ -245,7 +338,7 @@ def test_good_brand() -> None:
         (
             {"slogan": "x"},
             "brands/test/brand.toml: slogan: unknown field; expected one of name, short_name, phone, address, "
-            "website, qr_url, logo, logo_alt, note, hours, colors, or a table like [es]",
+            "website, qr_url, logo, logo_alt, note, hours, sources_url, colors, or a table like [es]",
         ),
     ],
 )

@@ -1,0 +1,106 @@
+"""The one Markdown dialect of section text: CommonMark, tables and named boxes, raw HTML off."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.container import container_plugin
+
+# Boxes a section may draw around a part of itself: `::: safety` ... `:::`; `columns` sets a
+# list of short items in two columns, without a frame.
+BOXES = ("safety", "box", "columns")
+BOX_LINE_RE = re.compile(r"^ {0,3}:::[ \t]*(\S*)", re.MULTILINE)
+# Phone numbers, web addresses and domains: never hyphenated or split across lines.
+KEEP_WHOLE_RE = re.compile(
+    r"https?://\S+[^\s.,;:!?)]"
+    r"|\b[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*\.(?:gov|org|com|net|edu)\b(?:/[^\s.,;:!?)]*)?"
+    r"|(?:\b1-)?\b\d{3}-\d{3}-\d{4}\b|\(\d{3}\)\s\d{3}-\d{4}"
+)
+
+
+def _render_box(self: Any, tokens: Sequence[Token], idx: int, _options: Any, env: Any) -> str:
+    token = tokens[idx]
+    if token.nesting == 1:
+        return f'<aside class="box box-{token.info.strip()}">\n'
+    return "</aside>\n"
+
+
+@functools.lru_cache(maxsize=1)
+def parser() -> MarkdownIt:
+    """Return the parser every reader of section text shares, so all see the same blocks."""
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    for name in BOXES:
+        md.use(container_plugin, name, render=_render_box)
+    return md
+
+
+def box_problems(text: str) -> list[str]:
+    """Return why the `:::` box lines of a text are wrong: an unknown name or an unclosed box."""
+    found, depth = [], 0
+    for name in BOX_LINE_RE.findall(text):
+        if not name:
+            depth -= 1
+        elif name not in BOXES:
+            found.append(f"unknown box '::: {name}'; expected one of {', '.join(BOXES)}")
+        else:
+            depth += 1
+    if depth > 0:
+        found.append("a '::: box' is not closed with a ':::' line")
+    elif depth < 0:
+        found.append("a ':::' line closes no box")
+    return found
+
+
+def add_table_scopes(tokens: list[Token]) -> None:
+    """Give header cells a scope: the first row names columns, each body row's first cell names its row."""
+    in_body, first_in_row = False, False
+    for token in tokens:
+        if token.type in ("tbody_open", "tbody_close"):
+            in_body = token.type == "tbody_open"
+        elif token.type == "tr_open":
+            first_in_row = True
+        elif token.type == "th_open":
+            token.attrSet("scope", "col")
+        elif token.type in ("td_open", "td_close") and in_body and first_in_row:
+            token.tag = "th"
+            if token.type == "td_open":
+                token.attrSet("scope", "row")
+            else:
+                first_in_row = False
+
+
+def keep_class(text: str) -> str:
+    """Return the class for a kept-whole match: a phone number never breaks, an address only at its slashes."""
+    return "url" if "." in text or "/" in text else "keep"
+
+
+def keep_whole(children: list[Token]) -> list[Token]:
+    """Wrap phone numbers and web addresses in a span that is never hyphenated."""
+    out: list[Token] = []
+    for child in children:
+        if child.type != "text" or not KEEP_WHOLE_RE.search(child.content):
+            out.append(child)
+            continue
+        position = 0
+        for match in KEEP_WHOLE_RE.finditer(child.content):
+            if match.start() > position:
+                out.append(_text(child.content[position : match.start()]))
+            out += [_html(f'<span class="{keep_class(match[0])}">'), _text(match[0]), _html("</span>")]
+            position = match.end()
+        if position < len(child.content):
+            out.append(_text(child.content[position:]))
+    return out
+
+
+def _text(content: str) -> Token:
+    return Token("text", "", 0, content=content)
+
+
+def _html(content: str) -> Token:
+    # Only our own fixed markup: the parser never makes html tokens, since raw HTML is off.
+    return Token("html_inline", "", 0, content=content)
