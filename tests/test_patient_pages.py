@@ -26,7 +26,7 @@ NOTE = ("Bring your pill bottle and this plan to your next visit. Call us if the
 EXPECTED = {
     "en": {
         "purpose": "Opioid use disorder means you keep using them even when they harm you.",
-        "help line": "Emergency: call 911 · Crisis: call or text 988 · Help to find treatment: 1-800-662-4357",
+        "help line": "Emergency: call 911 · Crisis: call or text 988 · Treatment help: 1-800-662-4357",
         "key points": "Key points Methadone and buprenorphine can save your life.",
         "table": "The three medicines Methadone Buprenorphine Naltrexone",
         "table row": "Lowers the risk of dying from overdose? Yes Yes Not shown",
