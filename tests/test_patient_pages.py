@@ -47,7 +47,7 @@ EXPECTED = {
     },
     "es": {
         "purpose": "Una persona con este trastorno sigue usándolos aunque le hagan daño.",
-        "help line": "Emergencias: llame al 911 · Crisis: llame o envíe un texto al 988",
+        "help line": "Emergencias: llame al 911 · Crisis: llame o escriba al 988 · Tratamiento: 1-800-662-4357",
         "key points": "Puntos clave La metadona y la buprenorfina le pueden salvar la vida.",
         "table": "Las tres medicinas Metadona Buprenorfina Naltrexona",
         "safety box": "Cuídese y cuide a los demás",
@@ -123,6 +123,8 @@ def test_the_new_elements_are_in_the_text(rendered: dict[tuple[str, str], Path],
     first = page_texts(path)[0]
     for element in ("purpose", "help line", "key points"):
         assert EXPECTED[language][element] in first, element  # page 1
+    # 911, 988 and the Helpline in one printed line.
+    assert [line for line in lines(path) if line.page == 0 and "911" in line.text and "1-800-662-4357" in line.text]
 
 
 @pytest.mark.parametrize(
