@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -14,6 +16,10 @@ from handouts.layouts import PATIENT_LAYOUTS
 from handouts.models import BASE_LANGUAGE, DEFAULT_BRAND
 from handouts.project import Project
 
+if TYPE_CHECKING:
+    from handouts.build import BuildRequest, BuildResult
+
+F = TypeVar("F", bound=Callable[..., Any])
 HERE = Path(__file__).resolve().parent
 LOG = logging.getLogger("handouts")
 
@@ -41,6 +47,24 @@ def _requested(sections: str | None) -> tuple[str, ...] | None:
     if requested == ():
         raise click.BadParameter("name at least one section id", param_hint="--sections")
     return requested
+
+
+def _out_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "-o", "--out", type=click.Path(path_type=Path), default=Path("out"), show_default=True, help=help_text
+    )
+
+
+def _build(project: Project, request: BuildRequest) -> BuildResult:
+    from handouts.build import build
+    from handouts.compose import UnknownSectionError
+
+    try:
+        return build(project, request)
+    except UnknownSectionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sections") from None
+    except HandoutError as exc:
+        raise _fail(exc) from None
 
 
 def _parse_date(option: str, value: str | None) -> dt.date | None:
@@ -89,14 +113,7 @@ def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> Non
 @click.option("--brand", default=DEFAULT_BRAND, show_default=True, help="Brand folder under brands/.")
 @click.option("--lang", "language", default=BASE_LANGUAGE, show_default=True, help="Content language folder.")
 @click.option("--layout", type=click.Choice(list(PATIENT_LAYOUTS)), default="letter", show_default=True)
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("out"),
-    show_default=True,
-    help="A .pdf file, or a folder to write a named PDF into.",
-)
+@_out_option("A .pdf file, or a folder to write a named PDF into.")
 @click.option("--html", is_flag=True, help="Also write the HTML beside the PDF.")
 @click.option("--bleed", metavar="LENGTH", help="Print-shop bleed around the trimmed page, e.g. 0.125in or 3mm.")
 @click.option("--crop-marks", is_flag=True, help="Draw crop marks outside the trim (and the bleed).")
@@ -126,8 +143,6 @@ def build(
 ) -> None:
     """Build one handout PDF and print its path."""
     from handouts.build import BuildRequest
-    from handouts.build import build as build_handout
-    from handouts.compose import UnknownSectionError
     from handouts.layouts import parse_length
     from handouts.models import PrintOptions, Tailoring
 
@@ -157,12 +172,7 @@ def build(
         print_options=print_options,
         appendix=appendix,
     )
-    try:
-        result = build_handout(project, request)
-    except UnknownSectionError as exc:
-        raise click.BadParameter(str(exc), param_hint="--sections") from None
-    except HandoutError as exc:
-        raise _fail(exc) from None
+    result = _build(project, request)
     LOG.info("handout version %s, %d pages", result.handout.version, result.pages)
     if result.html_path is not None:
         click.echo(str(result.html_path))
@@ -173,33 +183,18 @@ def build(
 @click.option("--brand", default=DEFAULT_BRAND, show_default=True, help="Brand folder under brands/.")
 @click.option("--lang", "language", default=BASE_LANGUAGE, show_default=True, help="Content language folder.")
 @click.option("--sections", "sections", metavar="IDS", help="Comma-separated section ids (default: every section).")
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=Path),
-    default=Path("out"),
-    show_default=True,
-    help="A .pdf file, or a folder to write {brand}-{lang}-review-record.pdf into.",
-)
+@_out_option("A .pdf file, or a folder to write {brand}-{lang}-review-record.pdf into.")
 @click.pass_context
 def record(ctx: click.Context, brand: str, language: str, sections: str | None, out: Path) -> None:
     """Write the review record for document control: every section's review and sources, as a PDF."""
     from handouts.build import BuildRequest
-    from handouts.build import build as build_handout
-    from handouts.compose import UnknownSectionError
 
     project, today = _project(ctx)
     _check_language(language)
     request = BuildRequest(
         sections=_requested(sections), brand=brand, language=language, layout="record", out=out, today=today
     )
-    try:
-        result = build_handout(project, request)
-    except UnknownSectionError as exc:
-        raise click.BadParameter(str(exc), param_hint="--sections") from None
-    except HandoutError as exc:
-        raise _fail(exc) from None
-    click.echo(str(result.pdf_path))
+    click.echo(str(_build(project, request).pdf_path))
 
 
 @cli.command("sections")
