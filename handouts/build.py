@@ -122,14 +122,13 @@ def compose_request(inputs: Inputs, request: BuildRequest) -> Handout:
     problems = tailoring_problems(request.tailoring)
     sections = inputs.sections[request.language]
     found = inputs.problems[request.language]
+    reported = {p.path for p in found}
     if not layout.for_patients and request.sections is None:
         # The record covers every section the language has; a missing translation is not a hole in it.
-        reported = {p.path for p in found}
         ids = tuple(i for i in ids if i in sections or f"content/{request.language}/{i}.md" in reported)
     wanted = {f"content/{request.language}/{i}.md" for i in ids}
     # A broken section the handout does not include must not block it.
     problems += [p for p in errors(found) if p.path in wanted or not p.path.endswith(".md")]
-    reported = {p.path for p in found}
     problems += [
         Problem(path, "", "file not found")
         for i in ids

@@ -6,7 +6,15 @@ import dataclasses
 import datetime as dt
 
 from .errors import Problem
-from .loader import brand_ids, catalog_problems, catalog_reading_problems, languages, load_brand, load_sections
+from .loader import (
+    brand_ids,
+    catalog_problems,
+    catalog_reading_problems,
+    languages,
+    load_brand,
+    load_sections,
+    read_catalogs,
+)
 from .models import BASE_LANGUAGE, SECTION_ORDER
 from .project import Project
 from .review import review_problems, translation_problems
@@ -43,8 +51,9 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
             problems += section_warnings(section, project.limits)
             if language != BASE_LANGUAGE:
                 problems += translation_problems(section, english, strict=False)
-    problems += catalog_problems(project, found_languages)
-    problems += catalog_reading_problems(project, project.limits)
+    catalogs, unreadable = read_catalogs(project)
+    problems += catalog_problems(catalogs, unreadable, found_languages)
+    problems += catalog_reading_problems(catalogs, project.limits)
     ids = brand_ids(project)
     if not ids:
         problems.append(Problem("brands", "", "no brand folder with a brand.toml"))

@@ -66,16 +66,23 @@ def placeholders(text: str) -> set[str]:
     return set(PLACEHOLDER_RE.findall(text))
 
 
-def catalog_problems(project: Project, content_languages: list[str]) -> list[Problem]:
-    """Check that every language has template strings, with exactly the keys English has."""
-    folder = project.templates_dir / "i18n"
+def read_catalogs(project: Project) -> tuple[dict[str, dict[str, object]], list[Problem]]:
+    """Read every language's template strings, with a problem for each file that is not valid TOML."""
     catalogs: dict[str, dict[str, object]] = {}
     problems: list[Problem] = []
-    for path in sorted(folder.glob("*.toml")):
+    for path in sorted((project.templates_dir / "i18n").glob("*.toml")):
         try:
             catalogs[path.stem] = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             problems.append(Problem(project.relative(path), "", f"invalid TOML: {exc}"))
+    return catalogs, problems
+
+
+def catalog_problems(
+    catalogs: dict[str, dict[str, object]], read_problems: list[Problem], content_languages: list[str]
+) -> list[Problem]:
+    """Check that every language has template strings, with exactly the keys and placeholders English has."""
+    problems = list(read_problems)
     english = catalogs.get(BASE_LANGUAGE, {})
     for language in content_languages:
         if language not in catalogs and not any(p.path.endswith(f"/{language}.toml") for p in problems):
@@ -115,18 +122,14 @@ PATIENT_KEYS = (
 PLACEHOLDER_RE = re.compile(r"\{[a-z_]+\}")
 
 
-def catalog_reading_problems(project: Project, limits: Limits) -> list[Problem]:
+def catalog_reading_problems(catalogs: dict[str, dict[str, object]], limits: Limits) -> list[Problem]:
     """Score the patient sentences of each catalog together, by its language's formula."""
     found = []
-    for path in sorted((project.templates_dir / "i18n").glob("*.toml")):
-        try:
-            strings = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-            continue  # catalog_problems reports it
+    for language, strings in catalogs.items():
         # Names and dates fill the placeholders; they are not the catalog's words.
         text = "\n".join(f"- {PLACEHOLDER_RE.sub('', str(strings[k]))}" for k in PATIENT_KEYS if k in strings)
         if text:
-            found += reading_problems(project.relative(path), "patient text", text, path.stem, limits)
+            found += reading_problems(f"templates/i18n/{language}.toml", "patient text", text, language, limits)
     return found
 
 

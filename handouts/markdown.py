@@ -79,21 +79,29 @@ def keep_class(text: str) -> str:
     return "url" if "." in text or "/" in text else "keep"
 
 
+def kept_pieces(text: str) -> list[tuple[str, str | None]]:
+    """Split text into pieces, each with the class that keeps it whole, or None for plain text."""
+    pieces: list[tuple[str, str | None]] = []
+    position = 0
+    for match in KEEP_WHOLE_RE.finditer(text):
+        if match.start() > position:
+            pieces.append((text[position : match.start()], None))
+        pieces.append((match[0], keep_class(match[0])))
+        position = match.end()
+    if position < len(text):
+        pieces.append((text[position:], None))
+    return pieces
+
+
 def keep_whole(children: list[Token]) -> list[Token]:
     """Wrap phone numbers and web addresses in a span that is never hyphenated."""
     out: list[Token] = []
     for child in children:
-        if child.type != "text" or not KEEP_WHOLE_RE.search(child.content):
+        if child.type != "text":
             out.append(child)
             continue
-        position = 0
-        for match in KEEP_WHOLE_RE.finditer(child.content):
-            if match.start() > position:
-                out.append(_text(child.content[position : match.start()]))
-            out += [_html(f'<span class="{keep_class(match[0])}">'), _text(match[0]), _html("</span>")]
-            position = match.end()
-        if position < len(child.content):
-            out.append(_text(child.content[position:]))
+        for piece, kind in kept_pieces(child.content):
+            out += [_html(f'<span class="{kind}">'), _text(piece), _html("</span>")] if kind else [_text(piece)]
     return out
 
 

@@ -12,7 +12,7 @@ from markupsafe import Markup, escape
 
 from .errors import HandoutError
 from .layouts import CROP_MARK_ZONE_PT
-from .markdown import KEEP_WHOLE_RE, add_table_scopes, keep_class, keep_whole, parser
+from .markdown import add_table_scopes, keep_whole, kept_pieces, parser
 from .models import Handout
 
 
@@ -65,15 +65,11 @@ def load_catalog(env: jinja2.Environment, language: str) -> dict[str, str]:
 def keep(value: object) -> Markup:
     """Escape text, wrapping its phone numbers and web addresses so they are never hyphenated or split."""
     text = value.unescape() if isinstance(value, Markup) else str(value)
-    parts, position = [], 0
-    for match in KEEP_WHOLE_RE.finditer(text):
-        parts.append(escape(text[position : match.start()]))
-        # keep_class returns one of two fixed class names, never text from the input.
-        parts += [Markup(f'<span class="{keep_class(match[0])}">'), escape(match[0])]  # noqa: S704
-        parts.append(Markup("</span>"))
-        position = match.end()
-    parts.append(escape(text[position:]))
-    return Markup("").join(parts)
+    # The class is one of two fixed names, never text from the input.
+    return Markup("").join(
+        Markup('<span class="{}">{}</span>').format(kind, piece) if kind else escape(piece)
+        for piece, kind in kept_pieces(text)
+    )
 
 
 def _template_string(context: jinja2.runtime.Context, key: str, values: dict[str, object]) -> str:
