@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -28,8 +29,29 @@ def _project(ctx: click.Context) -> tuple[Project, dt.date]:
     return ctx.obj["project"], ctx.obj["today"]
 
 
+# The library names a handout's fields; a user of this command knows them by its options.
+FLAGS = {
+    "sections": "--sections",
+    "brand": "--brand",
+    "language": "--lang",
+    "layout": "--layout",
+    "release": "--release",
+    "appendix": "--appendix",
+    "html": "--html",
+    "tailoring": "--prepared-for/--counselor/--note",
+    "tailoring.prepared_for": "--prepared-for",
+    "tailoring.counselor": "--counselor",
+    "tailoring.note": "--note",
+    "print_options.bleed": "--bleed",
+}
+
+
+def _flag(problem: Problem) -> str:
+    return str(dataclasses.replace(problem, path=FLAGS[problem.path])) if problem.path in FLAGS else str(problem)
+
+
 def _fail(exc: HandoutError) -> click.ClickException:
-    lines = [str(exc)] + [str(p) for p in exc.problems]
+    lines = [str(exc)] + [_flag(p) for p in exc.problems]
     return click.ClickException("\n".join(lines))
 
 

@@ -68,8 +68,8 @@ def write_html_files(project: Path, jobs: Path, html_dir: Path) -> list[Path]:
     from handouts.build import BuildRequest, compose_request, load_inputs
     from handouts.jobs import expand, parse_jobs
     from handouts.loader import brand_ids, languages
+    from handouts.output.html import environment, render_html
     from handouts.project import Project
-    from handouts.render import environment, render_html
 
     p = Project(project)
     job_file, problems = parse_jobs(str(jobs), jobs.read_text(), brands=brand_ids(p), languages=languages(p))

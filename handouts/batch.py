@@ -24,7 +24,7 @@ from .errors import HandoutError
 from .jobs import Output, record_outputs
 from .manifest import load_manifest, save_manifest, sha256_file
 from .models import BASE_LANGUAGE, Handout
-from .pdf import renderer_versions
+from .output.pdf import renderer_versions
 from .project import Project
 
 # Handouts per worker process before a fresh pool takes over. Memory grows about 1 MiB per 15
@@ -219,8 +219,8 @@ def _rebuild_reasons(
 def _worker_tools(root: str, assets: str) -> tuple[Any, Any]:
     """Build, once per worker process and asset version, the Jinja environment and the renderer."""
     from .layouts import LAYOUTS
-    from .pdf import make_renderer
-    from .render import environment, stylesheet_paths
+    from .output.html import environment, stylesheet_paths
+    from .output.pdf import make_renderer
 
     project = Project(Path(root))
     stylesheets = {name: stylesheet_paths(project.styles_dir, name) for name in LAYOUTS}
@@ -253,7 +253,7 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 def render_job(job: RenderJob) -> RenderOutcome:
     """Render one output in a worker; any failure becomes the outcome's error, never an exception."""
-    from .render import render_html
+    from .output.html import render_html
 
     pdf = html = error = None
     try:

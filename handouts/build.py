@@ -11,12 +11,13 @@ from . import __version__
 from .atomic import write_atomic
 from .compose import compose, selection
 from .errors import HandoutError, Problem, errors
-from .layouts import LAYOUTS, fit_problems
+from .layouts import LAYOUTS
 from .loader import asset_digests, combine_digests, load_brand, load_sections
 from .models import BASE_LANGUAGE, Brand, Handout, PrintOptions, Section, Tailoring
-from .pdf import RenderedPdf, Renderer, render_pdf
+from .output.fit import require_fit
+from .output.html import environment, render_html
+from .output.pdf import RenderedPdf, Renderer, render_pdf
 from .project import Project
-from .render import environment, render_html
 from .review import release_problems
 
 MAX_TAILORING_CHARS = 600
@@ -53,9 +54,9 @@ def tailoring_problems(tailoring: Tailoring) -> list[Problem]:
     """Return problems with tailoring text without ever quoting it."""
     found = []
     for option, value in (
-        ("--prepared-for", tailoring.prepared_for),
-        ("--counselor", tailoring.counselor),
-        ("--note", tailoring.note),
+        ("tailoring.prepared_for", tailoring.prepared_for),
+        ("tailoring.counselor", tailoring.counselor),
+        ("tailoring.note", tailoring.note),
     ):
         if len(value) > MAX_TAILORING_CHARS:
             found.append(Problem(option, "", f"{len(value)} characters; at most {MAX_TAILORING_CHARS} fit the box"))
@@ -188,15 +189,7 @@ def render_handout(
         column_width_pt=layout.panel_width_pt or None,
         **({"renderer": renderer, "stylesheet_set": handout.layout} if renderer else {}),
     )
-    overflow = fit_problems(layout, rendered)
-    if overflow:
-        # Never cut or shrink text to make it fit: say what is over and what to do instead.
-        raise HandoutError(
-            f"{layout.name}: the chosen content does not fit on {layout.pages} sheets; "
-            "choose fewer sections (--sections) or use --layout letter",
-            [Problem(f"--layout {layout.name}", "", line) for line in overflow],
-        )
-    return rendered
+    return require_fit(layout, rendered)
 
 
 def build(

@@ -1,32 +1,43 @@
-"""Page layouts: their sizes and the rules that say whether the content fits."""
+"""Page layouts: a pure table of paper sizes, templates, stylesheets, margins and panels."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
-
-from .pdf import RenderedPdf
 
 POINTS_PER = {"in": 72.0, "mm": 72 / 25.4, "pt": 1.0}
 MAX_BLEED_PT = 36.0  # half an inch: more is a mistake, not a print-shop request
 CROP_MARK_ZONE_PT = 18.0  # room outside the bleed for the marks, 0.25 in
+LENGTH_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(in|mm|pt)\s*")
+
+
+def points(length: str) -> float:
+    """Convert a CSS length in in, mm or pt (or a bare 0) to points."""
+    if length.strip() == "0":
+        return 0.0
+    match = LENGTH_RE.fullmatch(length)
+    if not match:
+        raise ValueError(f"expected a length like 0.125in, 3mm or 9pt, got {length!r}")
+    return float(match[1]) * POINTS_PER[match[2]]
 
 
 @dataclass(frozen=True)
 class Layout:
-    """One page layout: paper size, and for folded layouts what must fit on which sheet."""
+    """One page layout: paper, template, stylesheets, margins, body text, and what must fit where."""
 
     name: str
     width_pt: float
     height_pt: float
     description: str
+    # The @page margin as CSS (top, sides, bottom); the template writes it, nothing else repeats it.
+    margin: tuple[str, str, str]
+    # Body text size in points and its line height, written by the template for the whole page.
+    font_size_pt: float
+    line_height: float
     pages: int | None = None
     # region (a data-region in the template) -> (how many panels it may fill, how to name it)
     regions: dict[str, tuple[int, str]] = field(default_factory=dict)
-    panel_width_pt: float = 0.0
-    panel_height_pt: float = 0.0
-    line_height_pt: float = 0.0
+    panels: int = 0
     # A folded brochure prints each section's brief instead of its full text.
     briefs: bool = False
     # The review record is a layout for the clinic's files, never a patient handout.
@@ -34,17 +45,51 @@ class Layout:
     # What a file of this layout is called in place of `{layout}-{sections}`, if anything.
     stem: str = ""
 
+    @property
+    def template(self) -> str:
+        """Return the Jinja template that lays the handout out."""
+        return f"layouts/{self.name}.html.j2"
 
-TRIFOLD_MARGIN_PT = 0.4 * 72  # styles/trifold.css @page margin
+    @property
+    def stylesheets(self) -> tuple[str, ...]:
+        """Return the stylesheets under styles/ the layout uses, in cascade order."""
+        return ("base.css", f"{self.name}.css")
+
+    @property
+    def margin_css(self) -> str:
+        """Return the margin as a CSS @page value."""
+        return " ".join(self.margin)
+
+    @property
+    def line_height_pt(self) -> float:
+        """Return the height of one line of body text."""
+        return self.font_size_pt * self.line_height
+
+    @property
+    def panel_width_pt(self) -> float:
+        """Return the width of one folded panel (0 for a flat page)."""
+        return self.width_pt / self.panels if self.panels else 0.0
+
+    @property
+    def panel_height_pt(self) -> float:
+        """Return the height a panel's text may take: the sheet less its top and bottom margins."""
+        return self.height_pt - points(self.margin[0]) - points(self.margin[2]) if self.panels else 0.0
+
+
 LAYOUTS = {
-    "letter": Layout("letter", 612, 792, "US Letter, portrait"),
-    "a4": Layout("a4", 595.28, 841.89, "ISO A4, portrait"),
-    "large-print": Layout("large-print", 612, 792, "US Letter, 18 pt text for low-vision readers"),
+    "letter": Layout("letter", 612, 792, "US Letter, portrait", ("0.6in", "0.7in", "0.8in"), 11.5, 1.38),
+    "a4": Layout("a4", 595.28, 841.89, "ISO A4, portrait", ("18mm", "19mm", "22mm"), 11.5, 1.38),
+    "large-print": Layout(
+        "large-print", 612, 792, "US Letter, 18 pt text for low-vision readers", ("1in", "1in", "1.45in"), 18, 1.5
+    ),
     "trifold": Layout(
         "trifold",
         792,
         612,
         "US Letter landscape brochure: two sheets of three panels",
+        ("0.4in", "0", "0.4in"),
+        10,
+        1.35,
         pages=2,
         regions={
             "cover": (1, "the cover panel"),
@@ -52,13 +97,19 @@ LAYOUTS = {
             "back": (1, "the back panel (contact details and 'Where to get help')"),
             "inside": (3, "the inside panels (your sections)"),
         },
-        panel_width_pt=792 / 3,
-        panel_height_pt=612 - 2 * TRIFOLD_MARGIN_PT,
-        line_height_pt=10 * 1.35,  # body text in styles/trifold.css
+        panels=3,
         briefs=True,
     ),
     "record": Layout(
-        "record", 612, 792, "US Letter review record for document control", for_patients=False, stem="review-record"
+        "record",
+        612,
+        792,
+        "US Letter review record for document control",
+        ("0.6in", "0.7in", "0.75in"),
+        10,
+        1.35,
+        for_patients=False,
+        stem="review-record",
     ),
 }
 # The layouts `build --layout` and job files offer.
@@ -66,41 +117,8 @@ PATIENT_LAYOUTS = tuple(name for name, layout in LAYOUTS.items() if layout.for_p
 
 
 def parse_length(text: str) -> float:
-    """Parse a print length such as 0.125in, 3mm or 9pt into points."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(in|mm|pt)\s*", text)
-    if not match:
-        raise ValueError(f"expected a length like 0.125in, 3mm or 9pt, got {text!r}")
-    points = float(match[1]) * POINTS_PER[match[2]]
-    if points > MAX_BLEED_PT:
+    """Parse a print length such as 0.125in, 3mm or 9pt into points, at most half an inch."""
+    length = points(text)
+    if length > MAX_BLEED_PT:
         raise ValueError(f"{text} is more than the 0.5in this tool allows")
-    return points
-
-
-def fit_problems(layout: Layout, rendered: RenderedPdf) -> list[str]:
-    """Return how far each region of a folded layout runs past its sheet, in words a user can act on."""
-    if layout.pages is None or rendered.pages == layout.pages:
-        return []
-    found = []
-    for region, (panels, label) in layout.regions.items():
-        # A region that does not fit pushes the others around, so judge each by the height
-        # its own text needs, wherever it landed, against the panels it is given.
-        extents = [e for e in rendered.regions if e.region == region]
-        if not extents:
-            continue
-        needed = sum(e.height for e in extents)
-        # Flowing text also loses room to headings kept with their paragraphs; what spilled
-        # past the region's own sheet counts too.
-        first_page = min(e.page for e in extents)
-        spilled = sum(e.height for e in extents if e.page > first_page) if panels > 1 else 0.0
-        over = max(needed - panels * layout.panel_height_pt, spilled)
-        if over > 0:
-            lines = math.ceil(over / layout.line_height_pt)
-            share = over / layout.panel_height_pt
-            panels_note = f", {share:.1f} of a panel" if share >= 0.1 else ""
-            found.append(f"{label}: {over / 72:.1f} in too long (about {lines} lines of text{panels_note})")
-        elif len({e.page for e in extents}) > 1:
-            # Its text alone fits, but with the space between its blocks it does not.
-            found.append(f"{label}: a line or two too long")
-    if not found:
-        found.append(f"the content needs {rendered.pages} sheets instead of {layout.pages}")
-    return found
+    return length

@@ -219,7 +219,7 @@ def test_trifold_overflow_fails_saying_how_much_and_writes_nothing(run: Invoke, 
         "choose fewer sections (--sections) or use --layout letter"
     )
     assert re.fullmatch(
-        r"--layout trifold: the inside panels \(your sections\): \d+\.\d in too long "
+        r"--layout: the inside panels \(your sections\): \d+\.\d in too long "
         r"\(about \d+ lines of text, \d+\.\d of a panel\)",
         lines[-1],
     ), lines
@@ -232,7 +232,7 @@ def test_trifold_overflow_of_the_flap_is_named(run: Invoke, tmp_path: Path) -> N
         "build", "--layout", "trifold", "--sections", "detox", "--note", note[:600], "-o", str(tmp_path / "t.pdf")
     )
     assert result.exit_code == 1
-    assert "--layout trifold: the inside flap (key points and 'My plan'): " in result.output
+    assert "--layout: the inside flap (key points and 'My plan'): " in result.output
     assert "Remember to bring" not in result.output
 
 

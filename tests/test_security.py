@@ -11,7 +11,7 @@ from pdfcheck import page_texts
 
 from handouts.build import BuildRequest, build
 from handouts.errors import HandoutError
-from handouts.pdf import RefusedURL, fetcher_class
+from handouts.output.pdf import RefusedURL, fetcher_class
 from handouts.project import Project
 
 FORBIDDEN = ("file:///etc/hostname", "http://127.0.0.1:9/")
@@ -113,7 +113,7 @@ def test_brand_logo_that_references_outside_resources_fails_check_and_build(
 
 @pytest.mark.parametrize("url", FORBIDDEN)
 def test_renderer_refuses_what_an_svg_asks_for_even_past_validation(project: Path, url: str) -> None:
-    from handouts.pdf import render_pdf
+    from handouts.output.pdf import render_pdf
 
     image = f'<image href="{url}" width="9" height="9"/>'
     svg = f'<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9">{image}</svg>'

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from .errors import HandoutError
+from ..errors import HandoutError
 
 PDF_VARIANT = "pdf/ua-1"
 

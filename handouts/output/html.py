@@ -10,10 +10,10 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
-from .errors import HandoutError
-from .layouts import CROP_MARK_ZONE_PT
-from .markdown import add_table_scopes, keep_whole, kept_pieces, parser
-from .models import Handout
+from ..errors import HandoutError
+from ..layouts import CROP_MARK_ZONE_PT, LAYOUTS
+from ..markdown import add_table_scopes, keep_whole, kept_pieces, parser
+from ..models import Handout
 
 
 def markdown_to_html(text: str, image_base: str = "") -> Markup:
@@ -148,9 +148,10 @@ def render_html(
     handout: Handout, env: jinja2.Environment, *, base_href: str | None = None, link_styles: bool = True
 ) -> str:
     """Render the handout's layout template to HTML; without `link_styles` the caller supplies the CSS."""
-    template = env.get_template(f"layouts/{handout.layout}.html.j2")
-    return template.render(
+    layout = LAYOUTS[handout.layout]
+    return env.get_template(layout.template).render(
         handout=handout,
+        layout=layout,
         brand=handout.brand,
         base_href=base_href,
         link_styles=link_styles,
@@ -160,4 +161,4 @@ def render_html(
 
 def stylesheet_paths(styles_dir: Path, layout: str) -> list[Path]:
     """Return the stylesheets a layout's template links, in order."""
-    return [styles_dir / "base.css", styles_dir / f"{layout}.css"]
+    return [styles_dir / name for name in LAYOUTS[layout].stylesheets]
