@@ -1,35 +1,145 @@
-"""Choose the sections of a handout and derive its version from every input."""
+"""Check a handout spec against the loaded inputs, compose the Handout, and derive its version."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
-from .errors import HandoutError, Problem
-from .models import ALWAYS_INCLUDED, SECTION_ORDER, Brand, Handout, PrintOptions, ReviewState, Section, Tailoring
+from . import __version__
+from .errors import HandoutError, Problem, errors
+from .inputs import Inputs
+from .layouts import LAYOUTS
+from .models import (
+    ALWAYS_INCLUDED,
+    BASE_LANGUAGE,
+    SECTION_ORDER,
+    Brand,
+    Handout,
+    PrintOptions,
+    ReviewState,
+    Section,
+    Tailoring,
+)
+from .review import release_problems
 
 NO_PRINT_OPTIONS = PrintOptions()
+MAX_TAILORING_CHARS = 600
 
 
-class UnknownSectionError(HandoutError):
-    """A requested section id that no section has."""
+@dataclass(frozen=True)
+class HandoutSpec:
+    """Everything that decides what one handout says and how it looks; `sections=None` means every section."""
 
-    def __init__(self, unknown: Iterable[str]) -> None:
-        self.unknown = tuple(unknown)
-        valid = ", ".join(SECTION_ORDER)
-        names = ", ".join(repr(u) for u in self.unknown)
-        super().__init__(f"unknown section {names}; valid ids: {valid}")
+    sections: tuple[str, ...] | None
+    brand: str
+    language: str
+    layout: str
+    release: bool = False
+    tailoring: Tailoring = field(default_factory=Tailoring)
+    print_options: PrintOptions = field(default_factory=PrintOptions)
+    appendix: bool = False
+
+
+def unknown_sections(requested: Iterable[str] | None) -> list[str]:
+    """Return the requested ids no section has."""
+    return sorted({r.strip() for r in requested or () if r.strip()} - set(SECTION_ORDER))
 
 
 def selection(requested: Iterable[str] | None) -> tuple[str, ...]:
     """Return the section ids to print, in the fixed order, always ending with find-help."""
     wanted = set(SECTION_ORDER) if requested is None else {r.strip() for r in requested if r.strip()}
-    unknown = sorted(wanted - set(SECTION_ORDER))
-    if unknown:
-        raise UnknownSectionError(unknown)
     wanted.add(ALWAYS_INCLUDED)
     return tuple(s for s in SECTION_ORDER if s in wanted)
+
+
+def tailoring_problems(tailoring: Tailoring) -> list[Problem]:
+    """Return problems with tailoring text without ever quoting it."""
+    found = []
+    for name in ("prepared_for", "counselor", "note"):
+        value = getattr(tailoring, name)
+        if len(value) > MAX_TAILORING_CHARS:
+            message = f"{len(value)} characters; at most {MAX_TAILORING_CHARS} fit the box"
+            found.append(Problem(f"tailoring.{name}", "", message))
+    return found
+
+
+def chosen_ids(spec: HandoutSpec, inputs: Inputs) -> tuple[str, ...]:
+    """Return the ids a spec prints; a record of every section leaves out translations not made yet."""
+    ids = selection(spec.sections)
+    if not LAYOUTS[spec.layout].for_patients and spec.sections is None:
+        sections, problems = inputs.sections[spec.language], inputs.problems[spec.language]
+        ids = tuple(i for i in ids if i in sections or i in problems)
+    return ids
+
+
+def spec_problems(spec: HandoutSpec, inputs: Inputs, today: dt.date) -> list[Problem]:
+    """Return every reason the spec cannot be built from these inputs, each named by its field or file."""
+    return _check(spec, inputs, today)[1]
+
+
+def _check(spec: HandoutSpec, inputs: Inputs, today: dt.date) -> tuple[str, list[Problem]]:
+    problems = _build_problems(spec, inputs)
+    if spec.release and not problems:
+        ids = chosen_ids(spec, inputs)
+        sections = inputs.sections[spec.language]
+        refused = release_problems([sections[i] for i in ids], today, inputs.sections.get(BASE_LANGUAGE))
+        return "release refused", refused
+    return "cannot build", problems
+
+
+def _build_problems(spec: HandoutSpec, inputs: Inputs) -> list[Problem]:
+    unknown = unknown_sections(spec.sections)
+    if unknown:
+        names = ", ".join(repr(u) for u in unknown)
+        return [Problem("sections", "", f"unknown section {names}; valid ids: {', '.join(SECTION_ORDER)}")]
+    layout = LAYOUTS.get(spec.layout)
+    if layout is None:
+        return [Problem("layout", "", f"unknown layout {spec.layout!r}; choose one of {', '.join(LAYOUTS)}")]
+    problems = tailoring_problems(spec.tailoring)
+    if spec.appendix and layout.briefs:
+        message = f"a {layout.name} has no room for the source list; use letter, a4 or large-print"
+        problems.append(Problem("appendix", "", message))
+    ids = chosen_ids(spec, inputs)
+    sections, found = inputs.sections[spec.language], inputs.problems[spec.language]
+    # A broken section the handout does not include must not block it.
+    for key in ("", *ids):
+        problems += errors(found.get(key, []))
+    problems += [
+        Problem(f"content/{spec.language}/{i}.md", "", "file not found")
+        for i in ids
+        if i not in sections and i not in found
+    ]
+    if layout.briefs:
+        problems += [
+            Problem(s.path, "brief", f"missing; the {layout.name} prints each section's brief")
+            for i in ids
+            if (s := sections.get(i)) is not None and not s.brief
+        ]
+    problems += errors(inputs.brands[spec.brand][1])
+    return problems
+
+
+def compose_spec(spec: HandoutSpec, inputs: Inputs, today: dt.date) -> Handout:
+    """Check a spec and compose its Handout, or raise with every problem found."""
+    headline, problems = _check(spec, inputs, today)
+    brand = inputs.brands[spec.brand][0]
+    if problems or brand is None:
+        raise HandoutError(f"{headline}: {len(problems)} problem(s)", problems)
+    return compose(
+        chosen_ids(spec, inputs),
+        inputs.sections[spec.language],
+        brand,
+        language=spec.language,
+        layout=spec.layout,
+        tailoring=spec.tailoring,
+        assets=inputs.assets_digest,
+        tool_version=__version__,
+        print_options=spec.print_options,
+        today=today,
+        appendix=spec.appendix,
+    )
 
 
 def handout_version(

@@ -1,4 +1,4 @@
-"""Review rules: unreviewed edits, version bumps, review dates, and what --release refuses."""
+"""Review rules: unreviewed edits, version bumps, review dates, and what a release refuses."""
 
 from __future__ import annotations
 
@@ -66,17 +66,17 @@ def release_problems(
         if state == "changed":
             found.append(
                 Problem(
-                    s.path, "", f"body changed after approval on {s.last_reviewed}; --release needs it approved again"
+                    s.path, "", f"body changed after approval on {s.last_reviewed}; a release needs it approved again"
                 )
             )
         elif s.status != "approved":
-            found.append(Problem(s.path, "status", f"{s.status}; --release needs approved content"))
+            found.append(Problem(s.path, "status", f"{s.status}; a release needs approved content"))
         if s.is_overdue(today):
             found.append(
                 Problem(
                     s.path,
                     "next_review_due",
-                    f"review overdue since {s.next_review_due}; --release needs a current review",
+                    f"review overdue since {s.next_review_due}; a release needs a current review",
                 )
             )
     return found

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from generate import cli
+from handouts.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 # A fixed "today" keeps review-date rules independent of the day the suite runs.

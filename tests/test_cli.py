@@ -129,10 +129,10 @@ def test_release_refuses_draft_sections_listing_each(run: Invoke, tmp_path: Path
     result = run("build", "--release", "--sections", "detox,mat", "-o", str(tmp_path / "out"))
     assert result.exit_code == 1
     assert result.output.splitlines() == [
-        "Error: --release refused 3 problem(s)",
-        "content/en/mat.md: status: draft; --release needs approved content",
-        "content/en/detox.md: status: draft; --release needs approved content",
-        "content/en/find-help.md: status: draft; --release needs approved content",
+        "Error: release refused: 3 problem(s)",
+        "content/en/mat.md: status: draft; a release needs approved content",
+        "content/en/detox.md: status: draft; a release needs approved content",
+        "content/en/find-help.md: status: draft; a release needs approved content",
     ]
     assert not (tmp_path / "out").exists()
 
@@ -147,7 +147,7 @@ def test_bad_next_visit_does_not_echo_the_value(run: Invoke, tmp_path: Path) -> 
 def test_html_with_tailoring_is_refused(run: Invoke, tmp_path: Path) -> None:
     result = run("build", "--html", "--prepared-for", "Pat Example", "-o", str(tmp_path / "out"))
     assert result.exit_code == 1
-    assert "--html cannot be combined with tailoring options" in result.output
+    assert "--html: cannot be combined with tailoring" in result.output
     assert "Pat Example" not in result.output
 
 
@@ -162,7 +162,7 @@ def test_help_sections_and_check_do_not_import_weasyprint(project: Path) -> None
     code = (
         "import sys\n"
         "from click.testing import CliRunner\n"
-        "from generate import cli\n"
+        "from handouts.cli import cli\n"
         f"root = {str(project)!r}\n"
         "for args in (['--help'], ['--root', root, 'sections'], ['--root', root, 'check']):\n"
         "    result = CliRunner().invoke(cli, args)\n"

@@ -26,7 +26,7 @@ def build(*args: str, root: Path = ROOT, out: Path) -> Path:
     """Build with the CLI and return the PDF path, failing loudly on an error."""
     from click.testing import CliRunner
 
-    from generate import cli
+    from handouts.cli import cli
 
     result = CliRunner().invoke(
         cli, ["--root", str(root), "--today", TODAY.isoformat(), "build", *args, "-o", str(out)]

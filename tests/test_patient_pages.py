@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import ROOT, TODAY, Invoke, replace_in
 from pdfcheck import emptiness, lines, page_texts, structure, text_of
 
-from generate import cli
+from handouts.cli import cli
 from handouts.readability import fernandez_huerta, score
 from handouts.validate import split_front_matter
 

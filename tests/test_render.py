@@ -11,7 +11,8 @@ import pytest
 from conftest import AVERY, ROOT, SAM, TODAY, Invoke, approve, replace_in
 from pdfcheck import page_texts, structure
 
-from handouts.build import BuildRequest, prepare
+from handouts.build import prepare
+from handouts.compose import HandoutSpec
 from handouts.models import SECTION_ORDER
 from handouts.project import Project
 
@@ -33,7 +34,7 @@ def default_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Build the default handout from the shipped project once for this module."""
     from click.testing import CliRunner
 
-    from generate import cli
+    from handouts.cli import cli
 
     out = tmp_path_factory.mktemp("default")
     result = CliRunner().invoke(cli, ["--root", str(ROOT), "--today", TODAY.isoformat(), "build", "-o", str(out)])
@@ -45,16 +46,15 @@ def default_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def version_of(root: Path, **changes: Any) -> str:
     """Return the handout version the library derives for the shipped request."""
+    today = changes.pop("today", TODAY)
     fields: dict[str, Any] = {
         "sections": None,
         "brand": "example-clinic",
         "language": "en",
         "layout": "letter",
-        "out": root / "out",
-        "today": TODAY,
         **changes,
     }
-    return prepare(Project(root), BuildRequest(**fields)).version
+    return prepare(Project(root), HandoutSpec(**fields), today)[0].version
 
 
 def test_default_handout_shows_brand_title_sections_in_order_and_about(default_pdf: Path) -> None:

@@ -138,8 +138,8 @@ def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_p
     release = run("build", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"))
     assert release.exit_code == 1
     assert release.output.splitlines() == [
-        "Error: --release refused 1 problem(s)",
-        "content/en/mat.md: body changed after approval on 2026-10-01; --release needs it approved again",
+        "Error: release refused: 1 problem(s)",
+        "content/en/mat.md: body changed after approval on 2026-10-01; a release needs it approved again",
     ]
     assert not (tmp_path / "r.pdf").exists()
     draft = run("build", "--sections", "mat", "-o", str(tmp_path / "d.pdf"))
@@ -205,7 +205,7 @@ def test_review_due_policy_and_sections_due(run: Invoke, project: Path, tmp_path
     assert "overdue by 22 days" in due.output and "due in 39 days" in due.output
     release = run("build", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"))
     assert release.exit_code == 1
-    assert "content/en/mat.md: next_review_due: review overdue since 2026-11-01; --release needs a current review" in (
+    assert "content/en/mat.md: next_review_due: review overdue since 2026-11-01; a release needs a current review" in (
         release.output
     )
     # Due soon is no reason to refuse a release; overdue without --release still prints, marked.

@@ -10,6 +10,7 @@ from conftest import TODAY, Invoke, approve, replace_in
 from pdfcheck import page_texts
 
 from handouts.build import BuildRequest, build
+from handouts.compose import HandoutSpec
 from handouts.errors import HandoutError
 from handouts.output.pdf import RefusedURL, fetcher_class
 from handouts.project import Project
@@ -165,9 +166,7 @@ def test_brand_text_is_escaped(run: Invoke, project: Path, tmp_path: Path) -> No
 
 
 def request(tmp_path: Path, out: Path) -> BuildRequest:
-    return BuildRequest(
-        sections=("detox",), brand="example-clinic", language="en", layout="letter", out=out, today=TODAY
-    )
+    return BuildRequest(HandoutSpec(sections=("detox",), brand="example-clinic", language="en", layout="letter"), out)
 
 
 def test_failed_render_leaves_no_file_and_keeps_the_old_one(project: Path, tmp_path: Path) -> None:
@@ -178,7 +177,7 @@ def test_failed_render_leaves_no_file_and_keeps_the_old_one(project: Path, tmp_p
         raise HandoutError("cannot render: renderer crashed")
 
     with pytest.raises(HandoutError, match="renderer crashed"):
-        build(Project(project), request(tmp_path, out), render=broken_render)
+        build(Project(project), request(tmp_path, out), TODAY, render=broken_render)
     assert out.read_bytes() == b"%PDF- previous good copy"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["handout.pdf", "project"]
 
@@ -195,7 +194,7 @@ def test_interrupted_write_removes_the_temporary_file(
 
     monkeypatch.setattr(os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        build(Project(project), request(tmp_path, out))
+        build(Project(project), request(tmp_path, out), TODAY)
     assert list(out.parent.iterdir()) == []
 
 
@@ -207,9 +206,9 @@ def test_release_refuses_sections_past_their_review_date(run: Invoke, project: P
     overdue = run("build", "--release", "--sections", "detox", "-o", str(out), today=dt.date(2027, 11, 21))
     assert overdue.exit_code == 1
     assert overdue.output.splitlines() == [
-        "Error: --release refused 2 problem(s)",
-        "content/en/detox.md: next_review_due: review overdue since 2027-11-20; --release needs a current review",
-        "content/en/find-help.md: next_review_due: review overdue since 2027-11-20; --release needs a current review",
+        "Error: release refused: 2 problem(s)",
+        "content/en/detox.md: next_review_due: review overdue since 2027-11-20; a release needs a current review",
+        "content/en/find-help.md: next_review_due: review overdue since 2027-11-20; a release needs a current review",
     ]
     assert not out.exists()
     # Without --release an overdue section still prints, and check calls it a warning.

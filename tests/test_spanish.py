@@ -23,7 +23,7 @@ def texts(path: Path) -> list[str]:
 def spanish_letter(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from click.testing import CliRunner
 
-    from generate import cli
+    from handouts.cli import cli
 
     out = tmp_path_factory.mktemp("es") / "es.pdf"
     result = CliRunner().invoke(

@@ -1,0 +1,180 @@
+"""Plan a batch: for every output of a job file, build it, keep it, or say why it cannot be built."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..compose import HandoutSpec, compose_spec
+from ..errors import HandoutError
+from ..inputs import Inputs, load_inputs
+from ..jobs import Output, record_outputs
+from ..models import BASE_LANGUAGE, Handout
+from ..project import Project
+from ..render_service import failure
+from .manifest import ManifestEntry, file_sha256, load_manifest, load_stats
+
+Action = Literal["build", "unchanged", "failed"]
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """What a batch will do with one output, and why."""
+
+    output: Output
+    action: Action
+    reasons: tuple[str, ...] = ()
+    handout: Handout | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every output of a job file with its action, and outputs no job asks for any more."""
+
+    items: tuple[PlanItem, ...]
+    stale: tuple[str, ...]
+    assets: str  # one digest of templates, styles and fonts: workers keep their tools by it
+    warnings: tuple[str, ...] = ()
+    manifest: dict[str, ManifestEntry] = field(default_factory=dict)
+    # Output -> [size, mtime_ns, sha256] for every output whose hash was confirmed while planning.
+    stats: dict[str, list[Any]] = field(default_factory=dict)
+    stats_changed: bool = False
+
+    def count(self, action: Action) -> int:
+        """Return how many outputs have this action."""
+        return sum(1 for item in self.items if item.action == action)
+
+
+def spec_of(output: Output) -> HandoutSpec:
+    """Return the handout a job file's output prints."""
+    return HandoutSpec(
+        output.sections, output.brand, output.language, output.layout, output.release, appendix=output.appendix
+    )
+
+
+def input_record(
+    handout: Handout, inputs: Inputs, *, release: bool, html: bool, identity: dict[str, Any]
+) -> dict[str, Any]:
+    """Return everything an output is built from, as the manifest records it."""
+    states = handout.states
+    return {
+        "tool": handout.tool_version,
+        "code": identity["code"],
+        "renderer": identity["renderer"],
+        **inputs.assets,
+        "brand": handout.brand.digest,
+        "language": handout.language,
+        "layout": handout.layout,
+        "sections": {s.id: {"version": s.version, "digest": s.digest, "state": states[s.id]} for s in handout.sections},
+        "release": release,
+        "html": html,
+        "appendix": handout.appendix,
+    }
+
+
+def fingerprint(record: dict[str, Any]) -> str:
+    """Hash an input record."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def change_reasons(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Say in a few words why an output must be rebuilt: `mat 2.0.0 -> 2.1.0`, `template changed`."""
+    reasons = []
+    if old.get("tool") != new["tool"]:
+        reasons.append(f"tool {old.get('tool')} -> {new['tool']}")
+    elif old.get("code") != new["code"]:
+        reasons.append("tool code changed")
+    for name, value in new["renderer"].items():
+        before = (old.get("renderer") or {}).get(name)
+        if before != value:
+            reasons.append(f"{name} {before} -> {value}")
+    for group, label in (("templates", "template"), ("styles", "stylesheet"), ("fonts", "font"), ("brand", "brand")):
+        if old.get(group) != new[group]:
+            reasons.append(f"{label} changed")
+    reasons += _section_reasons(old.get("sections") or {}, new["sections"])
+    for flag in ("release", "html", "language", "layout", "appendix"):
+        if old.get(flag) != new[flag]:
+            reasons.append(f"{flag} changed")
+    return reasons or ["inputs changed"]
+
+
+def _section_reasons(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    reasons = []
+    for section_id, now in new.items():
+        was = old.get(section_id)
+        if was is None:
+            reasons.append(f"{section_id} added")
+        elif was.get("version") != now["version"]:
+            reasons.append(f"{section_id} {was.get('version')} -> {now['version']}")
+        elif was.get("digest") != now["digest"]:
+            reasons.append(f"{section_id} edited")
+        if was is not None and was.get("state") != now["state"]:
+            reasons.append(f"{section_id} now {now['state']}")
+    return reasons + [f"{section_id} removed" for section_id in old if section_id not in new]
+
+
+def plan(
+    project: Project,
+    outputs: list[Output],
+    out_dir: Path,
+    *,
+    today: dt.date,
+    identity: dict[str, Any],
+    html: bool = False,
+    force: bool = False,
+) -> Plan:
+    """Decide for every output, and the review record of each brand and language, whether to build it."""
+    outputs = [*outputs, *record_outputs(outputs)]
+    manifest = load_manifest(out_dir)
+    known_stats = load_stats(out_dir)
+    inputs = load_inputs(project, [*(o.language for o in outputs), BASE_LANGUAGE], [o.brand for o in outputs], today)
+    items, stats = [], {}
+    for output in outputs:
+        try:
+            handout = compose_spec(spec_of(output), inputs, today)
+        except HandoutError as exc:
+            items.append(PlanItem(output, "failed", (failure(exc),)))
+            continue
+        record = input_record(handout, inputs, release=output.release, html=html, identity=identity)
+        digest = fingerprint(record)
+        entry = manifest.entries.get(output.key)
+        path = out_dir / output.key
+        reasons = ["forced"] if force else _rebuild_reasons(entry, record, digest, path, known_stats, html=html)
+        if not reasons and entry is not None:
+            stat = path.stat()
+            stats[output.key] = [stat.st_size, stat.st_mtime_ns, entry.sha256]
+        items.append(PlanItem(output, "build" if reasons else "unchanged", tuple(reasons), handout, record, digest))
+    wanted = {o.key for o in outputs}
+    stale = tuple(sorted(key for key in manifest.entries if key not in wanted))
+    warnings = (manifest.warning,) if manifest.warning else ()
+    changed = any(known_stats.get(key) != value for key, value in stats.items())
+    return Plan(tuple(items), stale, inputs.assets_digest, warnings, manifest.entries, stats, changed)
+
+
+def _rebuild_reasons(
+    entry: ManifestEntry | None,
+    record: dict[str, Any],
+    digest: str,
+    path: Path,
+    stats: dict[str, list[Any]],
+    *,
+    html: bool,
+) -> list[str]:
+    if entry is None:
+        return ["new" if not path.exists() else "not in the manifest"]
+    if entry.fingerprint != digest:
+        return change_reasons(entry.inputs, record)
+    actual = file_sha256(path, stats, entry.path)
+    if actual is None:
+        return ["output missing"]
+    if actual != entry.sha256:
+        return ["output changed on disk"]
+    if html and not path.with_suffix(".html").is_file():
+        return ["HTML missing"]
+    return []

@@ -1,0 +1,399 @@
+"""Command line for the handout generator: parse options, call the library, report."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import HandoutError, Problem
+from .layouts import PATIENT_LAYOUTS
+from .models import BASE_LANGUAGE, DEFAULT_BRAND
+from .project import Project
+
+if TYPE_CHECKING:
+    from .build import BuildRequest, BuildResult
+
+F = TypeVar("F", bound=Callable[..., Any])
+# The repository holds the shipped project beside the package (an editable install).
+HERE = Path(__file__).resolve().parent.parent
+LOG = logging.getLogger("handouts")
+
+
+def _project(ctx: click.Context) -> tuple[Project, dt.date]:
+    return ctx.obj["project"], ctx.obj["today"]
+
+
+# The library names a handout's fields; a user of this command knows them by its options.
+FLAGS = {
+    "sections": "--sections",
+    "brand": "--brand",
+    "language": "--lang",
+    "layout": "--layout",
+    "release": "--release",
+    "appendix": "--appendix",
+    "html": "--html",
+    "tailoring": "--prepared-for/--counselor/--note",
+    "tailoring.prepared_for": "--prepared-for",
+    "tailoring.counselor": "--counselor",
+    "tailoring.note": "--note",
+    "print_options.bleed": "--bleed",
+}
+
+
+def _flag(problem: Problem) -> str:
+    return str(dataclasses.replace(problem, path=FLAGS[problem.path])) if problem.path in FLAGS else str(problem)
+
+
+def _fail(exc: HandoutError) -> click.ClickException:
+    lines = [str(exc)] + [_flag(p) for p in exc.problems]
+    return click.ClickException("\n".join(lines))
+
+
+def _line(problem: Problem) -> str:
+    return f"{problem} (warning)" if problem.severity == "warning" else str(problem)
+
+
+def _check_language(language: str) -> None:
+    if not language.isalpha() or not language.islower() or len(language) > 8:
+        raise click.BadParameter("expected a language code like en", param_hint="--lang")
+
+
+def _requested(sections: str | None) -> tuple[str, ...] | None:
+    requested = None if sections is None else tuple(s for s in sections.split(",") if s.strip())
+    if requested == ():
+        raise click.BadParameter("name at least one section id", param_hint="--sections")
+    return requested
+
+
+def _out_option(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "-o", "--out", type=click.Path(path_type=Path), default=Path("out"), show_default=True, help=help_text
+    )
+
+
+def _build(ctx: click.Context, request: BuildRequest) -> BuildResult:
+    from .build import build
+
+    project, today = _project(ctx)
+    try:
+        return build(project, request, today)
+    except HandoutError as exc:
+        if exc.problems and all(p.path == "sections" for p in exc.problems):
+            raise click.BadParameter(exc.problems[0].message, param_hint="--sections") from None
+        raise _fail(exc) from None
+
+
+def _executor(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value != "local" and not value.startswith("dask://"):
+        raise click.BadParameter("expected local or dask://HOST:PORT")
+    return value
+
+
+class Length(click.ParamType):  # type: ignore[type-arg]  # generic only from Click 8.2
+    """A print length such as 0.125in, 3mm or 9pt, in points."""
+
+    name = "length"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        """Parse the length or fail as a usage error."""
+        from .layouts import parse_length
+
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_length(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _parse_date(option: str, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return dt.date.fromisoformat(value)
+    except ValueError:
+        pass
+    # The value is not echoed: it may be a patient's appointment.
+    raise click.BadParameter("expected a date as YYYY-MM-DD", param_hint=option)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="handouts")
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=HERE,
+    envvar="HANDOUTS_ROOT",
+    show_default="the folder of generate.py",
+    help="Project folder holding content/, templates/, styles/ and brands/.",
+)
+@click.option("--today", envvar="HANDOUTS_TODAY", hidden=True, help="Pretend today is YYYY-MM-DD (for tests).")
+@click.option("-v", "--verbose", is_flag=True, help="Log what is loaded and rendered.")
+@click.pass_context
+def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> None:
+    """Make accessible, versioned patient handouts on opioid use disorder treatment."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    # WeasyPrint's CSS warnings are ours to fix in the repo, not the user's to read.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    from .config import load_limits
+
+    limits, problems = load_limits(root)
+    if problems:
+        raise _fail(HandoutError(f"invalid settings: {len(problems)} problem(s)", problems))
+    ctx.obj = {
+        "project": Project(root.resolve(), limits),
+        "today": _parse_date("--today", today) or dt.date.today(),
+    }
+
+
+@cli.command()
+@click.option("--sections", "sections", metavar="IDS", help="Comma-separated section ids (default: all).")
+@click.option("--brand", default=DEFAULT_BRAND, show_default=True, help="Brand folder under brands/.")
+@click.option("--lang", "language", default=BASE_LANGUAGE, show_default=True, help="Content language folder.")
+@click.option("--layout", type=click.Choice(list(PATIENT_LAYOUTS)), default="letter", show_default=True)
+@_out_option("A .pdf file, or a folder to write a named PDF into.")
+@click.option("--html", is_flag=True, help="Also write the HTML beside the PDF.")
+@click.option(
+    "--bleed",
+    type=Length(),
+    default=0.0,
+    metavar="LENGTH",
+    help="Print-shop bleed around the trimmed page, e.g. 0.125in or 3mm.",
+)
+@click.option("--crop-marks", is_flag=True, help="Draw crop marks outside the trim (and the bleed).")
+@click.option("--release", is_flag=True, help="Refuse draft sections and sections past their review date.")
+@click.option("--appendix", is_flag=True, help="Add the full list of sources, with links, after the patient pages.")
+@click.option("--prepared-for", default="", metavar="NAME", help="Patient's name, printed in 'My plan'.")
+@click.option("--counselor", default="", metavar="NAME", help="Counselor's name, printed in 'My plan'.")
+@click.option("--note", default="", metavar="TEXT", help="A short note, printed in 'My plan'.")
+@click.option("--next-visit", metavar="YYYY-MM-DD", help="Date of the next visit, printed in 'My plan'.")
+@click.pass_context
+def build(
+    ctx: click.Context,
+    sections: str | None,
+    brand: str,
+    language: str,
+    layout: str,
+    out: Path,
+    html: bool,
+    bleed: float,
+    crop_marks: bool,
+    release: bool,
+    appendix: bool,
+    prepared_for: str,
+    counselor: str,
+    note: str,
+    next_visit: str | None,
+) -> None:
+    """Build one handout PDF and print its path."""
+    from .build import BuildRequest
+    from .compose import HandoutSpec
+    from .models import PrintOptions, Tailoring
+
+    _check_language(language)
+    tailoring = Tailoring(
+        prepared_for=prepared_for.strip(),
+        counselor=counselor.strip(),
+        note=note.strip(),
+        next_visit=_parse_date("--next-visit", next_visit),
+    )
+    spec = HandoutSpec(
+        sections=_requested(sections),
+        brand=brand,
+        language=language,
+        layout=layout,
+        release=release,
+        tailoring=tailoring,
+        print_options=PrintOptions(bleed_pt=bleed, crop_marks=crop_marks),
+        appendix=appendix,
+    )
+    result = _build(ctx, BuildRequest(spec, out, html))
+    LOG.info("handout version %s, %d pages", result.handout.version, result.pages)
+    if result.html_path is not None:
+        click.echo(str(result.html_path))
+    click.echo(str(result.pdf_path))
+
+
+@cli.command()
+@click.option("--brand", default=DEFAULT_BRAND, show_default=True, help="Brand folder under brands/.")
+@click.option("--lang", "language", default=BASE_LANGUAGE, show_default=True, help="Content language folder.")
+@click.option("--sections", "sections", metavar="IDS", help="Comma-separated section ids (default: every section).")
+@_out_option("A .pdf file, or a folder to write {brand}-{lang}-review-record.pdf into.")
+@click.pass_context
+def record(ctx: click.Context, brand: str, language: str, sections: str | None, out: Path) -> None:
+    """Write the review record for document control: every section's review and sources, as a PDF."""
+    from .build import BuildRequest
+    from .compose import HandoutSpec
+
+    _check_language(language)
+    spec = HandoutSpec(sections=_requested(sections), brand=brand, language=language, layout="record")
+    click.echo(str(_build(ctx, BuildRequest(spec, out)).pdf_path))
+
+
+@cli.command("sections")
+@click.option("--lang", "language", default="en", show_default=True)
+@click.option("--due", is_flag=True, help="Only sections that need review: changed since approval or due soon.")
+@click.pass_context
+def sections_command(ctx: click.Context, language: str, due: bool) -> None:
+    """List sections with version, review status and reading grade."""
+    from .loader import load_sections
+    from .report import due_table, sections_table
+    from .review import due_for_review
+
+    project, today = _project(ctx)
+    loaded, problems = load_sections(project, language, today)
+    if due:
+        needing = due_for_review(loaded.values(), today, project.limits)
+        window = project.limits.warning_window_days
+        click.echo(due_table(needing, today) if needing else f"Nothing needs review in the next {window} days.")
+    else:
+        click.echo(sections_table(loaded.values(), today))
+    for problem in problems:
+        click.echo(_line(problem), err=True)
+    if any(p.severity == "error" for p in problems):
+        ctx.exit(1)
+
+
+@cli.command()
+@click.argument("section")
+@click.option("--lang", "language", default="en", show_default=True)
+@click.option(
+    "--reviewer",
+    "reviewers",
+    multiple=True,
+    required=True,
+    metavar='"Name, Credentials[, Role]"',
+    help="A clinical reviewer; repeat for each.",
+)
+@click.option("--date", "date_text", metavar="YYYY-MM-DD", help="Date of the review (default: today).")
+@click.option("--interval-months", type=click.IntRange(1, 60), help="Months until the next review (default: config).")
+@click.pass_context
+def approve(
+    ctx: click.Context,
+    section: str,
+    language: str,
+    reviewers: tuple[str, ...],
+    date_text: str | None,
+    interval_months: int | None,
+) -> None:
+    """Approve a section: record its reviewers, review dates and the approved text."""
+    from .approve import Approval, parse_reviewer
+    from .approve import approve as approve_section
+    from .models import SECTION_ORDER
+
+    project, today = _project(ctx)
+    if section not in SECTION_ORDER:
+        raise click.BadParameter(
+            f"unknown section {section!r}; valid ids: {', '.join(SECTION_ORDER)}", param_hint="SECTION"
+        )
+    try:
+        parsed = tuple(parse_reviewer(r) for r in reviewers)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--reviewer") from None
+    date = _parse_date("--date", date_text) or today
+    if date > today:
+        raise click.BadParameter(f"{date} is in the future", param_hint="--date")
+    approval = Approval(
+        section_id=section,
+        language=language,
+        reviewers=parsed,
+        date=date,
+        interval_months=interval_months or project.limits.review_interval_months,
+    )
+    try:
+        path = approve_section(project, approval, today)
+    except HandoutError as exc:
+        raise _fail(exc) from None
+    names = "; ".join(r.signature for r in parsed)
+    click.echo(f"{path}: approved by {names} on {date}")
+
+
+@cli.command()
+@click.option("--strict", is_flag=True, help="Treat warnings (review due soon, reading grade) as errors.")
+@click.pass_context
+def check(ctx: click.Context, strict: bool) -> None:
+    """Validate every content file and brand; report all problems, then a summary."""
+    from .check import check_project
+    from .errors import summary
+
+    project, today = _project(ctx)
+    problems: list[Problem] = check_project(project, today, strict=strict)
+    for problem in problems:
+        click.echo(_line(problem))
+    click.echo(summary(problems))
+    if any(p.severity == "error" for p in problems):
+        ctx.exit(1)
+
+
+@cli.command()
+@click.argument("jobs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None, help="Worker processes (default: CPU count).")
+@click.option("--force", is_flag=True, help="Rebuild every output, changed or not.")
+@click.option("--dry-run", is_flag=True, help="Print what would be built and why; write nothing.")
+@click.option("--html", is_flag=True, help="Also write each handout's standalone HTML beside its PDF.")
+@click.option("--prune", is_flag=True, help="Delete outputs that no job asks for any more.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (overrides the job file).")
+@click.option("--executor", default="local", show_default=True, metavar="local|dask://HOST:PORT", callback=_executor)
+@click.option("--time-limit", type=click.FloatRange(1), default=300, show_default=True, help="Seconds per handout.")
+@click.pass_context
+def batch(
+    ctx: click.Context,
+    jobs_file: Path,
+    jobs: int | None,
+    force: bool,
+    dry_run: bool,
+    html: bool,
+    prune: bool,
+    out: Path | None,
+    executor: str,
+    time_limit: float,
+) -> None:
+    """Build every handout a job file lists, rebuilding only what changed."""
+    import os
+    import sys
+
+    from . import batch as lib
+    from .jobs import expand, parse_jobs
+    from .loader import brand_ids, languages
+    from .render_service import worker_identity
+
+    project, today = _project(ctx)
+    text = jobs_file.read_text(encoding="utf-8")
+    job_file, problems = parse_jobs(str(jobs_file), text, brands=brand_ids(project), languages=languages(project))
+    if job_file is None:
+        raise _fail(HandoutError(f"invalid job file: {len(problems)} problem(s)", problems))
+    out_dir = out or Path(job_file.output)
+    plan = lib.plan(project, expand(job_file), out_dir, today=today, identity=worker_identity(), html=html, force=force)
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if dry_run:
+        click.echo("\n".join(lib.dry_run_lines(plan, out_dir)))
+        return
+    workers = jobs or os.cpu_count() or 1
+    show = sys.stderr.isatty()
+    bar_maker = functools.partial(click.progressbar, file=sys.stderr)
+    try:
+        with (
+            lib.executor_for(plan, executor, project=project, workers=workers, time_limit=time_limit) as runner,
+            lib.progressbar(plan.count("build"), show=show, make=bar_maker) as bar,
+        ):
+            report = lib.event_reporter(out_dir, bar, lambda text, err: click.echo(text, err=err), with_bar=show)
+            window = lib.window_for(executor, workers)
+            summary = lib.run(project, plan, out_dir, runner, html=html, prune=prune, window=window, on_event=report)
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted. Finished outputs are saved; run the same command again to build the rest.", err=True)
+        ctx.exit(130)
+    except HandoutError as exc:
+        raise _fail(exc) from None
+    click.echo("\n".join(lib.summary_lines(summary, out_dir, pruned=prune)))
+    if summary.failed:
+        ctx.exit(1)

@@ -1,0 +1,292 @@
+"""Warm render workers: turn composed handouts into PDF bytes in this process, a pool, or a cluster."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import functools
+import hashlib
+import os
+import resource
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import HandoutError
+from .layouts import LAYOUTS
+from .models import Handout
+from .output.fit import require_fit
+from .output.pdf import RenderedPdf, Renderer, render_pdf
+from .project import Project
+
+# Handouts per worker process before a fresh one takes over. Memory grows about 1 MiB per 15
+# renders (measured), so this bounds a worker well under 300 MiB.
+RECYCLE_AFTER = 200
+DEFAULT_TIME_LIMIT = 300.0
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """What a worker needs to render one output; small and picklable for any executor."""
+
+    key: str
+    root: str
+    assets: str  # digest of templates, styles and fonts: workers keep their tools by it
+    handout: Handout
+    html: bool = False
+
+
+@dataclass(frozen=True)
+class RenderOutcome:
+    """A worker's answer: the PDF (and HTML) or the reason it failed, plus the worker's peak memory."""
+
+    key: str
+    pdf: bytes | None
+    html: str | None
+    error: str | None
+    pages: int = 0
+    pid: int = 0
+    peak_rss_kib: int = 0
+
+
+def failure(exc: HandoutError) -> str:
+    """Return a library error and its problems as one line."""
+    return "; ".join([str(exc), *(str(p) for p in exc.problems)])
+
+
+@functools.lru_cache(maxsize=2)
+def warm_tools(root: str, assets: str) -> tuple[Any, Renderer]:
+    """Build, once per process and asset version, the Jinja environment and the parsed stylesheets."""
+    from .output.html import environment, stylesheet_paths
+    from .output.pdf import make_renderer
+
+    project = Project(Path(root))
+    stylesheets = {name: stylesheet_paths(project.styles_dir, name) for name in LAYOUTS}
+    return environment(project.templates_dir), make_renderer(stylesheets, project.readable_dirs)
+
+
+def render_handout(
+    handout: Handout, project: Project, assets: str, *, render: Callable[..., RenderedPdf] = render_pdf
+) -> RenderedPdf:
+    """Render a handout with this process's warm tools and refuse it if it does not fit its layout."""
+    from .output.html import render_html
+
+    env, renderer = warm_tools(str(project.root), assets)
+    layout = LAYOUTS[handout.layout]
+    rendered = render(
+        render_html(handout, env, link_styles=False),
+        base_url=project.base_url,
+        roots=project.readable_dirs,
+        bleed_pt=handout.print_options.bleed_pt,
+        column_width_pt=layout.panel_width_pt or None,
+        renderer=renderer,
+        stylesheet_set=handout.layout,
+    )
+    return require_fit(layout, rendered)
+
+
+def standalone_html(handout: Handout, project: Project, assets: str) -> str:
+    """Return a handout's HTML with its stylesheets linked, for opening or printing on its own."""
+    from .output.html import render_html
+
+    return render_html(handout, warm_tools(str(project.root), assets)[0], base_href=project.base_url)
+
+
+def render_job(job: RenderJob) -> RenderOutcome:
+    """Render one output; any failure becomes the outcome's error, never an exception."""
+    pdf = html = error = None
+    pages = 0
+    project = Project(Path(job.root))
+    try:
+        rendered = render_handout(job.handout, project, job.assets)
+        pdf, pages = rendered.data, rendered.pages
+        if job.html:
+            html = standalone_html(job.handout, project, job.assets)
+    except HandoutError as exc:
+        error = failure(exc)
+    except Exception as exc:  # one broken job must not stop the others
+        error = f"{type(exc).__name__}: {exc}"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return RenderOutcome(job.key, pdf if error is None else None, html, error, pages, os.getpid(), peak)
+
+
+def warm_worker(root: str, assets: str) -> None:
+    """Load fonts and parse stylesheets when a worker starts, not during its first job."""
+    warm_tools(root, assets)
+
+
+class Executor(Protocol):
+    """Where render jobs run: submit one, get a future of its outcome."""
+
+    def submit(self, job: RenderJob) -> cf.Future[RenderOutcome]:
+        """Start rendering a job."""
+        ...
+
+
+class InlineExecutor:
+    """Render in the calling thread: one handout at a time, warm after the first."""
+
+    def __init__(self, render: Callable[[RenderJob], RenderOutcome] = render_job) -> None:
+        self.render = render
+
+    def submit(self, job: RenderJob) -> cf.Future[RenderOutcome]:
+        """Render the job now and return its finished future."""
+        future: cf.Future[RenderOutcome] = cf.Future()
+        future.set_result(self.render(job))
+        return future
+
+
+class ThreadExecutor:
+    """Render on threads of this process; the render function is a parameter, so tests can fake it."""
+
+    def __init__(self, workers: int, render: Callable[[RenderJob], RenderOutcome] = render_job) -> None:
+        self.pool = cf.ThreadPoolExecutor(max_workers=workers)
+        self.render = render
+
+    def submit(self, job: RenderJob) -> cf.Future[RenderOutcome]:
+        """Queue the job on a thread."""
+        return self.pool.submit(self.render, job)
+
+
+class ProcessExecutor:
+    """Warm, recycled worker processes; a job past its time limit has its worker killed and replaced.
+
+    pebble does what ProcessPoolExecutor cannot: stop one job stuck inside C code by killing its
+    worker, without breaking the pool, and replace workers after a number of jobs.
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        root: str,
+        assets: str,
+        time_limit: float,
+        *,
+        recycle_after: int = RECYCLE_AFTER,
+        render: Callable[[RenderJob], RenderOutcome] = render_job,
+    ) -> None:
+        import multiprocessing
+
+        import pebble
+
+        self.time_limit = time_limit
+        self.render = render
+        self.pool = pebble.ProcessPool(
+            max_workers=workers,
+            max_tasks=recycle_after,
+            initializer=warm_worker,
+            initargs=(root, assets),
+            context=multiprocessing.get_context("spawn"),
+        )
+
+    def submit(self, job: RenderJob) -> cf.Future[RenderOutcome]:
+        """Queue the job on a worker process, with the time limit."""
+        return self.pool.schedule(self.render, args=(job,), timeout=self.time_limit)
+
+    def close(self) -> None:
+        """Stop the workers at once: whatever they still hold is not wanted any more."""
+        self.pool.stop()  # type: ignore[no-untyped-call]
+        self.pool.join()
+
+
+def code_digest() -> str:
+    """Hash the handouts package's own code, so another build of it never passes for this one."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def worker_identity() -> dict[str, Any]:
+    """Return what decides a worker's bytes: its handouts code and its renderer versions."""
+    from .output.pdf import renderer_versions
+
+    return {"code": code_digest(), "renderer": renderer_versions()}
+
+
+def check_workers(identities: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """Return one line per Dask worker whose code or renderer differs from this client's."""
+    found = []
+    for worker, identity in sorted(identities.items()):
+        if not isinstance(identity, dict):
+            found.append(f"{worker}: {identity}")
+            continue
+        if identity.get("code") != expected["code"]:
+            found.append(f"{worker}: runs other handouts code than this client")
+        for name, version in expected["renderer"].items():
+            theirs = (identity.get("renderer") or {}).get(name)
+            if theirs != version:
+                found.append(f"{worker}: {name} {theirs}, this client has {version}")
+    return found
+
+
+class DaskExecutor:
+    """A Dask cluster, checked before any work is sent: same handouts code, same renderer versions."""
+
+    def __init__(self, address: str) -> None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise HandoutError("--executor dask://... needs the dask extra: pip install 'handouts[dask]'") from None
+        try:
+            self.client = Client(address, timeout=15)  # type: ignore[no-untyped-call]
+        except OSError as exc:
+            raise HandoutError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        try:
+            self._check()
+        except BaseException:
+            self.client.close()  # type: ignore[no-untyped-call]
+            raise
+        self.executor = self.client.get_executor(pure=False)  # type: ignore[no-untyped-call]
+
+    def _check(self) -> None:
+        # A worker without handouts cannot even unpickle a job: the batch would wait forever.
+        try:
+            identities = self.client.run(worker_identity, on_error="return")
+        except Exception as exc:
+            raise HandoutError(f"cannot ask the Dask workers what they run: {exc}") from None
+        lines = [
+            f"{worker}: no usable handouts package ({type(answer).__name__}: {answer})"
+            for worker, answer in identities.items()
+            if isinstance(answer, BaseException)
+        ]
+        lines += check_workers(
+            {w: a for w, a in identities.items() if not isinstance(a, BaseException)}, worker_identity()
+        )
+        if not identities:
+            lines.append("the cluster has no workers")
+        if lines:
+            raise HandoutError("the Dask workers cannot give this client's bytes: " + "; ".join(lines))
+
+    def submit(self, job: RenderJob) -> cf.Future[RenderOutcome]:
+        """Send the job to the cluster."""
+        future: cf.Future[RenderOutcome] = self.executor.submit(render_job, job)
+        return future
+
+    def close(self) -> None:
+        """Disconnect from the cluster."""
+        self.executor.shutdown(wait=False)
+        self.client.close()  # type: ignore[no-untyped-call]
+
+
+@contextmanager
+def open_executor(
+    where: str, *, project: Project, assets: str, workers: int, time_limit: float = DEFAULT_TIME_LIMIT
+) -> Iterator[Executor]:
+    """Open where render jobs run: "local" (warm worker processes) or "dask://HOST:PORT"; close it after."""
+    if where == "local":
+        local = ProcessExecutor(workers, str(project.root), assets, time_limit)
+        try:
+            yield local
+        finally:
+            local.close()
+        return
+    if not where.startswith("dask://"):
+        raise HandoutError(f"expected local or dask://HOST:PORT, got {where!r}")
+    cluster = DaskExecutor("tcp://" + where.removeprefix("dask://"))
+    try:
+        yield cluster
+    finally:
+        cluster.close()
