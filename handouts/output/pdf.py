@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import mimetypes
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,57 @@ class RenderedPdf:
     regions: tuple[RegionExtent, ...] = ()
 
 
+# How CPython's ctypes.util names the C library ABI in `ldconfig -p` output, by machine.
+LDCONFIG_ABI = {
+    "x86_64-64": "libc6,x86-64",
+    "ppc64-64": "libc6,64bit",
+    "sparc64-64": "libc6,64bit",
+    "s390x-64": "libc6,64bit",
+    "ia64-64": "libc6,IA-64",
+    "aarch64-64": "libc6,AArch64",
+}
+
+
+def ldconfig_finder(listing: str, machine: str) -> Callable[[str], str | None]:
+    """Return a find_library that answers from one `ldconfig -p` listing, as ctypes.util would from it."""
+    abi = LDCONFIG_ABI.get(machine, "libc6")
+
+    def find_library(name: str) -> str | None:
+        match = re.search(rf"\s+(lib{re.escape(name)}\.[^\s]+)\s+\({re.escape(abi)}", listing)
+        return match[1] if match else None
+
+    return find_library
+
+
+@functools.lru_cache(maxsize=1)
+def load_weasyprint() -> Any:
+    """Import WeasyPrint once, answering its library look-ups from one ldconfig read."""
+    import ctypes.util
+    import os
+    import struct
+    import subprocess
+
+    # WeasyPrint tries several names per library through cffi, which asks ctypes.util.find_library;
+    # each miss runs ldconfig, gcc and ld (22 look-ups, about 0.2 s). One ldconfig read answers them
+    # all. A name not listed gets None, and cffi goes on to the plain soname, which dlopen loads.
+    try:
+        listing = subprocess.run(
+            ["/sbin/ldconfig", "-p"], capture_output=True, text=True, check=True, env={"LC_ALL": "C", "LANG": "C"}
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        import weasyprint
+
+        return weasyprint
+    original = ctypes.util.find_library
+    machine = os.uname().machine + ("-32" if struct.calcsize("P") == 4 else "-64")
+    ctypes.util.find_library = ldconfig_finder(listing, machine)  # type: ignore[assignment]
+    try:
+        import weasyprint
+    finally:
+        ctypes.util.find_library = original
+    return weasyprint
+
+
 class RefusedURL(ValueError):
     """A resource the handout asked for that lies outside what it may read."""
 
@@ -55,6 +108,7 @@ def is_inside(path: Path, roots: Sequence[Path]) -> bool:
 
 def fetcher_class() -> type[Any]:
     """Return the URLFetcher subclass that reads only project files and data: URIs."""
+    load_weasyprint()
     from weasyprint.urls import URLFetcher, URLFetcherResponse
 
     class ProjectFetcher(URLFetcher):  # type: ignore[misc]
@@ -95,6 +149,7 @@ def fetcher_class() -> type[Any]:
 
 def region_extents(pages: Sequence[Any], column_width_pt: float) -> tuple[RegionExtent, ...]:
     """Measure, per page and column, the text and images inside each `data-region` element."""
+    load_weasyprint()
     from weasyprint.formatting_structure import boxes
 
     if not pages:
@@ -188,6 +243,7 @@ def renderer_versions() -> dict[str, str]:
 
 def make_renderer(stylesheet_paths: Mapping[str, Sequence[Path]], roots: Sequence[Path]) -> Renderer:
     """Parse each named set of stylesheets once, loading their fonts into one configuration."""
+    load_weasyprint()
     from weasyprint import CSS
     from weasyprint.text.fonts import FontConfiguration
 
@@ -214,7 +270,7 @@ def render_pdf(
     html_class: Callable[..., Any] | None = None,
 ) -> RenderedPdf:
     """Render HTML to tagged PDF/UA-1 reading only under `roots`; measure regions per column if asked."""
-    import weasyprint
+    weasyprint = load_weasyprint()
     from weasyprint.text.fonts import FontConfiguration
     from weasyprint.urls import FatalURLFetchingError
 
