@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from . import __version__
+from .dates import DATE_RE, parse_date
 from .errors import HandoutError, Problem
 from .layouts import PATIENT_LAYOUTS
 from .models import BASE_LANGUAGE, DEFAULT_BRAND
@@ -114,16 +115,16 @@ class Length(click.ParamType):  # type: ignore[type-arg]  # generic only from Cl
             self.fail(str(exc), param, ctx)
 
 
-def _parse_date(option: str, value: str | None) -> dt.date | None:
+def _parse_date(option: str, value: str | None, *, echo: bool = True) -> dt.date | None:
     if value is None:
         return None
     try:
-        if len(value) == 10:
-            return dt.date.fromisoformat(value)
-    except ValueError:
-        pass
-    # The value is not echoed: it may be a patient's appointment.
-    raise click.BadParameter("expected a date as YYYY-MM-DD", param_hint=option)
+        return parse_date(value)
+    except ValueError as exc:
+        # Without echo the value is not shown: --next-visit may be a patient's appointment.
+        shape_ok = DATE_RE.fullmatch(value)
+        reason = str(exc) if echo else "no such date" if shape_ok else "expected a date as YYYY-MM-DD"
+        raise click.BadParameter(reason, param_hint=option) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -204,7 +205,7 @@ def build(
         prepared_for=prepared_for.strip(),
         counselor=counselor.strip(),
         note=note.strip(),
-        next_visit=_parse_date("--next-visit", next_visit),
+        next_visit=_parse_date("--next-visit", next_visit, echo=False),
     )
     spec = HandoutSpec(
         sections=_requested(sections),
@@ -362,13 +363,12 @@ def batch(
     import sys
 
     from . import batch as lib
-    from .jobs import expand, parse_jobs
+    from .jobs import expand, read_jobs
     from .loader import brand_ids, languages
     from .render_service import worker_identity
 
     project, today = _project(ctx)
-    text = jobs_file.read_text(encoding="utf-8")
-    job_file, problems = parse_jobs(str(jobs_file), text, brands=brand_ids(project), languages=languages(project))
+    job_file, problems = read_jobs(jobs_file, brands=brand_ids(project), languages=languages(project))
     if job_file is None:
         raise _fail(HandoutError(f"invalid job file: {len(problems)} problem(s)", problems))
     out_dir = out or Path(job_file.output)

@@ -39,7 +39,8 @@ def mapping_list(key: str, items: Sequence[Mapping[str, str]], newline: str = "\
 def split(text: str) -> tuple[str, list[str], str]:
     """Split a section file into its opening '---' line, its front matter lines, and the rest."""
     lines = text.splitlines(keepends=True)
-    if not lines or lines[0].rstrip() != "---":
+    # A byte order mark stays in the opening line, so a rewrite keeps it.
+    if not lines or lines[0].removeprefix("\ufeff").rstrip() != "---":
         raise ValueError("expected a YAML block between '---' lines at the top")
     for end in range(1, len(lines)):
         if lines[end].rstrip() == "---":

@@ -6,6 +6,7 @@ import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import Problem
@@ -54,7 +55,8 @@ class Output:
 
 
 def _strings(path: str, field: str, value: Any, allowed: Sequence[str], problems: list[Problem]) -> tuple[str, ...]:
-    if value == "*":
+    # "*" means every allowed name, written bare or in the list: brands = "*" or brands = ["*"].
+    if value == "*" or (isinstance(value, list) and "*" in value):
         return tuple(allowed)
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         problems.append(Problem(path, field, f'expected a list of names or "*", got {value!r}'))
@@ -65,6 +67,17 @@ def _strings(path: str, field: str, value: Any, allowed: Sequence[str], problems
         problems.append(Problem(path, field, f"unknown {names}; choose from {', '.join(allowed) or 'none'}"))
         return ()
     return tuple(dict.fromkeys(value))
+
+
+def read_jobs(path: Path, *, brands: Sequence[str], languages: Sequence[str]) -> tuple[JobFile | None, list[Problem]]:
+    """Read a job file from disk and parse it, reporting a file that cannot be read as a problem."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [Problem(str(path), "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+    except OSError as exc:
+        return None, [Problem(str(path), "", f"cannot read: {exc.strerror or exc}")]
+    return parse_jobs(str(path), text, brands=brands, languages=languages)
 
 
 def parse_jobs(

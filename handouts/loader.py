@@ -50,13 +50,14 @@ def load_sections(project: Project, language: str, today: dt.date) -> tuple[dict
 
 
 def read_section_file(project: Project, language: str, section_id: str) -> tuple[Path, str, str]:
-    """Read one section file, returning its path, the path as shown to users, and its text."""
+    """Read one section file as it is on disk, returning its path, the path as shown to users, and its text."""
     path = project.content_dir / language / f"{section_id}.md"
     rel = project.relative(path)
     if not path.is_file():
         raise HandoutError(f"{rel}: file not found")
     try:
-        return path, rel, path.read_text(encoding="utf-8")
+        # Decoded from bytes, not read_text: approve rewrites the file and must keep its CRLF and BOM.
+        return path, rel, path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise HandoutError(f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+import urllib.parse
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -30,13 +31,50 @@ def _render_box(self: Any, tokens: Sequence[Token], idx: int, _options: Any, env
     return "</aside>\n"
 
 
-@functools.lru_cache(maxsize=1)
-def parser() -> MarkdownIt:
-    """Return the parser every reader of section text shares, so all see the same blocks."""
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+def _dialect(md: MarkdownIt) -> MarkdownIt:
+    md.enable("table")
     for name in BOXES:
         md.use(container_plugin, name, render=_render_box)
     return md
+
+
+@functools.lru_cache(maxsize=1)
+def parser() -> MarkdownIt:
+    """Return the parser every reader of section text shares, so all see the same blocks."""
+    return _dialect(MarkdownIt("commonmark", {"html": False}))
+
+
+class _EveryLinkParser(MarkdownIt):
+    """The same dialect, keeping the links the renderer drops to plain text (file:, javascript:)."""
+
+    def validateLink(self, url: str) -> bool:
+        """Accept every link, so check can name the ones that must not be there."""
+        return True
+
+
+@functools.lru_cache(maxsize=1)
+def checking_parser() -> MarkdownIt:
+    """Return the parser check reads section text with: the renderer's, but seeing every link."""
+    return _dialect(_EveryLinkParser("commonmark", {"html": False}))
+
+
+def images(tokens: Sequence[Token]) -> Iterator[Token]:
+    """Yield every image token, also those in links, table cells and another image's alt text."""
+    for token in tokens:
+        if token.type == "image":
+            yield token
+        if token.children:
+            yield from images(token.children)
+
+
+def image_target(image: Token) -> str:
+    """Return an image's file as written: the parser has resolved references and percent-encoded it."""
+    return urllib.parse.unquote(str(image.attrGet("src") or ""))
+
+
+def is_outside(target: str) -> bool:
+    """Tell whether an image target is a URL or a path that leaves the section's folder."""
+    return ":" in target or target.startswith(("/", "\\")) or ".." in target.replace("\\", "/").split("/")
 
 
 def box_problems(text: str) -> list[str]:

@@ -11,8 +11,9 @@ from typing import Any
 import yaml
 
 from .color import BODY_TEXT_RATIO, LARGE_TEXT_RATIO, WHITE, contrast_ratio
+from .dates import parse_date
 from .errors import Problem
-from .markdown import box_problems
+from .markdown import box_problems, checking_parser, image_target, images, is_outside
 from .models import ALWAYS_INCLUDED, BASE_LANGUAGE, Brand, Reviewer, Section, Source
 from .project import Limits
 from .readability import SPANISH_WORD_RE, WORD_RE, fernandez_huerta, score, word_count
@@ -58,7 +59,6 @@ COLOR_FIELDS = ("primary", "accent")
 
 FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
-DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 HEX_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -70,9 +70,6 @@ COLOR_USES = {
     "accent": (LARGE_TEXT_RATIO, "heading bars and large text"),
 }
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-BODY_HEADING_RE = re.compile(r"^(#{1,2})\s", re.MULTILINE)
-IMAGE_WITHOUT_ALT_RE = re.compile(r"!\[\s*\]\(")
-IMAGE_TARGET_RE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]*)")
 
 
 class _FrontMatterLoader(yaml.SafeLoader):
@@ -87,7 +84,8 @@ _FrontMatterLoader.yaml_implicit_resolvers = {
 
 def split_front_matter(path: str, text: str) -> tuple[dict[str, Any] | None, str, list[Problem]]:
     """Split a section file into its front matter mapping and Markdown body."""
-    match = re.match(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*\r?\n?(.*)\Z", text, re.DOTALL | re.MULTILINE)
+    # Some editors start a UTF-8 file with a byte order mark; it is not part of the text.
+    match = re.match(r"\A\ufeff?---[ \t]*\r?\n(.*?)^---[ \t]*\r?\n?(.*)\Z", text, re.DOTALL | re.MULTILINE)
     if not match:
         return (
             None,
@@ -117,14 +115,14 @@ def unknown_fields(
 
 
 def _date(path: str, field: str, value: Any, problems: list[Problem]) -> dt.date | None:
-    text = str(value)
-    if isinstance(value, str) and DATE_RE.match(text):
-        try:
-            return dt.date.fromisoformat(text)
-        except ValueError:
-            pass
-    problems.append(Problem(path, field, f"expected YYYY-MM-DD, got {text!r}"))
-    return None
+    if not isinstance(value, str):
+        problems.append(Problem(path, field, f"expected YYYY-MM-DD, got {str(value)!r}"))
+        return None
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        problems.append(Problem(path, field, str(exc)))
+        return None
 
 
 def _text(path: str, field: str, value: Any, problems: list[Problem]) -> str:
@@ -191,17 +189,22 @@ def _key_points(path: str, value: Any, problems: list[Problem]) -> tuple[str, ..
 def markdown_problems(path: str, field: str, text: str) -> list[Problem]:
     """Return what section Markdown may not contain: # headings, outside images, images without alt, bad boxes."""
     found = [Problem(path, field, message) for message in box_problems(text)]
-    for heading in BODY_HEADING_RE.findall(text):
-        found.append(
-            Problem(path, field, f"use ### for headings inside a section, found {heading!r} (the title is ##)")
-        )
-        break
-    for target in IMAGE_TARGET_RE.findall(text):
-        if ":" in target or target.startswith(("/", "\\")) or ".." in target.split("/"):
+    tokens = checking_parser().parse(text)
+    for token in tokens:
+        if token.type == "heading_open" and token.tag in ("h1", "h2"):
+            # A setext heading's markup is its underline, = or -.
+            kind = repr(token.markup) if token.markup.startswith("#") else "an underlined heading"
+            found.append(Problem(path, field, f"use ### for headings inside a section, found {kind} (the title is ##)"))
+            break
+    no_alt = False
+    for image in images(tokens):
+        target = image_target(image)
+        if is_outside(target):
             found.append(
                 Problem(path, field, f"image {target!r} must be a file beside the section, not a URL or outside path")
             )
-    if IMAGE_WITHOUT_ALT_RE.search(text):
+        no_alt = no_alt or not image.content.strip()
+    if no_alt:
         found.append(Problem(path, field, "an image has no alt text; write ![what it shows](file)"))
     return found
 

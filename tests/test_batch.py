@@ -17,6 +17,9 @@ import pytest
 from conftest import ROOT, TODAY, Invoke, replace_in
 
 from handouts.batch import load_manifest
+from handouts.jobs import parse_jobs
+from handouts.layouts import PATIENT_LAYOUTS
+from handouts.models import SECTION_ORDER
 from handouts.render_service import ProcessExecutor, RenderJob, RenderOutcome
 
 JOBS = """
@@ -238,6 +241,36 @@ def test_a_job_stuck_in_c_code_is_stopped_and_its_worker_replaced() -> None:
     finally:
         executor.close()
     assert after.error is None and after.pdf == b"%PDF"
+
+
+def test_job_file_that_is_not_utf8_is_one_clean_error(run: Invoke, batch_project: tuple[Path, Path, Path]) -> None:
+    _, jobs, out = batch_project
+    jobs.write_bytes(b"\xff\xfe" + jobs.read_text().encode("utf-16-le"))
+    result = run("batch", str(jobs))
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "Error: invalid job file: 1 problem(s)",
+        f"{jobs}: not UTF-8 text (invalid start byte at byte 0)",
+    ]
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("field", ["sections", "brands", "languages", "layouts"])
+@pytest.mark.parametrize("star", ['"*"', '["*"]'])
+def test_star_bare_or_in_a_list_means_every_name(field: str, star: str) -> None:
+    text = f'[[handout]]\nname = "all"\n{field} = {star}\n'
+    jobs, problems = parse_jobs("jobs.toml", text, brands=["a-clinic", "b-clinic"], languages=["en", "es"])
+    assert problems == []
+    assert jobs is not None
+    (spec,) = jobs.handouts
+    every = {
+        "sections": SECTION_ORDER,
+        "brands": ("a-clinic", "b-clinic"),
+        "languages": ("en", "es"),
+        "layouts": tuple(PATIENT_LAYOUTS),
+    }
+    assert getattr(spec, field) == every[field]
 
 
 def test_killed_run_leaves_no_partial_pdf_and_the_next_run_finishes(batch_project: tuple[Path, Path, Path]) -> None:

@@ -6,8 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
 from conftest import ROOT, Invoke, replace_in
 
+from generate import cli
 from handouts.models import SECTION_ORDER
 
 
@@ -52,7 +55,7 @@ def test_check_reports_every_problem_in_every_file_then_a_summary(run: Invoke, p
         "content/en/detox.md: author: unknown field; expected one of id, title, version, language, status, "
         "reviewers, last_reviewed, next_review_due, sources, brief, key_points, translation_of, approved_version, "
         "approved_fingerprint",
-        "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '2026-13-01'",
+        "content/en/mat.md: last_reviewed: no such date: '2026-13-01'",
         "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got '1.0'",
         "Aborted: 4 problems in 3 files.",
     ]
@@ -142,6 +145,37 @@ def test_bad_next_visit_does_not_echo_the_value(run: Invoke, tmp_path: Path) -> 
     assert result.exit_code == 2
     assert "--next-visit" in result.output and "expected a date as YYYY-MM-DD" in result.output
     assert "3pm" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("2026-W48-1", "expected a date as YYYY-MM-DD"),
+        ("20261207", "expected a date as YYYY-MM-DD"),
+        ("2026-02-30", "no such date"),
+    ],
+)
+def test_next_visit_that_is_not_a_date_is_refused_without_echoing_it(
+    run: Invoke, tmp_path: Path, value: str, reason: str
+) -> None:
+    result = run("build", "--next-visit", value, "-o", str(tmp_path / "out"))
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == f"Error: Invalid value for --next-visit: {reason}"
+    assert value not in result.output and value[5:] not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2026-W48-1", "expected YYYY-MM-DD, got '2026-W48-1'"),
+        ("2026-02-30", "no such date: '2026-02-30'"),
+    ],
+)
+def test_today_that_is_not_a_date_is_refused(project: Path, value: str, message: str) -> None:
+    result = CliRunner().invoke(cli, ["--root", str(project), "--today", value, "check"])
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1] == f"Error: Invalid value for --today: {message}"
 
 
 def test_html_with_tailoring_is_refused(run: Invoke, tmp_path: Path) -> None:

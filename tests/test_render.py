@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,10 @@ def test_version_depends_on_font_layout_and_selection_but_not_tailoring(project:
 def test_tailoring_box_prints_text_literally_and_stays_out_of_names_and_logs(
     run: Invoke, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Capture everything, so a secret logged at any level by us or WeasyPrint fails the test.
+    caplog.set_level(logging.DEBUG)
+    for name in ("handouts", "weasyprint"):
+        caplog.set_level(logging.DEBUG, logger=name)
     note = '<b>x</b><img src="file:///etc/hostname">'
     result = run(
         "-v",
@@ -230,7 +235,10 @@ def test_tailoring_box_prints_text_literally_and_stays_out_of_names_and_logs(
     hostname = Path("/etc/hostname").read_text().strip() if Path("/etc/hostname").exists() else ""
     if hostname:
         assert hostname not in text
-    for secret in ("Pat Q. Example", "Lee Counselor", "<b>x</b>"):
+    # The log was captured: -v logs the handout's version through the "handouts" logger.
+    logged = [r.getMessage() for r in caplog.records if r.name == "handouts"]
+    assert [m for m in logged if re.fullmatch(r"handout version [0-9a-f]{12}, \d+ pages", m)], logged
+    for secret in ("Pat Q. Example", "Lee Counselor", "<b>x</b>", "2026-12-07", "December 7"):
         assert secret not in result.output
         assert secret not in caplog.text
 

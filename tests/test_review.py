@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import stat
 from pathlib import Path
 
 import pypdf
@@ -100,7 +101,11 @@ def test_approve_defaults_to_today_and_the_configured_interval(run: Invoke, proj
         (("mat", "--reviewer", " , "), "expected 'Name, Credentials[, Role]', got ' , '"),
         (("mat", "--reviewer", "Avery Example"), "expected 'Name, Credentials[, Role]', got 'Avery Example'"),
         (("mat",), "Missing option '--reviewer'"),
-        (("mat", "--reviewer", AVERY, "--date", "2026-02-30"), "--date: expected a date as YYYY-MM-DD"),
+        (("mat", "--reviewer", AVERY, "--date", "2026-02-30"), "Invalid value for --date: no such date: '2026-02-30'"),
+        (
+            ("mat", "--reviewer", AVERY, "--date", "2026-W48-1"),
+            "Invalid value for --date: expected YYYY-MM-DD, got '2026-W48-1'",
+        ),
     ],
 )
 def test_approve_refuses_bad_requests_and_changes_nothing(
@@ -119,8 +124,47 @@ def test_approve_refuses_a_file_with_errors(run: Invoke, project: Path) -> None:
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         "Error: cannot approve: 1 problem(s)",
-        "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '2026-13-01'",
+        "content/en/mat.md: last_reviewed: no such date: '2026-13-01'",
     ]
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize("start", [b"", BOM])
+def test_approve_keeps_crlf_and_a_byte_order_mark_byte_for_byte(run: Invoke, project: Path, start: bytes) -> None:
+    path = project / "content/en/mat.md"
+    original = path.read_bytes()
+    assert b"\r" not in original and not original.startswith(BOM)
+    approve(run, "mat")
+    approved_lf = path.read_bytes()
+    path.write_bytes(start + original.replace(b"\n", b"\r\n"))
+    approve(run, "mat")
+    approved = path.read_bytes()
+    # The same approval as for the LF file, with the file's own line endings and its mark kept.
+    assert approved == start + approved_lf.replace(b"\n", b"\r\n")
+    assert all(line.endswith(b"\r\n") for line in approved.splitlines(keepends=True))
+    body = original.split(b"\n---\n", 1)[1].replace(b"\n", b"\r\n")
+    assert approved.split(b"\r\n---\r\n", 1)[1] == body
+    assert run("check", "--strict").output == "OK: no problems.\n"
+
+
+def test_a_section_file_with_a_byte_order_mark_loads(run: Invoke, project: Path) -> None:
+    path = project / "content/en/mat.md"
+    path.write_bytes(BOM + path.read_bytes())
+    result = run("check", "--strict")
+    assert result.exit_code == 0, result.output
+    assert result.output == "OK: no problems.\n"
+    assert run("sections").output.count("\nmat ") == 1
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o664])
+def test_approve_keeps_the_file_mode(run: Invoke, project: Path, mode: int) -> None:
+    path = project / "content/en/mat.md"
+    path.chmod(mode)
+    approve(run, "mat")
+    assert "status: approved" in path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == mode
 
 
 def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_pdf(

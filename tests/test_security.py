@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import stat
 from pathlib import Path
 
 import pytest
 from conftest import TODAY, Invoke, approve, replace_in
 from pdfcheck import page_texts
 
+from handouts.atomic import write_atomic
 from handouts.build import BuildRequest, build
 from handouts.compose import HandoutSpec
 from handouts.errors import HandoutError
@@ -67,6 +69,19 @@ def test_content_image_outside_the_project_is_a_check_error_and_stops_the_build(
     assert result.exit_code == 1
     assert result.output == f"Error: cannot build: 1 problem(s)\n{message}\n"
     assert not out.exists()
+
+
+def test_reference_style_image_outside_the_project_is_a_check_error(run: Invoke, project: Path) -> None:
+    path = project / "content/en/detox.md"
+    replace_in(path, "### What withdrawal", "![A chart][c]\n\n### What withdrawal")
+    path.write_text(path.read_text() + "\n[c]: ../../../../etc/hostname\n")
+    result = run("check")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "content/en/detox.md: body: image '../../../../etc/hostname' must be a file beside the section, "
+        "not a URL or outside path",
+        "Aborted: 1 problem in 1 file.",
+    ]
 
 
 def test_content_image_symlinked_out_of_the_project_is_refused_by_the_renderer(
@@ -213,3 +228,33 @@ def test_release_refuses_sections_past_their_review_date(run: Invoke, project: P
     assert not out.exists()
     # Without --release an overdue section still prints, and check calls it a warning.
     assert run("build", "--sections", "detox", "-o", str(out), today=dt.date(2027, 11, 21)).exit_code == 0
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o664])
+def test_write_atomic_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "mat.md"
+    path.write_bytes(b"old")
+    path.chmod(mode)
+    write_atomic(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_write_atomic_makes_new_files_0644_and_syncs_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    synced: list[bool] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = tmp_path / "new" / "handout.pdf"
+    write_atomic(path, b"%PDF-")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    # The file's data first, then the folder that now names it.
+    assert synced == [False, True]

@@ -58,7 +58,27 @@ def test_good_section_builds_a_model() -> None:
         (
             "last_reviewed: 2026-10-01",
             "last_reviewed: 2026-13-01",
-            "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '2026-13-01'",
+            "content/en/mat.md: last_reviewed: no such date: '2026-13-01'",
+        ),
+        (
+            "last_reviewed: 2026-10-01",
+            "last_reviewed: 2026-02-30",
+            "content/en/mat.md: last_reviewed: no such date: '2026-02-30'",
+        ),
+        (
+            "last_reviewed: 2026-10-01",
+            "last_reviewed: 2026-W40-4",
+            "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '2026-W40-4'",
+        ),
+        (
+            "last_reviewed: 2026-10-01",
+            "last_reviewed: '20261001'",
+            "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '20261001'",
+        ),
+        (
+            "last_reviewed: 2026-10-01",
+            "last_reviewed: 2026-10-01\nnext_review_due: 2027-W40-5",
+            "content/en/mat.md: next_review_due: expected YYYY-MM-DD, got '2027-W40-5'",
         ),
         (
             "last_reviewed: 2026-10-01",
@@ -112,6 +132,47 @@ def test_good_section_builds_a_model() -> None:
             "![](pic.png) You can take medicine.",
             "content/en/mat.md: body: an image has no alt text; write ![what it shows](file)",
         ),
+        (
+            "You can take medicine.",
+            "Big\n===\n\nYou can take medicine.",
+            "content/en/mat.md: body: use ### for headings inside a section, found an underlined heading "
+            "(the title is ##)",
+        ),
+        (
+            "You can take medicine.",
+            "Small\n---\n\nYou can take medicine.",
+            "content/en/mat.md: body: use ### for headings inside a section, found an underlined heading "
+            "(the title is ##)",
+        ),
+        (
+            "You can take medicine. It helps.\n",
+            "![ ][chart] You can take medicine. It helps.\n\n[chart]: pic.png\n",
+            "content/en/mat.md: body: an image has no alt text; write ![what it shows](file)",
+        ),
+        (
+            "You can take medicine. It helps.\n",
+            "![A chart][c] You can take medicine. It helps.\n\n[c]: ../../../../etc/hostname\n",
+            "content/en/mat.md: body: image '../../../../etc/hostname' must be a file beside the section, "
+            "not a URL or outside path",
+        ),
+        (
+            "You can take medicine.",
+            "![A chart](%2E%2E/chart.png) You can take medicine.",
+            "content/en/mat.md: body: image '../chart.png' must be a file beside the section, "
+            "not a URL or outside path",
+        ),
+        (
+            "You can take medicine.",
+            "[![A chart](/etc/hostname)](https://example.org) You can take medicine.",
+            "content/en/mat.md: body: image '/etc/hostname' must be a file beside the section, "
+            "not a URL or outside path",
+        ),
+        (
+            "You can take medicine.",
+            "![A chart](..\\chart.png) You can take medicine.",
+            "content/en/mat.md: body: image '..\\\\chart.png' must be a file beside the section, "
+            "not a URL or outside path",
+        ),
     ],
 )
 def test_one_bad_field_gives_one_exact_message(old: str, new: str, message: str) -> None:
@@ -163,8 +224,15 @@ def test_all_problems_of_a_file_are_reported_together() -> None:
     _, problems = parse(text)
     assert problems == [
         "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got '2'",
-        "content/en/mat.md: last_reviewed: expected YYYY-MM-DD, got '2026-02-30'",
+        "content/en/mat.md: last_reviewed: no such date: '2026-02-30'",
     ]
+
+
+def test_headings_and_images_are_read_as_the_renderer_reads_them() -> None:
+    # Inside code a # line is not a heading, and a line of dashes after a blank line is a rule.
+    body = "```\n# not a heading\n![](x)\n```\n\nYou can take medicine.\n\n---\n\n### Fine\n\nIt helps.\n"
+    text = GOOD.replace("status: approved", "status: draft").replace("You can take medicine. It helps.\n", body)
+    assert parse(text)[1] == []
 
 
 def test_warnings_for_review_due_soon_and_overdue() -> None:

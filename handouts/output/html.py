@@ -12,7 +12,7 @@ from markupsafe import Markup, escape
 
 from ..errors import HandoutError
 from ..layouts import CROP_MARK_ZONE_PT, LAYOUTS
-from ..markdown import add_table_scopes, keep_whole, kept_pieces, parser
+from ..markdown import add_table_scopes, image_target, images, is_outside, keep_whole, kept_pieces, parser
 from ..models import Handout
 
 
@@ -21,12 +21,13 @@ def markdown_to_html(text: str, image_base: str = "") -> Markup:
     md = parser()
     tokens = md.parse(text)
     add_table_scopes(tokens)
+    for image in images(tokens):
+        # Images sit beside their section file; the HTML's base is the project root. Check
+        # refuses the others, so only files it accepts are rewritten.
+        target = image_target(image)
+        if target and not is_outside(target):
+            image.attrSet("src", image_base + str(image.attrGet("src")))
     for token in tokens:
-        for child in token.children or []:
-            src = str(child.attrGet("src") or "")
-            # Images sit beside their section file; the HTML's base is the project root.
-            if child.type == "image" and src and ":" not in src and not src.startswith("/"):
-                child.attrSet("src", image_base + src)
         if token.children:
             token.children = keep_whole(token.children)
     return Markup(md.renderer.render(tokens, md.options, {}))  # noqa: S704 - html is off
