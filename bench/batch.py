@@ -56,7 +56,7 @@ def batch(project: Path, jobs: Path, out: Path, *extra: str) -> tuple[float, str
     """Run the batch command; return wall seconds (process start to exit) and its output."""
     command = [sys.executable, str(ROOT / "generate.py"), "--root", str(project), "batch", str(jobs), "--out", str(out)]
     started = time.perf_counter()
-    result = subprocess.run([*command, *extra], capture_output=True, text=True, check=False)  # noqa: S603  # noqa: S603
+    result = subprocess.run([*command, *extra], capture_output=True, text=True, check=False)  # noqa: S603
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"batch failed:\n{result.stdout}\n{result.stderr}")
@@ -65,9 +65,12 @@ def batch(project: Path, jobs: Path, out: Path, *extra: str) -> tuple[float, str
 
 def write_html_files(project: Path, jobs: Path, html_dir: Path) -> list[Path]:
     """Write the standalone HTML of every handout the batch builds (no PDF rendering)."""
-    from handouts.build import BuildRequest, compose_request, load_inputs
-    from handouts.jobs import expand, parse_jobs
-    from handouts.loader import brand_ids, languages
+    from handouts.batch.plan import spec_of
+    from handouts.compose import compose_spec
+    from handouts.inputs import load_inputs
+    from handouts.inputs.brands import brand_ids
+    from handouts.inputs.jobs import expand, parse_jobs
+    from handouts.inputs.sections import languages
     from handouts.output.html import environment, render_html
     from handouts.project import Project
 
@@ -80,8 +83,7 @@ def write_html_files(project: Path, jobs: Path, html_dir: Path) -> list[Path]:
     env = environment(p.templates_dir)
     paths = []
     for output in outputs:
-        request = BuildRequest(output.sections, output.brand, output.language, output.layout, html_dir, today)
-        handout = compose_request(inputs, request)
+        handout = compose_spec(spec_of(output), inputs, today)
         path = html_dir / output.key.replace("/", "_").replace(".pdf", ".html")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render_html(handout, env, base_href=p.base_url))
@@ -110,7 +112,7 @@ def shell_loop(html_files: list[Path], out: Path) -> float:
         f'"$f" "{out}/$(basename "$f" .html).pdf"; done < "{listing}"'
     )
     started = time.perf_counter()
-    subprocess.run(["bash", "-c", script], check=True)  # noqa: S603, S607 - our own script  # noqa: S603, S607 - our own script
+    subprocess.run(["bash", "-c", script], check=True)  # noqa: S603, S607 - our own script
     return time.perf_counter() - started
 
 

@@ -6,12 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 
 from .atomic import write_atomic
+from .dates import add_months
 from .errors import HandoutError, Problem, errors
-from .frontmatter import mapping_list, scalar, set_fields, split
-from .loader import read_section_file
+from .inputs.frontmatter import mapping_list, scalar, set_fields, split
+from .inputs.sections import read_section_file, section_from_text
 from .models import Reviewer
 from .project import Limits, Project
-from .validate import add_months, section_from_text
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,13 @@ import dataclasses
 import datetime as dt
 
 from .errors import Problem
-from .loader import (
-    brand_ids,
-    catalog_problems,
-    catalog_reading_problems,
-    languages,
-    load_brand,
-    load_sections,
-    read_catalogs,
-)
+from .inputs.brands import brand_ids, load_brand
+from .inputs.catalogs import catalog_problems, catalog_reading_problems, read_catalogs
+from .inputs.sections import languages, load_sections, section_path
 from .models import BASE_LANGUAGE, SECTION_ORDER
 from .project import Project
+from .quality import section_warnings
 from .review import review_problems, translation_problems
-from .validate import section_warnings
 
 
 def check_project(project: Project, today: dt.date, *, strict: bool = False) -> list[Problem]:
@@ -30,14 +24,14 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
             Problem("content", "", f"no {BASE_LANGUAGE}/ folder; every section is written in English first")
         )
     loaded = {language: load_sections(project, language, today) for language in found_languages}
-    english = loaded.get(BASE_LANGUAGE, ({}, []))[0]
-    for language, (sections, found) in loaded.items():
-        problems += found
-        reported = {p.path for p in found}
+    english = loaded[BASE_LANGUAGE].sections if BASE_LANGUAGE in loaded else {}
+    for language, content in loaded.items():
+        sections = content.sections
+        problems += content.all_problems
         for section_id in SECTION_ORDER:
-            path = f"content/{language}/{section_id}.md"
-            if section_id in sections or path in reported:
+            if section_id in sections or section_id in content.problems:
                 continue
+            path = section_path(project, language, section_id)
             if language == BASE_LANGUAGE:
                 problems.append(Problem(path, "", "file not found; every section needs an English version"))
             elif section_id in english:

@@ -145,7 +145,7 @@ def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> Non
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     # WeasyPrint's CSS warnings are ours to fix in the repo, not the user's to read.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    from .config import load_limits
+    from .inputs.settings import load_limits
 
     limits, problems = load_limits(root)
     if problems:
@@ -246,12 +246,13 @@ def record(ctx: click.Context, brand: str, language: str, sections: str | None, 
 @click.pass_context
 def sections_command(ctx: click.Context, language: str, due: bool) -> None:
     """List sections with version, review status and reading grade."""
-    from .loader import load_sections
+    from .inputs.sections import load_sections
     from .report import due_table, sections_table
     from .review import due_for_review
 
     project, today = _project(ctx)
-    loaded, problems = load_sections(project, language, today)
+    content = load_sections(project, language, today)
+    loaded, problems = content.sections, content.all_problems
     if due:
         needing = due_for_review(loaded.values(), today, project.limits)
         window = project.limits.warning_window_days
@@ -363,8 +364,9 @@ def batch(
     import sys
 
     from . import batch as lib
-    from .jobs import expand, read_jobs
-    from .loader import brand_ids, languages
+    from .inputs.brands import brand_ids
+    from .inputs.jobs import expand, read_jobs
+    from .inputs.sections import languages
     from .render_service import worker_identity
 
     project, today = _project(ctx)

@@ -107,7 +107,7 @@ def _build_problems(spec: HandoutSpec, inputs: Inputs) -> list[Problem]:
     for key in ("", *ids):
         problems += errors(found.get(key, []))
     problems += [
-        Problem(f"content/{spec.language}/{i}.md", "", "file not found")
+        Problem(inputs.paths[spec.language][i], "", "file not found")
         for i in ids
         if i not in sections and i not in found
     ]
@@ -188,7 +188,7 @@ def compose(
     if missing:
         raise HandoutError(
             f"cannot build: {len(missing)} section(s) not available in {language!r}",
-            [Problem(f"content/{language}/{i}.md", "", "missing or invalid") for i in missing],
+            [Problem("sections", "", f"{i}: missing or invalid") for i in missing],
         )
     sections = tuple(available[i] for i in ids)
     brand = brand.for_language(language)

@@ -17,7 +17,7 @@ import pytest
 from conftest import ROOT, TODAY, Invoke, replace_in
 
 from handouts.batch import load_manifest
-from handouts.jobs import parse_jobs
+from handouts.inputs.jobs import parse_jobs
 from handouts.layouts import PATIENT_LAYOUTS
 from handouts.models import SECTION_ORDER
 from handouts.render_service import ProcessExecutor, RenderJob, RenderOutcome

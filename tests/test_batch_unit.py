@@ -12,7 +12,7 @@ from handouts import batch as lib
 from handouts.batch import manifest as manifest_lib
 from handouts.batch.manifest import JOURNAL_NAME, MANIFEST_NAME, Journal, ManifestEntry, load_manifest
 from handouts.errors import Problem
-from handouts.jobs import Output, expand, parse_jobs
+from handouts.inputs.jobs import Output, expand, parse_jobs
 from handouts.output.pdf import ldconfig_finder
 from handouts.project import Project
 from handouts.render_service import RenderJob, RenderOutcome, ThreadExecutor, check_workers

@@ -14,8 +14,8 @@ from conftest import ROOT, TODAY, Invoke, replace_in
 from pdfcheck import emptiness, lines, page_texts, structure, text_of
 
 from handouts.cli import cli
+from handouts.inputs.frontmatter import split_front_matter
 from handouts.readability import fernandez_huerta, score
-from handouts.validate import split_front_matter
 
 BODY = ("mat", "overdose-safety", "behavioral-therapy", "self-help", "detox")
 # US Letter page budgets from the issue: English; Spanish may use one more page each.

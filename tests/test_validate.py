@@ -7,11 +7,14 @@ import hashlib
 
 import pytest
 
+from handouts.dates import add_months
 from handouts.errors import Problem, summary
+from handouts.inputs.brands import brand_from_data
+from handouts.inputs.sections import section_from_text
 from handouts.models import Reviewer
 from handouts.project import Limits
+from handouts.quality import section_warnings
 from handouts.review import review_problems
-from handouts.validate import add_months, brand_from_data, section_from_text, section_warnings
 
 TODAY = dt.date(2026, 11, 23)
 PATH = "content/en/mat.md"

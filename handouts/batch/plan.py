@@ -12,7 +12,7 @@ from typing import Any, Literal
 from ..compose import HandoutSpec, compose_spec
 from ..errors import HandoutError
 from ..inputs import Inputs, load_inputs
-from ..jobs import Output, record_outputs
+from ..inputs.jobs import Output, record_outputs
 from ..models import BASE_LANGUAGE, Handout
 from ..project import Project
 from ..render_service import failure

@@ -18,37 +18,31 @@ class Inputs:
     sections: dict[str, dict[str, Section]]  # language -> section id -> section
     # language -> section id (or "" for the language itself) -> problems found loading it
     problems: dict[str, dict[str, list[Problem]]]
+    paths: dict[str, dict[str, str]]  # language -> section id -> its file, as messages show it
     brands: dict[str, tuple[Brand | None, list[Problem]]]
     assets: dict[str, str]  # templates, styles, fonts -> digest
 
     @property
     def assets_digest(self) -> str:
         """Return one digest of all templates, styles and fonts."""
-        from ..loader import combine_digests
+        from .assets import combine_digests
 
         return combine_digests(self.assets)
 
 
-def load_inputs(project: Project, languages: Iterable[str], brands: Iterable[str], today: dt.date) -> Inputs:
+def load_inputs(
+    project: Project, languages: Iterable[str], brands: Iterable[str], today: dt.date, *, markdown: bool = True
+) -> Inputs:
     """Load the content of some languages and some brands, with every problem found."""
-    from ..loader import asset_digests, load_brand, load_sections
+    from .assets import asset_digests
+    from .brands import load_brand
+    from .sections import load_sections
 
-    sections, problems = {}, {}
-    for language in dict.fromkeys(languages):
-        sections[language], found = load_sections(project, language, today)
-        problems[language] = by_section(found)
+    loaded = {language: load_sections(project, language, today, markdown=markdown) for language in languages}
     return Inputs(
-        sections=sections,
-        problems=problems,
+        sections={language: content.sections for language, content in loaded.items()},
+        problems={language: content.problems for language, content in loaded.items()},
+        paths={language: content.paths for language, content in loaded.items()},
         brands={brand: load_brand(project, brand) for brand in dict.fromkeys(brands)},
         assets=asset_digests(project),
     )
-
-
-def by_section(problems: Iterable[Problem]) -> dict[str, list[Problem]]:
-    """Group a language's problems by the section file they are about; "" for the language itself."""
-    grouped: dict[str, list[Problem]] = {}
-    for problem in problems:
-        name = problem.path.rsplit("/", 1)[-1]
-        grouped.setdefault(name.removesuffix(".md") if name.endswith(".md") else "", []).append(problem)
-    return grouped

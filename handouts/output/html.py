@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tomllib
 from pathlib import Path
 
 import jinja2
 from markupsafe import Markup, escape
 
 from ..errors import HandoutError
+from ..inputs.catalogs import parse_catalog
 from ..layouts import CROP_MARK_ZONE_PT, LAYOUTS
 from ..markdown import add_table_scopes, image_target, images, is_outside, keep_whole, kept_pieces, parser
 from ..models import Handout
@@ -53,13 +53,15 @@ def load_catalog(env: jinja2.Environment, language: str) -> dict[str, str]:
     cache: dict[str, dict[str, str]] = env.globals.setdefault("_catalogs", {})  # type: ignore[assignment]
     if language not in cache:
         assert env.loader is not None
+        where = f"templates/i18n/{language}.toml"
         try:
             source = env.loader.get_source(env, f"i18n/{language}.toml")[0]
         except jinja2.TemplateNotFound:
-            raise HandoutError(
-                f"templates/i18n/{language}.toml: no template strings for language {language!r}"
-            ) from None
-        cache[language] = {key: str(value) for key, value in tomllib.loads(source).items()}
+            raise HandoutError(f"{where}: no template strings for language {language!r}") from None
+        catalog, problems = parse_catalog(where, source.encode("utf-8"))
+        if catalog is None:
+            raise HandoutError(f"cannot build: {where} cannot be read", problems)
+        cache[language] = {key: str(value) for key, value in catalog.items()}
     return cache[language]
 
 

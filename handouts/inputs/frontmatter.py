@@ -1,15 +1,22 @@
-"""Edit chosen fields of a section's YAML front matter, leaving every other byte as it was."""
+"""Section front matter: one splitter for loading and approve, and edits that leave every other byte alone."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import yaml
 
+from ..errors import Problem
+
 KEY_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:")
+
+
 # A one-line scalar with an optional trailing comment: `status: draft  # until review`.
 SCALAR_COMMENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\s*:\s*[^\s'\"#][^#'\"]*?(\s+#.*)$")
+
+
 # Where a field goes when the file does not have it yet: after the first of these that exists.
 ANCHORS = {
     "status": ("language", "version"),
@@ -19,6 +26,47 @@ ANCHORS = {
     "approved_version": ("next_review_due", "last_reviewed"),
     "approved_fingerprint": ("approved_version",),
 }
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """A safe YAML loader that leaves dates as text, so bad dates get our message."""
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def split(text: str) -> tuple[str, list[str], str]:
+    """Split a section file into its opening '---' line, its front matter lines, and the rest."""
+    lines = text.splitlines(keepends=True)
+    # A byte order mark stays in the opening line, so a rewrite keeps it.
+    if not lines or lines[0].removeprefix("\ufeff").rstrip() != "---":
+        raise ValueError("expected a YAML block between '---' lines at the top")
+    for end in range(1, len(lines)):
+        if lines[end].rstrip() == "---":
+            return lines[0], lines[1:end], "".join(lines[end:])
+    raise ValueError("the front matter has no closing '---' line")
+
+
+def split_front_matter(path: str, text: str) -> tuple[dict[str, Any] | None, str, list[Problem]]:
+    """Split a section file into its front matter mapping and Markdown body, with the splitter approve uses."""
+    try:
+        _, lines, rest = split(text)
+    except ValueError:
+        return None, "", [Problem(path, "front matter", "expected a YAML block between '---' lines at the top")]
+    try:
+        meta = yaml.load("".join(lines), Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 2}" if mark is not None else ""
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return None, "", [Problem(path, "front matter", f"invalid YAML{where}: {reason}")]
+    if not isinstance(meta, dict):
+        return None, "", [Problem(path, "front matter", "expected a mapping of fields")]
+    # The rest starts with the closing '---' line.
+    return meta, rest[len(rest.splitlines(keepends=True)[0]) :], []
 
 
 def scalar(value: str) -> str:
@@ -34,18 +82,6 @@ def mapping_list(key: str, items: Sequence[Mapping[str, str]], newline: str = "\
         for i, (name, value) in enumerate(item.items()):
             lines.append(f"{'  - ' if i == 0 else '    '}{name}: {scalar(value)}{newline}")
     return lines
-
-
-def split(text: str) -> tuple[str, list[str], str]:
-    """Split a section file into its opening '---' line, its front matter lines, and the rest."""
-    lines = text.splitlines(keepends=True)
-    # A byte order mark stays in the opening line, so a rewrite keeps it.
-    if not lines or lines[0].removeprefix("\ufeff").rstrip() != "---":
-        raise ValueError("expected a YAML block between '---' lines at the top")
-    for end in range(1, len(lines)):
-        if lines[end].rstrip() == "---":
-            return lines[0], lines[1:end], "".join(lines[end:])
-    raise ValueError("the front matter has no closing '---' line")
 
 
 def field_spans(lines: Sequence[str]) -> dict[str, tuple[int, int]]:

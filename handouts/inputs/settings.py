@@ -7,9 +7,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import Problem
-from .project import Limits
-from .validate import unknown_fields
+from ..errors import Problem
+from ..project import Limits
+from .fields import unknown_fields
 
 CONFIG_FILE = "handouts.toml"
 # Each setting: (type it must have, smallest sensible value, largest).

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import Problem
-from .layouts import PATIENT_LAYOUTS
-from .models import BASE_LANGUAGE, SECTION_ORDER
-from .validate import unknown_fields
+from ..errors import Problem
+from ..layouts import PATIENT_LAYOUTS
+from ..models import BASE_LANGUAGE, SECTION_ORDER
+from .fields import decode, unknown_fields
 
 JOB_FIELDS = ("name", "sections", "brands", "languages", "layouts", "release", "appendix")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -72,11 +72,12 @@ def _strings(path: str, field: str, value: Any, allowed: Sequence[str], problems
 def read_jobs(path: Path, *, brands: Sequence[str], languages: Sequence[str]) -> tuple[JobFile | None, list[Problem]]:
     """Read a job file from disk and parse it, reporting a file that cannot be read as a problem."""
     try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, [Problem(str(path), "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+        data = path.read_bytes()
     except OSError as exc:
         return None, [Problem(str(path), "", f"cannot read: {exc.strerror or exc}")]
+    text, problems = decode(str(path), data)
+    if text is None:
+        return None, problems
     return parse_jobs(str(path), text, brands=brands, languages=languages)
 
 

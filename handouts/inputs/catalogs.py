@@ -1,0 +1,92 @@
+"""Translation catalogs of template strings: one reader for check and for rendering."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+from ..errors import Problem
+from ..models import BASE_LANGUAGE
+from ..project import Limits, Project
+from ..quality import reading_problems
+
+PLACEHOLDER_RE = re.compile(r"\{[a-z_]+\}")
+
+
+# The sentences of the catalogs a patient reads on page 1 and in "About this handout".
+PATIENT_KEYS = (
+    "purpose",
+    "sample_banner_text",
+    "summary_sample",
+    "summary_listed",
+    "summary_approved",
+    "summary_dates",
+    "overdue_since",
+    "disclaimer",
+    "sources_ask",
+    "sources_at",
+    "sources_below",
+    "trifold_review",
+)
+
+
+def placeholders(text: str) -> set[str]:
+    """Return the {names} a template string expects the templates to fill in."""
+    return set(PLACEHOLDER_RE.findall(text))
+
+
+def parse_catalog(path: str, data: bytes) -> tuple[dict[str, object] | None, list[Problem]]:
+    """Parse one catalog file's bytes, or say why it cannot be read; `check` and the renderer both use this."""
+    try:
+        return tomllib.loads(data.decode("utf-8")), []
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return None, [Problem(path, "", f"invalid TOML: {exc}")]
+
+
+def read_catalogs(project: Project) -> tuple[dict[str, dict[str, object]], list[Problem]]:
+    """Read every language's template strings, with a problem for each file that is not valid TOML."""
+    catalogs: dict[str, dict[str, object]] = {}
+    problems: list[Problem] = []
+    for path in sorted((project.templates_dir / "i18n").glob("*.toml")):
+        catalog, found = parse_catalog(project.relative(path), path.read_bytes())
+        problems += found
+        if catalog is not None:
+            catalogs[path.stem] = catalog
+    return catalogs, problems
+
+
+def catalog_problems(
+    catalogs: dict[str, dict[str, object]], read_problems: list[Problem], content_languages: list[str]
+) -> list[Problem]:
+    """Check that every language has template strings, with exactly the keys and placeholders English has."""
+    problems = list(read_problems)
+    english = catalogs.get(BASE_LANGUAGE, {})
+    for language in content_languages:
+        if language not in catalogs and not any(p.path.endswith(f"/{language}.toml") for p in problems):
+            problems.append(
+                Problem(f"templates/i18n/{language}.toml", "", f"file not found; content/{language} needs it")
+            )
+    for language, strings in catalogs.items():
+        where = f"templates/i18n/{language}.toml"
+        for key in sorted(set(english) - set(strings)):
+            problems.append(Problem(where, key, "missing; every language needs the keys of en.toml"))
+        for key in sorted(set(strings) - set(english)):
+            problems.append(Problem(where, key, "not in en.toml; English is the reference"))
+        for key, value in strings.items():
+            if not isinstance(value, str):
+                problems.append(Problem(where, key, f"expected text, got {value!r}"))
+            elif key in english and placeholders(value) != placeholders(str(english[key])):
+                expected = ", ".join(sorted(placeholders(str(english[key])))) or "none"
+                problems.append(Problem(where, key, f"placeholders differ from en.toml; expected {expected}"))
+    return problems
+
+
+def catalog_reading_problems(catalogs: dict[str, dict[str, object]], limits: Limits) -> list[Problem]:
+    """Score the patient sentences of each catalog together, by its language's formula."""
+    found = []
+    for language, strings in catalogs.items():
+        # Names and dates fill the placeholders; they are not the catalog's words.
+        text = "\n".join(f"- {PLACEHOLDER_RE.sub('', str(strings[k]))}" for k in PATIENT_KEYS if k in strings)
+        if text:
+            found += reading_problems(f"templates/i18n/{language}.toml", "patient text", text, language, limits)
+    return found

@@ -1,0 +1,330 @@
+"""Section files: read a language's content, check front matter and Markdown, and build Section models."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..dates import add_months
+from ..errors import HandoutError, Problem
+from ..markdown import box_problems, checking_parser, image_target, images, is_outside
+from ..models import BASE_LANGUAGE, SECTION_ORDER, Reviewer, Section, Source
+from ..project import Limits, Project
+from .fields import SEMVER_RE, URL_RE, date_field, decode, text_field, unknown_fields
+from .frontmatter import split_front_matter
+
+SECTION_FIELDS = (
+    "id",
+    "title",
+    "version",
+    "language",
+    "status",
+    "reviewers",
+    "last_reviewed",
+    "next_review_due",
+    "sources",
+    "brief",
+    "key_points",
+    "translation_of",
+    "approved_version",
+    "approved_fingerprint",
+)
+
+
+# Each section offers page 1 up to this many key points; the box takes 3 to 5 in all.
+MAX_SECTION_KEY_POINTS = 3
+
+
+REQUIRED_SECTION_FIELDS = ("id", "title", "version", "language", "status", "last_reviewed", "sources")
+
+
+FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def _reviewers(path: str, value: Any, problems: list[Problem]) -> tuple[Reviewer, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        problems.append(Problem(path, "reviewers", "expected a list of {name, credentials, role}"))
+        return ()
+    reviewers = []
+    for i, item in enumerate(value):
+        field = f"reviewers[{i}]"
+        if not isinstance(item, dict):
+            problems.append(Problem(path, field, "expected name, credentials and role"))
+            continue
+        problems += unknown_fields(path, item, ("name", "credentials", "role"), f"{field}.")
+        name = text_field(path, f"{field}.name", item.get("name"), problems)
+        credentials = text_field(path, f"{field}.credentials", item.get("credentials"), problems)
+        role = item.get("role", "")
+        if not isinstance(role, str):
+            problems.append(Problem(path, f"{field}.role", f"expected text, got {role!r}"))
+            role = ""
+        reviewers.append(Reviewer(name, credentials, role.strip()))
+    return tuple(reviewers)
+
+
+def _sources(path: str, value: Any, problems: list[Problem]) -> tuple[Source, ...]:
+    if not isinstance(value, list) or not value:
+        problems.append(Problem(path, "sources", "expected a list of at least one {title, url}"))
+        return ()
+    sources = []
+    for i, item in enumerate(value):
+        field = f"sources[{i}]"
+        if not isinstance(item, dict):
+            problems.append(Problem(path, field, "expected title and url"))
+            continue
+        problems += unknown_fields(path, item, ("title", "url"), f"{field}.")
+        title = text_field(path, f"{field}.title", item.get("title"), problems)
+        url = item.get("url")
+        if not isinstance(url, str) or not URL_RE.match(url):
+            problems.append(Problem(path, f"{field}.url", f"expected an http(s) URL, got {url!r}"))
+            url = ""
+        sources.append(Source(title, url))
+    return tuple(sources)
+
+
+def _key_points(path: str, value: Any, problems: list[Problem]) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_SECTION_KEY_POINTS:
+        problems.append(
+            Problem(path, "key_points", f"expected a list of 1 to {MAX_SECTION_KEY_POINTS} short sentences")
+        )
+        return ()
+    return tuple(text_field(path, f"key_points[{i}]", item, problems) for i, item in enumerate(value))
+
+
+def markdown_problems(path: str, field: str, text: str) -> list[Problem]:
+    """Return what section Markdown may not contain: # headings, outside images, images without alt, bad boxes."""
+    found = [Problem(path, field, message) for message in box_problems(text)]
+    tokens = checking_parser().parse(text)
+    for token in tokens:
+        if token.type == "heading_open" and token.tag in ("h1", "h2"):
+            # A setext heading's markup is its underline, = or -.
+            kind = repr(token.markup) if token.markup.startswith("#") else "an underlined heading"
+            found.append(Problem(path, field, f"use ### for headings inside a section, found {kind} (the title is ##)"))
+            break
+    no_alt = False
+    for image in images(tokens):
+        target = image_target(image)
+        if is_outside(target):
+            found.append(
+                Problem(path, field, f"image {target!r} must be a file beside the section, not a URL or outside path")
+            )
+        no_alt = no_alt or not image.content.strip()
+    if no_alt:
+        found.append(Problem(path, field, "an image has no alt text; write ![what it shows](file)"))
+    return found
+
+
+def _semver(path: str, field: str, value: Any, problems: list[Problem]) -> None:
+    if not (isinstance(value, str) and SEMVER_RE.match(value)):
+        problems.append(Problem(path, field, f"expected MAJOR.MINOR.PATCH like 1.2.0, got {str(value)!r}"))
+
+
+def _identity(
+    path: str, meta: dict[str, Any], expected_id: str, expected_language: str, problems: list[Problem]
+) -> tuple[str, Any]:
+    section_id = meta.get("id")
+    if "id" in meta and section_id != expected_id:
+        problems.append(Problem(path, "id", f"expected {expected_id!r} (the file name), got {section_id!r}"))
+    title = text_field(path, "title", meta.get("title"), problems) if "title" in meta else ""
+    version = meta.get("version")
+    if "version" in meta:
+        _semver(path, "version", version, problems)
+    language = meta.get("language")
+    if "language" in meta and language != expected_language:
+        problems.append(Problem(path, "language", f"expected {expected_language!r} (the folder), got {language!r}"))
+    return title, version
+
+
+def _review(
+    path: str, meta: dict[str, Any], today: dt.date, limits: Limits, problems: list[Problem]
+) -> tuple[Any, tuple[Reviewer, ...], dt.date | None, dt.date | None]:
+    status = meta.get("status")
+    if "status" in meta and status not in ("draft", "approved"):
+        problems.append(Problem(path, "status", f"expected draft or approved, got {status!r}"))
+    reviewers = _reviewers(path, meta.get("reviewers"), problems)
+    if status == "approved" and not reviewers:
+        problems.append(Problem(path, "reviewers", "an approved section needs at least one reviewer"))
+    last = date_field(path, "last_reviewed", meta["last_reviewed"], problems) if "last_reviewed" in meta else None
+    if last and last > today:
+        problems.append(Problem(path, "last_reviewed", f"{last} is in the future"))
+    next_due = None
+    if meta.get("next_review_due") is not None:
+        next_due = date_field(path, "next_review_due", meta["next_review_due"], problems)
+        if next_due and last and next_due <= last:
+            problems.append(Problem(path, "next_review_due", f"{next_due} is not after last_reviewed {last}"))
+    elif last:
+        next_due = add_months(last, limits.review_interval_months)
+    return status, reviewers, last, next_due
+
+
+def _translation(path: str, meta: dict[str, Any], expected_language: str, problems: list[Problem]) -> Any:
+    translation_of = meta.get("translation_of")
+    if expected_language == BASE_LANGUAGE and translation_of is not None:
+        problems.append(Problem(path, "translation_of", "only translations have it; English is the original"))
+    elif expected_language != BASE_LANGUAGE and translation_of is None:
+        problems.append(Problem(path, "translation_of", "required: the English version this translates, like 1.0.0"))
+    if translation_of is not None:
+        _semver(path, "translation_of", translation_of, problems)
+    return translation_of
+
+
+def _approval(path: str, meta: dict[str, Any], expected_id: str, problems: list[Problem]) -> tuple[Any, Any]:
+    approved_version = meta.get("approved_version")
+    if approved_version is not None:
+        _semver(path, "approved_version", approved_version, problems)
+    fingerprint = meta.get("approved_fingerprint")
+    if fingerprint is not None and not (isinstance(fingerprint, str) and FINGERPRINT_RE.match(fingerprint)):
+        problems.append(Problem(path, "approved_fingerprint", f"expected sha256:<64 hex digits>, got {fingerprint!r}"))
+    if (fingerprint is None) != (approved_version is None):
+        message = "approved_version and approved_fingerprint come together, from approve"
+        problems.append(Problem(path, "approved_version", message))
+    if meta.get("status") == "approved" and fingerprint is None:
+        message = f"approved without an approval record; run: generate.py approve {expected_id}"
+        problems.append(Problem(path, "status", message))
+    return approved_version, fingerprint
+
+
+def section_from_text(
+    path: str,
+    text: str,
+    *,
+    expected_id: str,
+    expected_language: str,
+    today: dt.date,
+    limits: Limits,
+    markdown: bool = True,
+) -> tuple[Section | None, list[Problem]]:
+    """Build a Section from a content file's text, or return why it cannot be built.
+
+    Without `markdown` the body and brief are not parsed: a batch that finds nothing to rebuild
+    never loads the Markdown parser; `markdown_problems` checks them before a render.
+    """
+    meta, body, problems = split_front_matter(path, text)
+    if meta is None:
+        return None, problems
+    problems += unknown_fields(path, meta, SECTION_FIELDS)
+    problems += [Problem(path, key, "required field missing") for key in REQUIRED_SECTION_FIELDS if key not in meta]
+    title, version = _identity(path, meta, expected_id, expected_language, problems)
+    status, reviewers, last_reviewed, next_due = _review(path, meta, today, limits, problems)
+    sources = _sources(path, meta["sources"], problems) if "sources" in meta else ()
+    translation_of = _translation(path, meta, expected_language, problems)
+    approved_version, fingerprint = _approval(path, meta, expected_id, problems)
+    if not body.strip():
+        problems.append(Problem(path, "body", "empty; write the section text below the front matter"))
+    brief = meta.get("brief")
+    if brief is not None:
+        brief = text_field(path, "brief", brief, problems)
+    if markdown:
+        problems += markdown_problems(path, "body", body) + (markdown_problems(path, "brief", brief) if brief else [])
+    key_points = _key_points(path, meta.get("key_points"), problems)
+    if problems:
+        return None, problems
+    assert last_reviewed is not None and next_due is not None  # guaranteed by the checks above
+    section = Section(
+        id=expected_id,
+        title=title,
+        version=str(version),
+        language=expected_language,
+        status="approved" if status == "approved" else "draft",
+        reviewers=reviewers,
+        last_reviewed=last_reviewed,
+        next_review_due=next_due,
+        sources=sources,
+        body=body.strip() + "\n",
+        brief=brief + "\n" if brief else "",
+        key_points=key_points,
+        path=path,
+        digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        translation_of=translation_of,
+        approved_version=approved_version,
+        approved_fingerprint=fingerprint,
+    )
+    return section, []
+
+
+def section_markdown_problems(section: Section) -> list[Problem]:
+    """Check a loaded section's body and brief as the renderer will read them."""
+    brief = markdown_problems(section.path, "brief", section.brief) if section.brief else []
+    return markdown_problems(section.path, "body", section.body) + brief
+
+
+def section_path(project: Project, language: str, section_id: str) -> str:
+    """Return where a section's file is, as messages show it."""
+    return project.relative(project.content_dir / language / f"{section_id}.md")
+
+
+def languages(project: Project) -> list[str]:
+    """Return the language folders under content/."""
+    if not project.content_dir.is_dir():
+        return []
+    return sorted(p.name for p in project.content_dir.iterdir() if p.is_dir())
+
+
+@dataclass(frozen=True)
+class LoadedSections:
+    """A language's valid sections by id, and the problems found, by section id ("" for the language itself)."""
+
+    sections: dict[str, Section] = field(default_factory=dict)
+    problems: dict[str, list[Problem]] = field(default_factory=dict)
+    # Where each known section's file is (or would be), as messages show it.
+    paths: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def all_problems(self) -> list[Problem]:
+        """Return every problem, in file order."""
+        return [p for found in self.problems.values() for p in found]
+
+
+def load_sections(project: Project, language: str, today: dt.date, *, markdown: bool = True) -> LoadedSections:
+    """Load and validate every section file of one language."""
+    folder = project.content_dir / language
+    loaded = LoadedSections(paths={i: section_path(project, language, i) for i in SECTION_ORDER})
+    if not folder.is_dir():
+        known = ", ".join(languages(project)) or "none"
+        problem = Problem(project.relative(folder), "", f"no content for language {language!r}; available: {known}")
+        loaded.problems[""] = [problem]
+        return loaded
+    for path in sorted(folder.glob("*.md")):
+        rel = project.relative(path)
+        if path.stem not in SECTION_ORDER:
+            message = f"unknown section {path.stem!r}; known: {', '.join(SECTION_ORDER)}"
+            loaded.problems.setdefault("", []).append(Problem(rel, "id", message))
+            continue
+        # Read with newline translation: a section's digest is the same whatever its line endings.
+        text, found = decode(rel, path.read_bytes().replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
+        if text is not None:
+            section, found = section_from_text(
+                rel,
+                text,
+                expected_id=path.stem,
+                expected_language=language,
+                today=today,
+                limits=project.limits,
+                markdown=markdown,
+            )
+            if section is not None:
+                loaded.sections[section.id] = section
+        if found:
+            loaded.problems[path.stem] = found
+    return loaded
+
+
+def read_section_file(project: Project, language: str, section_id: str) -> tuple[Path, str, str]:
+    """Read one section file as it is on disk, returning its path, the path as shown to users, and its text."""
+    path = project.content_dir / language / f"{section_id}.md"
+    rel = section_path(project, language, section_id)
+    if not path.is_file():
+        raise HandoutError(f"{rel}: file not found")
+    try:
+        # Decoded from bytes, not read_text: approve rewrites the file and must keep its CRLF and BOM.
+        return path, rel, path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HandoutError(f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
