@@ -232,3 +232,16 @@ def test_library_look_ups_answer_from_one_ldconfig_listing() -> None:
     assert find("pango-1.0") == "libpango-1.0.so.0"
     assert find("libpango-1.0-0") is None
     assert ldconfig_finder(listing, "i686-32")("pango-1.0") == "libpango-1.0.so.0"
+
+
+def test_markdown_is_checked_for_what_is_rebuilt(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    replace_in(project / "content/en/mat.md", "### ", "# ")
+    plan, summary = plan_and_run(project, out)
+    failed = {i.output.key: i.reasons for i in plan.items if i.action == "failed"}
+    message = "content/en/mat.md: body: use ### for headings inside a section, found '#' (the title is ##)"
+    assert failed == {
+        "example-clinic/en/medicines-letter.pdf": (f"cannot build: 1 problem(s); {message}",),
+        "review-record-example-clinic-en.pdf": (f"cannot build: 1 problem(s); {message}",),
+    }
+    assert sorted(summary.built) == ["example-clinic/en/overdose-a4.pdf", "example-clinic/en/overdose-letter.pdf"]

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..compose import HandoutSpec, compose_spec
-from ..errors import HandoutError
+from ..errors import HandoutError, Problem
 from ..inputs import Inputs, load_inputs
 from ..inputs.jobs import Output, record_outputs
-from ..models import BASE_LANGUAGE, Handout
+from ..inputs.sections import section_markdown_problems
+from ..models import BASE_LANGUAGE, Handout, Section
 from ..project import Project
 from ..render_service import failure
 from .manifest import ManifestEntry, file_sha256, load_manifest, load_stats
@@ -133,7 +134,10 @@ def plan(
     outputs = [*outputs, *record_outputs(outputs)]
     manifest = load_manifest(out_dir)
     known_stats = load_stats(out_dir)
-    inputs = load_inputs(project, [*(o.language for o in outputs), BASE_LANGUAGE], [o.brand for o in outputs], today)
+    languages = [*(o.language for o in outputs), BASE_LANGUAGE]
+    # Markdown is checked only for what is rebuilt: a no-op run never loads the parser.
+    inputs = load_inputs(project, languages, [o.brand for o in outputs], today, markdown=False)
+    markdown: dict[str, list[Problem]] = {}
     items, stats = [], {}
     for output in outputs:
         try:
@@ -146,6 +150,11 @@ def plan(
         entry = manifest.entries.get(output.key)
         path = out_dir / output.key
         reasons = ["forced"] if force else _rebuild_reasons(entry, record, digest, path, known_stats, html=html)
+        refused = [p for s in handout.sections for p in _markdown(s, markdown)] if reasons else []
+        if refused:
+            reason = failure(HandoutError(f"cannot build: {len(refused)} problem(s)", refused))
+            items.append(PlanItem(output, "failed", (reason,)))
+            continue
         if not reasons and entry is not None:
             stat = path.stat()
             stats[output.key] = [stat.st_size, stat.st_mtime_ns, entry.sha256]
@@ -155,6 +164,13 @@ def plan(
     warnings = (manifest.warning,) if manifest.warning else ()
     changed = any(known_stats.get(key) != value for key, value in stats.items())
     return Plan(tuple(items), stale, inputs.assets_digest, warnings, manifest.entries, stats, changed)
+
+
+def _markdown(section: Section, checked: dict[str, list[Problem]]) -> list[Problem]:
+    """Check a section's Markdown once per plan."""
+    if section.path not in checked:
+        checked[section.path] = section_markdown_problems(section)
+    return checked[section.path]
 
 
 def _rebuild_reasons(

@@ -60,11 +60,10 @@ COLOR_USES = {
 }
 
 
-def brand_from_data(
-    path: str, data: Mapping[str, Any], *, brand_id: str, files: Mapping[str, bytes]
-) -> tuple[Brand | None, list[Problem]]:
-    """Build a Brand from parsed brand.toml data and the files of its folder."""
-    problems: list[Problem] = []
+def _localized(
+    path: str, data: Mapping[str, Any], problems: list[Problem]
+) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+    """Read the per-language tables ([es]) and report any other unknown field."""
     localized = []
     for key in sorted(set(data) - set(BRAND_FIELDS)):
         if LANGUAGE_RE.match(key) and isinstance(data[key], dict):
@@ -83,6 +82,43 @@ def brand_from_data(
         problems.append(
             Problem(path, key, f"unknown field; expected one of {', '.join(BRAND_FIELDS)}, or a table like [es]")
         )
+    return localized
+
+
+def _colors(path: str, data: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
+    """Read the brand colors, checking their contrast with white for the use each has."""
+    colors = data.get("colors", {})
+    if not isinstance(colors, dict):
+        problems.append(Problem(path, "colors", "expected a table with primary and accent"))
+        return {}
+    if "colors" in data:
+        problems += unknown_fields(path, colors, COLOR_FIELDS, "colors.")
+        for key in COLOR_FIELDS:
+            value = colors.get(key)
+            if value is None:
+                problems.append(Problem(path, f"colors.{key}", "required field missing"))
+            elif not (isinstance(value, str) and HEX_COLOR_RE.match(value)):
+                problems.append(Problem(path, f"colors.{key}", f"expected a hex color like #1d4e89, got {value!r}"))
+            else:
+                needed, use = COLOR_USES[key]
+                ratio = contrast_ratio(value, WHITE)
+                if ratio < needed:
+                    problems.append(
+                        Problem(
+                            path,
+                            f"colors.{key}",
+                            f"contrast with white is {ratio:.2f}:1; {use} needs at least {needed:g}:1 (WCAG AA)",
+                        )
+                    )
+    return colors
+
+
+def brand_from_data(
+    path: str, data: Mapping[str, Any], *, brand_id: str, files: Mapping[str, bytes]
+) -> tuple[Brand | None, list[Problem]]:
+    """Build a Brand from parsed brand.toml data and the files of its folder."""
+    problems: list[Problem] = []
+    localized = _localized(path, data, problems)
     for key in REQUIRED_BRAND_FIELDS:
         if key not in data:
             problems.append(Problem(path, key, "required field missing"))
@@ -107,29 +143,7 @@ def brand_from_data(
             url = dict(fields).get(key)
             if url and not URL_RE.match(url):
                 problems.append(Problem(path, f"{language}.{key}", f"expected an http(s) URL, got {url!r}"))
-    colors = data.get("colors", {})
-    if not isinstance(colors, dict):
-        problems.append(Problem(path, "colors", "expected a table with primary and accent"))
-        colors = {}
-    elif "colors" in data:
-        problems += unknown_fields(path, colors, COLOR_FIELDS, "colors.")
-        for key in COLOR_FIELDS:
-            value = colors.get(key)
-            if value is None:
-                problems.append(Problem(path, f"colors.{key}", "required field missing"))
-            elif not (isinstance(value, str) and HEX_COLOR_RE.match(value)):
-                problems.append(Problem(path, f"colors.{key}", f"expected a hex color like #1d4e89, got {value!r}"))
-            else:
-                needed, use = COLOR_USES[key]
-                ratio = contrast_ratio(value, WHITE)
-                if ratio < needed:
-                    problems.append(
-                        Problem(
-                            path,
-                            f"colors.{key}",
-                            f"contrast with white is {ratio:.2f}:1; {use} needs at least {needed:g}:1 (WCAG AA)",
-                        )
-                    )
+    colors = _colors(path, data, problems)
     logo = data.get("logo", "logo.svg")
     if not isinstance(logo, str) or "/" in logo or "\\" in logo or ":" in logo or logo.startswith("."):
         problems.append(Problem(path, "logo", f"expected a file name inside the brand folder, got {logo!r}"))

@@ -11,7 +11,6 @@ from typing import Any
 
 from ..dates import add_months
 from ..errors import HandoutError, Problem
-from ..markdown import box_problems, checking_parser, image_target, images, is_outside
 from ..models import BASE_LANGUAGE, SECTION_ORDER, Reviewer, Section, Source
 from ..project import Limits, Project
 from .fields import SEMVER_RE, URL_RE, date_field, decode, text_field, unknown_fields
@@ -101,6 +100,9 @@ def _key_points(path: str, value: Any, problems: list[Problem]) -> tuple[str, ..
 
 def markdown_problems(path: str, field: str, text: str) -> list[Problem]:
     """Return what section Markdown may not contain: # headings, outside images, images without alt, bad boxes."""
+    # Imported here: a batch with nothing to rebuild never needs the Markdown parser.
+    from ..markdown import box_problems, checking_parser, image_target, images, is_outside
+
     found = [Problem(path, field, message) for message in box_problems(text)]
     tokens = checking_parser().parse(text)
     for token in tokens:
