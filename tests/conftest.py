@@ -16,6 +16,20 @@ ROOT = Path(__file__).resolve().parent.parent
 # A fixed "today" keeps review-date rules independent of the day the suite runs.
 TODAY = dt.date(2026, 11, 23)
 PROJECT_DIRS = ("content", "templates", "styles", "brands")
+# Module-scoped fixtures that render PDFs: a test using one belongs to the render tier.
+RENDERING_FIXTURES = {"pdfs", "rendered", "default_pdf", "spanish_letter"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add the one way golden files change: on purpose."""
+    parser.addoption("--update-golden", action="store_true", help="Rewrite tests/golden/ from the current output.")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put every test that uses a rendered PDF in the render tier, beside those marked by hand."""
+    for item in items:
+        if RENDERING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.render)
 
 
 @pytest.fixture

@@ -79,6 +79,7 @@ def assert_manifest_matches_disk(out: Path) -> None:
         assert entry.sha256 == hashlib.sha256((out / key).read_bytes()).hexdigest(), key
 
 
+@pytest.mark.render
 def test_expansion_and_manifest(run: Invoke, batch_project: tuple[Path, Path, Path]) -> None:
     _, jobs, out = batch_project
     result = run("batch", str(jobs), "-j", "2")
@@ -104,6 +105,7 @@ def test_expansion_and_manifest(run: Invoke, batch_project: tuple[Path, Path, Pa
     assert "Review record" in record_text and "Second Example Clinic" in record_text
 
 
+@pytest.mark.render
 def test_noop_run_renders_nothing_and_never_imports_weasyprint(batch_project: tuple[Path, Path, Path]) -> None:
     project, jobs, out = batch_project
     code = (
@@ -125,6 +127,7 @@ def test_noop_run_renders_nothing_and_never_imports_weasyprint(batch_project: tu
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
 
 
+@pytest.mark.render
 def test_only_handouts_with_a_changed_section_are_rebuilt_with_reasons(
     run: Invoke, batch_project: tuple[Path, Path, Path]
 ) -> None:
@@ -154,6 +157,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(run: Invoke, batch_project: 
     assert not out.exists()
 
 
+@pytest.mark.render
 def test_stale_outputs_are_listed_and_pruned(run: Invoke, batch_project: tuple[Path, Path, Path]) -> None:
     _, jobs, out = batch_project
     assert run("batch", str(jobs), "-j", "2").exit_code == 0
@@ -170,6 +174,7 @@ def test_stale_outputs_are_listed_and_pruned(run: Invoke, batch_project: tuple[P
     assert sorted(manifest(out)) == pdfs(out)
 
 
+@pytest.mark.render
 def test_failing_jobs_do_not_stop_the_others(run: Invoke, batch_project: tuple[Path, Path, Path]) -> None:
     project, jobs, out = batch_project
     longer = "Lock up doses you take home. Keep them out of sight. " * 40
@@ -195,6 +200,7 @@ def test_failing_jobs_do_not_stop_the_others(run: Invoke, batch_project: tuple[P
     assert_manifest_matches_disk(out)
 
 
+@pytest.mark.render
 def test_html_is_standalone_enough_for_the_weasyprint_command(
     run: Invoke, batch_project: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
@@ -231,6 +237,7 @@ def stuck_in_c(job: RenderJob) -> RenderOutcome:
     return RenderOutcome(job.key, b"%PDF", None, None, pid=os.getpid())
 
 
+@pytest.mark.render
 def test_a_job_stuck_in_c_code_is_stopped_and_its_worker_replaced() -> None:
     executor = ProcessExecutor(1, str(ROOT), "test", time_limit=1.0, render=stuck_in_c)
     try:
@@ -273,6 +280,7 @@ def test_star_bare_or_in_a_list_means_every_name(field: str, star: str) -> None:
     assert getattr(spec, field) == every[field]
 
 
+@pytest.mark.render
 def test_killed_run_leaves_no_partial_pdf_and_the_next_run_finishes(batch_project: tuple[Path, Path, Path]) -> None:
     project, jobs, out = batch_project
     jobs.write_text(jobs.read_text().replace('layouts = ["letter"]', 'layouts = ["letter", "a4", "large-print"]'))
@@ -301,6 +309,7 @@ def test_killed_run_leaves_no_partial_pdf_and_the_next_run_finishes(batch_projec
     assert not list(out.rglob("*.tmp"))
 
 
+@pytest.mark.render
 def test_dask_cluster_gives_the_same_outputs_and_manifest(
     run: Invoke, batch_project: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
@@ -319,6 +328,7 @@ def test_dask_cluster_gives_the_same_outputs_and_manifest(
     assert (tmp_path / "dask/manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
 
 
+@pytest.mark.render
 def test_recycling_pool_replaces_its_workers() -> None:
     executor = ProcessExecutor(2, str(ROOT), "test", time_limit=60, recycle_after=2, render=stuck_in_c)
     try:

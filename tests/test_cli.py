@@ -14,6 +14,7 @@ from generate import cli
 from handouts.models import SECTION_ORDER
 
 
+@pytest.mark.render
 def test_sections_table_lists_every_section_in_order(run: Invoke) -> None:
     result = run("sections")
     assert result.exit_code == 0, result.output
@@ -61,6 +62,7 @@ def test_check_reports_every_problem_in_every_file_then_a_summary(run: Invoke, p
     ]
 
 
+@pytest.mark.render
 def test_warnings_pass_check_but_fail_strict(run: Invoke, project: Path) -> None:
     replace_in(project / "content/en/detox.md", "next_review_due: 2027-11-20", "next_review_due: 2026-12-20")
     warning = "content/en/detox.md: next_review_due: review due in 27 days, on 2026-12-20"
@@ -115,6 +117,7 @@ def test_bad_yaml_is_a_clear_message_not_a_traceback(run: Invoke, project: Path,
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.render
 def test_broken_unselected_section_does_not_block_a_build_without_it(
     run: Invoke, project: Path, tmp_path: Path
 ) -> None:
@@ -192,6 +195,7 @@ def test_out_pdf_path_that_is_a_folder_is_refused(run: Invoke, tmp_path: Path) -
     assert "is a folder" in result.output
 
 
+@pytest.mark.render
 def test_help_sections_and_check_do_not_import_weasyprint(project: Path) -> None:
     code = (
         "import sys\n"
@@ -207,6 +211,7 @@ def test_help_sections_and_check_do_not_import_weasyprint(project: Path) -> None
     assert out.stdout.strip() == "False"
 
 
+@pytest.mark.render
 def test_console_script_is_the_same_group() -> None:
     out = subprocess.run(["handouts", "--help"], capture_output=True, text=True, check=True)
     direct = subprocess.run(

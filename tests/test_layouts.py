@@ -109,6 +109,7 @@ def render_png(path: Path, page: int, dpi: int, tmp_path: Path) -> Image.Image:
         ("trifold", (792, 612), 2),
     ],
 )
+@pytest.mark.render
 def test_page_size_count_and_tagging(
     pdfs: dict[str, Path], layout: str, size: tuple[int, int], pages: int | None
 ) -> None:
@@ -154,6 +155,7 @@ def test_trifold_fold_order(pdfs: dict[str, Path]) -> None:
     assert "Where to get help" not in text
 
 
+@pytest.mark.render
 def test_trifold_text_is_never_below_nine_points_but_the_review_line(pdfs: dict[str, Path]) -> None:
     sizes = font_sizes(pdfs["trifold"])
     assert sizes.most_common(1)[0][0] == 10.0  # body text
@@ -165,6 +167,7 @@ def test_trifold_text_is_never_below_nine_points_but_the_review_line(pdfs: dict[
     assert re.search(r"Handout\s[0-9a-f]{12}\.$", small[-1].text)
 
 
+@pytest.mark.render
 def test_large_print_body_size_headings_and_line_spacing(pdfs: dict[str, Path]) -> None:
     sizes = font_sizes(pdfs["large-print"])
     assert min(sizes) >= 18, sizes
@@ -184,6 +187,7 @@ def test_large_print_body_size_headings_and_line_spacing(pdfs: dict[str, Path]) 
     assert gaps.most_common(1)[0][0] >= 27
 
 
+@pytest.mark.render
 def test_qr_code_decodes_to_the_brand_website(pdfs: dict[str, Path], tmp_path: Path) -> None:
     import zxingcpp
 
@@ -194,6 +198,7 @@ def test_qr_code_decodes_to_the_brand_website(pdfs: dict[str, Path], tmp_path: P
         assert [(c.format.name, c.text) for c in codes] == [("QRCode", WEBSITE)]
 
 
+@pytest.mark.render
 def test_qr_url_field_overrides_the_website(project: Path, tmp_path: Path) -> None:
     import zxingcpp
 
@@ -207,6 +212,7 @@ def test_qr_url_field_overrides_the_website(project: Path, tmp_path: Path) -> No
     assert [c.text for c in codes] == ["https://example.org/qr?src=flyer"]
 
 
+@pytest.mark.render
 def test_trifold_overflow_fails_saying_how_much_and_writes_nothing(run: Invoke, project: Path, tmp_path: Path) -> None:
     out = tmp_path / "tri.pdf"
     longer = "Lock up doses you take home. Keep them out of sight. " * 40
@@ -226,6 +232,7 @@ def test_trifold_overflow_fails_saying_how_much_and_writes_nothing(run: Invoke, 
     assert not out.exists()
 
 
+@pytest.mark.render
 def test_trifold_overflow_of_the_flap_is_named(run: Invoke, tmp_path: Path) -> None:
     note = "Remember to bring your medicine list and your questions. " * 10
     result = run(
@@ -249,6 +256,7 @@ def test_no_print_flags_means_no_bleed(pdfs: dict[str, Path]) -> None:
         (("--crop-marks",), [-18, -18, 630, 810], [0, 0, 612, 792]),
     ],
 )
+@pytest.mark.render
 def test_bleed_and_trim_boxes(tmp_path: Path, flags: tuple[str, ...], media: list[float], bleed: list[float]) -> None:
     page = pypdf.PdfReader(build("--sections", "detox", *flags, out=tmp_path / "b.pdf")).pages[0]
     assert [round(float(v), 2) for v in page.mediabox] == media
@@ -256,6 +264,7 @@ def test_bleed_and_trim_boxes(tmp_path: Path, flags: tuple[str, ...], media: lis
     assert [float(v) for v in page.trimbox] == [0, 0, 612, 792]
 
 
+@pytest.mark.render
 def test_color_runs_into_the_bleed_and_crop_marks_sit_outside_it(tmp_path: Path) -> None:
     path = build(
         "--layout", "trifold", "--sections", "detox", "--bleed", "0.125in", "--crop-marks", out=tmp_path / "b.pdf"

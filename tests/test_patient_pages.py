@@ -102,6 +102,7 @@ def squeeze(text: str) -> str:
     return "".join(text.split())
 
 
+@pytest.mark.render
 @pytest.mark.parametrize("language", ["en", "es"])
 @pytest.mark.parametrize("selection", list(BUDGETS))
 def test_page_budget_and_no_page_but_the_last_is_half_empty(
@@ -114,6 +115,7 @@ def test_page_budget_and_no_page_but_the_last_is_half_empty(
     assert all(share <= 0.40 for share in blank[:-1]), [f"{share:.0%}" for share in blank]
 
 
+@pytest.mark.render
 @pytest.mark.parametrize("language", ["en", "es"])
 def test_the_new_elements_are_in_the_text(rendered: dict[tuple[str, str], Path], language: str) -> None:
     path = rendered[(language, "all")]
@@ -137,6 +139,7 @@ def test_the_new_elements_are_in_the_text(rendered: dict[tuple[str, str], Path],
         ("es", ("Revise.", "Dele naloxona.", "Llame al 911.", "Ayúdele a respirar.", "Dele otra dosis.", "Quédese")),
     ],
 )
+@pytest.mark.render
 def test_overdose_steps_are_numbered_in_the_label_order(
     rendered: dict[tuple[str, str], Path], language: str, steps: tuple[str, ...]
 ) -> None:
@@ -147,6 +150,7 @@ def test_overdose_steps_are_numbered_in_the_label_order(
         assert text[3:].startswith(step), text
 
 
+@pytest.mark.render
 @pytest.mark.parametrize("language", ["en", "es"])
 def test_page_one_key_points_read_easily(rendered: dict[tuple[str, str], Path], language: str) -> None:
     for selection in ("all", "mat,overdose-safety", "detox"):
@@ -170,6 +174,7 @@ def test_page_one_key_points_read_easily(rendered: dict[tuple[str, str], Path], 
             assert fernandez_huerta(text) >= 70, selection
 
 
+@pytest.mark.render
 @pytest.mark.parametrize("language", ["en", "es"])
 def test_about_box_is_at_most_eight_plain_lines(rendered: dict[tuple[str, str], Path], language: str) -> None:
     path = rendered[(language, "all")]
@@ -212,6 +217,7 @@ def test_overdose_picture_has_alt_text(rendered: dict[tuple[str, str], Path], la
     assert len(picture) == 1 and len(picture[0]) > 150
 
 
+@pytest.mark.render
 def test_patient_copy_has_no_source_links_the_record_has_every_one(run: Invoke, tmp_path: Path) -> None:
     chosen = "mat,overdose-safety"
     assert run("build", "--sections", chosen, "-o", str(tmp_path / "patient.pdf")).exit_code == 0
@@ -233,6 +239,7 @@ def test_patient_copy_has_no_source_links_the_record_has_every_one(run: Invoke, 
     assert "Withdrawal and detox" not in record_text  # only the chosen sections
 
 
+@pytest.mark.render
 def test_spanish_record_lists_every_spanish_section(run: Invoke, tmp_path: Path) -> None:
     result = run("record", "--lang", "es", "-o", str(tmp_path / "r.pdf"))
     assert result.exit_code == 0, result.output
@@ -242,6 +249,7 @@ def test_spanish_record_lists_every_spanish_section(run: Invoke, tmp_path: Path)
     assert "Lucía Ejemplo, MD (Revisora ficticia de ejemplo, medicina de adicciones)" in text_of(tmp_path / "r.pdf")
 
 
+@pytest.mark.render
 def test_appendix_adds_the_source_list_to_a_patient_copy(run: Invoke, tmp_path: Path) -> None:
     assert run("build", "--sections", "detox", "--appendix", "-o", str(tmp_path / "a.pdf")).exit_code == 0
     pages = page_texts(tmp_path / "a.pdf")
@@ -254,6 +262,7 @@ def test_appendix_adds_the_source_list_to_a_patient_copy(run: Invoke, tmp_path: 
     assert "--appendix: a trifold has no room for the source list" in refused.output
 
 
+@pytest.mark.render
 def test_brand_sources_url_tells_where_the_sources_are(run: Invoke, project: Path, tmp_path: Path) -> None:
     replace_in(
         project / "brands/example-clinic/brand.toml",
@@ -266,6 +275,7 @@ def test_brand_sources_url_tells_where_the_sources_are(run: Invoke, project: Pat
     assert "Ask us for the list of sources." not in text
 
 
+@pytest.mark.render
 @pytest.mark.parametrize(("language", "flap"), [("en", ("Key points", "My plan")), ("es", ("Puntos clave", "Mi plan"))])
 def test_brochure_holds_the_treatment_routes_and_a_note(tmp_path: Path, language: str, flap: tuple[str, str]) -> None:
     path = build(
@@ -291,6 +301,7 @@ def test_brochure_holds_the_treatment_routes_and_a_note(tmp_path: Path, language
     assert 1 <= len(small) <= 4 and all(line.size > 7.99 and panel <= line.x0 < 2 * panel for line in small)
 
 
+@pytest.mark.render
 def test_spanish_never_hyphenates_numbers_addresses_or_names(tmp_path: Path) -> None:
     path = build(
         "build",
@@ -318,6 +329,7 @@ def test_spanish_never_hyphenates_numbers_addresses_or_names(tmp_path: Path) -> 
     assert "Maximiliana Bartolomé Echeverría" in text and "Guadalupe Villanueva Santamaría" in text
 
 
+@pytest.mark.render
 def test_a_section_without_a_brief_cannot_go_in_a_brochure(run: Invoke, project: Path, tmp_path: Path) -> None:
     text = (project / "content/en/detox.md").read_text()
     start, end = text.index("brief: |"), text.index("\n---\n", text.index("brief: |"))
@@ -337,6 +349,7 @@ def test_the_record_is_not_a_patient_layout(run: Invoke, tmp_path: Path) -> None
     assert "'record' is not one of 'letter', 'a4', 'large-print', 'trifold'" in result.output
 
 
+@pytest.mark.render
 def test_catalog_placeholders_must_match_english(run: Invoke, project: Path, tmp_path: Path) -> None:
     replace_in(project / "templates/i18n/es.toml", "Revisores: {names}.", "Revisores: {nombres}.")
     assert (

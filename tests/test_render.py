@@ -58,6 +58,7 @@ def version_of(root: Path, **changes: Any) -> str:
     return prepare(Project(root), HandoutSpec(**fields), today)[0].version
 
 
+@pytest.mark.render
 def test_default_handout_shows_brand_title_sections_in_order_and_about(default_pdf: Path) -> None:
     text = " ".join(page_texts(default_pdf))
     for expected in (
@@ -87,6 +88,7 @@ def test_default_handout_shows_brand_title_sections_in_order_and_about(default_p
     assert "https://doi.org/" not in text
 
 
+@pytest.mark.render
 def test_every_page_has_footer_version_page_number_and_sample_marker(default_pdf: Path) -> None:
     pages = page_texts(default_pdf)
     version = pypdf.PdfReader(default_pdf).metadata["/handoutversion"]
@@ -137,6 +139,7 @@ def test_tagged_pdf_with_language_alt_text_and_embedded_font(default_pdf: Path) 
     assert fonts == {"Atkinson-Hyperlegible", "Atkinson-Hyperlegible-Bold"}
 
 
+@pytest.mark.render
 def test_chosen_sections_only_in_fixed_order_with_find_help(run: Invoke, tmp_path: Path) -> None:
     result = run("build", "--sections", "detox,mat", "-o", str(tmp_path))
     assert result.exit_code == 0, result.output
@@ -149,6 +152,7 @@ def test_chosen_sections_only_in_fixed_order_with_find_help(run: Invoke, tmp_pat
     assert pypdf.PdfReader(path).metadata["/Keywords"] == "mat, detox, find-help"
 
 
+@pytest.mark.render
 def test_a4_layout_page_size(run: Invoke, tmp_path: Path) -> None:
     result = run("build", "--layout", "a4", "--sections", "detox", "-o", str(tmp_path / "a4.pdf"))
     assert result.exit_code == 0, result.output
@@ -156,6 +160,7 @@ def test_a4_layout_page_size(run: Invoke, tmp_path: Path) -> None:
     assert (round(float(box.width)), round(float(box.height))) == (595, 842)
 
 
+@pytest.mark.render
 def test_building_twice_gives_identical_bytes(run: Invoke, project: Path, tmp_path: Path, default_pdf: Path) -> None:
     first = run("build", "-o", str(tmp_path / "a.pdf"))
     second = run("build", "-o", str(tmp_path / "b.pdf"))
@@ -201,6 +206,7 @@ def test_version_depends_on_font_layout_and_selection_but_not_tailoring(project:
     assert version_of(project) != before
 
 
+@pytest.mark.render
 def test_tailoring_box_prints_text_literally_and_stays_out_of_names_and_logs(
     run: Invoke, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -243,6 +249,7 @@ def test_tailoring_box_prints_text_literally_and_stays_out_of_names_and_logs(
         assert secret not in caplog.text
 
 
+@pytest.mark.render
 def test_html_output_is_written_beside_the_pdf(run: Invoke, tmp_path: Path) -> None:
     result = run("build", "--html", "--sections", "detox", "-o", str(tmp_path / "h.pdf"))
     assert result.exit_code == 0, result.output
@@ -252,6 +259,7 @@ def test_html_output_is_written_beside_the_pdf(run: Invoke, tmp_path: Path) -> N
     assert "<h2>Withdrawal and detox</h2>" in html
 
 
+@pytest.mark.render
 def test_approved_release_build_has_no_sample_marker_and_names_reviewers(
     run: Invoke, project: Path, tmp_path: Path
 ) -> None:

@@ -167,6 +167,7 @@ def test_approve_keeps_the_file_mode(run: Invoke, project: Path, mode: int) -> N
     assert stat.S_IMODE(path.stat().st_mode) == mode
 
 
+@pytest.mark.render
 def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_pdf(
     run: Invoke, project: Path, tmp_path: Path
 ) -> None:
@@ -198,6 +199,7 @@ def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_p
     assert "Approved version 2.0.0" in record
 
 
+@pytest.mark.render
 def test_version_must_be_bumped_when_the_body_changes(run: Invoke, project: Path, tmp_path: Path) -> None:
     approve(run, "mat")
     replace_in(project / "content/en/mat.md", *MAT_EDIT)
@@ -226,6 +228,7 @@ def test_status_approved_by_hand_without_a_record_is_an_error(run: Invoke, proje
     )
 
 
+@pytest.mark.render
 def test_review_due_policy_and_sections_due(run: Invoke, project: Path, tmp_path: Path) -> None:
     approve(run, "mat", "find-help", date="2025-11-01")  # due 2026-11-01: overdue
     approve(run, "detox", date="2026-01-01")  # due 2027-01-01: within 60 days
@@ -262,6 +265,7 @@ def test_review_due_policy_and_sections_due(run: Invoke, project: Path, tmp_path
     assert "SAMPLE" not in text
 
 
+@pytest.mark.render
 def test_record_tells_draft_approved_changed_and_overdue_apart(run: Invoke, project: Path, tmp_path: Path) -> None:
     approve(run, "mat", date="2026-11-20")
     approve(run, "self-help", date="2026-11-20")
@@ -289,6 +293,7 @@ def test_record_tells_draft_approved_changed_and_overdue_apart(run: Invoke, proj
     assert about.startswith(" This is a draft. It is not yet approved for patients. Reviewers named: ")
 
 
+@pytest.mark.render
 def test_approve_then_release_build_prints_reviewers_and_date(run: Invoke, tmp_path: Path) -> None:
     approve(run, "overdose-safety", "find-help", reviewers=(AVERY, SAM), date="2026-11-02")
     out = tmp_path / "release.pdf"
@@ -330,6 +335,7 @@ def test_bad_config_is_reported_with_file_and_setting(run: Invoke, project: Path
     ]
 
 
+@pytest.mark.render
 def test_handout_version_changes_when_a_section_becomes_overdue(run: Invoke, tmp_path: Path) -> None:
     approve(run, "mat", "find-help", date="2026-01-01")
     versions = []

@@ -25,6 +25,7 @@ def fetcher(project: Path) -> object:
     return fetcher_class()(Project(project).readable_dirs)
 
 
+@pytest.mark.render
 def test_fetcher_serves_project_files_and_data_uris(fetcher: object, project: Path) -> None:
     css = fetcher.fetch((project / "styles/base.css").as_uri())  # type: ignore[attr-defined]
     assert css.content_type == "text/css"
@@ -84,6 +85,7 @@ def test_reference_style_image_outside_the_project_is_a_check_error(run: Invoke,
     ]
 
 
+@pytest.mark.render
 def test_content_image_symlinked_out_of_the_project_is_refused_by_the_renderer(
     run: Invoke, project: Path, tmp_path: Path
 ) -> None:
@@ -99,6 +101,7 @@ def test_content_image_symlinked_out_of_the_project_is_refused_by_the_renderer(
     assert not out.exists()
 
 
+@pytest.mark.render
 def test_content_image_beside_the_section_is_printed(run: Invoke, project: Path, tmp_path: Path) -> None:
     logo = project / "brands/example-clinic/logo.svg"
     (project / "content/en/chart.svg").write_bytes(logo.read_bytes())
@@ -150,6 +153,7 @@ def test_brand_logo_field_with_a_url_fails_check(run: Invoke, project: Path, log
     )
 
 
+@pytest.mark.render
 def test_raw_html_in_content_prints_as_text(run: Invoke, project: Path, tmp_path: Path) -> None:
     replace_in(
         project / "content/en/detox.md",
@@ -164,6 +168,7 @@ def test_raw_html_in_content_prints_as_text(run: Invoke, project: Path, tmp_path
     assert "<script>" not in html
 
 
+@pytest.mark.render
 def test_brand_text_is_escaped(run: Invoke, project: Path, tmp_path: Path) -> None:
     replace_in(
         project / "brands/example-clinic/brand.toml",
@@ -197,6 +202,7 @@ def test_failed_render_leaves_no_file_and_keeps_the_old_one(project: Path, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["handout.pdf", "project"]
 
 
+@pytest.mark.render
 def test_interrupted_write_removes_the_temporary_file(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -213,6 +219,7 @@ def test_interrupted_write_removes_the_temporary_file(
     assert list(out.parent.iterdir()) == []
 
 
+@pytest.mark.render
 def test_release_refuses_sections_past_their_review_date(run: Invoke, project: Path, tmp_path: Path) -> None:
     approve(run, "detox", "find-help")
     out = tmp_path / "x.pdf"

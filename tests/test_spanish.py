@@ -33,6 +33,7 @@ def spanish_letter(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.render
 def test_spanish_pdf_has_spanish_headings_footer_dates_and_language(spanish_letter: Path) -> None:
     pages = texts(spanish_letter)
     text = " ".join(pages)
@@ -59,6 +60,7 @@ def test_spanish_pdf_has_spanish_headings_footer_dates_and_language(spanish_lett
     assert reader.metadata["/Author"] == "Clínica de Ejemplo Maple Street"  # the brand's [es] name
 
 
+@pytest.mark.render
 def test_spanish_pdf_has_no_english_template_strings(spanish_letter: Path) -> None:
     text = " ".join(texts(spanish_letter))
     english = tomllib.loads((ROOT / "templates/i18n/en.toml").read_text())
@@ -72,12 +74,14 @@ def test_spanish_pdf_has_no_english_template_strings(spanish_letter: Path) -> No
         assert word not in text
 
 
+@pytest.mark.render
 def test_brand_fields_fall_back_to_english_when_not_translated(spanish_letter: Path) -> None:
     text = " ".join(texts(spanish_letter))
     assert "Horario: Lunes a viernes, de 8 a. m. a 6 p. m." in text  # from [es]
     assert "Clínica de Ejemplo Maple Street, (802) 555-0142" in text  # phone: not translated, the base value
 
 
+@pytest.mark.render
 @pytest.mark.parametrize(("layout", "pages"), [("trifold", 2), ("large-print", None), ("a4", None)])
 def test_every_layout_builds_in_spanish(run: Invoke, tmp_path: Path, layout: str, pages: int | None) -> None:
     out = tmp_path / f"{layout}.pdf"
@@ -90,6 +94,7 @@ def test_every_layout_builds_in_spanish(run: Invoke, tmp_path: Path, layout: str
     assert pypdf.PdfReader(out).trailer["/Root"]["/Lang"] == "es"
 
 
+@pytest.mark.render
 def test_stale_translation_warns_then_fails_strict_and_release(run: Invoke, project: Path, tmp_path: Path) -> None:
     approve(run, "mat", "find-help")
     for section_id in ("mat", "find-help"):
@@ -110,6 +115,7 @@ def test_stale_translation_warns_then_fails_strict_and_release(run: Invoke, proj
     assert message in release.output.splitlines()
 
 
+@pytest.mark.render
 def test_missing_translation_fails_only_builds_that_need_it(run: Invoke, project: Path, tmp_path: Path) -> None:
     (project / "content/es/self-help.md").unlink()
     check = run("check")
@@ -175,6 +181,7 @@ def test_spanish_readability_uses_its_own_formula_and_limit(run: Invoke, project
     assert re.search(r"mat .* FH \d+\.\d", table)
 
 
+@pytest.mark.render
 def test_batch_builds_spanish(run: Invoke, project: Path, tmp_path: Path) -> None:
     jobs = project / "jobs.toml"
     jobs.write_text(
