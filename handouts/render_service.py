@@ -56,15 +56,34 @@ def failure(exc: HandoutError) -> str:
     return "; ".join([str(exc), *(str(p) for p in exc.problems)])
 
 
-@functools.lru_cache(maxsize=2)
-def warm_tools(root: str, assets: str) -> tuple[Any, Renderer]:
-    """Build, once per process and asset version, the Jinja environment and the parsed stylesheets."""
-    from .output.html import environment, stylesheet_paths
-    from .output.pdf import make_renderer
+# Assets digest -> renderer (fonts and parsed stylesheets): a few at most, as a long-running process sees edits.
+_RENDERERS: dict[str, Renderer] = {}
+MAX_RENDERERS = 2
 
-    project = Project(Path(root))
-    stylesheets = {name: stylesheet_paths(project.styles_dir, name) for name in LAYOUTS}
-    return environment(project.templates_dir), make_renderer(stylesheets, project.readable_dirs)
+
+@functools.lru_cache(maxsize=4)
+def _environment(root: str, assets: str) -> Any:
+    from .output.html import environment
+
+    return environment(Project(Path(root)).templates_dir)
+
+
+def warm_tools(root: str, assets: str) -> tuple[Any, Renderer]:
+    """Return, built once per process and asset version, the Jinja environment and the renderer.
+
+    The renderer is kept by the digest of the templates, styles and fonts alone: another folder
+    holding the same bytes (a copy of the project) renders with the same fonts and stylesheets.
+    """
+    if assets not in _RENDERERS:
+        from .output.html import stylesheet_paths
+        from .output.pdf import make_renderer
+
+        project = Project(Path(root))
+        stylesheets = {name: stylesheet_paths(project.styles_dir, name) for name in LAYOUTS}
+        while len(_RENDERERS) >= MAX_RENDERERS:
+            del _RENDERERS[next(iter(_RENDERERS))]
+        _RENDERERS[assets] = make_renderer(stylesheets, project.readable_dirs)
+    return _environment(root, assets), _RENDERERS[assets]
 
 
 def render_handout(
@@ -176,8 +195,9 @@ class ProcessExecutor:
         self.pool = pebble.ProcessPool(
             max_workers=workers,
             max_tasks=recycle_after,
-            initializer=warm_worker,
-            initargs=(root, assets),
+            # Only the real renderer has fonts and stylesheets to warm.
+            initializer=warm_worker if render is render_job else None,
+            initargs=(root, assets) if render is render_job else (),
             context=multiprocessing.get_context("spawn"),
         )
 

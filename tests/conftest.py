@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 23)
 PROJECT_DIRS = ("content", "templates", "styles", "brands")
 # Module-scoped fixtures that render PDFs: a test using one belongs to the render tier.
-RENDERING_FIXTURES = {"pdfs", "rendered", "default_pdf", "spanish_letter"}
+RENDERING_FIXTURES = {"pdfs", "rendered", "default_pdf", "spanish_letter", "built", "rebuilt"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,6 +30,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if RENDERING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.render)
+        if {"rendered", "built", "rebuilt"} & set(getattr(item, "fixturenames", ())):
+            # The two costliest shared fixtures are built once, on one worker (pytest --dist loadgroup).
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else "render"))
 
 
 @pytest.fixture

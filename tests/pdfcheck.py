@@ -2,23 +2,43 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pdfplumber
 import pypdf
 
-# Page margins in points, as styles/<layout>.css sets them: (top, bottom).
-MARGINS = {
-    "letter": (0.6 * 72, 0.8 * 72),
-    "a4": (18 / 25.4 * 72, 22 / 25.4 * 72),
-    "large-print": (72.0, 1.45 * 72),
-}
+from handouts.layouts import LAYOUTS, points
+
+T = TypeVar("T")
 
 
+def margins(layout: str) -> tuple[float, float]:
+    """Return a layout's top and bottom page margins in points, from the layout table the template uses."""
+    top, _, bottom = LAYOUTS[layout].margin
+    return points(top), points(bottom)
+
+
+def cached(function: Callable[..., T]) -> Callable[..., T]:
+    """Remember what a reading of a PDF gave, until the file changes: many tests read the same PDFs."""
+    memory: dict[tuple[Any, ...], T] = {}
+
+    @functools.wraps(function)
+    def wrapper(path: Path, *args: Any, **kwargs: Any) -> T:
+        stat = path.stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size, *args, *sorted(kwargs.items()))
+        if key not in memory:
+            memory[key] = function(path, *args, **kwargs)
+        return memory[key]
+
+    return wrapper
+
+
+@cached
 def page_texts(path: Path) -> list[str]:
     """Return each page's text with runs of whitespace collapsed."""
     return [re.sub(r"\s+", " ", page.extract_text() or "") for page in pypdf.PdfReader(path).pages]
@@ -49,7 +69,7 @@ def structure(path: Path) -> Iterator[Any]:
 
 def emptiness(path: Path, layout: str) -> list[float]:
     """Return, per page, the share of the text area left blank below the last ink (text or drawing)."""
-    top, bottom = MARGINS[layout]
+    top, bottom = margins(layout)
     shares = []
     with pdfplumber.open(path) as pdf:
         for page in pdf.pages:
@@ -73,6 +93,7 @@ class Line:
     text: str
 
 
+@cached
 def lines(path: Path, columns: int = 1) -> list[Line]:
     """Return every line of text, page by page (and column by column), top to bottom."""
     found = []

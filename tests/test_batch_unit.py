@@ -245,3 +245,12 @@ def test_markdown_is_checked_for_what_is_rebuilt(project: Path, tmp_path: Path) 
         "review-record-example-clinic-en.pdf": (f"cannot build: 1 problem(s); {message}",),
     }
     assert sorted(summary.built) == ["example-clinic/en/overdose-a4.pdf", "example-clinic/en/overdose-letter.pdf"]
+
+
+def test_a_template_change_rebuilds_every_output(project: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first, _ = plan_and_run(project, out)
+    replace_in(project / "templates/partials/section.html.j2", "</section>", "</section>\n")
+    plan, summary = plan_and_run(project, out)
+    assert {i.output.key: i.reasons for i in plan.items} == {i.output.key: ("template changed",) for i in first.items}
+    assert len(summary.built) == len(first.items)
