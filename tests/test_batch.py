@@ -307,7 +307,6 @@ def test_star_bare_or_in_a_list_means_every_name(field: str, star: str) -> None:
 @pytest.mark.render
 def test_killed_run_leaves_no_partial_pdf_and_the_next_run_finishes(batch_project: tuple[Path, Path, Path]) -> None:
     project, jobs, out = batch_project
-    jobs.write_text(jobs.read_text().replace('layouts = ["letter"]', 'layouts = ["letter", "a4", "large-print"]'))
     command = [sys.executable, str(ROOT / "generate.py"), "--root", str(project), "--today", TODAY.isoformat()]
     process = subprocess.Popen(
         [*command, "batch", str(jobs), "-j", "1"],
@@ -321,13 +320,13 @@ def test_killed_run_leaves_no_partial_pdf_and_the_next_run_finishes(batch_projec
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     written = pdfs(out)
-    assert 2 <= len(written) < 9, written
+    assert 2 <= len(written) < 7, written
     for key in written:
         assert len(pypdf.PdfReader(out / key).pages) >= 1  # complete PDFs only
     assert_manifest_matches_disk(out)
     rerun = subprocess.run([*command, "batch", str(jobs), "-j", "2"], capture_output=True, text=True, check=True)
     assert "failed 0" in rerun.stdout
-    assert len(pdfs(out)) == 9
+    assert pdfs(out) == EXPECTED
     assert sorted(manifest(out)) == pdfs(out)
     assert_manifest_matches_disk(out)
     assert not list(out.rglob("*.tmp"))
@@ -340,7 +339,7 @@ def test_dask_cluster_gives_the_same_outputs_and_manifest(
     distributed = pytest.importorskip("distributed")
     _, jobs, out = rebuilt
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=None, host="127.0.0.1"
     ) as cluster:
         address = cluster.scheduler_address.removeprefix("tcp://")
         result = run("batch", str(jobs), "--out", str(tmp_path / "dask"), "--executor", f"dask://{address}")

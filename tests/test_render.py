@@ -162,11 +162,8 @@ def test_a4_layout_page_size(run: Invoke, tmp_path: Path) -> None:
 
 @pytest.mark.render
 def test_building_twice_gives_identical_bytes(run: Invoke, project: Path, tmp_path: Path, default_pdf: Path) -> None:
-    first = run("build", "-o", str(tmp_path / "a.pdf"))
-    second = run("build", "-o", str(tmp_path / "b.pdf"))
-    assert first.exit_code == second.exit_code == 0
-    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
-    # Same inputs in another folder give the same bytes as the shipped project.
+    # Built again, from a copy of the same inputs in another folder: the same bytes.
+    assert run("build", "-o", str(tmp_path / "a.pdf")).exit_code == 0
     assert (tmp_path / "a.pdf").read_bytes() == default_pdf.read_bytes()
 
 
