@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..dates import parse_date
@@ -58,3 +58,16 @@ def decode(path: str, data: bytes) -> tuple[str | None, list[Problem]]:
         return data.decode("utf-8"), []
     except UnicodeDecodeError as exc:
         return None, [Problem(path, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+
+
+def tables(
+    path: str, field: str, items: Sequence[Any], allowed: Sequence[str], expected: str, problems: list[Problem]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield each table of a list with where it is (`sources[2]`); report items not tables or with unknown fields."""
+    for i, item in enumerate(items):
+        where = f"{field}[{i}]"
+        if not isinstance(item, dict):
+            problems.append(Problem(path, where, expected))
+            continue
+        problems += unknown_fields(path, item, allowed, f"{where}.")
+        yield where, item

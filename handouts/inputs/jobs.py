@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import Problem
 from ..layouts import PATIENT_LAYOUTS
 from ..models import BASE_LANGUAGE, SECTION_ORDER
-from .fields import decode, unknown_fields
+from .fields import decode, tables
 
 JOB_FIELDS = ("name", "sections", "brands", "languages", "layouts", "release", "appendix")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -95,17 +95,12 @@ def parse_jobs(
     output = data.get("output", DEFAULT_OUTPUT)
     if not isinstance(output, str) or not output.strip():
         problems.append(Problem(path, "output", f"expected a folder path, got {output!r}"))
-    tables = data.get("handout", [])
-    if not isinstance(tables, list) or not tables:
+    items = data.get("handout", [])
+    if not isinstance(items, list) or not items:
         problems.append(Problem(path, "handout", "expected at least one [[handout]] table"))
-        tables = []
+        items = []
     specs = []
-    for i, table in enumerate(tables):
-        where = f"handout[{i}]"
-        if not isinstance(table, dict):
-            problems.append(Problem(path, where, "expected a table"))
-            continue
-        problems += unknown_fields(path, table, JOB_FIELDS, f"{where}.")
+    for where, table in tables(path, "handout", items, JOB_FIELDS, "expected a table", problems):
         name = table.get("name")
         if not isinstance(name, str) or not NAME_RE.match(name):
             problems.append(

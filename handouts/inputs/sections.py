@@ -13,7 +13,7 @@ from ..dates import add_months
 from ..errors import HandoutError, Problem
 from ..models import BASE_LANGUAGE, SECTION_ORDER, Reviewer, Section, Source
 from ..project import Limits, Project
-from .fields import SEMVER_RE, URL_RE, date_field, decode, text_field, unknown_fields
+from .fields import SEMVER_RE, URL_RE, date_field, decode, tables, text_field, unknown_fields
 from .frontmatter import split_front_matter
 
 SECTION_FIELDS = (
@@ -51,17 +51,13 @@ def _reviewers(path: str, value: Any, problems: list[Problem]) -> tuple[Reviewer
         problems.append(Problem(path, "reviewers", "expected a list of {name, credentials, role}"))
         return ()
     reviewers = []
-    for i, item in enumerate(value):
-        field = f"reviewers[{i}]"
-        if not isinstance(item, dict):
-            problems.append(Problem(path, field, "expected name, credentials and role"))
-            continue
-        problems += unknown_fields(path, item, ("name", "credentials", "role"), f"{field}.")
-        name = text_field(path, f"{field}.name", item.get("name"), problems)
-        credentials = text_field(path, f"{field}.credentials", item.get("credentials"), problems)
+    fields = ("name", "credentials", "role")
+    for where, item in tables(path, "reviewers", value, fields, "expected name, credentials and role", problems):
+        name = text_field(path, f"{where}.name", item.get("name"), problems)
+        credentials = text_field(path, f"{where}.credentials", item.get("credentials"), problems)
         role = item.get("role", "")
         if not isinstance(role, str):
-            problems.append(Problem(path, f"{field}.role", f"expected text, got {role!r}"))
+            problems.append(Problem(path, f"{where}.role", f"expected text, got {role!r}"))
             role = ""
         reviewers.append(Reviewer(name, credentials, role.strip()))
     return tuple(reviewers)
@@ -72,16 +68,11 @@ def _sources(path: str, value: Any, problems: list[Problem]) -> tuple[Source, ..
         problems.append(Problem(path, "sources", "expected a list of at least one {title, url}"))
         return ()
     sources = []
-    for i, item in enumerate(value):
-        field = f"sources[{i}]"
-        if not isinstance(item, dict):
-            problems.append(Problem(path, field, "expected title and url"))
-            continue
-        problems += unknown_fields(path, item, ("title", "url"), f"{field}.")
-        title = text_field(path, f"{field}.title", item.get("title"), problems)
+    for where, item in tables(path, "sources", value, ("title", "url"), "expected title and url", problems):
+        title = text_field(path, f"{where}.title", item.get("title"), problems)
         url = item.get("url")
         if not isinstance(url, str) or not URL_RE.match(url):
-            problems.append(Problem(path, f"{field}.url", f"expected an http(s) URL, got {url!r}"))
+            problems.append(Problem(path, f"{where}.url", f"expected an http(s) URL, got {url!r}"))
             url = ""
         sources.append(Source(title, url))
     return tuple(sources)
