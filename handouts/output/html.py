@@ -16,8 +16,9 @@ from ..markdown import add_table_scopes, image_target, images, is_outside, keep_
 from ..models import Handout
 
 
-def markdown_to_html(text: str, image_base: str = "") -> Markup:
-    """Render section Markdown; raw HTML in it is shown as text, never interpreted."""
+def markdown_to_html(text: str, source: str = "") -> Markup:
+    """Render section Markdown from the file `source` (as loaded); raw HTML in it is shown as text."""
+    image_base = source.rpartition("/")[0] + "/" if "/" in source else ""
     md = parser()
     tokens = md.parse(text)
     add_table_scopes(tokens)
