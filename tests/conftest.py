@@ -30,9 +30,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if RENDERING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.render)
-        if {"rendered", "built", "rebuilt"} & set(getattr(item, "fixturenames", ())):
-            # The two costliest shared fixtures are built once, on one worker (pytest --dist loadgroup).
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else "render"))
 
 
 @pytest.fixture
