@@ -364,24 +364,20 @@ def batch(
     import sys
 
     from . import batch as lib
-    from .inputs.brands import brand_ids
-    from .inputs.jobs import expand, read_jobs
-    from .inputs.sections import languages
-    from .render_service import worker_identity
 
     project, today = _project(ctx)
-    job_file, problems = read_jobs(jobs_file, brands=brand_ids(project), languages=languages(project))
-    if job_file is None:
-        raise _fail(HandoutError(f"invalid job file: {len(problems)} problem(s)", problems))
-    out_dir = out or Path(job_file.output)
-    plan = lib.plan(project, expand(job_file), out_dir, today=today, identity=worker_identity(), html=html, force=force)
+    try:
+        job_file = lib.read_job_file(project, jobs_file)
+        out_dir = out or Path(job_file.output)
+        plan = lib.plan_job_file(project, job_file, out_dir, today=today, html=html, force=force)
+    except HandoutError as exc:
+        raise _fail(exc) from None
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
     if dry_run:
         click.echo("\n".join(lib.dry_run_lines(plan, out_dir)))
         return
-    workers = jobs or os.cpu_count() or 1
-    show = sys.stderr.isatty()
+    workers, show = jobs or os.cpu_count() or 1, sys.stderr.isatty()
     bar_maker = functools.partial(click.progressbar, file=sys.stderr)
     try:
         with (

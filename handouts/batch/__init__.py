@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+from ..errors import HandoutError
+from ..inputs.brands import brand_ids
+from ..inputs.jobs import JobFile, expand, read_jobs
+from ..inputs.sections import languages
 from ..project import Project
-from ..render_service import DEFAULT_TIME_LIMIT, Executor, InlineExecutor, open_executor
+from ..render_service import DEFAULT_TIME_LIMIT, Executor, InlineExecutor, open_executor, worker_identity
 from .manifest import ManifestEntry, load_manifest
 from .plan import Plan, PlanItem, plan
 from .report import dry_run_lines, event_reporter, progressbar, summary_lines
@@ -22,7 +28,9 @@ __all__ = [
     "executor_for",
     "load_manifest",
     "plan",
+    "plan_job_file",
     "progressbar",
+    "read_job_file",
     "run",
     "summary_lines",
     "window_for",
@@ -44,3 +52,18 @@ def executor_for(
         return
     with open_executor(where, project=project, assets=batch_plan.assets, workers=workers, time_limit=time_limit) as ex:
         yield ex
+
+
+def read_job_file(project: Project, path: Path) -> JobFile:
+    """Read a job file, checked against the project's brands and languages, or raise with every problem."""
+    job_file, problems = read_jobs(path, brands=brand_ids(project), languages=languages(project))
+    if job_file is None:
+        raise HandoutError(f"invalid job file: {len(problems)} problem(s)", problems)
+    return job_file
+
+
+def plan_job_file(
+    project: Project, job_file: JobFile, out_dir: Path, *, today: dt.date, html: bool, force: bool
+) -> Plan:
+    """Plan every output of a job file, fingerprinted with this process's code and renderer versions."""
+    return plan(project, expand(job_file), out_dir, today=today, identity=worker_identity(), html=html, force=force)
