@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import functools
 import hashlib
 import os
@@ -56,8 +57,9 @@ def failure(exc: HandoutError) -> str:
     return "; ".join([str(exc), *(str(p) for p in exc.problems)])
 
 
-# Assets digest -> renderer (fonts and parsed stylesheets): a few at most, as a long-running process sees edits.
-_RENDERERS: dict[str, Renderer] = {}
+# (project folder, assets digest) -> renderer (fonts and parsed stylesheets): a few at most, as a
+# long-running process sees edits. Parsed stylesheets hold their own folder's file URLs.
+_RENDERERS: dict[tuple[str, str], Renderer] = {}
 MAX_RENDERERS = 2
 
 
@@ -69,12 +71,9 @@ def _environment(root: str, assets: str) -> Any:
 
 
 def warm_tools(root: str, assets: str) -> tuple[Any, Renderer]:
-    """Return, built once per process and asset version, the Jinja environment and the renderer.
-
-    The renderer is kept by the digest of the templates, styles and fonts alone: another folder
-    holding the same bytes (a copy of the project) renders with the same fonts and stylesheets.
-    """
-    if assets not in _RENDERERS:
+    """Return, built once per process, project folder and asset version, the Jinja environment and the renderer."""
+    key = (str(Path(root).resolve()), assets)
+    if key not in _RENDERERS:
         from .output.html import stylesheet_paths
         from .output.pdf import make_renderer
 
@@ -82,8 +81,8 @@ def warm_tools(root: str, assets: str) -> tuple[Any, Renderer]:
         stylesheets = {name: stylesheet_paths(project.styles_dir, name) for name in LAYOUTS}
         while len(_RENDERERS) >= MAX_RENDERERS:
             del _RENDERERS[next(iter(_RENDERERS))]
-        _RENDERERS[assets] = make_renderer(stylesheets, project.readable_dirs)
-    return _environment(root, assets), _RENDERERS[assets]
+        _RENDERERS[key] = make_renderer(stylesheets, project.readable_dirs)
+    return _environment(root, assets), _RENDERERS[key]
 
 
 def render_handout(
@@ -133,7 +132,10 @@ def render_job(job: RenderJob) -> RenderOutcome:
 
 def warm_worker(root: str, assets: str) -> None:
     """Load fonts and parse stylesheets when a worker starts, not during its first job."""
-    warm_tools(root, assets)
+    # A worker that cannot warm up stays alive: its first job meets the same error and reports it
+    # for that output, where a dead initializer would break the whole pool.
+    with contextlib.suppress(Exception):
+        warm_tools(root, assets)
 
 
 class Executor(Protocol):

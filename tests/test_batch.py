@@ -135,8 +135,10 @@ def test_expansion_and_manifest(built: tuple[Path, Path, Path, str]) -> None:
 
 
 @pytest.mark.render
-def test_noop_run_renders_nothing_and_never_imports_weasyprint(rebuilt: tuple[Path, Path, Path]) -> None:
+def test_noop_run_renders_nothing_and_never_imports_weasyprint(run: Invoke, rebuilt: tuple[Path, Path, Path]) -> None:
     project, jobs, out = rebuilt
+    # A copied folder has new inodes: the first run re-hashes every output once and remembers them.
+    assert "Built 0, unchanged 7, failed 0" in run("batch", str(jobs)).output
     code = (
         "import sys\n"
         "from handouts.cli import cli\n"
@@ -372,3 +374,36 @@ def test_a_single_build_and_a_batch_render_give_identical_bytes(
     result = CliRunner().invoke(cli, [*args, "--sections", "overdose-safety", "--layout", "a4", "-o", str(single)])
     assert result.exit_code == 0, result.output
     assert single.read_bytes() == (out / "second-clinic/en/overdose-a4.pdf").read_bytes()
+
+
+@pytest.mark.render
+def test_workers_that_cannot_load_the_fonts_fail_each_output_cleanly(
+    run: Invoke, batch_project: tuple[Path, Path, Path]
+) -> None:
+    project, jobs, _ = batch_project
+    next((project / "styles/fonts").glob("*Italic*")).unlink()
+    result = run("batch", str(jobs), "-j", "2")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    failed = [line for line in result.output.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == len(EXPECTED) and all("cannot load stylesheets" in line for line in failed), failed
+
+
+@pytest.mark.render
+def test_two_copies_of_a_project_render_each_from_its_own_folder(tmp_path: Path) -> None:
+    from handouts.build import BuildRequest, build
+    from handouts.compose import HandoutSpec
+    from handouts.project import Project
+
+    spec = HandoutSpec(("detox",), "example-clinic", "en", "letter")
+    for name in ("first", "second"):
+        root = tmp_path / name
+        for folder in PROJECT_DIRS:
+            shutil.copytree(ROOT / folder, root / folder)
+        # The same bytes in both copies: one assets digest, two folders of files.
+        shutil.copy(ROOT / "docs/handout-page1.png", root / "styles/dot.png")
+        with (root / "styles/base.css").open("a") as css:
+            css.write('\n.edge-band { background-image: url("dot.png"); }\n')
+        result = build(Project(root), BuildRequest(spec, tmp_path / f"{name}.pdf"), TODAY)
+        assert result.pages >= 1
+        shutil.rmtree(root / "styles")  # a later render must never reach into this folder

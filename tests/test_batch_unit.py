@@ -254,3 +254,62 @@ def test_a_template_change_rebuilds_every_output(project: Path, tmp_path: Path) 
     plan, summary = plan_and_run(project, out)
     assert {i.output.key: i.reasons for i in plan.items} == {i.output.key: ("template changed",) for i in first.items}
     assert len(summary.built) == len(first.items)
+
+
+def test_a_torn_journal_line_does_not_swallow_the_next_change(tmp_path: Path) -> None:
+    manifest_lib.save_manifest(tmp_path, {"a.pdf": entry("a.pdf"), "b.pdf": entry("b.pdf")})
+    (tmp_path / JOURNAL_NAME).write_text('{"put": {"path": "half')  # a run killed mid-line, no newline
+    journal = Journal(tmp_path, load_manifest(tmp_path).entries)
+    journal.drop(["a.pdf"])
+    journal.handle.flush()  # and this run is killed too, before it folds
+    assert sorted(load_manifest(tmp_path).entries) == ["b.pdf"]
+
+
+def test_a_file_replaced_while_it_is_hashed_is_not_remembered(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    plan_and_run(project, out)
+    (out / manifest_lib.STAT_NAME).unlink()
+    target = out / "example-clinic/en/overdose-a4.pdf"
+    real = manifest_lib.sha256_file
+
+    def replaced_after_reading(path: Path) -> str | None:
+        digest = real(path)
+        if path == target:
+            path.write_bytes(b"X" * path.stat().st_size)  # same size, new bytes, after the hash was taken
+        return digest
+
+    monkeypatch.setattr(manifest_lib, "sha256_file", replaced_after_reading)
+    plan_and_run(project, out)
+    monkeypatch.setattr(manifest_lib, "sha256_file", real)
+    plan, _ = plan_and_run(project, out)
+    assert [(i.output.key, i.reasons) for i in plan.items if i.action == "build"] == [
+        ("example-clinic/en/overdose-a4.pdf", ("output changed on disk",))
+    ]
+
+
+def test_prune_forgets_an_output_before_deleting_it(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    plan_and_run(project, out)
+    fewer = JOBS.replace('layouts = ["letter", "a4"]', 'layouts = ["letter"]')
+    plan = lib.plan(Project(project), outputs(fewer), out, today=TODAY, identity=IDENTITY)
+    assert plan.stale == ("example-clinic/en/overdose-a4.pdf",)
+
+    def killed(self: Path, missing_ok: bool = False) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "unlink", killed)
+    with pytest.raises(KeyboardInterrupt):
+        lib.run(Project(project), plan, out, ThreadExecutor(1, render=fake_render), prune=True)
+    monkeypatch.undo()
+    assert "example-clinic/en/overdose-a4.pdf" not in load_manifest(out).entries
+    assert (out / "example-clinic/en/overdose-a4.pdf").exists()
+
+
+def test_a_stray_markdown_file_blocks_no_build(project: Path, tmp_path: Path) -> None:
+    (project / "content/en/notes.md").write_text("---\nid: notes\n---\nJottings.\n")
+    _, summary = plan_and_run(project, tmp_path / "out")
+    assert summary.failed == [] and len(summary.built) == 4

@@ -486,3 +486,12 @@ def test_logo_may_use_internal_references_and_png() -> None:
     for logo, data in (("logo.svg", svg), ("logo.png", b"\x89PNG\r\n\x1a\n....")):
         _, problems = brand_from_data(BRAND_PATH, {**BRAND, "logo": logo}, brand_id="test", files={logo: data})
         assert problems == []
+
+
+def test_front_matter_lines_end_at_newlines_only() -> None:
+    from handouts.inputs.frontmatter import split_front_matter
+
+    # U+2028 is a line separator to str.splitlines, not to YAML or to this file's '---' lines.
+    meta, body, problems = split_front_matter("p.md", "---\ntitle: x\u2028---\nid: mat\n---\nBody\n")
+    assert meta is None and body == ""
+    assert problems == [Problem("p.md", "front matter", "invalid YAML at line 3: but found another document")]

@@ -130,16 +130,29 @@ def load_stats(out_dir: Path) -> dict[str, list[Any]]:
     return data if isinstance(data, dict) else {}
 
 
-def file_sha256(path: Path, stats: Mapping[str, list[Any]], key: str) -> str | None:
-    """Return an output's SHA-256, trusting the recorded one when size and mtime are unchanged."""
+def signature(path: Path) -> list[int] | None:
+    """Return what tells a file changed without reading it: size, mtime, ctime and inode (as git does)."""
     try:
         stat = path.stat()
     except FileNotFoundError:
         return None
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+
+
+def file_sha256(path: Path, stats: Mapping[str, list[Any]], key: str) -> tuple[str | None, list[Any] | None]:
+    """Return an output's SHA-256, trusting the recorded one when the file's signature is unchanged.
+
+    Also return what to remember for next time: the signature taken before hashing, with the hash,
+    only if the file did not change while it was read.
+    """
+    before = signature(path)
+    if before is None:
+        return None, None
     known = stats.get(key)
-    if isinstance(known, list) and len(known) == 3 and known[:2] == [stat.st_size, stat.st_mtime_ns]:
-        return str(known[2])
-    return sha256_file(path)
+    if isinstance(known, list) and len(known) == len(before) + 1 and known[:-1] == before:
+        return str(known[-1]), known
+    digest = sha256_file(path)
+    return digest, ([*before, digest] if digest is not None and signature(path) == before else None)
 
 
 class Journal:
@@ -152,7 +165,13 @@ class Journal:
 
     def _append(self, change: dict[str, Any]) -> None:
         if self.handle is None:
-            self.handle = open(self.out_dir / JOURNAL_NAME, "a", encoding="utf-8")  # noqa: SIM115 - closed in fold
+            path = self.out_dir / JOURNAL_NAME
+            # A run killed mid-line leaves a line without its end; start on a fresh line, or the
+            # first change of this run would be glued to it and lost on replay.
+            torn = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+            self.handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in fold
+            if torn:
+                self.handle.write("\n")
         self.handle.write(json.dumps(change, sort_keys=True) + "\n")
         # Flushed line by line: a killed run loses at most the line it was writing.
         self.handle.flush()
@@ -170,15 +189,13 @@ class Journal:
         self._append({"put": entry.to_dict()})
 
     def fold(self, stats: Mapping[str, list[Any]] | None = None) -> None:
-        """Write manifest.json (and the hash cache) with every change, then remove the journal."""
+        """Write manifest.json with every change, then remove the journal; write the hash cache if given."""
         if self.handle is not None:
             self.handle.close()
             self.handle = None
         journal = self.out_dir / JOURNAL_NAME
-        if not journal.exists() and stats is None:
-            return
-        save_manifest(self.out_dir, self.entries)
+        if journal.exists():
+            save_manifest(self.out_dir, self.entries)
+            os.unlink(journal)
         if stats is not None:
             write_atomic(self.out_dir / STAT_NAME, json.dumps(stats, sort_keys=True).encode("utf-8"))
-        if journal.exists():
-            os.unlink(journal)

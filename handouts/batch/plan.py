@@ -149,15 +149,15 @@ def plan(
         digest = fingerprint(record)
         entry = manifest.entries.get(output.key)
         path = out_dir / output.key
-        reasons = ["forced"] if force else _rebuild_reasons(entry, record, digest, path, known_stats, html=html)
+        reasons, stat = _rebuild_reasons(entry, record, digest, path, known_stats, html=html)
+        reasons = ["forced"] if force else reasons
         refused = [p for s in handout.sections for p in _markdown(s, markdown)] if reasons else []
         if refused:
             reason = failure(HandoutError(f"cannot build: {len(refused)} problem(s)", refused))
             items.append(PlanItem(output, "failed", (reason,)))
             continue
-        if not reasons and entry is not None:
-            stat = path.stat()
-            stats[output.key] = [stat.st_size, stat.st_mtime_ns, entry.sha256]
+        if not reasons and stat is not None:
+            stats[output.key] = stat
         items.append(PlanItem(output, "build" if reasons else "unchanged", tuple(reasons), handout, record, digest))
     wanted = {o.key for o in outputs}
     stale = tuple(sorted(key for key in manifest.entries if key not in wanted))
@@ -181,16 +181,17 @@ def _rebuild_reasons(
     stats: dict[str, list[Any]],
     *,
     html: bool,
-) -> list[str]:
+) -> tuple[list[str], list[Any] | None]:
+    """Say why an output must be rebuilt (nothing if not), with its file signature and hash to remember."""
     if entry is None:
-        return ["new" if not path.exists() else "not in the manifest"]
+        return ["new" if not path.exists() else "not in the manifest"], None
     if entry.fingerprint != digest:
-        return change_reasons(entry.inputs, record)
-    actual = file_sha256(path, stats, entry.path)
+        return change_reasons(entry.inputs, record), None
+    actual, stat = file_sha256(path, stats, entry.path)
     if actual is None:
-        return ["output missing"]
+        return ["output missing"], None
     if actual != entry.sha256:
-        return ["output changed on disk"]
+        return ["output changed on disk"], None
     if html and not path.with_suffix(".html").is_file():
-        return ["HTML missing"]
-    return []
+        return ["HTML missing"], None
+    return [], stat

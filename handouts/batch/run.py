@@ -14,7 +14,7 @@ from .. import __version__
 from ..atomic import write_atomic
 from ..project import Project
 from ..render_service import Executor, RenderJob, RenderOutcome
-from .manifest import Journal, ManifestEntry
+from .manifest import Journal, ManifestEntry, signature
 from .plan import Plan, PlanItem
 
 Event = Callable[[str, str, str], None]
@@ -65,8 +65,7 @@ def _write(out_dir: Path, item: PlanItem, outcome: RenderOutcome) -> tuple[Manif
     if outcome.html is not None:
         write_atomic(path.with_suffix(".html"), outcome.html.encode("utf-8"))
     entry = entry_for(item, outcome)
-    stat = path.stat()
-    return entry, [stat.st_size, stat.st_mtime_ns, entry.sha256]
+    return entry, [*(signature(path) or []), entry.sha256]
 
 
 def _outcomes(
@@ -78,7 +77,10 @@ def _outcomes(
         while True:
             # A bounded window keeps Ctrl-C quick and memory flat however long the batch.
             while len(in_flight) < window and (pair := next(jobs, None)) is not None:
-                in_flight[executor.submit(pair[1])] = pair[0]
+                try:
+                    in_flight[executor.submit(pair[1])] = pair[0]
+                except Exception as exc:  # a pool that cannot take work fails the job, not the batch
+                    yield pair[0], RenderOutcome(pair[1].key, None, None, f"cannot start rendering: {exc}")
             if not in_flight:
                 return
             done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
@@ -149,8 +151,9 @@ def run(
 
 def _prune(out_dir: Path, stale: tuple[str, ...], journal: Journal, summary: Summary, on_event: Event) -> None:
     for key in stale:
+        # Forgotten first: a run killed between the two leaves a file the manifest does not vouch for.
+        journal.drop([key])
         for path in (out_dir / key, (out_dir / key).with_suffix(".html")):
             path.unlink(missing_ok=True)
-        journal.drop([key])
         summary.pruned.append(key)
         on_event("pruned", key, "")

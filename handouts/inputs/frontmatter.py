@@ -10,6 +10,7 @@ import yaml
 
 from ..errors import Problem
 
+LINE_RE = re.compile(r"[^\n]*\n|[^\n]+")
 KEY_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:")
 
 
@@ -44,7 +45,8 @@ _FrontMatterLoader.yaml_implicit_resolvers = {
 
 def split(text: str) -> tuple[str, list[str], str]:
     """Split a section file into its opening '---' line, its front matter lines, and the rest."""
-    lines = text.splitlines(keepends=True)
+    # Lines end at \n only: str.splitlines would also break at U+2028 and other separators YAML keeps.
+    lines = LINE_RE.findall(text)
     # A byte order mark stays in the opening line, so a rewrite keeps it.
     if not lines or lines[0].removeprefix("\ufeff").rstrip() != "---":
         raise ValueError("expected a YAML block between '---' lines at the top")
@@ -70,7 +72,7 @@ def split_front_matter(path: str, text: str) -> tuple[dict[str, Any] | None, str
     if not isinstance(meta, dict):
         return None, "", [Problem(path, "front matter", "expected a mapping of fields")]
     # The rest starts with the closing '---' line.
-    return meta, rest[len(rest.splitlines(keepends=True)[0]) :], []
+    return meta, rest[len(LINE_RE.findall(rest)[0]) :], []
 
 
 def scalar(value: str) -> str:

@@ -289,7 +289,8 @@ def load_sections(project: Project, language: str, today: dt.date, *, markdown: 
         rel = project.relative(path)
         if path.stem not in SECTION_ORDER:
             message = f"unknown section {path.stem!r}; known: {', '.join(SECTION_ORDER)}"
-            loaded.problems.setdefault("", []).append(Problem(rel, "id", message))
+            # Filed under its own name: no handout can choose it, so it blocks none; check reports it.
+            loaded.problems.setdefault(path.stem, []).append(Problem(rel, "id", message))
             continue
         # Read with newline translation: a section's digest is the same whatever its line endings.
         text, found = decode(rel, path.read_bytes().replace(b"\r\n", b"\n").replace(b"\r", b"\n"))

@@ -246,13 +246,17 @@ def make_renderer(stylesheet_paths: Mapping[str, Sequence[Path]], roots: Sequenc
     load_weasyprint()
     from weasyprint import CSS
     from weasyprint.text.fonts import FontConfiguration
+    from weasyprint.urls import FatalURLFetchingError
 
     font_config = FontConfiguration()
     fetcher = fetcher_class()(roots)
-    parsed = {
-        name: tuple(CSS(filename=str(path), url_fetcher=fetcher, font_config=font_config) for path in paths)
-        for name, paths in stylesheet_paths.items()
-    }
+    try:
+        parsed = {
+            name: tuple(CSS(filename=str(path), url_fetcher=fetcher, font_config=font_config) for path in paths)
+            for name, paths in stylesheet_paths.items()
+        }
+    except FatalURLFetchingError as exc:  # a BaseException in WeasyPrint: it must not pass for a crash
+        raise HandoutError(f"cannot load stylesheets: {fetcher.refused[0] if fetcher.refused else exc}") from None
     if fetcher.refused:
         raise HandoutError(f"cannot load stylesheets: {fetcher.refused[0]}")
     return Renderer(font_config=font_config, stylesheets=parsed)
