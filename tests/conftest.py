@@ -17,7 +17,14 @@ ROOT = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 23)
 PROJECT_DIRS = ("content", "templates", "styles", "brands")
 # Module-scoped fixtures that render PDFs: a test using one belongs to the render tier.
-RENDERING_FIXTURES = {"pdfs", "rendered", "default_pdf", "spanish_letter", "built", "rebuilt"}
+RENDERING_FIXTURES = {"pdfs", "rendered", "default_pdf", "spanish_letter", "shipped", "built", "rebuilt"}
+
+
+@pytest.fixture(scope="session")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Return the builder of shipped handouts, writing into one folder for the session."""
+    folder = tmp_path_factory.mktemp("shipped")
+    return lambda *options: shipped_pdf(folder, *options)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,6 +49,19 @@ def project(tmp_path: Path) -> Path:
 
 
 Invoke = Callable[..., Result]
+# Handouts built from the shipped project, by their build options: modules of one worker share them.
+_SHIPPED: dict[tuple[str, ...], Path] = {}
+
+
+def shipped_pdf(folder: Path, *options: str) -> Path:
+    """Build a handout from the shipped project with these build options once per test process."""
+    if options not in _SHIPPED:
+        out = folder / f"shipped-{len(_SHIPPED)}.pdf"
+        args = ["--root", str(ROOT), "--today", TODAY.isoformat(), "build", *options, "-o", str(out)]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        _SHIPPED[options] = out
+    return _SHIPPED[options]
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ Every check reads a real render: its extracted text, its tag tree, where its ink
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,15 +76,15 @@ def build(*args: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
-    """Render every selection the page budgets name, in both languages, once for this module."""
-    out = tmp_path_factory.mktemp("budgets")
+def rendered(shipped: Callable[..., Path]) -> dict[tuple[str, str], Path]:
+    """Render every selection the page budgets name, in both languages, once (shared with other modules)."""
     pdfs = {}
     for language in ("en", "es"):
         for selection in BUDGETS:
             chosen = () if selection == "all" else ("--sections", selection)
-            name = f"{language}-{selection.replace(',', '+')}.pdf"
-            pdfs[(language, selection)] = build("build", "--lang", language, *chosen, "-o", str(out / name))
+            # The English default is built without --lang, as other modules ask for it.
+            options = ("--lang", language) if language != "en" else ()
+            pdfs[(language, selection)] = shipped(*options, *chosen)
     return pdfs
 
 

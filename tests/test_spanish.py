@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pypdf
@@ -20,17 +21,8 @@ def texts(path: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def spanish_letter(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from click.testing import CliRunner
-
-    from handouts.cli import cli
-
-    out = tmp_path_factory.mktemp("es") / "es.pdf"
-    result = CliRunner().invoke(
-        cli, ["--root", str(ROOT), "--today", "2026-11-23", "build", "--lang", "es", "-o", str(out)]
-    )
-    assert result.exit_code == 0, result.output
-    return out
+def spanish_letter(shipped: Callable[..., Path]) -> Path:
+    return shipped("--lang", "es")
 
 
 @pytest.mark.render
