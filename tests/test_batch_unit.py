@@ -313,3 +313,18 @@ def test_a_stray_markdown_file_blocks_no_build(project: Path, tmp_path: Path) ->
     (project / "content/en/notes.md").write_text("---\nid: notes\n---\nJottings.\n")
     _, summary = plan_and_run(project, tmp_path / "out")
     assert summary.failed == [] and len(summary.built) == 4
+
+
+def test_a_plan_loads_each_language_once(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from handouts.inputs import sections
+
+    loaded: list[str] = []
+    real = sections.load_sections
+
+    def counting(project: Project, language: str, *args: object, **kwargs: object) -> sections.LoadedSections:
+        loaded.append(language)
+        return real(project, language, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sections, "load_sections", counting)
+    lib.plan(Project(project), outputs(), tmp_path / "out", today=TODAY, identity=IDENTITY)
+    assert sorted(loaded) == ["en"]

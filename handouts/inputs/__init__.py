@@ -38,7 +38,8 @@ def load_inputs(
     from .brands import load_brand
     from .sections import load_sections
 
-    loaded = {language: load_sections(project, language, today, markdown=markdown) for language in languages}
+    # Each language once, however many outputs ask for it.
+    loaded = {language: load_sections(project, language, today, markdown=markdown) for language in set(languages)}
     return Inputs(
         sections={language: content.sections for language, content in loaded.items()},
         problems={language: content.problems for language, content in loaded.items()},
