@@ -74,12 +74,8 @@ def chosen_ids(spec: HandoutSpec, inputs: Inputs) -> tuple[str, ...]:
     return ids
 
 
-def spec_problems(spec: HandoutSpec, inputs: Inputs, today: dt.date) -> list[Problem]:
-    """Return every reason the spec cannot be built from these inputs, each named by its field or file."""
-    return _check(spec, inputs, today)[1]
-
-
-def _check(spec: HandoutSpec, inputs: Inputs, today: dt.date) -> tuple[str, list[Problem]]:
+def check_spec(spec: HandoutSpec, inputs: Inputs, today: dt.date) -> tuple[str, list[Problem]]:
+    """Return a headline and every reason the spec cannot be built, each named by its field or file."""
     problems = _build_problems(spec, inputs)
     if spec.release and not problems:
         ids = chosen_ids(spec, inputs)
@@ -123,7 +119,7 @@ def _build_problems(spec: HandoutSpec, inputs: Inputs) -> list[Problem]:
 
 def compose_spec(spec: HandoutSpec, inputs: Inputs, today: dt.date) -> Handout:
     """Check a spec and compose its Handout, or raise with every problem found."""
-    headline, problems = _check(spec, inputs, today)
+    headline, problems = check_spec(spec, inputs, today)
     brand = inputs.brands[spec.brand][0]
     if problems or brand is None:
         raise HandoutError(f"{headline}: {len(problems)} problem(s)", problems)

@@ -9,7 +9,6 @@ import hashlib
 import os
 import resource
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -293,22 +292,19 @@ class DaskExecutor:
         self.client.close()  # type: ignore[no-untyped-call]
 
 
-@contextmanager
+@contextlib.contextmanager
 def open_executor(
     where: str, *, project: Project, assets: str, workers: int, time_limit: float = DEFAULT_TIME_LIMIT
 ) -> Iterator[Executor]:
     """Open where render jobs run: "local" (warm worker processes) or "dask://HOST:PORT"; close it after."""
-    if where == "local":
-        local = ProcessExecutor(workers, str(project.root), assets, time_limit)
-        try:
-            yield local
-        finally:
-            local.close()
-        return
-    if not where.startswith("dask://"):
+    if where != "local" and not where.startswith("dask://"):
         raise HandoutError(f"expected local or dask://HOST:PORT, got {where!r}")
-    cluster = DaskExecutor("tcp://" + where.removeprefix("dask://"))
+    executor: ProcessExecutor | DaskExecutor
+    if where == "local":
+        executor = ProcessExecutor(workers, str(project.root), assets, time_limit)
+    else:
+        executor = DaskExecutor("tcp://" + where.removeprefix("dask://"))
     try:
-        yield cluster
+        yield executor
     finally:
-        cluster.close()
+        executor.close()
