@@ -10,14 +10,15 @@ from pathlib import Path
 NEW_FILE_MODE = 0o644
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to a temporary file beside `path`, then rename it into place."""
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write bytes to a temporary file beside `path`, then rename it into place, with `mode` if given."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # A rewrite (approve) keeps the file's own mode; mkstemp alone would leave 0600.
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        mode = NEW_FILE_MODE
+    if mode is None:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            mode = NEW_FILE_MODE
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -14,8 +14,8 @@ from .inputs import load_inputs
 from .layouts import LAYOUTS
 from .models import BASE_LANGUAGE, Handout
 from .output.pdf import RenderedPdf, render_pdf
-from .project import Project
-from .render_service import render_handout, standalone_html
+from .project import BUILD_TIME_LIMIT, Project
+from .render_service import render_handout, run_limited, standalone_html, warm_tools
 
 
 @dataclass(frozen=True)
@@ -67,17 +67,29 @@ def build(
     today: dt.date,
     *,
     render: Callable[..., RenderedPdf] = render_pdf,
+    time_limit: float | None = BUILD_TIME_LIMIT,
 ) -> BuildResult:
-    """Build one handout PDF (and optionally its HTML) from the project's inputs."""
+    """Build one handout PDF (and optionally its HTML); a render past `time_limit` seconds is killed."""
     if request.html and request.spec.tailoring:
         # Patient text goes into the PDF only, never into a file a browser or an indexer may keep.
         raise HandoutError("cannot build", [Problem("html", "", "cannot be combined with tailoring")])
     handout, assets = prepare(project, request.spec, today)
     pdf_path, html_path = output_paths(request, handout.section_ids)
-    rendered = render_handout(handout, project, assets, render=render)
-    html = standalone_html(handout, project, assets) if html_path is not None else None
-    # Everything is rendered in memory first, so a failed render writes nothing.
-    write_atomic(pdf_path, rendered.data)
+
+    def render_both() -> tuple[RenderedPdf, str | None]:
+        rendered = render_handout(handout, project, assets, render=render)
+        return rendered, standalone_html(handout, project, assets) if html_path is not None else None
+
+    if time_limit is None:
+        rendered, html = render_both()
+    else:
+        # Warmed here, so the child that renders (and may be killed) starts with the tools loaded,
+        # and this process keeps them for the next build.
+        warm_tools(str(project.root), assets)
+        rendered, html = run_limited(render_both, time_limit)
+    # Everything is rendered in memory first, so a failed render writes nothing. A tailored copy
+    # is the patient's: readable by its owner only, whatever the umask.
+    write_atomic(pdf_path, rendered.data, mode=0o600 if request.spec.tailoring else None)
     if html_path is not None and html is not None:
         write_atomic(html_path, html.encode("utf-8"))
     return BuildResult(pdf_path=pdf_path, html_path=html_path, handout=handout, pages=rendered.pages)

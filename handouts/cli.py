@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
 import logging
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -17,7 +19,7 @@ from .dates import DATE_RE, parse_date
 from .errors import HandoutError, Problem
 from .layouts import PATIENT_LAYOUTS
 from .models import BASE_LANGUAGE, DEFAULT_BRAND
-from .project import Project
+from .project import BUILD_TIME_LIMIT, Project
 
 if TYPE_CHECKING:
     from .build import BuildRequest, BuildResult
@@ -80,12 +82,44 @@ def _out_option(help_text: str) -> Callable[[F], F]:
     )
 
 
-def _build(ctx: click.Context, request: BuildRequest) -> BuildResult:
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, stopping the command the way Ctrl-C does."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while the block runs, so cleanup runs and nothing is left half-done."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _time_limit_option(default: float) -> Callable[[F], F]:
+    return click.option(
+        "--time-limit",
+        type=click.FloatRange(1),
+        default=default,
+        show_default=True,
+        help="Seconds a handout may take to render before it is stopped.",
+    )
+
+
+def _build(ctx: click.Context, request: BuildRequest, time_limit: float) -> BuildResult:
     from .build import build
 
     project, today = _project(ctx)
     try:
-        return build(project, request, today)
+        with _terminate_as_interrupt():
+            return build(project, request, today, time_limit=time_limit)
+    except KeyboardInterrupt as exc:
+        click.echo("\nInterrupted; nothing was written.", err=True)
+        ctx.exit(143 if isinstance(exc, Terminated) else 130)
     except HandoutError as exc:
         if exc.problems and all(p.path == "sections" for p in exc.problems):
             raise click.BadParameter(exc.problems[0].message, param_hint="--sections") from None
@@ -143,8 +177,10 @@ def _parse_date(option: str, value: str | None, *, echo: bool = True) -> dt.date
 def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> None:
     """Make accessible, versioned patient handouts on opioid use disorder treatment."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    # WeasyPrint's CSS warnings are ours to fix in the repo, not the user's to read.
+    # WeasyPrint's CSS warnings are ours to fix in the repo, not the user's to read; the errors it
+    # logs (an image it cannot load or draw) fail the render, which says so in one line.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    logging.getLogger("weasyprint").propagate = verbose
     from .inputs.settings import load_limits
 
     limits, problems = load_limits(root)
@@ -177,6 +213,7 @@ def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> Non
 @click.option("--counselor", default="", metavar="NAME", help="Counselor's name, printed in 'My plan'.")
 @click.option("--note", default="", metavar="TEXT", help="A short note, printed in 'My plan'.")
 @click.option("--next-visit", metavar="YYYY-MM-DD", help="Date of the next visit, printed in 'My plan'.")
+@_time_limit_option(BUILD_TIME_LIMIT)
 @click.pass_context
 def build(
     ctx: click.Context,
@@ -194,6 +231,7 @@ def build(
     counselor: str,
     note: str,
     next_visit: str | None,
+    time_limit: float,
 ) -> None:
     """Build one handout PDF and print its path."""
     from .build import BuildRequest
@@ -217,7 +255,7 @@ def build(
         print_options=PrintOptions(bleed_pt=bleed, crop_marks=crop_marks),
         appendix=appendix,
     )
-    result = _build(ctx, BuildRequest(spec, out, html))
+    result = _build(ctx, BuildRequest(spec, out, html), time_limit)
     LOG.info("handout version %s, %d pages", result.handout.version, result.pages)
     if result.html_path is not None:
         click.echo(str(result.html_path))
@@ -229,15 +267,16 @@ def build(
 @click.option("--lang", "language", default=BASE_LANGUAGE, show_default=True, help="Content language folder.")
 @click.option("--sections", "sections", metavar="IDS", help="Comma-separated section ids (default: every section).")
 @_out_option("A .pdf file, or a folder to write {brand}-{lang}-review-record.pdf into.")
+@_time_limit_option(BUILD_TIME_LIMIT)
 @click.pass_context
-def record(ctx: click.Context, brand: str, language: str, sections: str | None, out: Path) -> None:
+def record(ctx: click.Context, brand: str, language: str, sections: str | None, out: Path, time_limit: float) -> None:
     """Write the review record for document control: every section's review and sources, as a PDF."""
     from .build import BuildRequest
     from .compose import HandoutSpec
 
     _check_language(language)
     spec = HandoutSpec(sections=_requested(sections), brand=brand, language=language, layout="record")
-    click.echo(str(_build(ctx, BuildRequest(spec, out)).pdf_path))
+    click.echo(str(_build(ctx, BuildRequest(spec, out), time_limit).pdf_path))
 
 
 @cli.command("sections")

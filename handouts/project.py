@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# Seconds one handout may take to render in `build` before its render process is killed: a normal
+# handout takes a few seconds; only a stuck or hostile render gets near this.
+BUILD_TIME_LIMIT = 120.0
+
 
 @dataclass(frozen=True)
 class Limits:

@@ -308,3 +308,81 @@ def open_executor(
         yield executor
     finally:
         executor.close()
+
+
+# Memory a render may use beyond what the process already holds: a normal handout needs a few
+# hundred MiB; a picture or document built to exhaust memory is stopped here, also inside C code.
+RENDER_MEMORY_BYTES = 2 * 1024**3
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this child process exit when its parent does, however the parent ends."""
+    import ctypes
+    import signal
+
+    # The kernel kills us when the parent dies, even while we are deep in C code ...
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    # ... unless it already died before the line above ran.
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def limit_memory(extra: int = RENDER_MEMORY_BYTES) -> None:
+    """Cap this process's address space at what it holds now plus `extra` bytes."""
+    with open("/proc/self/statm") as statm:
+        held = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    wanted = held + extra
+    if hard == resource.RLIM_INFINITY or wanted < hard:
+        resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
+
+
+def _child(task: Callable[[], Any], parent: int, send: Any) -> None:
+    import signal
+
+    # Ctrl-C reaches the whole process group; the parent answers it by killing this child.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent)
+    with contextlib.suppress(OSError, ValueError):
+        limit_memory()
+    try:
+        answer: tuple[str, Any] = ("ok", task())
+    except HandoutError as exc:
+        answer = ("error", (str(exc), exc.problems))
+    except MemoryError:
+        answer = ("error", ("cannot render: the handout needs more memory than a render may use", ()))
+    except Exception as exc:  # reported in one line by the parent; a traceback helps no user
+        answer = ("error", (f"cannot render: {type(exc).__name__}: {exc}", ()))
+    send.send(answer)
+
+
+def run_limited(task: Callable[[], Any], time_limit: float) -> Any:
+    """Run a task in a forked child and return its result; past the time limit the child is killed."""
+    import multiprocessing
+
+    # Forked, so the child starts with this process's warm fonts and stylesheets; a thread could not
+    # be stopped inside C code, and a spawned process would load everything again.
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(task, os.getpid(), send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(time_limit):
+            raise HandoutError(f"stopped: the render ran past its time limit of {time_limit:g} seconds")
+        try:
+            kind, value = receive.recv()
+        except EOFError:
+            child.join()
+            raise HandoutError(f"cannot render: the renderer ended without an answer (exit {child.exitcode})") from None
+    finally:
+        # Also on Ctrl-C: nothing of an interrupted render may outlive the command.
+        if child.is_alive():
+            child.kill()
+        child.join()
+        receive.close()
+    if kind == "error":
+        raise HandoutError(value[0], value[1])
+    return value

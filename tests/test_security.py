@@ -94,9 +94,10 @@ def test_content_image_symlinked_out_of_the_project_is_refused_by_the_renderer(
     out = tmp_path / "out"
     result = run("build", "--sections", "detox", "-o", str(out))
     assert result.exit_code == 1
-    chart = (project / "content/en/chart.png").as_uri()
+    # Named inside the project, as every message names a file: no machine path.
     assert result.output == (
-        f"Error: cannot render: refused to load {chart}: outside the templates, styles, brands and content folders\n"
+        "Error: cannot render: refused to load content/en/chart.png: outside the templates, styles, brands and "
+        "content folders\n"
     )
     assert not out.exists()
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import mimetypes
 import re
-from collections.abc import Callable, Mapping, Sequence
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,8 @@ PDF_VARIANT = "pdf/ua-1"
 
 
 PX_TO_PT = 0.75  # WeasyPrint lays out in CSS px (1/96 in); PDF speaks points (1/72 in).
+# Bytes the renderer reads from one project file: the largest (a font) is a few hundred KiB.
+MAX_FETCH_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,48 @@ def load_weasyprint() -> Any:
     return weasyprint
 
 
+class _RenderErrors(logging.Handler):
+    """Collect what WeasyPrint logs as an error on this thread: an image it could not load or draw."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep this thread's error messages."""
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def render_errors() -> Iterator[list[str]]:
+    """Yield the list of errors WeasyPrint logs while the block runs; pixel bombs count as errors."""
+    from PIL import Image
+
+    # WeasyPrint logs an image it cannot load or draw and goes on: a silent hole, or a page whose
+    # drawing stopped half-way (losing the footer and sample marker). Each of those is a failure here.
+    logger = logging.getLogger("weasyprint")
+    handler = _RenderErrors()
+    logger.addHandler(handler)
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.ERROR:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between the cap and twice the cap; here the cap is the cap.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def readable_url(message: str, base_url: str) -> str:
+    """Return a WeasyPrint message with project file URLs shown as paths inside the project."""
+    return message.replace(base_url, "")
+
+
 class RefusedURL(ValueError):
     """A resource the handout asked for that lies outside what it may read."""
 
@@ -142,7 +190,17 @@ def fetcher_class() -> type[Any]:
             if not path.is_file():
                 raise RefusedURL(f"cannot load {url}: no such file")
             content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            return URLFetcherResponse(url, body=path.read_bytes(), headers={"Content-Type": content_type})
+            with open(path, "rb") as handle:
+                body = handle.read(MAX_FETCH_BYTES + 1)
+            # A damaged picture is refused before WeasyPrint sees it: it would print a hole.
+            from .images import image_problem
+
+            problem = image_problem(body, content_type) if content_type.startswith("image/") else None
+            if problem is None and len(body) > MAX_FETCH_BYTES:
+                problem = f"larger than {MAX_FETCH_BYTES} bytes"
+            if problem is not None:
+                raise RefusedURL(f"cannot load {url}: {problem}")
+            return URLFetcherResponse(url, body=body, headers={"Content-Type": content_type})
 
     return ProjectFetcher
 
@@ -283,20 +341,28 @@ def render_pdf(
     font_config = renderer.font_config if renderer else FontConfiguration()
     stylesheets = renderer.stylesheets[stylesheet_set] if renderer else ()
     try:
-        document = html_class(string=html, base_url=base_url, url_fetcher=fetcher).render(
-            font_config=font_config, stylesheets=stylesheets, pdf_variant=PDF_VARIANT
-        )
-        # WeasyPrint puts the BleedBox at most 10 pt outside the trim, and the media box also
-        # holds the crop marks, so the finisher sets the BleedBox to the bleed asked for.
-        data = document.write_pdf(
-            pdf_variant=PDF_VARIANT,
-            custom_metadata=True,
-            finisher=lambda document, pdf: finish_pdf(document, pdf, bleed_pt),
-        )
+        with render_errors() as failed:
+            document = html_class(string=html, base_url=base_url, url_fetcher=fetcher).render(
+                font_config=font_config, stylesheets=stylesheets, pdf_variant=PDF_VARIANT
+            )
+            # WeasyPrint puts the BleedBox at most 10 pt outside the trim, and the media box also
+            # holds the crop marks, so the finisher sets the BleedBox to the bleed asked for.
+            data = document.write_pdf(
+                pdf_variant=PDF_VARIANT,
+                custom_metadata=True,
+                finisher=lambda document, pdf: finish_pdf(document, pdf, bleed_pt),
+            )
     except FatalURLFetchingError as exc:
         cause = exc.__cause__ or exc
-        raise HandoutError(f"cannot render: {cause}") from None
+        raise HandoutError(f"cannot render: {readable_url(str(cause), base_url)}") from None
+    except RecursionError:
+        raise HandoutError("cannot render: the handout or one of its images is nested too deeply") from None
+    except (OSError, ValueError, SyntaxError, ArithmeticError, MemoryError) as exc:
+        # Pillow and the PDF writer meet a damaged image only when they draw it.
+        raise HandoutError(f"cannot render: {type(exc).__name__}: {readable_url(str(exc), base_url)}") from None
     if fetcher.refused:
-        raise HandoutError(f"cannot render: {fetcher.refused[0]}")
+        raise HandoutError(f"cannot render: {readable_url(fetcher.refused[0], base_url)}")
+    if failed:
+        raise HandoutError(f"cannot render: {readable_url(failed[0], base_url)}")
     regions = region_extents(document.pages, column_width_pt) if column_width_pt else ()
     return RenderedPdf(data=data, pages=len(document.pages), regions=regions)

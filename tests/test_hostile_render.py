@@ -1,0 +1,259 @@
+"""Renders that finish or fail cleanly: time and memory limits, Ctrl-C, damaged pictures, private copies."""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import os
+import signal
+import stat
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TODAY, Invoke
+from PIL import Image
+
+from handouts.build import BuildRequest, build
+from handouts.compose import HandoutSpec
+from handouts.errors import HandoutError, Problem
+from handouts.models import Tailoring
+from handouts.output.images import MAX_SVG_DEPTH, image_problem
+from handouts.output.pdf import RenderedPdf
+from handouts.project import Project
+from handouts.render_service import run_limited
+
+LOGO_DIR = Path("brands/example-clinic")
+
+
+def png(width: int = 40, height: int = 40) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "red").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny file whose header claims a huge picture: a decompression bomb."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
+
+
+RECURSIVE_USE = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="10" height="10">'
+    b'<defs><g id="a"><use xlink:href="#b"/></g><g id="b"><use xlink:href="#a"/></g></defs>'
+    b'<use xlink:href="#a"/><rect width="5" height="5"/></svg>'
+)
+LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa">'
+    + "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(8))
+    + ']><svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><text>&i;</text></svg>'
+).encode()
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "reason"),
+    [
+        (png()[:60], "image/png", "not a readable image"),
+        (b"hello, not a picture\n" * 5, "image/png", "not a readable image"),
+        (png_claiming(30000, 30000), "image/png", "more pixels than"),
+        (png(6000, 5000), "image/png", "6000 x 5000 pixels is more than"),
+        (LAUGHS, "image/svg+xml", "not a readable SVG image"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'><rect", "image/svg+xml", "not a readable SVG image"),
+        (b"<html/>", "image/svg+xml", "root element is not <svg>"),
+        (
+            b"<svg xmlns='http://www.w3.org/2000/svg'>" + b"<g>" * 500 + b"</g>" * 500 + b"</svg>",
+            "image/svg+xml",
+            f"nested more than {MAX_SVG_DEPTH} deep",
+        ),
+        (b"\0" * (6 * 1024 * 1024), "image/png", "more than the"),
+    ],
+)
+def test_damaged_or_hostile_pictures_are_named_with_the_reason(data: bytes, kind: str, reason: str) -> None:
+    problem = image_problem(data, kind)
+    assert problem is not None and reason in problem
+
+
+def test_sound_pictures_pass() -> None:
+    assert image_problem(png(), "image/png") is None
+    assert image_problem((ROOT / "content/en/naloxone-steps.svg").read_bytes(), "image/svg+xml") is None
+    assert image_problem((ROOT / LOGO_DIR / "logo.svg").read_bytes(), "image/svg+xml") is None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_render_stuck_inside_c_code_is_killed_at_its_time_limit(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+
+    def stuck() -> None:
+        pid_file.write_text(str(os.getpid()))
+        ctypes.CDLL(None).sleep(600)  # C code: no Python signal handler or thread can stop it
+
+    started = time.monotonic()
+    with pytest.raises(HandoutError, match="ran past its time limit of 1 seconds"):
+        run_limited(stuck, 1)
+    assert time.monotonic() - started < 300  # stopped, not waited out
+    assert not _alive(int(pid_file.read_text()))
+
+
+def test_a_render_that_wants_too_much_memory_fails_in_one_line() -> None:
+    def greedy() -> bytes:
+        return bytes(3 * 1024**3)
+
+    with pytest.raises(HandoutError, match="needs more memory than a render may use"):
+        run_limited(greedy, 60)
+
+
+def test_a_crashed_render_and_a_library_error_come_back_as_one_line_errors() -> None:
+    def crash() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    with pytest.raises(HandoutError, match=r"ended without an answer \(exit -9\)"):
+        run_limited(crash, 60)
+
+    def refused() -> None:
+        raise HandoutError("cannot build: 1 problem(s)", [Problem("layout", "", "does not fit")])
+
+    with pytest.raises(HandoutError) as caught:
+        run_limited(refused, 60)
+    assert caught.value.problems == (Problem("layout", "", "does not fit"),)
+
+    def broken() -> None:
+        raise ZeroDivisionError("division by zero")
+
+    with pytest.raises(HandoutError, match="cannot render: ZeroDivisionError: division by zero"):
+        run_limited(broken, 60)
+
+
+def spec(tailoring: Tailoring | None = None) -> HandoutSpec:
+    return HandoutSpec(
+        sections=("detox",), brand="example-clinic", language="en", layout="letter", tailoring=tailoring or Tailoring()
+    )
+
+
+def test_build_past_its_time_limit_writes_nothing(project: Path, tmp_path: Path) -> None:
+    def stuck(*args: object, **kwargs: object) -> RenderedPdf:
+        ctypes.CDLL(None).sleep(600)
+        raise AssertionError("not reached")
+
+    out = tmp_path / "out.pdf"
+    with pytest.raises(HandoutError, match="time limit"):
+        build(Project(project), BuildRequest(spec(), out), TODAY, render=stuck, time_limit=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]
+
+
+def test_a_tailored_copy_is_for_its_owner_only_whatever_the_umask(project: Path, tmp_path: Path) -> None:
+    def fake(*args: object, **kwargs: object) -> RenderedPdf:
+        return RenderedPdf(b"%PDF-1.7 fake", 1)
+
+    old = os.umask(0)
+    try:
+        tailored = build(
+            Project(project),
+            BuildRequest(spec(Tailoring(prepared_for="Robin")), tmp_path / "t.pdf"),
+            TODAY,
+            render=fake,
+        )
+        plain = build(Project(project), BuildRequest(spec(), tmp_path / "p.pdf"), TODAY, render=fake)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(tailored.pdf_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(plain.pdf_path.stat().st_mode) == 0o644
+
+
+def use_logo(project: Path, name: str, data: bytes) -> None:
+    (project / LOGO_DIR / name).write_bytes(data)
+    toml = project / LOGO_DIR / "brand.toml"
+    toml.write_text(toml.read_text().replace('logo = "logo.svg"', f'logo = "{name}"'))
+
+
+@pytest.mark.render
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("logo.svg", RECURSIVE_USE, "Failed to render SVG image brands/example-clinic/logo.svg"),
+        ("cut.png", png()[:60], "brands/example-clinic/cut.png: not a readable image"),
+        ("bomb.png", png_claiming(30000, 30000), "brands/example-clinic/bomb.png: more pixels than"),
+    ],
+)
+def test_a_picture_that_cannot_be_drawn_fails_the_build_naming_the_file(
+    project: Path, run: Invoke, tmp_path: Path, name: str, data: bytes, reason: str
+) -> None:
+    use_logo(project, name, data)
+    out = tmp_path / "h.pdf"
+    result = run("build", "--sections", "detox", "-o", str(out))
+    assert result.exit_code == 1
+    assert reason in result.output
+    assert "Traceback" not in result.output
+    assert str(project) not in result.output  # named inside the project, not by the machine's path
+    assert not out.exists()
+
+
+@pytest.mark.render
+def test_a_content_picture_that_cannot_be_drawn_fails_the_build(project: Path, run: Invoke, tmp_path: Path) -> None:
+    (project / "content/en/naloxone-steps.svg").write_bytes(RECURSIVE_USE)
+    result = run("build", "--sections", "overdose-safety", "-o", str(tmp_path / "h.pdf"))
+    assert result.exit_code == 1
+    assert "content/en/naloxone-steps.svg" in result.output
+    assert not (tmp_path / "h.pdf").exists()
+
+
+SLOW_LOGO = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+    + b"".join(b'<rect x="%d" y="%d" width="1" height="1"/>' % (i % 100, i // 100 % 100) for i in range(100_000))
+    + b"</svg>"
+)
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found]
+
+
+@pytest.mark.render
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_stops_a_build_at_once_and_writes_nothing(
+    project: Path, tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    use_logo(project, "slow.svg", SLOW_LOGO)
+    out = tmp_path / "h.pdf"
+    args = ["--root", str(project), "--today", TODAY.isoformat(), "build", "--sections", "detox", "-o", str(out)]
+    process = subprocess.Popen([sys.executable, str(ROOT / "generate.py"), *args], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _children(process.pid) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    renderers = _children(process.pid)
+    assert renderers, "the render process never started"
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code
+    assert "Interrupted; nothing was written." in stderr
+    assert "Traceback" not in stderr
+    assert not any(_alive(pid) for pid in renderers)
+    assert [p.name for p in tmp_path.iterdir()] == ["project"]
+
+
+@pytest.mark.render
+def test_build_time_limit_option_stops_a_slow_render(project: Path, run: Invoke, tmp_path: Path) -> None:
+    use_logo(project, "slow.svg", SLOW_LOGO)
+    result = run("build", "--sections", "detox", "--time-limit", "1", "-o", str(tmp_path / "h.pdf"))
+    assert result.exit_code == 1
+    assert "stopped: the render ran past its time limit of 1 seconds" in result.output
+    assert not (tmp_path / "h.pdf").exists()
