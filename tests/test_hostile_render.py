@@ -257,3 +257,15 @@ def test_build_time_limit_option_stops_a_slow_render(project: Path, run: Invoke,
     assert result.exit_code == 1
     assert "stopped: the render ran past its time limit of 1 seconds" in result.output
     assert not (tmp_path / "h.pdf").exists()
+
+
+@pytest.mark.render
+def test_the_picture_probe_check_uses_draws_like_a_build(project: Path) -> None:
+    from handouts.output.pdf import picture_problem
+
+    roots = Project(project).readable_dirs
+    (project / LOGO_DIR / "loop.svg").write_bytes(RECURSIVE_USE)
+    (project / LOGO_DIR / "cut.png").write_bytes(png()[:60])
+    assert picture_problem(project / LOGO_DIR / "logo.svg", roots) is None
+    assert picture_problem(project / LOGO_DIR / "loop.svg", roots) == "Failed to render SVG image loop.svg"
+    assert "not a readable image" in (picture_problem(project / LOGO_DIR / "cut.png", roots) or "")

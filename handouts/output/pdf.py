@@ -366,3 +366,16 @@ def render_pdf(
         raise HandoutError(f"cannot render: {readable_url(failed[0], base_url)}")
     regions = region_extents(document.pages, column_width_pt) if column_width_pt else ()
     return RenderedPdf(data=data, pages=len(document.pages), regions=regions)
+
+
+def picture_problem(path: Path, roots: Sequence[Path]) -> str | None:
+    """Load and draw one picture the way a handout would, and return why it fails, or None."""
+    weasyprint = load_weasyprint()
+
+    # The renderer's own fetcher and drawing code: what check passes, a build can print.
+    page = f'<html lang="en"><img src="{path.resolve().as_uri()}" alt="probe" style="width:2in"></html>'
+    try:
+        render_pdf(page, base_url=path.resolve().parent.as_uri() + "/", roots=roots, html_class=weasyprint.HTML)
+    except HandoutError as exc:
+        return str(exc).removeprefix("cannot render: ")
+    return None
