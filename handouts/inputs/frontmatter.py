@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -29,18 +29,89 @@ ANCHORS = {
 }
 
 
+# The YAML starts on the file's second line, after the opening '---'.
+FIRST_LINE = 2
+# Front matter nests three deep (fields, reviewers, a reviewer); libyaml slows quadratically with
+# depth and PyYAML's C composer overflows the stack near 100,000 levels, so stop long before.
+MAX_DEPTH = 20
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 # libyaml's parser when PyYAML has it (the same safe constructor, several times faster).
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+class _Refused(yaml.YAMLError):
+    """YAML that parses but that front matter does not take; the message says what and where."""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 class _FrontMatterLoader(_SafeLoader):  # type: ignore[valid-type,misc]
-    """A safe YAML loader that leaves dates as text, so bad dates get our message."""
+    """A safe YAML loader that leaves dates as text and refuses keys given twice and merge keys."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        """Build a mapping; a key given twice (`a:` and `"a":` alike) or a merge key `<<` is an error."""
+        if not isinstance(node, yaml.MappingNode):
+            return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        mapping: dict[Any, Any] = {}
+        first: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + FIRST_LINE
+            # Merged keys would override or hide what the file shows; and approve edits text, not merges.
+            if key_node.tag == MERGE_TAG:
+                raise _Refused(f"merge key '<<' at line {line}; write the fields out")
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark, "found unhashable key", key_node.start_mark
+                )
+            # YAML's last-one-wins would let a second, quoted `"reviewers":` replace what reviewers see.
+            if key in first:
+                raise _Refused(f"duplicate key {_shown(key)} at line {line} (first at line {first[key]})")
+            first[key] = line
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
 
 
 _FrontMatterLoader.yaml_implicit_resolvers = {
     key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+def _check_events(text: str) -> None:
+    """Refuse aliases and deep nesting from the parser's events, before anything is built."""
+    loader = _FrontMatterLoader(text)
+    try:
+        depth = 0
+        while loader.check_event():
+            event = loader.get_event()
+            line = event.start_mark.line + FIRST_LINE
+            # An alias shows one value in two places; editing one of them would change the other.
+            if isinstance(event, yaml.AliasEvent):
+                raise _Refused(f"alias {_shown('*' + str(event.anchor))} at line {line}; write the value out")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _Refused(f"nested more than {MAX_DEPTH} levels deep at line {line}")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    finally:
+        loader.dispose()
+
+
+def load_yaml(text: str) -> Any:
+    """Load front matter YAML, or raise yaml.YAMLError: aliases, merge keys, duplicates and deep nesting refused."""
+    _check_events(text)
+    loader = _FrontMatterLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def split(text: str) -> tuple[str, list[str], str]:
@@ -63,10 +134,12 @@ def split_front_matter(path: str, text: str) -> tuple[dict[str, Any] | None, str
     except ValueError:
         return None, "", [Problem(path, "front matter", "expected a YAML block between '---' lines at the top")]
     try:
-        meta = yaml.load("".join(lines), Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader subclass
+        meta = load_yaml("".join(lines))
+    except _Refused as exc:
+        return None, "", [Problem(path, "front matter", str(exc))]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 2}" if mark is not None else ""
+        where = f" at line {mark.line + FIRST_LINE}" if mark is not None else ""
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         return None, "", [Problem(path, "front matter", f"invalid YAML{where}: {reason}")]
     if not isinstance(meta, dict):
