@@ -9,9 +9,22 @@ from typing import Any
 import pytest
 from conftest import AVERY, Invoke, replace_in
 
+import handouts.approve as approve_module
+from handouts.approve import parse_reviewer
 from handouts.inputs.frontmatter import split_front_matter
 
 MAT = "content/en/mat.md"
+OLD_REVIEWERS = (
+    "reviewers:\n"
+    "  - name: Avery Example\n"
+    "    credentials: MD\n"
+    "    role: Fictional example reviewer, addiction medicine\n"
+    "  - name: Sam Placeholder\n"
+    "    credentials: PharmD\n"
+    "    role: Fictional example reviewer, pharmacy\n"
+)
+NEW = "Nina New, RN, Nurse reviewer"
+NEW_REVIEWERS = [{"name": "Nina New", "credentials": "RN", "role": "Nurse reviewer"}]
 
 
 def meta(path: Path) -> dict[str, Any]:
@@ -19,6 +32,19 @@ def meta(path: Path) -> dict[str, Any]:
     found, _, problems = split_front_matter(str(path), path.read_text(encoding="utf-8"))
     assert found is not None, problems
     return found
+
+
+def approve_new(run: Invoke, *more: str) -> Any:
+    return run("approve", "mat", "--reviewer", NEW, "--date", "2026-11-20", *more)
+
+
+def assert_new_approval(path: Path) -> None:
+    """The file loads as approved by exactly the new reviewer, with the dates approve wrote."""
+    found = meta(path)
+    assert found["status"] == "approved"
+    assert found["reviewers"] == NEW_REVIEWERS
+    assert (found["last_reviewed"], found["next_review_due"]) == ("2026-11-20", "2027-11-20")
+    assert found["approved_version"] == "2.0.0" and found["approved_fingerprint"].startswith("sha256:")
 
 
 # --- 1. Keys given twice are an error for check, build and approve -----------------------------------
@@ -105,3 +131,163 @@ def test_aliases_merge_keys_and_deep_nesting_are_refused_quickly(
     assert time.monotonic() - started < 5
     assert check.exit_code == 1
     assert check.output.splitlines()[0] == f"{MAT}: front matter: {message}"
+
+
+# --- 2. What approve writes is exactly what the next load reads back ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        OLD_REVIEWERS.replace("  - name: Sam", "# Sam joined in 2026\n  - name: Sam"),
+        OLD_REVIEWERS.replace("  - name: Sam", "\n# Sam joined in 2026\n\n  - name: Sam"),
+        "reviewers: [{name: Old One, credentials: RN},\n  {name: Old Two, credentials: RN}]  # flow\n",
+        '"reviewers":\n' + OLD_REVIEWERS.split("\n", 1)[1],
+        "!!str reviewers:\n" + OLD_REVIEWERS.split("\n", 1)[1],
+        "reviewers:\n- name: Old One\n  credentials: RN\n-   name: Old Two\n    credentials: RN\n",
+        "reviewers:\n",
+    ],
+    ids=["comment-at-col-0", "comment-and-blanks", "flow", "quoted-key", "tagged-key", "unindented", "empty"],
+)
+def test_approve_replaces_the_whole_reviewers_field_however_it_is_written(
+    run: Invoke, project: Path, layout: str
+) -> None:
+    path = project / MAT
+    replace_in(path, OLD_REVIEWERS, layout)
+    result = approve_new(run)
+    assert result.exit_code == 0, result.output
+    assert_new_approval(path)
+    text = path.read_text()
+    assert "Old" not in text and "Sam Placeholder" not in text and "Avery" not in text
+    assert run("check", "--strict").output == "OK: no problems.\n"
+
+
+def test_approve_adds_missing_fields_before_a_document_end_marker_and_trailing_comments(
+    run: Invoke, project: Path
+) -> None:
+    path = project / MAT
+    text = path.read_text().replace("next_review_due: 2027-11-20\n", "")
+    head, body = text.split("\n---\n", 1)
+    path.write_text(f"{head}\n# trailing comment\n...\n---\n{body}")
+    assert approve_new(run).exit_code == 0
+    assert_new_approval(path)
+    assert path.read_text().split("\n---\n", 1)[0].endswith("\n# trailing comment\n...")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (("status: draft\n", "status: draft\x85"), "line 6 breaks at U+0085, which YAML reads as a new line"),
+        (("status: draft\n", "status: draft\u2028"), "line 6 breaks at U+2028, which YAML reads as a new line"),
+        (("status: draft\n", "status: draft\r"), "line 6 breaks at U+000D, which YAML reads as a new line"),
+        (("version: 2.0.0\n", "version: 2.0.0\n  # x\n"), None),
+    ],
+    ids=["NEL", "LS", "bare-CR", "harmless"],
+)
+def test_approve_refuses_line_breaks_it_cannot_see_and_changes_nothing(
+    run: Invoke, project: Path, change: tuple[str, str], reason: str | None
+) -> None:
+    path = project / MAT
+    replace_in(path, *change)
+    before = path.read_bytes()
+    result = approve_new(run)
+    if reason is None:
+        assert result.exit_code == 0
+        return
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {MAT}: front matter: {reason}; use a plain newline; approve cannot edit it, file left unchanged\n"
+    )
+    assert path.read_bytes() == before
+
+
+def test_approve_refuses_front_matter_it_cannot_edit_line_by_line(run: Invoke, project: Path) -> None:
+    path = project / MAT
+    head, body = path.read_text().split("\n---\n", 1)
+    lines = head.split("\n")
+    layouts = {
+        "indented": lines[0] + "\n" + "\n".join("  " + line for line in lines[1:]),
+        "flow": "---\n{id: mat, title: Medicines, version: 2.0.0, language: en, status: draft,\n"
+        " last_reviewed: 2026-11-20, sources: [{title: FDA, url: 'https://www.fda.gov/x'}]}",
+    }
+    reasons = {
+        "indented": "line 2: a field that does not start its own line",
+        "flow": "expected one field per line, not a {...} mapping",
+    }
+    for name, front in layouts.items():
+        path.write_text(f"{front}\n---\n{body}")
+        before = path.read_bytes()
+        assert run("check").exit_code == 0  # valid YAML, valid fields: only approve cannot edit it
+        result = approve_new(run)
+        assert result.exit_code == 1
+        assert result.output == (
+            f"Error: {MAT}: front matter: {reasons[name]}; approve cannot edit it, file left unchanged\n"
+        )
+        assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "reviewer",
+    [
+        "&a *b !!str 'x' \"y\" # z: - [w], MD: {x}, - role #",
+        "José Núñez, MD, médico",
+        "yes, null, ~",
+        "2026-01-01, 1.0, 0x10",
+        "Line\nstatus: approved, MD",
+    ],
+)
+def test_reviewer_text_yaml_would_misread_round_trips_exactly(run: Invoke, project: Path, reviewer: str) -> None:
+    before = (project / MAT).read_bytes()
+    result = run("approve", "mat", "--reviewer", reviewer, "--date", "2026-11-20")
+    if result.exit_code == 1:
+        # Text fields may refuse control characters: then the approval is refused whole, naming the field.
+        assert "\n" in reviewer and f"{MAT}: reviewers[0].name: " in result.output
+        assert (project / MAT).read_bytes() == before
+        return
+    assert result.exit_code == 0, result.output
+    parsed = parse_reviewer(reviewer)
+    expected = {"name": parsed.name, "credentials": parsed.credentials} | ({"role": parsed.role} if parsed.role else {})
+    assert meta(project / MAT)["reviewers"] == [expected]
+    assert meta(project / MAT)["status"] == "approved"
+
+
+def test_crlf_and_a_byte_order_mark_with_a_comment_inside_the_list(run: Invoke, project: Path) -> None:
+    path = project / MAT
+    replace_in(path, "  - name: Sam", "# Sam joined in 2026\n  - name: Sam")
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    assert approve_new(run).exit_code == 0
+    data = path.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and data.count(b"\n") == data.count(b"\r\n")
+    assert b"Sam" not in data
+    found, _, problems = split_front_matter(MAT, data.decode().replace("\r\n", "\n"))
+    assert problems == [] and found is not None and found["reviewers"] == NEW_REVIEWERS
+
+
+def test_approve_verifies_the_new_text_before_writing(
+    run: Invoke, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = project / MAT
+    before = path.read_bytes()
+    real = approve_module.set_fields
+
+    # Stand-ins for edits that go wrong: an old reviewer left behind, a field lost, the body touched.
+    def leaves_an_old_reviewer(text: str, updates: Any) -> str:
+        return real(text, updates).replace("reviewers:\n", "reviewers:\n  - name: Old One\n    credentials: RN\n", 1)
+
+    def drops_sources(text: str, updates: Any) -> str:
+        return real(text, updates).replace("sources:", "old_sources:", 1)
+
+    def touches_the_body(text: str, updates: Any) -> str:
+        return real(text, updates) + "One more line.\n"
+
+    for fake, field in ((leaves_an_old_reviewer, "reviewers"), (drops_sources, "old_sources, sources")):
+        monkeypatch.setattr(approve_module, "set_fields", fake)
+        result = approve_new(run)
+        assert result.exit_code == 1
+        assert result.output == (
+            f"Error: {MAT}: front matter: the approval would not read back as written ({field}); file left unchanged\n"
+        )
+        assert path.read_bytes() == before
+    monkeypatch.setattr(approve_module, "set_fields", touches_the_body)
+    assert "would not read back as written (body)" in approve_new(run).output
+    assert path.read_bytes() == before

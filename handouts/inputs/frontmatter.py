@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -11,7 +13,6 @@ import yaml
 from ..errors import Problem
 
 LINE_RE = re.compile(r"[^\n]*\n|[^\n]+")
-KEY_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:")
 
 
 # A one-line scalar with an optional trailing comment: `status: draft  # until review`.
@@ -35,6 +36,8 @@ FIRST_LINE = 2
 # depth and PyYAML's C composer overflows the stack near 100,000 levels, so stop long before.
 MAX_DEPTH = 20
 MERGE_TAG = "tag:yaml.org,2002:merge"
+# Line breaks to YAML besides \n and \r\n; a line-by-line edit would not see them.
+OTHER_BREAKS = {"\r": "U+000D", "\x85": "U+0085", "\u2028": "U+2028", "\u2029": "U+2029"}
 
 
 # libyaml's parser when PyYAML has it (the same safe constructor, several times faster).
@@ -149,9 +152,13 @@ def split_front_matter(path: str, text: str) -> tuple[dict[str, Any] | None, str
 
 
 def scalar(value: str) -> str:
-    """Render text as a YAML scalar, quoted only when YAML needs it."""
+    """Render text as a one-line YAML scalar, quoted only when YAML needs it."""
     dumped: str = yaml.safe_dump(value, allow_unicode=True, default_flow_style=True, width=1_000_000)
-    return dumped.removesuffix("\n...\n").strip()
+    dumped = dumped.removesuffix("\n...\n").strip()
+    if any(char in dumped for char in ("\n", *OTHER_BREAKS)):
+        # Single quotes fold a line break over two lines; double quotes write it as an escape.
+        dumped = yaml.safe_dump(value, allow_unicode=True, default_style='"', width=1_000_000).strip()
+    return dumped
 
 
 def mapping_list(key: str, items: Sequence[Mapping[str, str]], newline: str = "\n") -> list[str]:
@@ -163,31 +170,53 @@ def mapping_list(key: str, items: Sequence[Mapping[str, str]], newline: str = "\
     return lines
 
 
+def _content_end(node: yaml.Node) -> int:
+    """Return where a value's own text ends: a block collection ends with its last item, not at the next key."""
+    while isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and not node.flow_style and node.value:
+        last = node.value[-1]
+        node = last[1] if isinstance(node, yaml.MappingNode) else last
+    return int(node.end_mark.index)
+
+
+def _other_break(lines: Sequence[str]) -> str | None:
+    for number, line in enumerate(lines, start=FIRST_LINE):
+        inner = line.removesuffix("\n").removesuffix("\r")
+        for char, name in OTHER_BREAKS.items():
+            if char in inner:
+                return f"line {number} breaks at {name}, which YAML reads as a new line; use a plain newline"
+    return None
+
+
 def field_spans(lines: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """Return, for each top-level key, the [start, end) range of its lines."""
+    """Return, for each top-level key, the [start, end) range of its lines, as YAML itself reads them.
+
+    Raise ValueError when the front matter cannot be edited line by line: flow style, a field
+    not at the start of its line, two fields on one line, or a line break other than a newline.
+    """
+    reason = _other_break(lines)
+    if reason:
+        raise ValueError(reason)
+    starts = list(itertools.accumulate((len(line) for line in lines), initial=0))
+    loader = _FrontMatterLoader("".join(lines))
+    try:
+        root = loader.get_single_node()
+    finally:
+        loader.dispose()
+    if root is None:
+        return {}
+    if not isinstance(root, yaml.MappingNode) or root.flow_style:
+        raise ValueError("expected one field per line, not a {...} mapping")
     spans: dict[str, tuple[int, int]] = {}
-    i = 0
-    while i < len(lines):
-        match = KEY_RE.match(lines[i])
-        if not match:
-            i += 1
-            continue
-        end = i + 1
-        last = end
-        # The block goes on through indented lines and '- ' items; blank lines only count
-        # when the block continues after them, and a comment at column 0 ends it.
-        while end < len(lines):
-            line = lines[end]
-            if line.strip() == "":
-                end += 1
-                continue
-            if line[0] in " \t" or line.startswith("- "):
-                end += 1
-                last = end
-                continue
-            break
-        spans[match[1]] = (i, last)
-        i = last
+    previous_end = 0
+    for key, value in root.value:
+        index = key.start_mark.index
+        start = bisect.bisect_right(starts, index) - 1
+        where = f"line {start + FIRST_LINE}"
+        if not isinstance(key, yaml.ScalarNode) or starts[start] != index or start < previous_end:
+            raise ValueError(f"{where}: a field that does not start its own line")
+        end = bisect.bisect_right(starts, max(_content_end(value), key.end_mark.index) - 1)
+        spans[str(key.value)] = (start, end)
+        previous_end = end
     return spans
 
 
@@ -206,7 +235,8 @@ def set_fields(text: str, updates: Mapping[str, list[str]]) -> str:
             lines[start:end] = new
             continue
         anchor = next((a for a in ANCHORS.get(key, ()) if a in spans), None)
-        at = spans[anchor][1] if anchor else len(lines)
+        # Without an anchor, after the last field: before trailing comments and a '...' end marker.
+        at = spans[anchor][1] if anchor else max((end for _, end in spans.values()), default=len(lines))
         if at == len(lines) and lines and not lines[-1].endswith(("\n", "\r")):
             lines[-1] += newline
         lines[at:at] = new
