@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import fcntl
+import os
+import stat
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .atomic import write_atomic
 from .dates import add_months
 from .errors import HandoutError, Problem, errors
 from .inputs.frontmatter import mapping_list, scalar, set_fields, split, split_front_matter
-from .inputs.sections import read_section_file, section_from_text
-from .models import Reviewer, Section
+from .inputs.sections import section_from_text
+from .models import SECTION_ORDER, Reviewer, Section
 from .project import Limits, Project
+
+# A second approve of the same folder waits this long for the first, then gives up.
+LOCK_WAIT_SECONDS = 30.0
+# Section files are a few kilobytes; a bigger one is not a section, and is not read whole.
+MAX_SECTION_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -138,8 +149,115 @@ def approve_text(path: str, text: str, approval: Approval, today: dt.date, limit
     return updated
 
 
-def approve(project: Project, approval: Approval, today: dt.date) -> str:
+def _target(project: Project, link: Path, rel: str) -> Path:
+    """Return the file to edit: the section file, or the file its link points to inside the project."""
+    try:
+        target = link.resolve(strict=True)
+    except FileNotFoundError:
+        raise HandoutError(f"{rel}: file not found") from None
+    except (OSError, RuntimeError):
+        raise HandoutError(f"{rel}: a link that cannot be followed (a loop, or a missing folder)") from None
+    # Editing through a link is editing its target: only a file of this project may be changed.
+    if not target.is_relative_to(project.root.resolve()):
+        raise HandoutError(f"{rel}: a link to a file outside the project; approve edits only files inside it")
+    return target
+
+
+@contextmanager
+def _folder_lock(folder: Path, rel: str, wait: float) -> Iterator[None]:
+    """Hold an exclusive lock on a folder, waiting up to `wait` seconds for another approve to finish."""
+    # The folder, not the file: the rename replaces the file, and a lock on the old one would lock nothing.
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise HandoutError(f"{rel}: cannot open its folder to lock it ({exc.strerror}); nothing written") from None
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise HandoutError(
+                        f"{rel}: another approve in the same folder still runs after {wait:g} s; "
+                        "nothing written, try again when it has finished"
+                    ) from None
+                time.sleep(0.05)
+            except OSError as exc:
+                raise HandoutError(f"{rel}: cannot lock its folder ({exc.strerror}); nothing written") from None
+        yield
+    finally:
+        os.close(fd)  # closing the folder releases the lock
+
+
+def _read(target: Path, rel: str) -> tuple[str, tuple[int, ...]]:
+    """Read a regular file with one link, not following links; return its text and identity."""
+    try:
+        info = target.lstat()
+        # Checked before opening: opening a device or a FIFO can have effects of its own.
+        if not stat.S_ISREG(info.st_mode):
+            raise HandoutError(f"{rel}: not a regular file")
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            data = handle.read(MAX_SECTION_BYTES + 1)
+    except FileNotFoundError:
+        raise HandoutError(f"{rel}: file not found") from None
+    except OSError as exc:
+        raise HandoutError(f"{rel}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise HandoutError(f"{rel}: not a regular file")
+    # The atomic rename gives this name a new file; the other names would keep the old text.
+    if info.st_nlink > 1:
+        raise HandoutError(f"{rel}: has {info.st_nlink} hard links, which approve would split; make it a single file")
+    # A read-only file says "do not change me"; the rename would replace it all the same.
+    if not info.st_mode & 0o222 or not os.access(target, os.W_OK):
+        raise HandoutError(f"{rel}: read-only; make it writable to approve it")
+    if len(data) > MAX_SECTION_BYTES:
+        raise HandoutError(f"{rel}: larger than {MAX_SECTION_BYTES} bytes; not a section file")
+    try:
+        # Decoded from bytes, not read_text: approve rewrites the file and must keep its CRLF and BOM.
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HandoutError(f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return text, _identity(info)
+
+
+def _identity(info: os.stat_result) -> tuple[int, ...]:
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _write(target: Path, rel: str, data: bytes, read_as: tuple[int, ...]) -> None:
+    # The lock keeps other approves out, not editors: refuse if the file changed since it was read.
+    try:
+        now = _identity(target.lstat())
+    except OSError:
+        now = ()
+    if now != read_as:
+        raise HandoutError(f"{rel}: changed while it was being approved; nothing written, run approve again")
+    try:
+        write_atomic(target, data)
+    except OSError as exc:
+        raise HandoutError(f"{rel}: cannot write the approval ({exc.strerror})") from None
+
+
+def approve(project: Project, approval: Approval, today: dt.date, *, wait: float = LOCK_WAIT_SECONDS) -> str:
     """Record an approval in the section's file and return the file's path as shown to users."""
-    path, rel, text = read_section_file(project, approval.language, approval.section_id)
-    write_atomic(path, approve_text(rel, text, approval, today, project.limits).encode("utf-8"))
+    language, section_id = approval.language, approval.section_id
+    if section_id not in SECTION_ORDER:
+        raise HandoutError(f"unknown section {section_id!r}; valid ids: {', '.join(SECTION_ORDER)}")
+    # A language names a folder under content/: no separators, no '..'.
+    if not (language.isalpha() and language.islower() and len(language) <= 8):
+        raise HandoutError(f"expected a language code like en, got {language!r}")
+    rel = f"{project.content_dir.name}/{language}/{section_id}.md"
+    link = project.content_dir / language / f"{section_id}.md"
+    target = _target(project, link, rel)
+    with _folder_lock(target.parent, rel, wait):
+        # Read only once the lock is held: another approve may have just written the file.
+        if _target(project, link, rel) != target:
+            raise HandoutError(f"{rel}: its link changed while it was being approved; nothing written, run it again")
+        text, read_as = _read(target, rel)
+        updated = approve_text(rel, text, approval, today, project.limits)
+        _write(target, rel, updated.encode("utf-8"), read_as)
     return rel

@@ -293,6 +293,7 @@ def approve(
     from .models import SECTION_ORDER
 
     project, today = _project(ctx)
+    _check_language(language)
     if section not in SECTION_ORDER:
         raise click.BadParameter(
             f"unknown section {section!r}; valid ids: {', '.join(SECTION_ORDER)}", param_hint="SECTION"

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import fcntl
+import os
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import AVERY, Invoke, replace_in
+from conftest import AVERY, ROOT, TODAY, Invoke, replace_in
 
 import handouts.approve as approve_module
-from handouts.approve import parse_reviewer
+from handouts.approve import Approval, parse_reviewer
+from handouts.errors import HandoutError
 from handouts.inputs.frontmatter import split_front_matter
+from handouts.project import Project
 
 MAT = "content/en/mat.md"
 OLD_REVIEWERS = (
@@ -291,3 +301,157 @@ def test_approve_verifies_the_new_text_before_writing(
     monkeypatch.setattr(approve_module, "set_fields", touches_the_body)
     assert "would not read back as written (body)" in approve_new(run).output
     assert path.read_bytes() == before
+
+
+# --- 3. Two approves at once: the second waits for the first, then reads what it wrote -------------------
+
+
+@contextmanager
+def folder_locked(folder: Path) -> Iterator[None]:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def approval(reviewer: str = NEW) -> Approval:
+    return Approval("mat", "en", (parse_reviewer(reviewer),), dt.date(2026, 11, 20), 12)
+
+
+def test_approve_gives_up_after_the_wait_and_writes_nothing(project: Path) -> None:
+    before = (project / MAT).read_bytes()
+    with folder_locked(project / "content/en"), pytest.raises(HandoutError) as caught:
+        approve_module.approve(Project(project), approval(), TODAY, wait=0.3)
+    assert str(caught.value) == (
+        f"{MAT}: another approve in the same folder still runs after 0.3 s; nothing written, "
+        "try again when it has finished"
+    )
+    assert (project / MAT).read_bytes() == before
+
+
+def test_approve_reads_the_file_only_once_it_holds_the_lock(project: Path) -> None:
+    outcome: list[object] = []
+    with folder_locked(project / "content/en"):
+        worker = threading.Thread(
+            target=lambda: outcome.append(approve_module.approve(Project(project), approval(), TODAY, wait=20))
+        )
+        worker.start()
+        time.sleep(0.5)
+        # What another approve (or person) wrote while this one waited must not be lost.
+        replace_in(project / MAT, "title: Medicines for opioid use disorder", "title: Medicines for OUD")
+    worker.join(20)
+    assert outcome == [MAT]
+    assert meta(project / MAT)["title"] == "Medicines for OUD"
+    assert_new_approval(project / MAT)
+
+
+@pytest.mark.render  # starts processes
+def test_two_approve_processes_at_once_both_finish_in_turn(project: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HANDOUTS_TODAY"}
+    command = [sys.executable, "generate.py", "--root", str(project), "approve", "mat", "--date", "2026-11-20"]
+    people = ("Ann One, MD", "Bob Two, RN")
+    with folder_locked(project / "content/en"):
+        runs = [
+            subprocess.Popen([*command, "--reviewer", who], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+            for who in people
+        ]
+        time.sleep(2)
+        # Both wait on the lock: neither has read, let alone written, the file.
+        assert [r.poll() for r in runs] == [None, None]
+        assert meta(project / MAT)["status"] == "draft"
+    outputs = [r.communicate(timeout=60)[0] for r in runs]
+    assert [r.returncode for r in runs] == [0, 0]
+    assert outputs == [f"{MAT}: approved by {who} on 2026-11-20\n" for who in people]
+    # The second approval replaced the first whole (approve sets the reviewers; it does not add to them).
+    reviewers = meta(project / MAT)["reviewers"]
+    assert reviewers in ([{"name": "Ann One", "credentials": "MD"}], [{"name": "Bob Two", "credentials": "RN"}])
+
+
+def test_a_file_changed_between_read_and_write_is_not_overwritten(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = approve_module.approve_text
+
+    def editor_saves_meanwhile(*args: Any) -> str:
+        updated = real(*args)
+        replace_in(project / MAT, "title: Medicines", "title: Edited medicines")
+        return updated
+
+    monkeypatch.setattr(approve_module, "approve_text", editor_saves_meanwhile)
+    with pytest.raises(HandoutError, match="changed while it was being approved; nothing written, run approve again"):
+        approve_module.approve(Project(project), approval(), TODAY)
+    assert meta(project / MAT)["title"].startswith("Edited medicines")
+    assert meta(project / MAT)["status"] == "draft"
+
+
+# --- 4. Links, hard links and files that are not files --------------------------------------------------
+
+
+def test_a_link_inside_the_project_is_edited_in_its_target_and_stays_a_link(run: Invoke, project: Path) -> None:
+    shared = project / "shared"
+    shared.mkdir()
+    (project / MAT).rename(shared / "mat.md")
+    (shared / "mat.md").chmod(0o640)
+    (project / MAT).symlink_to("../../shared/mat.md")
+    result = approve_new(run)
+    assert result.output == f"{MAT}: approved by Nina New, RN on 2026-11-20\n"
+    assert (project / MAT).is_symlink() and os.readlink(project / MAT) == "../../shared/mat.md"
+    assert_new_approval(shared / "mat.md")
+    assert (shared / "mat.md").stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in shared.iterdir()] == ["mat.md"]  # no temporary file left
+
+
+def test_links_out_of_the_project_dangling_links_hard_links_and_non_files_are_refused(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    path = project / MAT
+    original = path.read_bytes()
+    outside = tmp_path / "outside.md"
+    outside.write_bytes(original)
+
+    def refused(message: str) -> None:
+        result = approve_new(run)
+        assert (result.exit_code, result.output) == (1, f"Error: {MAT}: {message}\n")
+
+    path.unlink()
+    path.symlink_to(outside)
+    refused("a link to a file outside the project; approve edits only files inside it")
+    assert outside.read_bytes() == original and path.is_symlink()
+    path.unlink()
+    path.symlink_to(project / "content/en/nothing.md")
+    refused("file not found")
+    path.unlink()
+    path.symlink_to(path)
+    refused("a link that cannot be followed (a loop, or a missing folder)")
+    path.unlink()
+    os.link(outside, path)
+    refused("has 2 hard links, which approve would split; make it a single file")
+    assert outside.read_bytes() == original
+    path.unlink()
+    os.mkfifo(path)
+    refused("not a regular file")  # and without blocking on the FIFO
+    path.unlink()
+    path.mkdir()
+    refused("not a regular file")
+    path.rmdir()
+    path.write_bytes(original)
+    path.chmod(0o444)
+    refused("read-only; make it writable to approve it")
+    assert path.read_bytes() == original and path.stat().st_mode & 0o777 == 0o444
+    path.chmod(0o644)
+    path.write_bytes(original + b"x" * approve_module.MAX_SECTION_BYTES)
+    refused(f"larger than {approve_module.MAX_SECTION_BYTES} bytes; not a section file")
+
+
+def test_approve_lang_must_be_a_language_code_not_a_path(run: Invoke, project: Path) -> None:
+    victim = project.parent / "victim"
+    victim.mkdir()
+    (victim / "mat.md").write_bytes((project / MAT).read_bytes())
+    result = run("approve", "mat", "--lang", "../../victim", "--reviewer", AVERY)
+    assert result.exit_code == 2
+    assert "Invalid value for --lang: expected a language code like en" in result.output
+    assert "status: draft" in (victim / "mat.md").read_text()
+    with pytest.raises(HandoutError, match=r"expected a language code like en, got '\.\./\.\./victim'"):
+        approve_module.approve(Project(project), Approval("mat", "../../victim", (), TODAY, 12), TODAY)
