@@ -46,6 +46,11 @@ def parse_reviewer(text: str) -> Reviewer:
     return Reviewer(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
 
 
+def latest_review_date(today: dt.date, clock: Callable[[], dt.date] = dt.date.today) -> dt.date:
+    """Return the latest date a review may carry: a test's earlier --today is stricter, a later one is ignored."""
+    return min(today, clock())
+
+
 def as_loaded(text: str) -> str:
     """Return a section file's text as loading reads it: with its line endings made \\n."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
@@ -118,7 +123,7 @@ def approve_text(path: str, text: str, approval: Approval, today: dt.date, limit
     """Return the section file's text with the approval recorded; nothing else changes."""
     if not approval.reviewers:
         raise HandoutError("name at least one reviewer")
-    if approval.date > today:
+    if approval.date > latest_review_date(today):
         raise HandoutError(f"--date: {approval.date} is in the future")
 
     def load(candidate: str) -> tuple[Section | None, list[Problem]]:

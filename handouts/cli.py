@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
 from .dates import DATE_RE, parse_date
@@ -84,6 +85,8 @@ def _build(ctx: click.Context, request: BuildRequest) -> BuildResult:
     from .build import build
 
     project, today = _project(ctx)
+    if request.spec.release:
+        warn_today_override(ctx)
     try:
         return build(project, request, today)
     except HandoutError as exc:
@@ -150,10 +153,22 @@ def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> Non
     limits, problems = load_limits(root)
     if problems:
         raise _fail(HandoutError(f"invalid settings: {len(problems)} problem(s)", problems))
+    # Which of the two test overrides set today, if one did: a release build warns about it.
+    by_env = ctx.get_parameter_source("today") == ParameterSource.ENVIRONMENT
     ctx.obj = {
         "project": Project(root.resolve(), limits),
         "today": _parse_date("--today", today) or dt.date.today(),
+        "today_override": None if today is None else "HANDOUTS_TODAY" if by_env else "--today",
     }
+
+
+def warn_today_override(ctx: click.Context) -> None:
+    """Warn on stderr, for a release, that the --today test override cannot make review dates pass."""
+    override = ctx.find_root().obj.get("today_override")
+    if override:
+        click.echo(
+            f"warning: {override} is for tests; release rules use the later of it and today's real date", err=True
+        )
 
 
 @cli.command()
@@ -288,7 +303,7 @@ def approve(
     interval_months: int | None,
 ) -> None:
     """Approve a section: record its reviewers, review dates and the approved text."""
-    from .approve import Approval, parse_reviewer
+    from .approve import Approval, latest_review_date, parse_reviewer
     from .approve import approve as approve_section
     from .models import SECTION_ORDER
 
@@ -302,8 +317,10 @@ def approve(
         parsed = tuple(parse_reviewer(r) for r in reviewers)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--reviewer") from None
-    date = _parse_date("--date", date_text) or today
-    if date > today:
+    # A later --today (a test override) cannot date a review after the real today.
+    latest = latest_review_date(today)
+    date = _parse_date("--date", date_text) or latest
+    if date > latest:
         raise click.BadParameter(f"{date} is in the future", param_hint="--date")
     approval = Approval(
         section_id=section,

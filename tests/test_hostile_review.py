@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -15,12 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import AVERY, ROOT, TODAY, Invoke, replace_in
+from click.testing import CliRunner
+from conftest import AVERY, ROOT, TODAY, Invoke, approve, days_ago, in_months, replace_in
 
 import handouts.approve as approve_module
 from handouts.approve import Approval, parse_reviewer
+from handouts.cli import cli
+from handouts.compose import release_refusals
 from handouts.errors import HandoutError
 from handouts.inputs.frontmatter import split_front_matter
+from handouts.inputs.sections import load_sections
 from handouts.project import Project
 
 MAT = "content/en/mat.md"
@@ -455,3 +460,80 @@ def test_approve_lang_must_be_a_language_code_not_a_path(run: Invoke, project: P
     assert "status: draft" in (victim / "mat.md").read_text()
     with pytest.raises(HandoutError, match=r"expected a language code like en, got '\.\./\.\./victim'"):
         approve_module.approve(Project(project), Approval("mat", "../../victim", (), TODAY, 12), TODAY)
+
+
+# --- 5. A test's --today cannot loosen a release, nor date a review after the real today -------------
+
+
+def test_a_later_fake_today_cannot_date_a_review_after_the_real_today(run: Invoke, project: Path) -> None:
+    before = (project / MAT).read_bytes()
+    future = "2099-01-01"
+    refused = run("approve", "mat", "--reviewer", AVERY, "--date", future, today=dt.date(2099, 1, 1))
+    assert refused.exit_code == 2 and f"Invalid value for --date: {future} is in the future" in refused.output
+    assert (project / MAT).read_bytes() == before
+    # Without --date, the review is dated the real today, not the fake one.
+    assert run("approve", "mat", "--reviewer", AVERY, today=dt.date(2099, 1, 1)).exit_code == 0
+    assert meta(project / MAT)["last_reviewed"] == dt.date.today().isoformat()
+
+
+def test_an_earlier_fake_today_cannot_pass_a_release_that_is_overdue_by_the_real_date(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    # Reviewed 400 days ago by the real calendar: the review fell due about 35 days ago.
+    reviewed = days_ago(400)
+    approve(run, "mat", "find-help", date=reviewed.isoformat(), today=None)
+    due = in_months(reviewed, 12)
+    out = tmp_path / "r.pdf"
+    earlier = run("build", "--release", "--sections", "mat", "-o", str(out), today=days_ago(100))
+    assert earlier.exit_code == 1
+    assert earlier.output.splitlines() == [
+        "warning: --today is for tests; release rules use the later of it and today's real date",
+        "Error: release refused: 2 problem(s)",
+        f"{MAT}: next_review_due: review overdue since {due}; a release needs a current review",
+        f"content/en/find-help.md: next_review_due: review overdue since {due}; a release needs a current review",
+    ]
+    assert not out.exists()
+
+
+def test_a_later_fake_today_cannot_pass_a_review_dated_after_the_real_today(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    approve(run, "mat", "find-help", date=days_ago(3).isoformat(), today=None)
+    # Review dates edited by hand (no body change, so the approval still holds) to a day to come.
+    for section in ("mat", "find-help"):
+        path = project / f"content/en/{section}.md"
+        future = "last_reviewed: 2099-01-01\nnext_review_due: 2100-01-01\n"
+        path.write_text(re.sub(r"last_reviewed: .*\nnext_review_due: .*\n", future, path.read_text()))
+    result = run("build", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"), today=dt.date(2099, 6, 1))
+    assert result.exit_code == 1
+    real = dt.date.today()
+    assert result.output.splitlines()[1:] == [
+        "Error: release refused: 2 problem(s)",
+        f"{MAT}: last_reviewed: 2099-01-01 is after today's date {real}; a release needs a review that has taken place",
+        "content/en/find-help.md: last_reviewed: 2099-01-01 is after today's date "
+        f"{real}; a release needs a review that has taken place",
+    ]
+
+
+def test_the_release_warning_names_the_override_in_use(project: Path, tmp_path: Path) -> None:
+    args = ["--root", str(project), "build", "--release", "--sections", "mat", "-o", str(tmp_path / "x.pdf")]
+    by_env = CliRunner().invoke(cli, args, env={"HANDOUTS_TODAY": TODAY.isoformat()})
+    assert by_env.stderr.splitlines()[0] == (
+        "warning: HANDOUTS_TODAY is for tests; release rules use the later of it and today's real date"
+    )
+    plain = CliRunner().invoke(cli, args, env={"HANDOUTS_TODAY": None})
+    assert plain.exit_code == 1 and "warning" not in plain.stderr
+    not_release = CliRunner().invoke(cli, ["--today", TODAY.isoformat(), *args[:2], "check"])
+    assert "warning: --today" not in not_release.output
+
+
+def test_release_rules_use_the_later_of_today_and_the_clock(project: Path) -> None:
+    sections = load_sections(Project(project), "en", TODAY).sections
+    chosen = [sections["mat"]]
+    assert release_refusals(chosen, TODAY, None, clock=lambda: TODAY) == release_refusals(
+        chosen, dt.date(2000, 1, 1), None, clock=lambda: TODAY
+    )
+    late = [str(p) for p in release_refusals(chosen, TODAY, None, clock=lambda: dt.date(2028, 1, 1))]
+    assert f"{MAT}: next_review_due: review overdue since 2027-11-20; a release needs a current review" in late
+    stricter = [str(p) for p in release_refusals(chosen, dt.date(2028, 1, 1), None, clock=lambda: TODAY)]
+    assert stricter == late
