@@ -189,31 +189,34 @@ def test_approve_adds_missing_fields_before_a_document_end_marker_and_trailing_c
     assert path.read_text().split("\n---\n", 1)[0].endswith("\n# trailing comment\n...")
 
 
-@pytest.mark.parametrize(
-    ("change", "reason"),
-    [
-        (("status: draft\n", "status: draft\x85"), "line 6 breaks at U+0085, which YAML reads as a new line"),
-        (("status: draft\n", "status: draft\u2028"), "line 6 breaks at U+2028, which YAML reads as a new line"),
-        (("status: draft\n", "status: draft\r"), "line 6 breaks at U+000D, which YAML reads as a new line"),
-        (("version: 2.0.0\n", "version: 2.0.0\n  # x\n"), None),
-    ],
-    ids=["NEL", "LS", "bare-CR", "harmless"],
-)
-def test_approve_refuses_line_breaks_it_cannot_see_and_changes_nothing(
-    run: Invoke, project: Path, change: tuple[str, str], reason: str | None
-) -> None:
+@pytest.mark.parametrize("char", ["\x85", "\u2028", "\u2029"])
+def test_line_breaks_only_yaml_sees_are_an_error_everywhere(run: Invoke, project: Path, char: str) -> None:
+    # Here YAML would read a second field, `reviewers`, that looks like part of line 6 to a person.
     path = project / MAT
-    replace_in(path, *change)
+    replace_in(path, "status: draft\n", f"status: draft{char}")
     before = path.read_bytes()
+    reason = f"line 6 breaks at U+{ord(char):04X}, which YAML reads as a new line; use a plain newline"
+    line = f"{MAT}: front matter: {reason}"
+    assert line in run("check").output.splitlines()
     result = approve_new(run)
-    if reason is None:
-        assert result.exit_code == 0
-        return
-    assert result.exit_code == 1
-    assert result.output == (
-        f"Error: {MAT}: front matter: {reason}; use a plain newline; approve cannot edit it, file left unchanged\n"
+    assert (result.exit_code, result.output) == (1, f"Error: cannot approve: 1 problem(s)\n{line}\n")
+    assert path.read_bytes() == before
+
+
+def test_approve_refuses_a_lone_carriage_return_it_cannot_keep(run: Invoke, project: Path) -> None:
+    path = project / MAT
+    replace_in(path, "status: draft\n", "status: draft\r")
+    before = path.read_bytes()
+    assert run("check").exit_code == 0  # loading reads a lone CR as a newline
+    result = approve_new(run)
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: {MAT}: front matter: line 6 breaks at U+000D, which YAML reads as a new line; use a plain newline; "
+        "approve cannot edit it, file left unchanged\n",
     )
     assert path.read_bytes() == before
+    path.write_bytes(before.replace(b"status: draft\r", b"status: draft\n  # an indented comment\n"))
+    assert approve_new(run).exit_code == 0
 
 
 def test_approve_refuses_front_matter_it_cannot_edit_line_by_line(run: Invoke, project: Path) -> None:

@@ -130,12 +130,26 @@ def split(text: str) -> tuple[str, list[str], str]:
     raise ValueError("the front matter has no closing '---' line")
 
 
+def _other_break(lines: Sequence[str]) -> str | None:
+    """Say where a line holds a line break YAML sees and a line-by-line reader does not, if one does."""
+    for number, line in enumerate(lines, start=FIRST_LINE):
+        inner = line.removesuffix("\n").removesuffix("\r")
+        for char, name in OTHER_BREAKS.items():
+            if char in inner:
+                return f"line {number} breaks at {name}, which YAML reads as a new line; use a plain newline"
+    return None
+
+
 def split_front_matter(path: str, text: str) -> tuple[dict[str, Any] | None, str, list[Problem]]:
     """Split a section file into its front matter mapping and Markdown body, with the splitter approve uses."""
     try:
         _, lines, rest = split(text)
     except ValueError:
         return None, "", [Problem(path, "front matter", "expected a YAML block between '---' lines at the top")]
+    # A field after such a break would be read by YAML, yet hidden in a line to most editors and to approve.
+    reason = _other_break(lines)
+    if reason:
+        return None, "", [Problem(path, "front matter", reason)]
     try:
         meta = load_yaml("".join(lines))
     except _Refused as exc:
@@ -176,15 +190,6 @@ def _content_end(node: yaml.Node) -> int:
         last = node.value[-1]
         node = last[1] if isinstance(node, yaml.MappingNode) else last
     return int(node.end_mark.index)
-
-
-def _other_break(lines: Sequence[str]) -> str | None:
-    for number, line in enumerate(lines, start=FIRST_LINE):
-        inner = line.removesuffix("\n").removesuffix("\r")
-        for char, name in OTHER_BREAKS.items():
-            if char in inner:
-                return f"line {number} breaks at {name}, which YAML reads as a new line; use a plain newline"
-    return None
 
 
 def field_spans(lines: Sequence[str]) -> dict[str, tuple[int, int]]:
