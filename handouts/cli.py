@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from . import __version__
 from .dates import DATE_RE, parse_date
@@ -114,6 +115,8 @@ def _build(ctx: click.Context, request: BuildRequest, time_limit: float) -> Buil
     from .build import build
 
     project, today = _project(ctx)
+    if request.spec.release:
+        warn_today_override(ctx)
     try:
         with _terminate_as_interrupt():
             return build(project, request, today, time_limit=time_limit)
@@ -186,10 +189,22 @@ def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> Non
     limits, problems = load_limits(root)
     if problems:
         raise _fail(HandoutError(f"invalid settings: {len(problems)} problem(s)", problems))
+    # Which of the two test overrides set today, if one did: a release build warns about it.
+    by_env = ctx.get_parameter_source("today") == ParameterSource.ENVIRONMENT
     ctx.obj = {
         "project": Project(root.resolve(), limits),
         "today": _parse_date("--today", today) or dt.date.today(),
+        "today_override": None if today is None else "HANDOUTS_TODAY" if by_env else "--today",
     }
+
+
+def warn_today_override(ctx: click.Context) -> None:
+    """Warn on stderr, for a release, that the --today test override cannot make review dates pass."""
+    override = ctx.find_root().obj.get("today_override")
+    if override:
+        click.echo(
+            f"warning: {override} is for tests; release rules use the later of it and today's real date", err=True
+        )
 
 
 @cli.command()
@@ -327,11 +342,12 @@ def approve(
     interval_months: int | None,
 ) -> None:
     """Approve a section: record its reviewers, review dates and the approved text."""
-    from .approve import Approval, parse_reviewer
+    from .approve import Approval, latest_review_date, parse_reviewer
     from .approve import approve as approve_section
     from .models import SECTION_ORDER
 
     project, today = _project(ctx)
+    _check_language(language)
     if section not in SECTION_ORDER:
         raise click.BadParameter(
             f"unknown section {section!r}; valid ids: {', '.join(SECTION_ORDER)}", param_hint="SECTION"
@@ -340,8 +356,10 @@ def approve(
         parsed = tuple(parse_reviewer(r) for r in reviewers)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--reviewer") from None
-    date = _parse_date("--date", date_text) or today
-    if date > today:
+    # A later --today (a test override) cannot date a review after the real today.
+    latest = latest_review_date(today)
+    date = _parse_date("--date", date_text) or latest
+    if date > latest:
         raise click.BadParameter(f"{date} is in the future", param_hint="--date")
     approval = Approval(
         section_id=section,

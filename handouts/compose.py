@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import __version__
@@ -74,13 +74,33 @@ def chosen_ids(spec: HandoutSpec, inputs: Inputs) -> tuple[str, ...]:
     return ids
 
 
+def release_refusals(
+    sections: Sequence[Section],
+    today: dt.date,
+    english: Mapping[str, Section] | None,
+    clock: Callable[[], dt.date] = dt.date.today,
+) -> list[Problem]:
+    """Return why sections may not go into a release, judged by the later of `today` and the real date."""
+    # `today` may be a test's --today: a later one is only stricter; an earlier one must not pass
+    # a section whose review is overdue now, nor one that says it was reviewed on a day to come.
+    real = clock()
+    found = release_problems(sections, max(today, real), english)
+    message = "is after today's date {}; a release needs a review that has taken place"
+    found += [
+        Problem(s.path, "last_reviewed", f"{s.last_reviewed} {message.format(real)}")
+        for s in sections
+        if s.last_reviewed > real
+    ]
+    return found
+
+
 def check_spec(spec: HandoutSpec, inputs: Inputs, today: dt.date) -> tuple[str, list[Problem]]:
     """Return a headline and every reason the spec cannot be built, each named by its field or file."""
     problems = _build_problems(spec, inputs)
     if spec.release and not problems:
         ids = chosen_ids(spec, inputs)
         sections = inputs.sections[spec.language]
-        refused = release_problems([sections[i] for i in ids], today, inputs.sections.get(BASE_LANGUAGE))
+        refused = release_refusals([sections[i] for i in ids], today, inputs.sections.get(BASE_LANGUAGE))
         return "release refused", refused
     return "cannot build", problems
 

@@ -66,13 +66,34 @@ def shipped_pdf(folder: Path, *options: str) -> Path:
 
 @pytest.fixture
 def run(project: Path) -> Invoke:
-    """Run the CLI against the temporary project with today fixed."""
+    """Run the CLI against the temporary project with today fixed, or with the real today if `today=None`."""
 
-    def invoke(*args: str, root: Path | None = None, today: dt.date = TODAY) -> Result:
-        base = ["--root", str(root or project), "--today", today.isoformat()]
-        return CliRunner().invoke(cli, [*base, *args], catch_exceptions=False)
+    def invoke(*args: str, root: Path | None = None, today: dt.date | None = TODAY) -> Result:
+        base = ["--root", str(root or project)] + (["--today", today.isoformat()] if today else [])
+        # Without a fixed day the real one counts, as it does for a release: no override from the environment.
+        env = {"HANDOUTS_TODAY": None} if today is None else {}
+        return CliRunner().invoke(cli, [*base, *args], catch_exceptions=False, env=env)
 
     return invoke
+
+
+def days_ago(days: int) -> dt.date:
+    """Return the real date some days back: release rules judge review dates by the real calendar."""
+    return dt.date.today() - dt.timedelta(days=days)
+
+
+def spelled(day: dt.date, language: str = "en") -> str:
+    """Return a date as a handout prints it: November 2, 2026; 2 de noviembre de 2026."""
+    from babel.dates import format_date
+
+    return str(format_date(day, format="long", locale=language))
+
+
+def in_months(day: dt.date, months: int) -> dt.date:
+    """Return the same day some months later, clamped as approve clamps it (Jan 31 + 1 month: Feb 28)."""
+    from handouts.dates import add_months
+
+    return add_months(day, months)
 
 
 def replace_in(path: Path, old: str, new: str) -> None:
@@ -86,9 +107,15 @@ AVERY = "Avery Example, MD, Fictional example reviewer, addiction medicine"
 SAM = "Sam Placeholder, PharmD, Fictional example reviewer, pharmacy"
 
 
-def approve(run: Invoke, *section_ids: str, date: str = "2026-11-20", reviewers: tuple[str, ...] = (AVERY,)) -> None:
+def approve(
+    run: Invoke,
+    *section_ids: str,
+    date: str = "2026-11-20",
+    reviewers: tuple[str, ...] = (AVERY,),
+    today: dt.date | None = TODAY,
+) -> None:
     """Approve sections through the CLI, as a clinical reviewer would."""
     for section_id in section_ids:
         args = [arg for reviewer in reviewers for arg in ("--reviewer", reviewer)]
-        result = run("approve", section_id, *args, "--date", date)
+        result = run("approve", section_id, *args, "--date", date, today=today)
         assert result.exit_code == 0, result.output

@@ -213,11 +213,11 @@ def test_failing_jobs_do_not_stop_the_others(run: Invoke, rebuilt: tuple[Path, P
     lines = result.output.splitlines()
     summary = next(line for line in lines if line.startswith("Built "))
     assert summary.startswith("Built 2, unchanged 5, failed 2, in ")
-    assert (
-        f"failed: {out}/example-clinic/en/for-release-letter.pdf: release refused: 2 problem(s); "
-        "content/en/detox.md: status: draft; a release needs approved content; "
-        "content/en/find-help.md: status: draft; a release needs approved content"
-    ) in lines
+    # Release rules use the real date too: once the shipped review dates pass, overdue reasons join these.
+    release = next(line for line in lines if line.startswith(f"failed: {out}/example-clinic/en/for-release-letter.pdf"))
+    assert release.startswith(f"failed: {out}/example-clinic/en/for-release-letter.pdf: release refused: ")
+    assert "; content/en/detox.md: status: draft; a release needs approved content" in release
+    assert "; content/en/find-help.md: status: draft; a release needs approved content" in release
     too_long = next(line for line in lines if line.startswith(f"failed: {out}/example-clinic/en/too-long-trifold.pdf"))
     assert "the inside panels (your sections): " in too_long and " in too long" in too_long
     assert pdfs(out) == EXPECTED

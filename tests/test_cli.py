@@ -132,14 +132,18 @@ def test_broken_unselected_section_does_not_block_a_build_without_it(
 
 
 def test_release_refuses_draft_sections_listing_each(run: Invoke, tmp_path: Path) -> None:
-    result = run("build", "--release", "--sections", "detox,mat", "-o", str(tmp_path / "out"))
+    # A release judges review dates by the real calendar: once the shipped ones pass, each is also overdue.
+    result = run("build", "--release", "--sections", "detox,mat", "-o", str(tmp_path / "out"), today=None)
     assert result.exit_code == 1
-    assert result.output.splitlines() == [
-        "Error: release refused: 3 problem(s)",
+    lines = result.output.splitlines()
+    assert lines[0] == f"Error: release refused: {len(lines) - 1} problem(s)"
+    assert [line for line in lines if "status" in line] == [
         "content/en/mat.md: status: draft; a release needs approved content",
         "content/en/detox.md: status: draft; a release needs approved content",
         "content/en/find-help.md: status: draft; a release needs approved content",
     ]
+    overdue = "next_review_due: review overdue since 2027-11-20; a release needs a current review"
+    assert all(line.endswith(overdue) for line in lines[1:] if "status" not in line)
     assert not (tmp_path / "out").exists()
 
 

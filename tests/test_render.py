@@ -10,7 +10,7 @@ from typing import Any
 
 import pypdf
 import pytest
-from conftest import AVERY, ROOT, SAM, TODAY, Invoke, approve, replace_in
+from conftest import AVERY, ROOT, SAM, TODAY, Invoke, approve, days_ago, in_months, replace_in, spelled
 from pdfcheck import page_texts, structure
 
 from handouts.build import prepare
@@ -252,17 +252,20 @@ def test_html_output_is_written_beside_the_pdf(run: Invoke, tmp_path: Path) -> N
 def test_approved_release_build_has_no_sample_marker_and_names_reviewers(
     run: Invoke, project: Path, tmp_path: Path
 ) -> None:
-    approve(run, "mat", reviewers=(AVERY, SAM))
-    approve(run, "find-help")
+    # A release checks review dates against the real calendar: reviewed a few days ago, by the real date.
+    day = days_ago(3)
+    approve(run, "mat", reviewers=(AVERY, SAM), date=day.isoformat(), today=None)
+    approve(run, "find-help", date=day.isoformat(), today=None)
     out = tmp_path / "release.pdf"
-    result = run("build", "--release", "--sections", "mat", "-o", str(out))
+    result = run("build", "--release", "--sections", "mat", "-o", str(out), today=None)
     assert result.exit_code == 0, result.output
     pages = page_texts(out)
+    reviewed, due = spelled(day), spelled(in_months(day, 12))
     assert all("not yet approved" not in text.lower() and "SAMPLE" not in text for text in pages)
-    assert all("Reviewed November 20, 2026 · next review November 20, 2027" in text for text in pages)
+    assert all(f"Reviewed {reviewed} · next review {due}" in text for text in pages)
     text = " ".join(pages)
     assert (
         "Reviewed and approved by Avery Example, MD; Sam Placeholder, PharmD. "
-        "Last review: November 20, 2026. Next review: November 20, 2027." in text
+        f"Last review: {reviewed}. Next review: {due}." in text
     )
     assert pypdf.PdfReader(out).metadata["/handoutstatus"] == "approved"

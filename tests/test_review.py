@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pypdf
 import pytest
-from conftest import AVERY, SAM, TODAY, Invoke, approve, replace_in
+from conftest import AVERY, SAM, TODAY, Invoke, approve, days_ago, in_months, replace_in, spelled
 
 MAT_EDIT = ("You do not need a year of drug use to start.", "You do not need a year of use to start.")
 
@@ -171,29 +171,32 @@ def test_approve_keeps_the_file_mode(run: Invoke, project: Path, mode: int) -> N
 def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_pdf(
     run: Invoke, project: Path, tmp_path: Path
 ) -> None:
-    approve(run, "mat", "find-help", date="2026-10-01")
-    assert run("check").output.endswith("OK: no problems.\n")
+    # The real calendar throughout: a release checks review dates against it (shipped sections
+    # may be overdue by then, a warning that check reports without failing).
+    day = days_ago(50)
+    approve(run, "mat", "find-help", date=day.isoformat(), today=None)
+    assert run("check", today=None).exit_code == 0
     replace_in(project / "content/en/mat.md", *MAT_EDIT)
     replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
-    check = run("check")
+    check = run("check", today=None)
     assert check.exit_code == 1
-    assert "content/en/mat.md: body changed after approval on 2026-10-01; bump version and approve again" in (
+    assert f"content/en/mat.md: body changed after approval on {day}; bump version and approve again" in (
         check.output.splitlines()
     )
-    release = run("build", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"))
+    release = run("build", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"), today=None)
     assert release.exit_code == 1
     assert release.output.splitlines() == [
         "Error: release refused: 1 problem(s)",
-        "content/en/mat.md: body changed after approval on 2026-10-01; a release needs it approved again",
+        f"content/en/mat.md: body changed after approval on {day}; a release needs it approved again",
     ]
     assert not (tmp_path / "r.pdf").exists()
-    draft = run("build", "--sections", "mat", "-o", str(tmp_path / "d.pdf"))
+    draft = run("build", "--sections", "mat", "-o", str(tmp_path / "d.pdf"), today=None)
     assert draft.exit_code == 0, draft.output
     text = pdf_text(tmp_path / "d.pdf")
     assert "This is a draft. It is not yet approved for patients." in text
     assert "SAMPLE – NOT YET APPROVED FOR PATIENT USE" in text
     assert "Draft, not approved for patient use" in text  # the footer
-    assert run("record", "--sections", "mat", "-o", str(tmp_path / "rec.pdf")).exit_code == 0
+    assert run("record", "--sections", "mat", "-o", str(tmp_path / "rec.pdf"), today=None).exit_code == 0
     record = pdf_text(tmp_path / "rec.pdf")
     assert "Version 2.1.0 Review state Changed after approval, not approved" in record
     assert "Approved version 2.0.0" in record
@@ -295,16 +298,18 @@ def test_record_tells_draft_approved_changed_and_overdue_apart(run: Invoke, proj
 
 @pytest.mark.render
 def test_approve_then_release_build_prints_reviewers_and_date(run: Invoke, tmp_path: Path) -> None:
-    approve(run, "overdose-safety", "find-help", reviewers=(AVERY, SAM), date="2026-11-02")
+    # Reviewed weeks ago by the real calendar, which is what a release checks.
+    day = days_ago(23)
+    approve(run, "overdose-safety", "find-help", reviewers=(AVERY, SAM), date=day.isoformat(), today=None)
     out = tmp_path / "release.pdf"
-    result = run("build", "--release", "--sections", "overdose-safety", "-o", str(out))
+    result = run("build", "--release", "--sections", "overdose-safety", "-o", str(out), today=None)
     assert result.exit_code == 0, result.output
     text = pdf_text(out)
     assert (
         "Reviewed and approved by Avery Example, MD; Sam Placeholder, PharmD. "
-        "Last review: November 2, 2026. Next review: November 2, 2027." in text
+        f"Last review: {spelled(day)}. Next review: {spelled(in_months(day, 12))}." in text
     )
-    assert "Reviewed November 2, 2026" in text and "SAMPLE" not in text
+    assert f"Reviewed {spelled(day)}" in text and "SAMPLE" not in text
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import TODAY, Invoke, approve, replace_in
+from conftest import TODAY, Invoke, approve, days_ago, in_months, replace_in
 from pdfcheck import page_texts
 
 from handouts.atomic import write_atomic
@@ -222,20 +222,26 @@ def test_interrupted_write_removes_the_temporary_file(
 
 @pytest.mark.render
 def test_release_refuses_sections_past_their_review_date(run: Invoke, project: Path, tmp_path: Path) -> None:
-    approve(run, "detox", "find-help")
+    # Reviewed a few days ago by the real calendar, which is what a release checks.
+    day = days_ago(3)
+    approve(run, "detox", "find-help", date=day.isoformat(), today=None)
     out = tmp_path / "x.pdf"
-    assert run("build", "--release", "--sections", "detox", "-o", str(out)).exit_code == 0
+    assert run("build", "--release", "--sections", "detox", "-o", str(out), today=None).exit_code == 0
     out.unlink()
-    overdue = run("build", "--release", "--sections", "detox", "-o", str(out), today=dt.date(2027, 11, 21))
+    # A later --today is only stricter: the day after the review falls due, the release is refused.
+    due = in_months(day, 12)
+    later = due + dt.timedelta(days=1)
+    overdue = run("build", "--release", "--sections", "detox", "-o", str(out), today=later)
     assert overdue.exit_code == 1
     assert overdue.output.splitlines() == [
+        "warning: --today is for tests; release rules use the later of it and today's real date",
         "Error: release refused: 2 problem(s)",
-        "content/en/detox.md: next_review_due: review overdue since 2027-11-20; a release needs a current review",
-        "content/en/find-help.md: next_review_due: review overdue since 2027-11-20; a release needs a current review",
+        f"content/en/detox.md: next_review_due: review overdue since {due}; a release needs a current review",
+        f"content/en/find-help.md: next_review_due: review overdue since {due}; a release needs a current review",
     ]
     assert not out.exists()
     # Without --release an overdue section still prints, and check calls it a warning.
-    assert run("build", "--sections", "detox", "-o", str(out), today=dt.date(2027, 11, 21)).exit_code == 0
+    assert run("build", "--sections", "detox", "-o", str(out), today=later).exit_code == 0
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o664])

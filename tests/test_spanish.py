@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pypdf
 import pytest
-from conftest import ROOT, Invoke, approve, replace_in
+from conftest import ROOT, Invoke, approve, days_ago, replace_in, spelled
 
 from handouts import readability
 
@@ -88,21 +88,26 @@ def test_every_layout_builds_in_spanish(run: Invoke, tmp_path: Path, layout: str
 
 @pytest.mark.render
 def test_stale_translation_warns_then_fails_strict_and_release(run: Invoke, project: Path, tmp_path: Path) -> None:
-    approve(run, "mat", "find-help")
+    # Reviewed a few days ago by the real calendar, which is what a release checks; so every run here uses it.
+    approve(run, "mat", "find-help", date=days_ago(3).isoformat(), today=None)
+    es_day = days_ago(2)
     for section_id in ("mat", "find-help"):
-        result = run("approve", section_id, "--lang", "es", "--reviewer", LUCIA, "--date", "2026-11-21")
+        date = es_day.isoformat()
+        result = run("approve", section_id, "--lang", "es", "--reviewer", LUCIA, "--date", date, today=None)
         assert result.exit_code == 0, result.output
-    assert run("build", "--lang", "es", "--release", "--sections", "mat", "-o", str(tmp_path / "ok.pdf")).exit_code == 0
-    assert "Revisado y aprobado por Lucía Ejemplo, MD. Última revisión: 21 de noviembre de 2026." in " ".join(
+    ok = run("build", "--lang", "es", "--release", "--sections", "mat", "-o", str(tmp_path / "ok.pdf"), today=None)
+    assert ok.exit_code == 0, ok.output
+    reviewed = spelled(es_day, "es")
+    assert f"Revisado y aprobado por Lucía Ejemplo, MD. Última revisión: {reviewed}." in " ".join(
         texts(tmp_path / "ok.pdf")
     )
     replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
     message = "content/es/mat.md: translates mat 2.0.0, English is now 2.1.0"
-    relaxed = run("check")
+    relaxed = run("check", today=None)
     assert f"{message} (warning)" in relaxed.output.splitlines()
-    strict = run("check", "--strict")
+    strict = run("check", "--strict", today=None)
     assert strict.exit_code == 1 and message in strict.output.splitlines()
-    release = run("build", "--lang", "es", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"))
+    release = run("build", "--lang", "es", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"), today=None)
     assert release.exit_code == 1
     assert message in release.output.splitlines()
 

@@ -494,4 +494,5 @@ def test_front_matter_lines_end_at_newlines_only() -> None:
     # U+2028 is a line separator to str.splitlines, not to YAML or to this file's '---' lines.
     meta, body, problems = split_front_matter("p.md", "---\ntitle: x\u2028---\nid: mat\n---\nBody\n")
     assert meta is None and body == ""
-    assert problems == [Problem("p.md", "front matter", "invalid YAML at line 3: but found another document")]
+    message = "line 2 breaks at U+2028, which YAML reads as a new line; use a plain newline"
+    assert problems == [Problem("p.md", "front matter", message)]
