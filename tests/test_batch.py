@@ -321,6 +321,9 @@ def test_killed_run_leaves_no_partial_pdf_and_the_next_run_finishes(batch_projec
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    # A run killed by SIGKILL cannot remove the temporary file it was writing; the next run never
+    # deletes files it did not create itself, so such a file stays, but it adds none of its own.
+    killed_temp = set(out.rglob("*.tmp"))
     written = pdfs(out)
     assert 2 <= len(written) < 7, written
     for key in written:
@@ -331,7 +334,7 @@ def test_killed_run_leaves_no_partial_pdf_and_the_next_run_finishes(batch_projec
     assert pdfs(out) == EXPECTED
     assert sorted(manifest(out)) == pdfs(out)
     assert_manifest_matches_disk(out)
-    assert not list(out.rglob("*.tmp"))
+    assert set(out.rglob("*.tmp")) <= killed_temp
 
 
 @pytest.mark.render
