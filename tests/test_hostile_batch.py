@@ -291,7 +291,7 @@ def test_a_second_run_on_a_folder_in_use_stops_and_names_the_first(run: Invoke, 
     assert batch(run, jobs, out).exit_code == 0
 
 
-@pytest.mark.parametrize("kind", ["symlink", "folder", "foreign"])
+@pytest.mark.parametrize("kind", ["symlink", "folder", "foreign", "hardlink"])
 @pytest.mark.usefixtures("fake_pool")
 def test_a_lock_file_the_tool_did_not_write_stops_the_run_cleanly(
     run: Invoke, jobs: Path, tmp_path: Path, kind: str
@@ -305,6 +305,9 @@ def test_a_lock_file_the_tool_did_not_write_stops_the_run_cleanly(
         lock.symlink_to(target)
     elif kind == "folder":
         lock.mkdir()
+    elif kind == "hardlink":
+        target.write_text("")  # empty: what the tool leaves in its lock file between runs
+        os.link(target, lock)
     else:
         lock.write_text("precious notes")
     result = batch(run, jobs, out)
@@ -313,9 +316,10 @@ def test_a_lock_file_the_tool_did_not_write_stops_the_run_cleanly(
         "symlink": f"Error: {lock}: cannot lock the output folder: it is a symbolic link",
         "folder": f"Error: {lock}: cannot lock the output folder: Is a directory",
         "foreign": f"Error: {lock}: not a lock file this tool wrote; move it away and run again",
+        "hardlink": f"Error: {lock}: cannot lock the output folder: it is a file with other hard links",
     }
     assert result.output.splitlines() == [expected[kind]]
-    assert target.read_text() == "precious"
+    assert target.read_text() == ("" if kind == "hardlink" else "precious")
     assert kind != "foreign" or lock.read_text() == "precious notes"
     assert not (out / MANIFEST_NAME).exists()
 
@@ -404,6 +408,9 @@ def make_not_ours(path: Path, kind: str, outside: Path) -> None:
         path.write_text("[" * 100_000 + "]" * 100_000)
     elif kind == "fifo":
         os.mkfifo(path)
+    elif kind == "hardlink":
+        outside.write_text("someone's log\n")
+        os.link(outside, path)
 
 
 NOT_OURS = {
@@ -455,7 +462,7 @@ def test_a_kept_aside_name_is_never_reused(run: Invoke, jobs: Path, tmp_path: Pa
     assert (out / "manifest.json.unreadable-2").read_text() == "[]"
 
 
-@pytest.mark.parametrize("kind", ["folder", "symlink", "binary", "bad-put", "bad-drop", "unknown-change"])
+@pytest.mark.parametrize("kind", ["folder", "symlink", "hardlink", "binary", "bad-put", "bad-drop", "unknown-change"])
 @pytest.mark.usefixtures("fake_pool")
 def test_a_journal_the_tool_did_not_write_is_kept_aside_and_never_followed(
     run: Invoke, jobs: Path, tmp_path: Path, kind: str
@@ -473,18 +480,20 @@ def test_a_journal_the_tool_did_not_write_is_kept_aside_and_never_followed(
         journal.write_text(lines[kind][0] + "\n")
     else:
         make_not_ours(journal, kind, outside)
-    outside_before = outside.read_bytes() if kind == "symlink" else None
+    outside_before = outside.read_bytes() if kind in ("symlink", "hardlink") else None
     result = batch(run, jobs, out, "--prune")
     assert result.exit_code == 1, result.output
-    reason = lines[kind][1] if kind in lines else NOT_OURS[kind]
+    reason = lines[kind][1] if kind in lines else {**NOT_OURS, "hardlink": "a file with other hard links"}[kind]
     warning = next(line for line in result.output.splitlines() if line.startswith("warning:"))
     assert warning.startswith(f"warning: {journal}: not a journal this tool wrote ({reason}")
     assert warning.endswith("kept aside as manifest.journal.unreadable-1, outputs it changed rebuilt")
     assert os.path.lexists(out / "manifest.journal.unreadable-1") and not os.path.lexists(journal)
-    if kind == "symlink":
+    if kind in ("symlink", "hardlink"):
         assert outside.read_bytes() == outside_before
     assert sorted(entries(out)) == KEYS
     assert_manifest_true(out)
+    assert batch(run, jobs, out, "--force").exit_code == 0  # a journal of its own, appended and folded
+    assert outside_before is None or outside.read_bytes() == outside_before
 
 
 @pytest.mark.parametrize("kind", ["list", "folder", "binary", "symlink"])

@@ -49,10 +49,12 @@ def kind_of(mode: int) -> str:
     return "not a regular file" if not stat.S_ISREG(mode) else "a file"
 
 
-def read_capped(path: Path, limit: int = MAX_READ) -> bytes | None:
+def read_capped(path: Path, limit: int = MAX_READ, *, appended: bool = False) -> bytes | None:
     """Read a regular file the tool keeps, without following a link or blocking on a pipe; None if absent.
 
-    Raise NotOurs when the name holds a link, a folder, a device, or more than `limit` bytes.
+    Raise NotOurs when the name holds a link, a folder, a device, or more than `limit` bytes; for a
+    file the tool appends to (`appended`), also when the file has other hard links, which would
+    carry the appends to a file elsewhere.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -62,10 +64,10 @@ def read_capped(path: Path, limit: int = MAX_READ) -> bytes | None:
         if exc.errno == errno.ELOOP:
             raise NotOurs("a symbolic link") from None
         raise NotOurs(f"cannot read: {exc.strerror}") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or (appended and info.st_nlink > 1):
         os.close(fd)
-        raise NotOurs(kind_of(mode))
+        raise NotOurs(kind_of(info.st_mode) if not stat.S_ISREG(info.st_mode) else "a file with other hard links")
     with os.fdopen(fd, "rb") as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:

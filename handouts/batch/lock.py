@@ -36,10 +36,11 @@ def _open(path: Path) -> int:
     except OSError as exc:
         why = "it is a symbolic link" if exc.errno == errno.ELOOP else str(exc.strerror or exc)
         raise HandoutError(f"{path}: cannot lock the output folder: {why}") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
         os.close(fd)
-        raise HandoutError(f"{path}: cannot lock the output folder: it is {kind_of(mode)}")
+        what = kind_of(info.st_mode) if not stat.S_ISREG(info.st_mode) else "a file with other hard links"
+        raise HandoutError(f"{path}: cannot lock the output folder: it is {what}")
     return fd
 
 

@@ -186,7 +186,7 @@ def _change(line_number: int, change: Any, entries: dict[str, ManifestEntry]) ->
 
 def replay(journal: Path, entries: Mapping[str, ManifestEntry]) -> dict[str, ManifestEntry]:
     """Return the entries with a journal's changes applied, raising NotOurs if it is not a journal this tool wrote."""
-    data = read_capped(journal)
+    data = read_capped(journal, appended=True)
     if data is None:
         return dict(entries)
     try:
@@ -302,9 +302,9 @@ class Journal:
         # Never through a link, never into something that is not a plain file.
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
             os.close(fd)
-            raise OSError(0, "not a regular file")
+            raise OSError(0, "not a regular file of its own")
         # A run killed mid-line leaves a line without its end; start on a fresh line, or the
         # first change of this run would be glued to it and lost on replay.
         if info.st_size and os.pread(fd, 1, info.st_size - 1) != b"\n":
