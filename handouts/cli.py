@@ -23,6 +23,7 @@ from .models import BASE_LANGUAGE, DEFAULT_BRAND
 from .project import BUILD_TIME_LIMIT, Project
 
 if TYPE_CHECKING:
+    from .batch import Plan, Summary
     from .build import BuildRequest, BuildResult
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -399,7 +400,7 @@ def check(ctx: click.Context, strict: bool) -> None:
 @click.option("--force", is_flag=True, help="Rebuild every output, changed or not.")
 @click.option("--dry-run", is_flag=True, help="Print what would be built and why; write nothing.")
 @click.option("--html", is_flag=True, help="Also write each handout's standalone HTML beside its PDF.")
-@click.option("--prune", is_flag=True, help="Delete outputs that no job asks for any more.")
+@click.option("--prune", is_flag=True, help="Delete outputs this job file wrote and no longer asks for, if unchanged.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (overrides the job file).")
 @click.option("--executor", default="local", show_default=True, metavar="local|dask://HOST:PORT", callback=_executor)
 @click.option("--time-limit", type=click.FloatRange(1), default=300, show_default=True, help="Seconds per handout.")
@@ -418,37 +419,58 @@ def batch(
 ) -> None:
     """Build every handout a job file lists, rebuilding only what changed."""
     import os
-    import sys
 
     from . import batch as lib
 
     project, today = _project(ctx)
     try:
-        job_file = lib.read_job_file(project, jobs_file)
-        out_dir = out or Path(job_file.output)
-        plan = lib.plan_job_file(project, job_file, out_dir, today=today, html=html, force=force)
-    except HandoutError as exc:
-        raise _fail(exc) from None
-    for warning in plan.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    if dry_run:
-        click.echo("\n".join(lib.dry_run_lines(plan, out_dir)))
-        return
-    workers, show = jobs or os.cpu_count() or 1, sys.stderr.isatty()
-    bar_maker = functools.partial(click.progressbar, file=sys.stderr)
-    try:
-        with (
-            lib.executor_for(plan, executor, project=project, workers=workers, time_limit=time_limit) as runner,
-            lib.progressbar(plan.count("build"), show=show, make=bar_maker) as bar,
-        ):
-            report = lib.event_reporter(out_dir, bar, lambda text, err: click.echo(text, err=err), with_bar=show)
-            window = lib.window_for(executor, workers)
-            summary = lib.run(project, plan, out_dir, runner, html=html, prune=prune, window=window, on_event=report)
-    except KeyboardInterrupt:
-        click.echo("\nInterrupted. Finished outputs are saved; run the same command again to build the rest.", err=True)
-        ctx.exit(130)
+        # SIGTERM stops a run as Ctrl-C does: journal folded, workers stopped, finished outputs kept.
+        with lib.sigterm_as_interrupt():
+            job_file = lib.read_job_file(project, jobs_file)
+            out_dir = out or Path(job_file.output)
+            make_plan = functools.partial(
+                lib.plan_job_file, project, job_file, out_dir, today=today, html=html, force=force, job_path=jobs_file
+            )
+            if dry_run:
+                plan = make_plan()
+                _batch_warnings(plan)
+                click.echo("\n".join(lib.dry_run_lines(plan, out_dir, prune=prune)))
+                return
+            # Planned under the lock: a plan read before another run finished would fold over its work.
+            with lib.folder_lock(out_dir, jobs_file):
+                plan = make_plan()
+                _batch_warnings(plan)
+                workers = jobs or os.cpu_count() or 1
+                summary = _run_batch(project, plan, out_dir, executor, workers, time_limit, html=html, prune=prune)
+    except KeyboardInterrupt as exc:
+        how, code = ("Stopped by SIGTERM", 143) if isinstance(exc, lib.Terminated) else ("Interrupted", 130)
+        click.echo(f"\n{how}. Finished outputs are saved; run the same command again to build the rest.", err=True)
+        ctx.exit(code)
     except HandoutError as exc:
         raise _fail(exc) from None
     click.echo("\n".join(lib.summary_lines(summary, out_dir, pruned=prune)))
-    if summary.failed:
+    if summary.failed or summary.problems:
         ctx.exit(1)
+
+
+def _batch_warnings(plan: Plan) -> None:
+    for warning in plan.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _run_batch(
+    project: Project, plan: Plan, out_dir: Path, where: str, workers: int, time_limit: float, *, html: bool, prune: bool
+) -> Summary:
+    import sys
+
+    from . import batch as lib
+
+    show = sys.stderr.isatty()
+    bar_maker = functools.partial(click.progressbar, file=sys.stderr)
+    with (
+        lib.executor_for(plan, where, project=project, workers=workers, time_limit=time_limit) as runner,
+        lib.progressbar(plan.count("build"), show=show, make=bar_maker) as bar,
+    ):
+        report = lib.event_reporter(out_dir, bar, lambda text, err: click.echo(text, err=err), with_bar=show)
+        window = lib.window_for(where, workers)
+        return lib.run(project, plan, out_dir, runner, html=html, prune=prune, window=window, on_event=report)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import ctypes
 import functools
 import hashlib
 import os
 import resource
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +142,49 @@ def warm_worker(root: str, assets: str) -> None:
         warm_tools(root, assets)
 
 
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_POLL_SECONDS = 0.5
+
+
+def watch_parent(parent: int, interval: float = PARENT_POLL_SECONDS) -> threading.Thread:
+    """Start a daemon thread that ends this process at once when its parent is no longer `parent`."""
+
+    def poll() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        # An orphan's parent becomes init or a subreaper. Nothing of this process is worth keeping.
+        os._exit(1)
+
+    thread = threading.Thread(target=poll, name="watch-parent", daemon=True)
+    thread.start()
+    return thread
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this worker end when the process that started it ends, however it ends (even by SIGKILL).
+
+    Two guards, as each misses what the other catches. PR_SET_PDEATHSIG has the kernel send SIGKILL
+    when the parent goes, so it works while the worker is stuck in C code that holds the GIL, where
+    no Python thread ever runs. But it is Linux only; it is armed only here, after the worker started,
+    so a parent killed in between goes unnoticed; and it follows the *thread* that forked the worker,
+    not its process (pebble forks from the thread that first submits and from its manager thread,
+    which in a batch live as long as the pool). The polling thread checks the parent process itself,
+    on any system, from the first instant: its first look already sees a parent that died early.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGKILL), *[ctypes.c_ulong(0)] * 3)
+    watch_parent(parent)
+
+
+def start_worker(parent: int, root: str, assets: str, warm: bool) -> None:
+    """Start a pool worker: tie its life to its parent's, then, for the real renderer, warm its tools."""
+    die_with_parent(parent)
+    if warm:
+        warm_worker(root, assets)
+
+
 class Executor(Protocol):
     """Where render jobs run: submit one, get a future of its outcome."""
 
@@ -196,9 +244,9 @@ class ProcessExecutor:
         self.pool = pebble.ProcessPool(
             max_workers=workers,
             max_tasks=recycle_after,
-            # Only the real renderer has fonts and stylesheets to warm.
-            initializer=warm_worker if render is render_job else None,
-            initargs=(root, assets) if render is render_job else (),
+            # Every worker dies with this process; only the real renderer has fonts and stylesheets to warm.
+            initializer=start_worker,
+            initargs=(os.getpid(), root, assets, render is render_job),
             context=multiprocessing.get_context("spawn"),
         )
 

@@ -125,14 +125,13 @@ def test_noop_run_hashes_no_output_whose_size_and_mtime_match(
 
 
 def entry(path: str) -> ManifestEntry:
-    return ManifestEntry(path, "ab" * 32, "0" * 12, {"mat": "2.0.0"}, "b", "en", "letter", "f", {}, None, "0.1.0")
+    return ManifestEntry(path, "ab" * 32, "0" * 12, {"mat": "2.0.0"}, "b", "en", "letter", "cd" * 32, {}, None, "0.1.0")
 
 
 def test_journal_left_by_a_killed_run_is_replayed_and_a_cut_line_ignored(tmp_path: Path) -> None:
     journal = Journal(tmp_path, {"old.pdf": entry("old.pdf"), "gone.pdf": entry("gone.pdf")})
     journal.drop(["gone.pdf"])
-    journal.put(entry("new.pdf"))
-    journal.handle.flush()
+    journal.put(entry("new.pdf"))  # written line by line, unbuffered
     with open(tmp_path / JOURNAL_NAME, "a", encoding="utf-8") as handle:
         handle.write('{"put": {"path": "half')  # the run was killed mid-line
     manifest_lib.save_manifest(tmp_path, {"old.pdf": entry("old.pdf"), "gone.pdf": entry("gone.pdf")})
@@ -161,7 +160,10 @@ def test_unreadable_manifest_is_a_warning_and_everything_is_rebuilt(project: Pat
     out.mkdir()
     (out / MANIFEST_NAME).write_text('{"format": 1, "outputs": {"a.pdf": {"path": 3}}}')
     plan = lib.plan(Project(project), outputs(), out, today=TODAY, identity=IDENTITY)
-    assert plan.warnings == (f"{out / MANIFEST_NAME}: unreadable (path: expected str); every output will be rebuilt",)
+    assert plan.warnings == (
+        f"{out / MANIFEST_NAME}: not a manifest this tool wrote (outputs['a.pdf']: path: expected str); "
+        "kept aside as manifest.json.unreadable-1, every output rebuilt",
+    )
     assert plan.count("build") == 4
 
 
@@ -260,8 +262,7 @@ def test_a_torn_journal_line_does_not_swallow_the_next_change(tmp_path: Path) ->
     manifest_lib.save_manifest(tmp_path, {"a.pdf": entry("a.pdf"), "b.pdf": entry("b.pdf")})
     (tmp_path / JOURNAL_NAME).write_text('{"put": {"path": "half')  # a run killed mid-line, no newline
     journal = Journal(tmp_path, load_manifest(tmp_path).entries)
-    journal.drop(["a.pdf"])
-    journal.handle.flush()  # and this run is killed too, before it folds
+    journal.drop(["a.pdf"])  # and this run is killed too, before it folds
     assert sorted(load_manifest(tmp_path).entries) == ["b.pdf"]
 
 

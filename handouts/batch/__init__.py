@@ -13,25 +13,30 @@ from ..inputs.jobs import JobFile, expand, read_jobs
 from ..inputs.sections import languages
 from ..project import Project
 from ..render_service import DEFAULT_TIME_LIMIT, Executor, InlineExecutor, open_executor, worker_identity
+from .lock import folder_lock
 from .manifest import ManifestEntry, load_manifest
 from .plan import Plan, PlanItem, plan
 from .report import dry_run_lines, event_reporter, progressbar, summary_lines
-from .run import Summary, run
+from .run import Summary, Terminated, run, sigterm_as_interrupt
 
 __all__ = [
     "ManifestEntry",
     "Plan",
     "PlanItem",
     "Summary",
+    "Terminated",
     "dry_run_lines",
     "event_reporter",
     "executor_for",
+    "folder_lock",
+    "job_id",
     "load_manifest",
     "plan",
     "plan_job_file",
     "progressbar",
     "read_job_file",
     "run",
+    "sigterm_as_interrupt",
     "summary_lines",
     "window_for",
 ]
@@ -62,8 +67,27 @@ def read_job_file(project: Project, path: Path) -> JobFile:
     return job_file
 
 
+def job_id(job_path: Path, root: Path) -> str:
+    """Name a job file as manifest entries record it: its path in the project, or its absolute path if outside.
+
+    Not a path from the output folder: a copied or moved output folder would belong to no job any more.
+    """
+    job = job_path.resolve()
+    return job.relative_to(root.resolve()).as_posix() if job.is_relative_to(root.resolve()) else job.as_posix()
+
+
 def plan_job_file(
-    project: Project, job_file: JobFile, out_dir: Path, *, today: dt.date, html: bool, force: bool
+    project: Project,
+    job_file: JobFile,
+    out_dir: Path,
+    *,
+    today: dt.date,
+    html: bool,
+    force: bool,
+    job_path: Path | None = None,
 ) -> Plan:
     """Plan every output of a job file, fingerprinted with this process's code and renderer versions."""
-    return plan(project, expand(job_file), out_dir, today=today, identity=worker_identity(), html=html, force=force)
+    job = job_id(job_path, project.root) if job_path is not None else None
+    return plan(
+        project, expand(job_file), out_dir, today=today, identity=worker_identity(), html=html, force=force, job=job
+    )

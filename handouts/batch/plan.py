@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +18,7 @@ from ..inputs.sections import section_markdown_problems
 from ..models import BASE_LANGUAGE, Handout, Section
 from ..project import Project
 from ..render_service import failure
-from .manifest import ManifestEntry, file_sha256, load_manifest, load_stats
+from .manifest import STAT_NAME, ManifestEntry, file_sha256, load_manifest, load_stats
 
 Action = Literal["build", "unchanged", "failed"]
 
@@ -46,6 +47,14 @@ class Plan:
     # Output -> [size, mtime_ns, sha256] for every output whose hash was confirmed while planning.
     stats: dict[str, list[Any]] = field(default_factory=dict)
     stats_changed: bool = False
+    # The job file planned, as batch.job_id names it: each manifest entry names the one that wrote it.
+    job: str | None = None
+    # Unchanged outputs whose entry is to name this job file: written before jobs were told apart, or by another.
+    adopt: tuple[str, ...] = ()
+    # Files at the tool's names that it did not write (manifest, journal, hash cache): moved aside before writing.
+    aside: tuple[Path, ...] = ()
+    # Of the warnings, those that make the run end with exit 1: a manifest or journal the tool did not write.
+    problems: tuple[str, ...] = ()
 
     def count(self, action: Action) -> int:
         """Return how many outputs have this action."""
@@ -129,41 +138,71 @@ def plan(
     identity: dict[str, Any],
     html: bool = False,
     force: bool = False,
+    job: str | None = None,
 ) -> Plan:
     """Decide for every output, and the review record of each brand and language, whether to build it."""
     outputs = [*outputs, *record_outputs(outputs)]
     manifest = load_manifest(out_dir)
-    known_stats = load_stats(out_dir)
+    known_stats, stats_note = load_stats(out_dir)
     languages = [*(o.language for o in outputs), BASE_LANGUAGE]
     # Markdown is checked only for what is rebuilt: a no-op run never loads the parser.
     inputs = load_inputs(project, languages, [o.brand for o in outputs], today, markdown=False)
     markdown: dict[str, list[Problem]] = {}
     items, stats = [], {}
     for output in outputs:
-        try:
-            handout = compose_spec(spec_of(output), inputs, today)
-        except HandoutError as exc:
-            items.append(PlanItem(output, "failed", (failure(exc),)))
-            continue
-        record = input_record(handout, inputs, release=output.release, html=html, identity=identity)
-        digest = fingerprint(record)
-        entry = manifest.entries.get(output.key)
-        path = out_dir / output.key
-        reasons, stat = _rebuild_reasons(entry, record, digest, path, known_stats, html=html)
-        reasons = ["forced"] if force else reasons
-        refused = [p for s in handout.sections for p in _markdown(s, markdown)] if reasons else []
-        if refused:
-            reason = failure(HandoutError(f"cannot build: {len(refused)} problem(s)", refused))
-            items.append(PlanItem(output, "failed", (reason,)))
-            continue
-        if not reasons and stat is not None:
+        item, stat = _plan_one(output, inputs, manifest.entries.get(output.key), out_dir, known_stats, markdown,
+                               today=today, identity=identity, html=html, force=force)  # fmt: skip
+        items.append(item)
+        if stat is not None:
             stats[output.key] = stat
-        items.append(PlanItem(output, "build" if reasons else "unchanged", tuple(reasons), handout, record, digest))
+    entries = manifest.entries
     wanted = {o.key for o in outputs}
-    stale = tuple(sorted(key for key in manifest.entries if key not in wanted))
-    warnings = (manifest.warning,) if manifest.warning else ()
+    warnings = [*manifest.problems, *([stats_note] if stats_note else [])]
+    warnings += [
+        f"{out_dir / key}: written by job file {entry.job}, which asks for it too; now recorded as this job file's"
+        for key, entry in entries.items()
+        if key in wanted and entry.job not in (None, job)
+    ]
+    # Each job file prunes only what it wrote: other job files' outputs in the same folder are theirs.
+    stale = tuple(sorted(key for key, entry in entries.items() if entry.job in (None, job) and key not in wanted))
+    unchanged = [item.output.key for item in items if item.action == "unchanged"]
+    adopt = tuple(key for key in unchanged if job is not None and entries[key].job != job)
     changed = any(known_stats.get(key) != value for key, value in stats.items())
-    return Plan(tuple(items), stale, inputs.assets_digest, warnings, manifest.entries, stats, changed)
+    aside = (*manifest.aside, *([out_dir / STAT_NAME] if stats_note else []))
+    return Plan(
+        tuple(items), stale, inputs.assets_digest, tuple(warnings), entries, stats, changed,
+        job=job, adopt=adopt, aside=aside, problems=tuple(manifest.problems),
+    )  # fmt: skip
+
+
+def _plan_one(
+    output: Output,
+    inputs: Inputs,
+    entry: ManifestEntry | None,
+    out_dir: Path,
+    known_stats: dict[str, list[Any]],
+    markdown: dict[str, list[Problem]],
+    *,
+    today: dt.date,
+    identity: dict[str, Any],
+    html: bool,
+    force: bool,
+) -> tuple[PlanItem, list[Any] | None]:
+    """Plan one output, with its file signature and hash to remember when it is unchanged."""
+    try:
+        handout = compose_spec(spec_of(output), inputs, today)
+    except HandoutError as exc:
+        return PlanItem(output, "failed", (failure(exc),)), None
+    record = input_record(handout, inputs, release=output.release, html=html, identity=identity)
+    digest = fingerprint(record)
+    reasons, stat = _rebuild_reasons(entry, record, digest, out_dir / output.key, known_stats, html=html)
+    reasons = ["forced"] if force else reasons
+    refused = [p for s in handout.sections for p in _markdown(s, markdown)] if reasons else []
+    if refused:
+        reason = failure(HandoutError(f"cannot build: {len(refused)} problem(s)", refused))
+        return PlanItem(output, "failed", (reason,)), None
+    action: Action = "build" if reasons else "unchanged"
+    return PlanItem(output, action, tuple(reasons), handout, record, digest), (None if reasons else stat)
 
 
 def _markdown(section: Section, checked: dict[str, list[Problem]]) -> list[Problem]:
@@ -184,7 +223,7 @@ def _rebuild_reasons(
 ) -> tuple[list[str], list[Any] | None]:
     """Say why an output must be rebuilt (nothing if not), with its file signature and hash to remember."""
     if entry is None:
-        return ["new" if not path.exists() else "not in the manifest"], None
+        return ["new" if not os.path.lexists(path) else "not in the manifest"], None
     if entry.fingerprint != digest:
         return change_reasons(entry.inputs, record), None
     actual, stat = file_sha256(path, stats, entry.path)
@@ -192,6 +231,6 @@ def _rebuild_reasons(
         return ["output missing"], None
     if actual != entry.sha256:
         return ["output changed on disk"], None
-    if html and not path.with_suffix(".html").is_file():
+    if html and not os.path.isfile(path.with_suffix(".html")):
         return ["HTML missing"], None
     return [], stat

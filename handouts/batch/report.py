@@ -8,38 +8,55 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .plan import Plan
+from .prune import prune_steps
 from .run import Summary
 
 LABELS = {"build": "build", "unchanged": "unchanged", "failed": "fail"}
+PRUNE_LABELS = {"delete": "prune", "keep": "keep", "refuse": "refuse"}
 
 
-def dry_run_lines(plan: Plan, out_dir: Path) -> list[str]:
-    """Return one line per output saying what a run would do and why, then a count."""
+def dry_run_lines(plan: Plan, out_dir: Path, *, prune: bool = False) -> list[str]:
+    """Return one line per output saying what a run would do and why, then a count.
+
+    With `prune`, each stale file says whether it would be deleted, or kept and why.
+    """
     lines = []
     for item in plan.items:
         why = f"  ({', '.join(item.reasons)})" if item.action != "unchanged" else ""
         lines.append(f"{LABELS[item.action]:<10} {out_dir / item.output.key}{why}")
-    lines += [f"{'stale':<10} {out_dir / key}" for key in plan.stale]
+    deletions = 0
+    for key in plan.stale:
+        if not prune:
+            lines.append(f"{'stale':<10} {out_dir / key}")
+            continue
+        for step in prune_steps(out_dir, plan.manifest[key]):
+            why = f"  ({step.reason})" if step.reason else ""
+            lines.append(f"{PRUNE_LABELS[step.action]:<10} {out_dir / step.key}{why}")
+            deletions += step.action == "delete"
+    deleting = f" ({deletions} file(s) to delete)" if prune else ""
     lines.append(
         f"Plan: {plan.count('build')} to build, {plan.count('unchanged')} unchanged, "
-        f"{plan.count('failed')} failing, {len(plan.stale)} stale. Nothing written (--dry-run)."
+        f"{plan.count('failed')} failing, {len(plan.stale)} stale{deleting}. Nothing written (--dry-run)."
     )
     return lines
 
 
 def summary_lines(summary: Summary, out_dir: Path, *, pruned: bool) -> list[str]:
-    """Return the closing lines of a run: counts and time, then each stale and failed output."""
+    """Return the closing lines of a run: counts and time, then each stale, kept, failed output and problem."""
     stale = ""
     if summary.stale:
         stale = f", stale {len(summary.stale)}" + ("" if pruned else " (--prune deletes them)")
+    deleted = f", {len(summary.pruned)} file(s) pruned" if pruned and summary.pruned else ""
     peak = summary.peak_worker_rss_kib
     memory = f" (peak worker memory {max(peak.values()) / 1024:.0f} MiB)" if peak else ""
     lines = [
-        f"Built {len(summary.built)}, unchanged {summary.unchanged}, failed {len(summary.failed)}{stale}, "
+        f"Built {len(summary.built)}, unchanged {summary.unchanged}, failed {len(summary.failed)}{stale}{deleted}, "
         f"in {summary.seconds:.1f} s{memory}."
     ]
     lines += [f"stale: {out_dir / key}" for key in (summary.stale if not pruned else ())]
+    lines += [f"kept: {out_dir / key}: {reason}" for key, reason in summary.kept]
     lines += [f"failed: {out_dir / key}: {reason}" for key, reason in summary.failed]
+    lines += [f"problem: {text}" for text in summary.problems]
     return lines
 
 
@@ -76,8 +93,8 @@ def event_reporter(
     def report(kind: str, key: str, detail: str) -> None:
         if with_bar:
             bar.update(1 if kind in ("built", "failed") else 0)
-            if kind == "failed":
-                echo(f"\nfailed {out_dir / key}: {detail}", True)
+            if kind in ("failed", "problem"):
+                echo(f"\n{kind} {out_dir / key}: {detail}", True)
             return
         echo(f"{kind} {out_dir / key}" + (f" ({detail})" if detail else ""), False)
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import dataclasses
 import hashlib
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -12,10 +16,13 @@ from typing import Any
 
 from .. import __version__
 from ..atomic import write_atomic
+from ..errors import HandoutError
 from ..project import Project
 from ..render_service import Executor, RenderJob, RenderOutcome
-from .manifest import Journal, ManifestEntry, signature
+from .folder import set_aside, target_problem
+from .manifest import MANIFEST_NAME, STAT_NAME, Journal, ManifestEntry, signature
 from .plan import Plan, PlanItem
+from .prune import PruneStep, prune_steps
 
 Event = Callable[[str, str, str], None]
 
@@ -29,20 +36,19 @@ class Summary:
     failed: list[tuple[str, str]] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
+    # Stale files pruning left in place: (file, why), e.g. changed since they were built.
+    kept: list[tuple[str, str]] = field(default_factory=list)
+    # What needs the user's attention beyond failed outputs: files kept aside, paths refused. Exit 1.
+    problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     peak_worker_rss_kib: dict[int, int] = field(default_factory=dict)
 
 
-def _remove_leftover_temp_files(out_dir: Path) -> None:
-    # write_atomic's temporary files are left behind only by a killed run.
-    for path in out_dir.rglob(".*.tmp"):
-        path.unlink(missing_ok=True)
-
-
-def entry_for(item: PlanItem, outcome: RenderOutcome) -> ManifestEntry:
+def entry_for(item: PlanItem, outcome: RenderOutcome, job: str | None = None) -> ManifestEntry:
     """Return the manifest entry of an output just rendered."""
     assert outcome.pdf is not None and item.handout is not None
     handout = item.handout
+    html = outcome.html.encode("utf-8") if outcome.html is not None else None
     return ManifestEntry(
         path=item.output.key,
         sha256=hashlib.sha256(outcome.pdf).hexdigest(),
@@ -53,18 +59,27 @@ def entry_for(item: PlanItem, outcome: RenderOutcome) -> ManifestEntry:
         layout=handout.layout,
         fingerprint=item.fingerprint,
         inputs=item.inputs,
-        html=item.output.key.removesuffix(".pdf") + ".html" if outcome.html is not None else None,
+        html=item.output.key.removesuffix(".pdf") + ".html" if html is not None else None,
         tool_version=__version__,
+        job=job,
+        html_sha256=hashlib.sha256(html).hexdigest() if html is not None else None,
     )
 
 
-def _write(out_dir: Path, item: PlanItem, outcome: RenderOutcome) -> tuple[ManifestEntry, list[Any]]:
+def _write(out_dir: Path, item: PlanItem, outcome: RenderOutcome, job: str | None) -> tuple[ManifestEntry, list[Any]]:
+    """Write an output and its HTML, raising OSError with the reason when the folder refuses them."""
+    entry = entry_for(item, outcome, job)
     assert outcome.pdf is not None
+    for key in (entry.path, entry.html):
+        # Never through a link or over a folder: the tool writes only plain files of its own. Raised
+        # as the OSError a refused write gives, so both fail this output the same way.
+        problem = target_problem(out_dir, key) if key is not None else None
+        if problem is not None:
+            raise OSError(0, problem)
     path = out_dir / item.output.key
     write_atomic(path, outcome.pdf)
     if outcome.html is not None:
         write_atomic(path.with_suffix(".html"), outcome.html.encode("utf-8"))
-    entry = entry_for(item, outcome)
     return entry, [*(signature(path) or []), entry.sha256]
 
 
@@ -115,45 +130,126 @@ def run(
     started = time.monotonic()
     summary = Summary(unchanged=batch_plan.count("unchanged"), stale=list(batch_plan.stale))
     summary.failed = [(i.output.key, i.reasons[0]) for i in batch_plan.items if i.action == "failed"]
+    summary.problems = list(batch_plan.problems)
     to_build = [item for item in batch_plan.items if item.action == "build"]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_leftover_temp_files(out_dir)
+    _prepare(out_dir, batch_plan)
     journal = Journal(out_dir, batch_plan.manifest)
     stats = dict(batch_plan.stats)
-    # Forget outputs about to be replaced before touching them, so that whenever this run is
-    # killed, every entry the manifest and its journal hold still describes the file on disk.
-    journal.drop(item.output.key for item in to_build)
     jobs = (
         (item, RenderJob(item.output.key, str(project.root), batch_plan.assets, item.handout, html))
         for item in to_build
         if item.handout is not None
     )
     try:
+        # Forget outputs about to be replaced before touching them, so that whenever this run is
+        # killed, every entry the manifest and its journal hold still describes the file on disk.
+        journal.drop(item.output.key for item in to_build)
+        for key in batch_plan.adopt:
+            journal.put(dataclasses.replace(batch_plan.manifest[key], job=batch_plan.job))
         for item, outcome in _outcomes(jobs, executor, window):
-            if outcome.pid:
-                peak = summary.peak_worker_rss_kib
-                peak[outcome.pid] = max(outcome.peak_rss_kib, peak.get(outcome.pid, 0))
-            if outcome.error is not None or outcome.pdf is None:
-                summary.failed.append((item.output.key, outcome.error or "no PDF"))
-                on_event("failed", item.output.key, outcome.error or "no PDF")
-                continue
-            entry, stats[item.output.key] = _write(out_dir, item, outcome)
-            journal.put(entry)
-            summary.built.append(item.output.key)
-            on_event("built", item.output.key, ", ".join(item.reasons))
+            _record(out_dir, item, outcome, journal, stats, summary, on_event, batch_plan.job)
         if prune:
-            _prune(out_dir, batch_plan.stale, journal, summary, on_event)
+            _prune(out_dir, batch_plan, journal, summary, on_event)
     finally:
-        journal.fold(stats if to_build or batch_plan.stats_changed else None)
+        cache_changed = bool(to_build) or batch_plan.stats_changed or (out_dir / STAT_NAME) in batch_plan.aside
+        problem = journal.fold(stats if cache_changed else None)
+        if problem is not None:
+            summary.problems.append(f"{out_dir / MANIFEST_NAME}: {problem}")
+            on_event("problem", MANIFEST_NAME, problem)
     summary.seconds = time.monotonic() - started
     return summary
 
 
-def _prune(out_dir: Path, stale: tuple[str, ...], journal: Journal, summary: Summary, on_event: Event) -> None:
-    for key in stale:
+def _prepare(out_dir: Path, batch_plan: Plan) -> None:
+    """Make the output folder and move aside the files at the tool's names that the tool did not write."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HandoutError(f"{out_dir}: cannot create the output folder: {exc.strerror or exc}") from None
+    for path in batch_plan.aside:
+        try:
+            set_aside(path)
+        except OSError as exc:
+            raise HandoutError(f"{path}: cannot move it aside: {exc.strerror or exc}") from None
+
+
+def _record(
+    out_dir: Path,
+    item: PlanItem,
+    outcome: RenderOutcome,
+    journal: Journal,
+    stats: dict[str, list[Any]],
+    summary: Summary,
+    on_event: Event,
+    job: str | None,
+) -> None:
+    """Write one rendered output and record it, or record why it failed; a refused write fails only this output."""
+    key = item.output.key
+    if outcome.pid:
+        peak = summary.peak_worker_rss_kib
+        peak[outcome.pid] = max(outcome.peak_rss_kib, peak.get(outcome.pid, 0))
+    error = None if outcome.error is None and outcome.pdf is not None else (outcome.error or "no PDF")
+    if error is None:
+        try:
+            entry, stats[key] = _write(out_dir, item, outcome, job)
+        except OSError as exc:
+            error = f"cannot write: {exc.strerror or exc}"
+    if error is not None:
+        summary.failed.append((key, error))
+        on_event("failed", key, error)
+        return
+    journal.put(entry)
+    summary.built.append(key)
+    on_event("built", key, ", ".join(item.reasons))
+
+
+def _prune(out_dir: Path, batch_plan: Plan, journal: Journal, summary: Summary, on_event: Event) -> None:
+    for key in batch_plan.stale:
+        steps = prune_steps(out_dir, batch_plan.manifest[key])
         # Forgotten first: a run killed between the two leaves a file the manifest does not vouch for.
+        # A file kept or refused is forgotten too: the manifest no longer vouches for what is there.
         journal.drop([key])
-        for path in (out_dir / key, (out_dir / key).with_suffix(".html")):
-            path.unlink(missing_ok=True)
-        summary.pruned.append(key)
-        on_event("pruned", key, "")
+        for step in steps:
+            if step.action == "delete":
+                try:
+                    (out_dir / step.key).unlink(missing_ok=True)
+                except OSError as exc:
+                    step = PruneStep(step.key, "refuse", f"cannot delete: {exc.strerror or exc}")
+            if step.action == "delete":
+                summary.pruned.append(step.key)
+                on_event("pruned", step.key, "")
+            elif step.action == "keep":
+                summary.kept.append((step.key, step.reason))
+                on_event("kept", step.key, step.reason)
+            else:
+                summary.problems.append(f"{out_dir / step.key}: {step.reason}")
+                on_event("problem", step.key, step.reason)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so a run stops the same clean way."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into Terminated for the block; a second SIGTERM while stopping is ignored.
+
+    Not SIG_IGN: an ignored signal stays ignored in the children a stopping pool still starts,
+    and the pool stops its workers with SIGTERM.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raised = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
