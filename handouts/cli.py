@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import functools
 import logging
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +19,7 @@ from .errors import HandoutError, Problem
 from .layouts import PATIENT_LAYOUTS
 from .models import BASE_LANGUAGE, DEFAULT_BRAND
 from .project import BUILD_TIME_LIMIT, Project
+from .signals import Terminated, sigterm_as_interrupt
 
 if TYPE_CHECKING:
     from .batch import Plan, Summary
@@ -84,24 +83,6 @@ def _out_option(help_text: str) -> Callable[[F], F]:
     )
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, stopping the command the way Ctrl-C does."""
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C while the block runs, so cleanup runs and nothing is left half-done."""
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _time_limit_option(default: float) -> Callable[[F], F]:
     return click.option(
         "--time-limit",
@@ -119,7 +100,7 @@ def _build(ctx: click.Context, request: BuildRequest, time_limit: float) -> Buil
     if request.spec.release:
         warn_today_override(ctx)
     try:
-        with _terminate_as_interrupt():
+        with sigterm_as_interrupt():
             return build(project, request, today, time_limit=time_limit)
     except KeyboardInterrupt as exc:
         click.echo("\nInterrupted; nothing was written.", err=True)
@@ -425,7 +406,7 @@ def batch(
     project, today = _project(ctx)
     try:
         # SIGTERM stops a run as Ctrl-C does: journal folded, workers stopped, finished outputs kept.
-        with lib.sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             job_file = lib.read_job_file(project, jobs_file)
             out_dir = out or Path(job_file.output)
             make_plan = functools.partial(
@@ -443,7 +424,7 @@ def batch(
                 workers = jobs or os.cpu_count() or 1
                 summary = _run_batch(project, plan, out_dir, executor, workers, time_limit, html=html, prune=prune)
     except KeyboardInterrupt as exc:
-        how, code = ("Stopped by SIGTERM", 143) if isinstance(exc, lib.Terminated) else ("Interrupted", 130)
+        how, code = ("Stopped by SIGTERM", 143) if isinstance(exc, Terminated) else ("Interrupted", 130)
         click.echo(f"\n{how}. Finished outputs are saved; run the same command again to build the rest.", err=True)
         ctx.exit(code)
     except HandoutError as exc:

@@ -361,20 +361,6 @@ def open_executor(
 # Memory a render may use beyond what the process already holds: a normal handout needs a few
 # hundred MiB; a picture or document built to exhaust memory is stopped here, also inside C code.
 RENDER_MEMORY_BYTES = 2 * 1024**3
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
-def die_with_parent(parent: int) -> None:
-    """Make this child process exit when its parent does, however the parent ends."""
-    import ctypes
-    import signal
-
-    # The kernel kills us when the parent dies, even while we are deep in C code ...
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    # ... unless it already died before the line above ran.
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 def limit_memory(extra: int = RENDER_MEMORY_BYTES) -> None:

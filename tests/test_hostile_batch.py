@@ -32,6 +32,7 @@ from handouts.batch import manifest as manifest_lib
 from handouts.batch.lock import LOCK_NAME, folder_lock
 from handouts.batch.manifest import JOURNAL_NAME, MANIFEST_NAME, STAT_NAME, ManifestEntry, load_manifest, shown
 from handouts.render_service import RenderJob, RenderOutcome, ThreadExecutor
+from handouts.signals import Terminated, sigterm_as_interrupt
 
 JOBS = """
 [[handout]]
@@ -760,7 +761,7 @@ def test_sigterm_becomes_a_clean_interrupt_and_a_second_one_is_ignored() -> None
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers are set in the main thread only")
     previous = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(lib.Terminated), lib.sigterm_as_interrupt():
+    with pytest.raises(Terminated), sigterm_as_interrupt():
         try:
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)

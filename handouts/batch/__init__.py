@@ -17,14 +17,13 @@ from .lock import folder_lock
 from .manifest import ManifestEntry, load_manifest
 from .plan import Plan, PlanItem, plan
 from .report import dry_run_lines, event_reporter, progressbar, summary_lines
-from .run import Summary, Terminated, run, sigterm_as_interrupt
+from .run import Summary, run
 
 __all__ = [
     "ManifestEntry",
     "Plan",
     "PlanItem",
     "Summary",
-    "Terminated",
     "dry_run_lines",
     "event_reporter",
     "executor_for",
@@ -36,7 +35,6 @@ __all__ = [
     "progressbar",
     "read_job_file",
     "run",
-    "sigterm_as_interrupt",
     "summary_lines",
     "window_for",
 ]

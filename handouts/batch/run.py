@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import dataclasses
 import hashlib
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -224,32 +221,3 @@ def _prune(out_dir: Path, batch_plan: Plan, journal: Journal, summary: Summary, 
             else:
                 summary.problems.append(f"{out_dir / step.key}: {step.reason}")
                 on_event("problem", step.key, step.reason)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so a run stops the same clean way."""
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into Terminated for the block; a second SIGTERM while stopping is ignored.
-
-    Not SIG_IGN: an ignored signal stays ignored in the children a stopping pool still starts,
-    and the pool stops its workers with SIGTERM.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    raised = False
-
-    def stop(signum: int, frame: Any) -> None:
-        nonlocal raised
-        if not raised:
-            raised = True
-            raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
