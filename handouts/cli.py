@@ -414,13 +414,13 @@ def batch(
             )
             if dry_run:
                 plan = make_plan()
-                _batch_warnings(plan)
+                _batch_warnings(ctx, plan)
                 click.echo("\n".join(lib.dry_run_lines(plan, out_dir, prune=prune)))
                 return
             # Planned under the lock: a plan read before another run finished would fold over its work.
             with lib.folder_lock(out_dir, jobs_file):
                 plan = make_plan()
-                _batch_warnings(plan)
+                _batch_warnings(ctx, plan)
                 workers = jobs or os.cpu_count() or 1
                 summary = _run_batch(project, plan, out_dir, executor, workers, time_limit, html=html, prune=prune)
     except KeyboardInterrupt as exc:
@@ -434,7 +434,9 @@ def batch(
         ctx.exit(1)
 
 
-def _batch_warnings(plan: Plan) -> None:
+def _batch_warnings(ctx: click.Context, plan: Plan) -> None:
+    if any(item.output.release for item in plan.items):
+        warn_today_override(ctx)
     for warning in plan.warnings:
         click.echo(f"warning: {warning}", err=True)
 

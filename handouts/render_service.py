@@ -183,6 +183,9 @@ def start_worker(parent: int, root: str, assets: str, warm: bool) -> None:
     die_with_parent(parent)
     if warm:
         warm_worker(root, assets)
+    # Measured from the warm worker: a render may take RENDER_MEMORY_BYTES more, not the whole machine.
+    with contextlib.suppress(OSError, ValueError):
+        limit_memory()
 
 
 class Executor(Protocol):

@@ -25,7 +25,7 @@ from handouts.models import Tailoring
 from handouts.output.images import MAX_SVG_DEPTH, image_problem
 from handouts.output.pdf import RenderedPdf
 from handouts.project import Project
-from handouts.render_service import run_limited
+from handouts.render_service import ProcessExecutor, RenderJob, RenderOutcome, run_limited
 
 LOGO_DIR = Path("brands/example-clinic")
 
@@ -274,3 +274,19 @@ def test_the_picture_probe_check_uses_draws_like_a_build(project: Path) -> None:
     assert picture_problem(project / LOGO_DIR / "logo.svg", roots) is None
     assert picture_problem(project / LOGO_DIR / "loop.svg", roots) == "Failed to render SVG image loop.svg"
     assert "not a readable image" in (picture_problem(project / LOGO_DIR / "cut.png", roots) or "")
+
+
+def greedy_render(job: RenderJob) -> RenderOutcome:
+    """Ask for far more memory than a render may use."""
+    return RenderOutcome(job.key, bytes(3 * 1024**3), None, None)
+
+
+@pytest.mark.render
+def test_a_pool_worker_cannot_take_more_memory_than_a_render_may_use() -> None:
+    executor = ProcessExecutor(1, str(ROOT), "test", time_limit=60, render=greedy_render)
+    try:
+        greedy = executor.submit(RenderJob("greedy", str(ROOT), "test", None))  # type: ignore[arg-type]
+        with pytest.raises(MemoryError):
+            greedy.result(timeout=60)
+    finally:
+        executor.close()

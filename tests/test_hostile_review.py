@@ -540,3 +540,14 @@ def test_release_rules_use_the_later_of_today_and_the_clock(project: Path) -> No
     assert f"{MAT}: next_review_due: review overdue since 2027-11-20; a release needs a current review" in late
     stricter = [str(p) for p in release_refusals(chosen, dt.date(2028, 1, 1), None, clock=lambda: TODAY)]
     assert stricter == late
+
+
+def test_a_batch_with_release_jobs_warns_about_the_override_and_one_without_does_not(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    warning = "warning: --today is for tests; release rules use the later of it and today's real date"
+    for release in ("true", "false"):
+        jobs = tmp_path / f"{release}.toml"
+        jobs.write_text(f'[[handout]]\nname = "r"\nsections = ["mat"]\nlayouts = ["letter"]\nrelease = {release}\n')
+        result = run("batch", str(jobs), "--out", str(tmp_path / "out"), "--dry-run")
+        assert (warning in result.output.splitlines()) == (release == "true"), result.output
