@@ -297,7 +297,8 @@ def check_workers(identities: dict[str, Any], expected: dict[str, Any]) -> list[
 class DaskExecutor:
     """A Dask cluster, checked before any work is sent: same handouts code, same renderer versions."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, time_limit: float = DEFAULT_TIME_LIMIT) -> None:
+        self.time_limit = time_limit
         try:
             from distributed import Client
         except ImportError:
@@ -334,7 +335,7 @@ class DaskExecutor:
 
     def submit(self, job: RenderJob) -> cf.Future[RenderOutcome]:
         """Send the job to the cluster."""
-        future: cf.Future[RenderOutcome] = self.executor.submit(render_job, job)
+        future: cf.Future[RenderOutcome] = self.executor.submit(render_job_limited, job, self.time_limit)
         return future
 
     def close(self) -> None:
@@ -354,7 +355,7 @@ def open_executor(
     if where == "local":
         executor = ProcessExecutor(workers, str(project.root), assets, time_limit)
     else:
-        executor = DaskExecutor("tcp://" + where.removeprefix("dask://"))
+        executor = DaskExecutor("tcp://" + where.removeprefix("dask://"), time_limit)
     try:
         yield executor
     finally:
@@ -423,3 +424,16 @@ def run_limited(task: Callable[[], Any], time_limit: float) -> Any:
     if kind == "error":
         raise HandoutError(value[0], value[1])
     return value
+
+
+def render_job_limited(job: RenderJob, time_limit: float) -> RenderOutcome:
+    """Render one output in a forked child of this (cluster) worker, killed past the time limit."""
+    # A Dask worker cannot kill the thread that runs a task; it can kill a child process. Warmed
+    # here, so each child starts with the worker's fonts and stylesheets.
+    with contextlib.suppress(Exception):  # the child meets the same error and reports it
+        warm_tools(job.root, job.assets)
+    try:
+        outcome: RenderOutcome = run_limited(functools.partial(render_job, job), time_limit)
+    except HandoutError as exc:
+        return RenderOutcome(job.key, None, None, failure(exc), pid=os.getpid())
+    return outcome

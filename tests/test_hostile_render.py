@@ -290,3 +290,24 @@ def test_a_pool_worker_cannot_take_more_memory_than_a_render_may_use() -> None:
             greedy.result(timeout=60)
     finally:
         executor.close()
+
+
+@pytest.mark.render
+def test_a_slow_render_on_a_dask_worker_is_stopped_at_the_time_limit(
+    project: Path, run: Invoke, tmp_path: Path
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    use_logo(project, "slow.svg", SLOW_LOGO)
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text('[[handout]]\nname = "slow"\nsections = ["detox"]\nlayouts = ["letter"]\n')
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=None, host="127.0.0.1"
+    ) as cluster:
+        address = cluster.scheduler_address.removeprefix("tcp://")
+        args = ["--out", str(tmp_path / "out"), "--executor", f"dask://{address}", "--time-limit", "1"]
+        result = run("batch", str(jobs), *args)
+    assert result.exit_code == 1
+    assert "example-clinic/en/slow-letter.pdf: stopped: the render ran past its time limit of 1 seconds" in (
+        result.output
+    )
+    assert not (tmp_path / "out/example-clinic/en/slow-letter.pdf").exists()
