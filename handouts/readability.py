@@ -14,8 +14,9 @@ WORD_RE = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
 SPANISH_WORD_RE = re.compile(r"[A-Za-zÁÉÍÓÚÜÑáéíóúüñ]+")
 STRONG_VOWELS = set("aeoáéóíú")  # accented i and u break a diphthong, so they count as strong
 WEAK_VOWELS = set("iuü")
-# A sentence ends at ., ! or ? followed by space or the end of the block.
-SENTENCE_END_RE = re.compile(r"[.!?]+(?=\s|$)")
+# A sentence ends at ., ! or ? followed by space or the end of the block. A run of stops is
+# matched from its first only: tried from each of them, "....." would take quadratic time.
+SENTENCE_END_RE = re.compile(r"(?<![.!?])[.!?]++(?=\s|$)")
 # Vowel pairs that are usually two syllables ("o-pi-oid", "vi-a"), minus the "-tion"
 # family where "io" is one.
 SPLIT_PAIR_RE = re.compile(r"(?<![tsc])i[ao]|eo|ua|uo")
