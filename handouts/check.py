@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 
 from .errors import Problem
+from .inputs.assets import read_assets
 from .inputs.brands import brand_ids, load_brand
 from .inputs.catalogs import catalog_problems, catalog_reading_problems, read_catalogs
 from .inputs.sections import languages, load_sections, section_path
@@ -45,6 +46,8 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
             problems += section_warnings(section, project.limits)
             if language != BASE_LANGUAGE:
                 problems += translation_problems(section, english, strict=False)
+    # Templates, styles and fonts: files that cannot be read, and fonts WeasyPrint would replace unseen.
+    problems += read_assets(project, thorough=True)[1]
     catalogs, unreadable = read_catalogs(project)
     problems += catalog_problems(catalogs, unreadable, found_languages)
     problems += catalog_reading_problems(catalogs, project.limits)

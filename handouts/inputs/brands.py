@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-import tomllib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..color import BODY_TEXT_RATIO, LARGE_TEXT_RATIO, WHITE, contrast_ratio
 from ..errors import Problem
 from ..models import Brand
 from ..project import Project
-from .fields import URL_RE, is_valid_id, text_field, unknown_fields
+from .fields import URL_RE, char_problem, decode, is_valid_id, shown, text_field, unknown_fields
+from .files import FILE_CAP, MIB, TOML_CAP, list_folder, parse_toml, read_bytes, shown_path, size_text
 
 BRAND_FIELDS = (
     "name",
@@ -49,6 +51,10 @@ HEX_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+# All the files of one brand folder together: a logo or two and brand.toml.
+BRAND_FOLDER_CAP = 20 * MIB
+
+
 # Any reference in an SVG logo: href, xlink:href, src or url(...); only #fragments and data: may stay.
 SVG_REFERENCE_RE = re.compile(rb"""(?:href|src)\s*=\s*["']([^"']*)["']|url\(\s*["']?([^"')]*)|@import\s+["']([^"']*)""")
 
@@ -66,7 +72,7 @@ def _localized(
     """Read the per-language tables ([es]) and report any other unknown field."""
     localized = []
     for key in sorted(set(data) - set(BRAND_FIELDS)):
-        if LANGUAGE_RE.match(key) and isinstance(data[key], dict):
+        if LANGUAGE_RE.fullmatch(key) and isinstance(data[key], dict):
             fields = data[key]
             for name in sorted(set(fields) - set(LOCALIZABLE_BRAND_FIELDS)):
                 problems.append(
@@ -97,8 +103,10 @@ def _colors(path: str, data: Mapping[str, Any], problems: list[Problem]) -> dict
             value = colors.get(key)
             if value is None:
                 problems.append(Problem(path, f"colors.{key}", "required field missing"))
-            elif not (isinstance(value, str) and HEX_COLOR_RE.match(value)):
-                problems.append(Problem(path, f"colors.{key}", f"expected a hex color like #1d4e89, got {value!r}"))
+            elif not (isinstance(value, str) and HEX_COLOR_RE.fullmatch(value)):
+                problems.append(
+                    Problem(path, f"colors.{key}", f"expected a hex color like #1d4e89, got {shown(value)}")
+                )
             else:
                 needed, use = COLOR_USES[key]
                 ratio = contrast_ratio(value, WHITE)
@@ -111,6 +119,15 @@ def _colors(path: str, data: Mapping[str, Any], problems: list[Problem]) -> dict
                         )
                     )
     return colors
+
+
+def _optional_text(path: str, key: str, value: Any, problems: list[Problem]) -> str:
+    """Return an optional text field, or "" with a problem when it is not printable text."""
+    reason = f"expected text, got {shown(value)}" if not isinstance(value, str) else char_problem(value.strip())
+    if reason is not None:
+        problems.append(Problem(path, key, reason))
+        return ""
+    return str(value)
 
 
 def brand_from_data(
@@ -127,30 +144,23 @@ def brand_from_data(
         for key in ("name", "short_name", "phone", "address", "website", "logo_alt", "qr_url", "sources_url")
         if key in data
     }
-    note = data.get("note", "")
-    if not isinstance(note, str):
-        problems.append(Problem(path, "note", f"expected text, got {note!r}"))
-        note = ""
-    hours = data.get("hours", "")
-    if not isinstance(hours, str):
-        problems.append(Problem(path, "hours", f"expected text, got {hours!r}"))
-        hours = ""
+    note, hours = (_optional_text(path, key, data.get(key, ""), problems) for key in ("note", "hours"))
     for key in ("website", "qr_url", "sources_url"):
-        if values.get(key) and not URL_RE.match(values[key]):
-            problems.append(Problem(path, key, f"expected an http(s) URL, got {values[key]!r}"))
+        if values.get(key) and not URL_RE.fullmatch(values[key]):
+            problems.append(Problem(path, key, f"expected an http(s) URL, got {shown(values[key])}"))
     for language, fields in localized:
         for key in ("qr_url", "sources_url"):
             url = dict(fields).get(key)
-            if url and not URL_RE.match(url):
-                problems.append(Problem(path, f"{language}.{key}", f"expected an http(s) URL, got {url!r}"))
+            if url and not URL_RE.fullmatch(url):
+                problems.append(Problem(path, f"{language}.{key}", f"expected an http(s) URL, got {shown(url)}"))
     colors = _colors(path, data, problems)
     logo = data.get("logo", "logo.svg")
     if not isinstance(logo, str) or "/" in logo or "\\" in logo or ":" in logo or logo.startswith("."):
-        problems.append(Problem(path, "logo", f"expected a file name inside the brand folder, got {logo!r}"))
+        problems.append(Problem(path, "logo", f"expected a file name inside the brand folder, got {shown(logo)}"))
     elif not logo.lower().endswith((".svg", ".png")):
-        problems.append(Problem(path, "logo", f"expected an .svg or .png file, got {logo!r}"))
+        problems.append(Problem(path, "logo", f"expected an .svg or .png file, got {shown(logo)}"))
     elif logo not in files:
-        problems.append(Problem(path, "logo", f"file {logo!r} not found in the brand folder"))
+        problems.append(Problem(path, "logo", f"file {shown(logo)} not found in the brand folder"))
     else:
         problems += logo_problems(path, logo, files[logo])
     if problems:
@@ -185,35 +195,58 @@ def logo_problems(path: str, logo: str, data: bytes) -> list[Problem]:
     """Return why a logo file is not a self-contained SVG or a real PNG."""
     if logo.lower().endswith(".png"):
         if not data.startswith(PNG_SIGNATURE):
-            return [Problem(path, "logo", f"{logo!r} is not a PNG image")]
+            return [Problem(path, "logo", f"{shown(logo)} is not a PNG image")]
         return []
     if b"<svg" not in data[:4096]:
-        return [Problem(path, "logo", f"{logo!r} is not an SVG image")]
+        return [Problem(path, "logo", f"{shown(logo)} is not an SVG image")]
     for match in SVG_REFERENCE_RE.finditer(data):
         target = (match[1] or match[2] or match[3] or b"").decode("utf-8", "replace").strip()
         if target and not target.startswith(("#", "data:")):
-            return [Problem(path, "logo", f"{logo!r} loads {target!r}; a logo must be self-contained")]
+            return [Problem(path, "logo", f"{shown(logo)} loads {shown(target)}; a logo must be self-contained")]
     return []
 
 
 def brand_ids(project: Project) -> list[str]:
-    """Return the ids of the brand folders under brands/."""
-    if not project.brands_dir.is_dir():
-        return []
-    return sorted(p.name for p in project.brands_dir.iterdir() if (p / "brand.toml").is_file())
+    """Return the ids of the brand folders under brands/: each folder holding a brand.toml."""
+    folders, _ = list_folder(project.brands_dir, "brands", project.root) if project.brands_dir.is_dir() else ([], [])
+    # lexists, not is_file: a brand.toml that is a pipe or a link out is listed, and loading it says why not.
+    return [p.name for p in folders if p.is_dir() and os.path.lexists(p / "brand.toml")]
+
+
+def brand_files(project: Project, folder: Path) -> tuple[dict[str, bytes], list[Problem]]:
+    """Read the files of a brand folder (its logo, and all of them for the brand's digest), within the caps."""
+    where = shown_path(project, folder)
+    paths, problems = list_folder(folder, where, project.root)
+    files: dict[str, bytes] = {}
+    total = 0
+    for path in paths:
+        if path.name != "brand.toml" and path.is_dir() and not path.is_symlink():
+            continue  # a subfolder is not part of the brand
+        cap = TOML_CAP if path.name == "brand.toml" else FILE_CAP
+        data, found = read_bytes(path, shown_path(project, path), cap=cap, root=project.root)
+        problems += found
+        if data is not None:
+            files[path.name] = data
+            total += len(data)
+        if total > BRAND_FOLDER_CAP:
+            message = f"more than {size_text(BRAND_FOLDER_CAP)} of files; keep brand.toml, the logo and little else"
+            return files, [*problems, Problem(where, "", message)]
+    return files, problems
 
 
 def load_brand(project: Project, brand_id: str) -> tuple[Brand | None, list[Problem]]:
     """Load and validate one brand folder."""
     folder = project.brands_dir / brand_id
     toml_path = folder / "brand.toml"
-    if not is_valid_id(brand_id) or not toml_path.is_file():
+    if not is_valid_id(brand_id) or not os.path.lexists(toml_path):
         known = ", ".join(brand_ids(project)) or "none"
         return None, [Problem(f"brands/{brand_id}", "", f"brand not found; available: {known}")]
-    rel = project.relative(toml_path)
-    try:
-        data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        return None, [Problem(rel, "", f"invalid TOML: {exc}")]
-    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    rel = shown_path(project, toml_path)
+    files, problems = brand_files(project, folder)
+    if problems:
+        return None, problems
+    text, problems = decode(rel, files["brand.toml"])
+    data, problems = parse_toml(rel, text) if text is not None else (None, problems)
+    if data is None:
+        return None, problems
     return brand_from_data(rel, data, brand_id=brand_id, files=files)
