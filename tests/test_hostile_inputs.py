@@ -1,0 +1,490 @@
+"""Hostile input files: pipes, devices, links out, huge or deep files, invisible characters, live links."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Invoke, replace_in
+
+from handouts.inputs.fields import shown
+from handouts.inputs.files import MAX_ENTRIES, SECTION_CAP, TOML_CAP
+from handouts.markdown import parser
+from handouts.output.html import markdown_to_html
+
+DETOX = "content/en/detox.md"
+BRAND = "brands/example-clinic/brand.toml"
+CATALOG = "templates/i18n/en.toml"
+ANCHOR = "### What withdrawal"
+
+
+@pytest.fixture(autouse=True)
+def deadline() -> Iterator[None]:
+    """Fail a test that blocks (on a pipe, a device) instead of hanging the suite."""
+
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError("blocked for 20 s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def add_to_body(project: Path, text: str, path: str = DETOX) -> None:
+    replace_in(project / path, ANCHOR, f"{text}\n\n{ANCHOR}")
+
+
+def check_lines(run: Invoke) -> list[str]:
+    """Return check's lines that are errors, and its summary; warnings about the shipped text left out."""
+    result = run("check")
+    assert "Traceback" not in result.output
+    return [line for line in result.output.splitlines() if not line.endswith("(warning)")]
+
+
+def build_fails(run: Invoke, tmp_path: Path, *options: str) -> list[str]:
+    """Build detox, assert it fails cleanly and writes nothing, and return its lines."""
+    out = tmp_path / "out.pdf"
+    result = run("build", "--sections", "detox", "-o", str(out), *options)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+    return result.output.splitlines()
+
+
+def swap(path: Path, make: object) -> None:
+    """Replace a file with something else: a pipe, a link, a folder."""
+    path.unlink()
+    if make == "fifo":
+        os.mkfifo(path)
+    elif make == "folder":
+        path.mkdir()
+    else:
+        path.symlink_to(str(make))
+
+
+# Files that are not regular files, or lead out of the project: each refused, never read.
+REFUSED = [
+    ("fifo", "not a regular file but a named pipe (FIFO)"),
+    ("folder", "not a regular file but a folder"),
+    ("/dev/zero", "a link to outside the project; every input must be a file inside it"),
+    ("/etc/hostname", "a link to outside the project; every input must be a file inside it"),
+]
+
+
+@pytest.mark.parametrize(("make", "reason"), REFUSED)
+def test_a_section_that_is_no_regular_file_in_the_project_is_refused(
+    run: Invoke, project: Path, tmp_path: Path, make: str, reason: str
+) -> None:
+    swap(project / DETOX, make)
+    assert f"{DETOX}: {reason}" in check_lines(run)
+    assert build_fails(run, tmp_path) == ["Error: cannot build: 1 problem(s)", f"{DETOX}: {reason}"]
+
+
+@pytest.mark.parametrize(("make", "reason"), REFUSED)
+def test_a_brand_toml_that_is_no_regular_file_in_the_project_is_refused(
+    run: Invoke, project: Path, tmp_path: Path, make: str, reason: str
+) -> None:
+    swap(project / BRAND, make)
+    assert f"{BRAND}: {reason}" in check_lines(run)
+    assert build_fails(run, tmp_path)[1:] == [f"{BRAND}: {reason}"]
+
+
+@pytest.mark.parametrize(("make", "reason"), REFUSED)
+def test_a_catalog_that_is_no_regular_file_in_the_project_is_refused(
+    run: Invoke, project: Path, tmp_path: Path, make: str, reason: str
+) -> None:
+    swap(project / CATALOG, make)
+    assert f"{CATALOG}: {reason}" in check_lines(run)
+    assert build_fails(run, tmp_path)[1:] == [f"{CATALOG}: {reason}"]
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        ("fifo", "brands/example-clinic/logo.svg: not a regular file but a named pipe (FIFO)"),
+        (
+            "/dev/zero",
+            "brands/example-clinic/logo.svg: a link to outside the project; every input must be a file inside it",
+        ),
+        # A subfolder is no part of a brand: its name is no logo file.
+        ("folder", f"{BRAND}: logo: file 'logo.svg' not found in the brand folder"),
+    ],
+)
+def test_a_logo_that_is_no_regular_file_in_the_project_is_refused(
+    run: Invoke, project: Path, tmp_path: Path, make: str, reason: str
+) -> None:
+    swap(project / "brands/example-clinic/logo.svg", make)
+    assert reason in check_lines(run)
+    assert build_fails(run, tmp_path)[1:] == [reason]
+
+
+def test_a_stray_pipe_in_a_brand_folder_is_refused(run: Invoke, project: Path, tmp_path: Path) -> None:
+    os.mkfifo(project / "brands/example-clinic/notes")
+    reason = "brands/example-clinic/notes: not a regular file but a named pipe (FIFO)"
+    assert reason in check_lines(run)
+    assert build_fails(run, tmp_path)[1:] == [reason]
+
+
+@pytest.mark.parametrize(("make", "reason"), REFUSED)
+def test_a_settings_file_that_is_no_regular_file_is_refused_not_skipped(
+    run: Invoke, project: Path, make: str, reason: str
+) -> None:
+    (project / "handouts.toml").write_text("")
+    swap(project / "handouts.toml", make)
+    result = run("check")
+    assert result.exit_code == 1
+    assert result.output == f"Error: invalid settings: 1 problem(s)\nhandouts.toml: {reason}\n"
+
+
+@pytest.mark.parametrize(
+    ("job", "reason"),
+    [("fifo", "not a regular file but a named pipe (FIFO)"), ("/dev/zero", "not a regular file but a device")],
+)
+def test_a_job_file_that_is_no_regular_file_is_refused(run: Invoke, tmp_path: Path, job: str, reason: str) -> None:
+    path = tmp_path / "jobs.toml"
+    if job == "fifo":
+        os.mkfifo(path)
+    else:
+        path = Path(job)
+    result = run("batch", str(path), "--dry-run")
+    assert result.exit_code == 1
+    assert result.output == f"Error: invalid job file: 1 problem(s)\n{path}: {reason}\n"
+
+
+def test_a_link_inside_the_project_is_followed(run: Invoke, project: Path) -> None:
+    before = check_lines(run)
+    (project / "content/detox-source.md").write_bytes((project / DETOX).read_bytes())
+    swap(project / DETOX, project / "content/detox-source.md")
+    assert check_lines(run) == before
+
+
+@pytest.mark.parametrize("folder", ["content/en", "brands/example-clinic"])
+def test_a_folder_linked_out_of_the_project_is_refused(run: Invoke, project: Path, tmp_path: Path, folder: str) -> None:
+    outside = tmp_path / "outside"
+    (project / folder).rename(outside)
+    (project / folder).symlink_to(outside)
+    reason = f"{folder}: a link to outside the project; every input must be a file inside it"
+    assert reason in check_lines(run)
+    assert reason in build_fails(run, tmp_path)
+
+
+def test_a_section_over_the_cap_is_refused_without_reading_it(run: Invoke, project: Path, tmp_path: Path) -> None:
+    add_to_body(project, "x" * 2_000_000)
+    size = (project / DETOX).stat().st_size
+    reason = f"{DETOX}: {size:,} bytes; at most 1 MiB"
+    assert reason in check_lines(run)
+    assert build_fails(run, tmp_path)[1:] == [reason]
+
+
+def test_a_section_just_under_the_cap_of_one_repeated_token_is_checked(run: Invoke, project: Path) -> None:
+    # bench/regex.py times this shape; here it must simply finish, and say what is wrong.
+    room = SECTION_CAP - (project / DETOX).stat().st_size - 100
+    add_to_body(project, "1-" * (room // 2))
+    lines = check_lines(run)
+    assert lines[-1].startswith("Aborted") or lines[-1].startswith("OK")
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        (BRAND, "a = " + "[" * 100_000),
+        (CATALOG, "a = " + "{b=" * 60_000),
+        (BRAND, "phone2 = " + "9" * 5000),
+    ],
+    ids=["brand-deep-array", "catalog-deep-table", "brand-huge-number"],
+)
+def test_toml_nested_too_deep_or_with_a_huge_number_is_a_clean_error(
+    run: Invoke, project: Path, tmp_path: Path, path: str, text: str
+) -> None:
+    (project / path).write_text(text)
+    reason = "arrays or tables nested too deep" if "[" in text or "{" in text else "a number too long to read"
+    line = f"{path}: invalid TOML: {reason}"
+    assert line in check_lines(run)
+    assert line in build_fails(run, tmp_path)
+
+
+def test_deep_toml_settings_and_job_file_are_clean_errors(run: Invoke, project: Path, tmp_path: Path) -> None:
+    job = tmp_path / "deep.toml"
+    job.write_text("a = " + "[" * 100_000)
+    result = run("batch", str(job), "--dry-run")
+    assert (
+        result.output
+        == f"Error: invalid job file: 1 problem(s)\n{job}: invalid TOML: arrays or tables nested too deep\n"
+    )
+    (project / "handouts.toml").write_text("a = " + "[" * 100_000)
+    result = run("check")
+    assert (
+        result.output
+        == "Error: invalid settings: 1 problem(s)\nhandouts.toml: invalid TOML: arrays or tables nested too deep\n"
+    )
+
+
+def test_a_catalog_that_is_not_utf8_is_named_with_its_byte_for_check_and_build(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    path = project / CATALOG
+    data = path.read_bytes()
+    at = data.index(b"Handout")
+    path.write_bytes(data[:at] + b"\xff" + data[at:])
+    line = f"{CATALOG}: not UTF-8 text (invalid start byte at byte {at})"
+    assert line in check_lines(run)
+    assert build_fails(run, tmp_path)[1:] == [line]
+
+
+def test_a_toml_file_over_the_cap_is_refused(run: Invoke, project: Path, tmp_path: Path) -> None:
+    path = project / BRAND
+    path.write_text(path.read_text() + "#" * TOML_CAP)
+    line = f"{BRAND}: {path.stat().st_size:,} bytes; at most 256 KiB"
+    assert line in check_lines(run)
+    assert build_fails(run, tmp_path)[1:] == [line]
+
+
+UNSAFE = [
+    ("\u202e", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+    ("\u2066", "U+2066 (LEFT-TO-RIGHT ISOLATE)"),
+    ("\u200f", "U+200F (RIGHT-TO-LEFT MARK)"),
+    ("\u061c", "U+061C (ARABIC LETTER MARK)"),
+    ("\u2028", "U+2028 (LINE SEPARATOR)"),
+    ("\u200b", "U+200B (ZERO WIDTH SPACE)"),
+    ("\x07", "U+0007 (Cc)"),
+    ("\x85", "U+0085 (Cc)"),
+    ("\x00", "U+0000 (Cc)"),
+]
+HIDES = "a control or invisible character that can hide or reorder text"
+
+
+@pytest.mark.parametrize(("char", "name"), UNSAFE)
+def test_brand_fields_refuse_controls_and_invisible_characters(
+    run: Invoke, project: Path, tmp_path: Path, char: str, name: str
+) -> None:
+    escaped = f"\\u{ord(char):04x}"
+    # Inside the text: at either end, strip() would take white space such as U+2028 away anyway.
+    replace_in(project / BRAND, 'short_name = "Maple', f'short_name = "Maple{escaped}')
+    line = f"{BRAND}: short_name: contains {name}, {HIDES}"
+    assert line in check_lines(run)
+    assert build_fails(run, tmp_path)[1:] == [line]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("title: Withdrawal", "title: \u202eWithdrawal", "title"),
+        ("  - name: Avery", "  - name: \u2067Avery", "reviewers[0].name"),
+        ("    credentials: MD", '    credentials: "\\e[2JMD"', "reviewers[0].credentials"),
+        ("    role: Fictional", "    role: \u200bFictional", "reviewers[0].role"),
+        ('  - title: "Wakeman', '  - title: "W\\u2028akeman', "sources[0].title"),
+        ("    url: https://doi.org/10.1001/", '    url: "https://doi.org/\\u202e10.1001/', "sources[0].url"),
+    ],
+)
+def test_front_matter_text_refuses_controls_and_invisible_characters(
+    run: Invoke, project: Path, old: str, new: str, field: str
+) -> None:
+    if new.startswith('    url: "'):
+        replace_in(project / DETOX, "jamanetworkopen.2019.20622\n", 'jamanetworkopen.2019.20622"\n')
+    replace_in(project / DETOX, old, new)
+    lines = check_lines(run)
+    assert any(line.startswith(f"{DETOX}: {field}: contains U+") and HIDES in line for line in lines), lines
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u202a", "\x01", "\x1b"])
+def test_markdown_body_refuses_bidi_overrides_and_controls(run: Invoke, project: Path, char: str) -> None:
+    add_to_body(project, f"Call {char}1-800 now.")
+    name = shown(char)  # only to make a failing assertion readable
+    assert any(line.startswith(f"{DETOX}: body: contains U+{ord(char):04X}") for line in check_lines(run)), name
+
+
+@pytest.mark.parametrize("char", ["\u00ad", "\u200c", "\u200d", "\u200e", "\u200b"])
+def test_markdown_body_keeps_soft_hyphens_joiners_and_marks(run: Invoke, project: Path, char: str) -> None:
+    add_to_body(project, f"Medi{char}cation helps.")
+    assert not any("contains U+" in line for line in check_lines(run))
+
+
+@pytest.mark.parametrize(("option", "field"), [("--note", "note"), ("--prepared-for", "for"), ("--counselor", "c")])
+@pytest.mark.parametrize(("char", "name"), [("\u202e", "U+202E (RIGHT-TO-LEFT OVERRIDE)"), ("\x01", "U+0001 (Cc)")])
+def test_tailoring_refuses_controls_without_echoing_the_text(
+    run: Invoke, tmp_path: Path, option: str, field: str, char: str, name: str
+) -> None:
+    secret = f"Jordan{char}Secret"
+    lines = build_fails(run, tmp_path, option, secret)
+    assert lines == ["Error: cannot build: 1 problem(s)", f"{option}: contains {name}, {HIDES}"]
+    assert "Jordan" not in "\n".join(lines) and "Secret" not in "\n".join(lines)
+
+
+def test_tailoring_name_refuses_a_line_separator_but_a_note_keeps_its_lines(run: Invoke, tmp_path: Path) -> None:
+    lines = build_fails(run, tmp_path, "--prepared-for", "Ann\u2028Lee")
+    assert lines[1] == f"--prepared-for: contains U+2028 (LINE SEPARATOR), {HIDES}"
+    lines = build_fails(run, tmp_path, "--prepared-for", "Ann\nLee")
+    assert lines[1] == f"--prepared-for: contains U+000A (Cc), {HIDES}"
+    result = run("build", "--sections", "detox", "--note", "Line one\nLine two", "-o", str(tmp_path / "n.pdf"))
+    assert result.exit_code == 0, result.output
+
+
+# Markdown nested past markdown-it's maxNesting loses its innermost text: an error, never silence.
+NESTINGS = {
+    "quotes": lambda n: ">" * n + " MARKER text.",
+    "lists": lambda n: "".join("  " * i + f"- item {i}\n" for i in range(n - 1)) + "  " * (n - 1) + "- MARKER\n",
+    "numbered": lambda n: "".join("   " * i + "1. item\n" for i in range(n - 1)) + "   " * (n - 1) + "1. MARKER\n",
+    "quoted lists": lambda n: "> " * n + "- MARKER\n",
+    "boxes": lambda n: "::: box\n" * n + "MARKER\n" + ":::\n" * n,
+    "emphasis": lambda n: "*" * n + "MARKER" + "*" * n,
+    "links": lambda n: "[" * n + "MARKER" + "](https://example.org)" * n,
+}
+
+
+@pytest.mark.parametrize("kind", list(NESTINGS))
+def test_text_lost_to_nesting_is_an_error_never_silence(kind: str) -> None:
+    from handouts.inputs.sections import markdown_problems
+
+    depths = {}
+    for n in range(1, 31):
+        text = NESTINGS[kind](n)
+        problems = markdown_problems(DETOX, "body", text)
+        lost = "MARKER" not in markdown_to_html(text)
+        nested = [p for p in problems if "nested" in p.message]
+        # Every loss is reported; a report comes only near the parser's limit.
+        assert not lost or nested, (kind, n)
+        depths[n] = bool(nested)
+    assert not depths[1] and not depths[5]
+
+
+def test_nesting_error_names_the_depth(run: Invoke, project: Path) -> None:
+    add_to_body(project, ">" * 25 + " Hidden safety fact.")
+    assert f"{DETOX}: body: quotes, lists and boxes nested 20 deep; the text inside would be lost" in check_lines(run)
+
+
+LINKS = [
+    ("[the file](file:///etc/passwd)", "the file"),
+    ("[run](javascript:alert(1))", "run"),
+    ("[data](data:text/html,hi)", "data"),
+    ("[ftp](ftp://example.org/x)", "ftp"),
+    ("[custom](custom:thing)", "custom"),
+    ("[other](other.md)", "other"),
+    ("[abs](/etc/x)", "abs"),
+    ("[up](../x)", "up"),
+    ("[frag](#frag)", "frag"),
+    ("[home](//example.org/x)", "home"),
+]
+
+
+@pytest.mark.parametrize(("source", "text"), LINKS)
+def test_links_that_are_not_web_mail_or_phone_print_as_their_text_only(source: str, text: str) -> None:
+    html = markdown_to_html(f"See {source} now.")
+    assert html == f"<p>See {text} now.</p>\n"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "[web](https://example.org/a)",
+        "[web](HTTP://example.org)",
+        "[mail](mailto:a@example.org)",
+        "[call](tel:+18025550142)",
+    ],
+)
+def test_web_mail_and_phone_links_stay_live(source: str) -> None:
+    assert "<a href=" in markdown_to_html(source)
+
+
+def test_check_warns_of_links_printed_as_text_and_refuses_autolinks_to_paths(run: Invoke, project: Path) -> None:
+    add_to_body(project, "See [other](other.md) and <file:///work/secret> and <https://example.org>.")
+    result = run("check")
+    assert (
+        f"{DETOX}: body: link to 'other.md' prints as text only; only https:, http:, mailto: and tel: links are live "
+        "(warning)" in result.output.splitlines()
+    )
+    assert (
+        f"{DETOX}: body: link <file:///work/secret> is not a web, e-mail or phone link; only https:, http:, mailto: "
+        "and tel: links" in result.output.splitlines()
+    )
+
+
+def test_the_parser_sees_every_link_as_the_renderer_does() -> None:
+    tokens = parser().parse("[x](file:///etc/passwd) ![y](/etc/passwd)")
+    children = tokens[1].children or []
+    assert [c.type for c in children if c.type in ("link_open", "image")] == ["link_open", "image"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("AtkinsonHyperlegible-Regular.ttf", b"", "not a usable font"),
+        ("AtkinsonHyperlegible-Bold.ttf", bytes(range(256)) * 200, "not a usable font"),
+        ("AtkinsonHyperlegible-Italic.ttf", None, "not a usable font"),
+    ],
+)
+def test_a_damaged_font_is_caught_by_check_and_build(
+    run: Invoke, project: Path, tmp_path: Path, name: str, data: bytes | None, reason: str
+) -> None:
+    path = project / "styles/fonts" / name
+    path.write_bytes(path.read_bytes()[:30_000] if data is None else data)
+    lines = [line for line in check_lines(run) if line.startswith(f"styles/fonts/{name}: ")]
+    assert len(lines) == 1 and lines[0].startswith(f"styles/fonts/{name}: {reason}"), lines
+    assert lines[0] in build_fails(run, tmp_path)
+
+
+def test_brand_fields_of_the_wrong_type_are_each_named(run: Invoke, project: Path) -> None:
+    (project / BRAND).write_text(
+        'name = 5\nshort_name = ["x"]\nphone = 1.5\naddress = true\nwebsite = 1979-05-27\n'
+        'logo_alt = {a = 1}\nlogo = 3\nnote = []\ncolors = "red"\nes = 5\n'
+    )
+    lines = check_lines(run)
+    for field in ("name", "short_name", "phone", "address", "website", "logo_alt", "logo", "note", "colors", "es"):
+        assert any(line.startswith(f"{BRAND}: {field}: ") for line in lines), field
+
+
+def test_a_yaml_alias_bomb_is_quoted_briefly(run: Invoke, project: Path) -> None:
+    bomb = "a0: &a0 [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]\n" for i in range(1, 9)
+    )
+    replace_in(project / DETOX, "title: ", bomb + "title: *a8\nold_title: ")
+    lines = check_lines(run)
+    title = next(line for line in lines if line.startswith(f"{DETOX}: title: "))
+    assert len(title) < 300
+
+
+def test_names_with_controls_or_invalid_utf8_are_escaped_in_messages(run: Invoke, project: Path) -> None:
+    folder = project / "content/en"
+    (folder / "evil\nname.md").write_text("x")
+    (folder / "gpj.\u202edm.md").write_text("x")
+    with open(os.fsencode(folder) + b"/bad\xff.md", "wb") as handle:
+        handle.write(b"x")
+    lines = check_lines(run)
+    for name in ("'evil\\nname.md'", "'gpj.\\u202edm.md'", "'bad\\udcff.md'"):
+        assert f"content/en: the name {name} holds control or invisible characters; rename it" in lines
+    assert all(line.isprintable() for line in lines)
+
+
+def test_a_folder_with_too_many_entries_is_one_problem(run: Invoke, project: Path, tmp_path: Path) -> None:
+    for i in range(MAX_ENTRIES + 1):
+        (project / f"content/en/x{i}.md").write_text("x")
+    line = f"content/en: more than {MAX_ENTRIES:,} entries; is this the right folder?"
+    assert line in check_lines(run)
+    assert line in build_fails(run, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("output", '"out\\u0000x"', "output: contains U+0000 (Cc), " + HIDES),
+        (
+            "name",
+            '"treatment\\n"',
+            "handout[0].name: expected a file stem of letters, digits, - and _, got 'treatment\\n'",
+        ),
+    ],
+)
+def test_job_file_values_that_would_garble_file_names_are_refused(
+    run: Invoke, tmp_path: Path, field: str, value: str, message: str
+) -> None:
+    job = tmp_path / "jobs.toml"
+    output = value if field == "output" else '"out"'
+    name = value if field == "name" else '"treatment"'
+    job.write_text(f'output = {output}\n[[handout]]\nname = {name}\nsections = ["detox"]\n')
+    result = run("batch", str(job), "--dry-run")
+    assert result.exit_code == 1
+    assert f"{job}: {message}" in result.output.splitlines()
