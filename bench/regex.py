@@ -1,22 +1,33 @@
 """Time every regular expression of the package, and the Markdown paths that run them, on long hostile input.
 
-Run: python bench/regex.py [chars]. For each pattern and each repeated token (" ", "a", "a.", "-",
-"1-", "http://", ".com", "#", "\\t", "((", "a "), it times the pattern on a quarter of `chars`
-(default 100,000) and on all of them: linear time gives a ratio near 4; the script marks any
-ratio over 8, and any single run over 0.5 s, as SUPER-LINEAR. Timings come from a shared, noisy
-machine; the suite has no timed assertions.
+Run from the repository root: python bench/regex.py [chars]. For each pattern and each repeated
+token (" ", "a", "a.", "-", "1-", "http://", ".com", "#", "\\t", "((", "a " and more), it times the
+pattern on a quarter of `chars` (default 100,000) and on all of them: linear time gives a ratio
+near 4; the script marks any ratio over 8, and any single run over 0.5 s, as SUPER-LINEAR. Then
+it times `check` of the shipped project with one section's body replaced by each token repeated
+up to just under the section cap, and with a body twice the cap. Timings come from a shared,
+noisy machine; the suite has no timed assertions.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from handouts import dates, layouts, markdown, readability
+from handouts.check import check_project
 from handouts.inputs import brands, catalogs, fields, frontmatter, jobs, sections
+from handouts.inputs.files import SECTION_CAP
 from handouts.inputs.sections import markdown_problems
+from handouts.project import Project
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TOKENS = (
     " ",
@@ -122,6 +133,38 @@ def pattern_call(pattern: re.Pattern[str] | re.Pattern[bytes], method: str) -> C
     return lambda text: lambda: call(text)
 
 
+def check_seconds(root: Path, body: str) -> tuple[float, int]:
+    """Return how long check takes with detox's body replaced, and how many problems it finds."""
+    path = root / "content/en/detox.md"
+    text = (ROOT / "content/en/detox.md").read_text(encoding="utf-8")
+    front = text[: text.index("\n---\n", 4) + 5]
+    path.write_text(front + body, encoding="utf-8")
+    start = time.perf_counter()
+    problems = check_project(Project(root), dt.date(2026, 11, 23))
+    return time.perf_counter() - start, len(problems)
+
+
+def check_under_cap() -> list[str]:
+    """Time check on a section of each token repeated to just under the cap, and on one twice the cap."""
+    lines = []
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        for name in ("content", "templates", "styles", "brands"):
+            shutil.copytree(ROOT / name, root / name)
+        check_seconds(root, "Warm up.\n")  # the CMU dictionary and the parser load once
+        room = SECTION_CAP - len((ROOT / "content/en/detox.md").read_text(encoding="utf-8").split("\n---\n")[0]) - 200
+        for token in (*TOKENS, "!["):
+            seconds_, found = check_seconds(root, token * (room // len(token)))
+            lines.append(
+                f"check, body of {token!r:8} x {room // len(token):>6} {seconds_ * 1000:8.0f} ms ({found} problems)"
+            )
+        seconds_, found = check_seconds(root, "x" * 2 * SECTION_CAP)
+        lines.append(
+            f"check, body of 'x' x {2 * SECTION_CAP} (over the cap) {seconds_ * 1000:8.0f} ms ({found} problems)"
+        )
+    return lines
+
+
 def main() -> None:
     """Print one line per pattern and token, and a closing count of super-linear ones."""
     chars = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
@@ -133,7 +176,8 @@ def main() -> None:
         lines += probe(name, lambda text, path=path: lambda: path(text), chars)  # type: ignore[misc]
     print("\n".join(lines))
     bad = [line for line in lines if line.endswith("SUPER-LINEAR")]
-    print(f"\n{len(bad)} of {len(lines)} super-linear")
+    print(f"\n{len(bad)} of {len(lines)} super-linear\n")
+    print("\n".join(check_under_cap()))
 
 
 if __name__ == "__main__":

@@ -176,7 +176,7 @@ def test_a_folder_linked_out_of_the_project_is_refused(run: Invoke, project: Pat
 def test_a_section_over_the_cap_is_refused_without_reading_it(run: Invoke, project: Path, tmp_path: Path) -> None:
     add_to_body(project, "x" * 2_000_000)
     size = (project / DETOX).stat().st_size
-    reason = f"{DETOX}: {size:,} bytes; at most 1 MiB"
+    reason = f"{DETOX}: {size:,} bytes; at most 64 KiB"
     assert reason in check_lines(run)
     assert build_fails(run, tmp_path)[1:] == [reason]
 
@@ -206,6 +206,13 @@ def test_toml_nested_too_deep_or_with_a_huge_number_is_a_clean_error(
     line = f"{path}: invalid TOML: {reason}"
     assert line in check_lines(run)
     assert line in build_fails(run, tmp_path)
+
+
+@pytest.mark.parametrize("key", ["a" + ".a" * 80_000 + " = 1", "[a" + ".a" * 65 + "]"])
+def test_toml_keys_of_very_many_parts_are_refused_before_parsing(run: Invoke, project: Path, key: str) -> None:
+    # tomllib's time and memory grow with the square of a key's parts: 80,000 exhaust the memory.
+    (project / BRAND).write_text(key[:200_000])
+    assert f"{BRAND}: a line with more than 64 dots; keys that deep are refused" in check_lines(run)
 
 
 def test_deep_toml_settings_and_job_file_are_clean_errors(run: Invoke, project: Path, tmp_path: Path) -> None:

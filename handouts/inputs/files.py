@@ -15,12 +15,16 @@ from .fields import decode
 
 KIB = 1024
 MIB = 1024 * KIB
-# A section is a page or two of text (the longest shipped one is under 6 KB): 1 MiB is over a
-# hundred times that, and check parses it in about a second (bench/regex.py).
-SECTION_CAP = 1 * MIB
+# A section is a page or two of text: the longest shipped one is under 10 KB, and max_words at
+# its largest (5000) is about 30 KB. markdown-it-py parses its slowest input ("![" repeated) at
+# about 20 µs a character, so 64 KiB keeps the worst check near a second (bench/regex.py).
+SECTION_CAP = 64 * KIB
 # brand.toml, catalogs, handouts.toml, pyproject.toml and job files: the largest shipped is under
-# 10 KB; tomllib needs about a second for 256 KiB of the worst shape.
+# 10 KB; tomllib parses 256 KiB of its slowest shapes in under a second.
 TOML_CAP = 256 * KIB
+# tomllib takes time and memory quadratic in the parts of one dotted key: `a.a.a...` with 80,000
+# parts exhausts the memory. No key of ours has more than three parts.
+MAX_DOTS_PER_LINE = 64
 # A logo, a picture beside a section, a template or a stylesheet: printed a few inches wide, or
 # read by WeasyPrint as a whole.
 FILE_CAP = 5 * MIB
@@ -128,6 +132,8 @@ def read_text(path: Path, where: str, *, cap: int, root: Path | None) -> tuple[s
 
 def parse_toml(where: str, text: str) -> tuple[dict[str, Any] | None, list[Problem]]:
     """Parse TOML text, turning every way tomllib can fail on hostile input into a problem."""
+    if any(line.count(".") > MAX_DOTS_PER_LINE for line in text.splitlines()):
+        return None, [Problem(where, "", f"a line with more than {MAX_DOTS_PER_LINE} dots; keys that deep are refused")]
     try:
         # A byte order mark, as some Windows editors write, is not part of the settings.
         return tomllib.loads(text.removeprefix("\ufeff")), []

@@ -123,18 +123,26 @@ def markdown_problems(path: str, field: str, text: str) -> list[Problem]:
     error when the printed text would be a file path or a script).
     """
     # Imported here: a batch with nothing to rebuild never needs the Markdown parser.
-    from ..markdown import box_problems, image_target, images, is_outside, link_problems, nesting_problem, parser
+    from ..markdown import (
+        box_problems,
+        image_target,
+        images,
+        is_outside,
+        link_problems,
+        nesting_problem,
+        parsed,
+        parser,
+    )
 
     found = [Problem(path, field, message) for message in box_problems(text)]
-    md = parser()
-    tokens = md.parse(text)
+    tokens = parsed(text)
     for token in tokens:
         if token.type == "heading_open" and token.tag in ("h1", "h2"):
             # A setext heading's markup is its underline, = or -.
             kind = repr(token.markup) if token.markup.startswith("#") else "an underlined heading"
             found.append(Problem(path, field, f"use ### for headings inside a section, found {kind} (the title is ##)"))
             break
-    if (nesting := nesting_problem(tokens, md.options["maxNesting"])) is not None:
+    if (nesting := nesting_problem(tokens, parser().options["maxNesting"])) is not None:
         found.append(Problem(path, field, nesting))
     no_alt = False
     for image in images(tokens):
@@ -255,7 +263,9 @@ def section_from_text(
         if (reason := markdown_char_problem(markdown_text)) is not None:
             problems.append(Problem(path, field_name, reason))
     if markdown:
-        problems += markdown_problems(path, "body", body) + (markdown_problems(path, "brief", brief) if brief else [])
+        # As the Section keeps them, so check parses each text once (readability reads the same tokens).
+        problems += markdown_problems(path, "body", body.strip() + "\n")
+        problems += markdown_problems(path, "brief", brief + "\n") if brief else []
     key_points = _key_points(path, meta.get("key_points"), problems)
     if problems:
         return None, problems
