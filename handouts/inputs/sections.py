@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..dates import add_months
-from ..errors import HandoutError, Problem
+from ..errors import HandoutError, Problem, errors
 from ..models import BASE_LANGUAGE, SECTION_ORDER, Reviewer, Section, Source
 from ..project import Limits, Project
 from .fields import (
@@ -267,7 +267,7 @@ def section_from_text(
         problems += markdown_problems(path, "body", body.strip() + "\n")
         problems += markdown_problems(path, "brief", brief + "\n") if brief else []
     key_points = _key_points(path, meta.get("key_points"), problems)
-    if problems:
+    if errors(problems):
         return None, problems
     assert last_reviewed is not None and next_due is not None  # guaranteed by the checks above
     section = Section(
@@ -289,13 +289,14 @@ def section_from_text(
         approved_version=approved_version,
         approved_fingerprint=fingerprint,
     )
-    return section, []
+    # Warnings (a link that prints as text) come with the section; check shows them.
+    return section, problems
 
 
 def section_markdown_problems(section: Section) -> list[Problem]:
-    """Check a loaded section's body and brief as the renderer will read them."""
+    """Return what stops a loaded section's body and brief from rendering: errors only, not warnings."""
     brief = markdown_problems(section.path, "brief", section.brief) if section.brief else []
-    return markdown_problems(section.path, "body", section.body) + brief
+    return errors(markdown_problems(section.path, "body", section.body) + brief)
 
 
 def section_path(project: Project, language: str, section_id: str) -> str:
