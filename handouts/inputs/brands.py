@@ -51,6 +51,10 @@ HEX_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+# The short name starts the footer line of every page: longer, the line wraps past the margin.
+MAX_SHORT_NAME = 40
+
+
 # All the files of one brand folder together: a logo or two and brand.toml.
 BRAND_FOLDER_CAP = 20 * MIB
 
@@ -130,6 +134,24 @@ def _optional_text(path: str, key: str, value: Any, problems: list[Problem]) -> 
     return str(value)
 
 
+def _url_and_length_problems(
+    path: str, values: Mapping[str, str], localized: list[tuple[str, tuple[tuple[str, str], ...]]]
+) -> list[Problem]:
+    """Check the URLs of a brand and of its translations, and that each short name fits the footer."""
+    found = []
+    every = [("", values), *((f"{language}.", dict(fields)) for language, fields in localized)]
+    for prefix, fields in every:
+        for key in ("website", "qr_url", "sources_url"):
+            url = fields.get(key)
+            if url and not URL_RE.fullmatch(url):
+                found.append(Problem(path, f"{prefix}{key}", f"expected an http(s) URL, got {shown(url)}"))
+        short_name = fields.get("short_name", "")
+        if len(short_name) > MAX_SHORT_NAME:
+            message = f"{len(short_name)} characters; at most {MAX_SHORT_NAME} fit the footer of every page"
+            found.append(Problem(path, f"{prefix}short_name", message))
+    return found
+
+
 def brand_from_data(
     path: str, data: Mapping[str, Any], *, brand_id: str, files: Mapping[str, bytes]
 ) -> tuple[Brand | None, list[Problem]]:
@@ -145,14 +167,7 @@ def brand_from_data(
         if key in data
     }
     note, hours = (_optional_text(path, key, data.get(key, ""), problems) for key in ("note", "hours"))
-    for key in ("website", "qr_url", "sources_url"):
-        if values.get(key) and not URL_RE.fullmatch(values[key]):
-            problems.append(Problem(path, key, f"expected an http(s) URL, got {shown(values[key])}"))
-    for language, fields in localized:
-        for key in ("qr_url", "sources_url"):
-            url = dict(fields).get(key)
-            if url and not URL_RE.fullmatch(url):
-                problems.append(Problem(path, f"{language}.{key}", f"expected an http(s) URL, got {shown(url)}"))
+    problems += _url_and_length_problems(path, values, localized)
     colors = _colors(path, data, problems)
     logo = data.get("logo", "logo.svg")
     if not isinstance(logo, str) or "/" in logo or "\\" in logo or ":" in logo or logo.startswith("."):
