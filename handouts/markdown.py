@@ -16,15 +16,18 @@ from mdit_py_plugins.container import container_plugin
 # list of short items in two columns, without a frame.
 BOXES = ("safety", "box", "columns")
 BOX_LINE_RE = re.compile(r"^ {0,3}:::[ \t]*(\S*)", re.MULTILINE)
-# Phone numbers, web addresses and domains: never hyphenated or split across lines. Each
-# repetition can only grow forward, and a domain starts only where no domain character precedes
-# it, so a long run of "a.a.a" or "1-1-1" is tried once, not from each of its characters: the
-# time stays linear in the text (bench/regex.py).
+# Phone numbers, web addresses and domains: never hyphenated or split across lines. Any other
+# run of 24 or more characters without a space (no word of the shipped text has more than 20)
+# may break anywhere, rather than run out of its column or push a table off the page; it stops
+# before a web address, which keeps its own class. Each repetition only grows forward and a
+# domain starts only where no domain character precedes it, so a run like "a.a.a" or "1-1-1" is
+# tried once, not from each of its characters: the time is linear in the text (bench/regex.py).
 KEEP_WHOLE_RE = re.compile(
     r"https?://\S+[^\s.,;:!?)]"
     r"|(?<![A-Za-z0-9.-])[A-Za-z0-9][A-Za-z0-9-]*+(?:\.[A-Za-z0-9-]++)*\.(?:gov|org|com|net|edu)\b"
     r"(?:/[^\s.,;:!?)]*+)?"
     r"|(?:\b1-)?\b\d{3}-\d{3}-\d{4}\b|\(\d{3}\)\s\d{3}-\d{4}"
+    r"|(?P<long>(?:(?!https?://)\S){24,}+)"
 )
 # The links that print as live links: web pages, e-mail and phone numbers. Any other scheme
 # (file:, javascript:, data:) and every path prints as its text, so no link points into the
@@ -183,13 +186,13 @@ def keep_class(text: str) -> str:
 
 
 def kept_pieces(text: str) -> list[tuple[str, str | None]]:
-    """Split text into pieces, each with the class that keeps it whole, or None for plain text."""
+    """Split text into pieces, each with the class that keeps it whole (or lets it break anywhere), or None."""
     pieces: list[tuple[str, str | None]] = []
     position = 0
     for match in KEEP_WHOLE_RE.finditer(text):
         if match.start() > position:
             pieces.append((text[position : match.start()], None))
-        pieces.append((match[0], keep_class(match[0])))
+        pieces.append((match[0], "long" if match.lastgroup == "long" else keep_class(match[0])))
         position = match.end()
     if position < len(text):
         pieces.append((text[position:], None))
