@@ -495,3 +495,131 @@ def test_job_file_values_that_would_garble_file_names_are_refused(
     result = run("batch", str(job), "--dry-run")
     assert result.exit_code == 1
     assert f"{job}: {message}" in result.output.splitlines()
+
+
+def long_word_chars(path: Path, letter: str) -> list[tuple[int, float, float, float, float]]:
+    """Return (page, x0, x1, top, bottom) of every character of a word made of one repeated letter."""
+    import pdfplumber
+
+    found = []
+    with pdfplumber.open(path) as pdf:
+        for number, page in enumerate(pdf.pages):
+            found += [(number, c["x0"], c["x1"], c["top"], c["bottom"]) for c in page.chars if c["text"] == letter]
+    return found
+
+
+@pytest.mark.render
+@pytest.mark.parametrize("where", ["body", "note"])
+def test_a_300_character_word_breaks_inside_the_letter_page_margins(
+    run: Invoke, project: Path, tmp_path: Path, where: str
+) -> None:
+    from handouts.layouts import LAYOUTS, points
+
+    options = ["--note", "Q" * 300] if where == "note" else []
+    if where == "body":
+        add_to_body(
+            project, "A word: " + "Q" * 300 + " and a table:\n\n| A | B |\n|---|---|\n| " + "Q" * 300 + " | x |"
+        )
+    out = tmp_path / "long.pdf"
+    result = run("build", "--sections", "detox", *options, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    chars = long_word_chars(out, "Q")
+    assert len(chars) == 300 * (2 if where == "body" else 1)
+    layout = LAYOUTS["letter"]
+    top, side, bottom = (points(m) for m in layout.margin)
+    assert all(side - 0.5 <= x0 and x1 <= layout.width_pt - side + 0.5 for _, x0, x1, _, _ in chars)
+    assert all(top - 0.5 <= t and b <= layout.height_pt - bottom + 0.5 for _, _, _, t, b in chars)
+
+
+@pytest.mark.render
+@pytest.mark.parametrize("where", ["brief", "note"])
+def test_a_300_character_word_stays_in_its_trifold_panel(
+    run: Invoke, project: Path, tmp_path: Path, where: str
+) -> None:
+    # A note as long as the flap holds: a longer one is refused as not fitting, which is fine too.
+    options = ["--note", "Q" * 200] if where == "note" else []
+    if where == "brief":
+        replace_in(project / DETOX, "brief: |\n", "brief: |\n  A word: " + "Q" * 300 + " here.\n\n")
+    out = tmp_path / "long.pdf"
+    result = run("build", "--sections", "detox", "--layout", "trifold", *options, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    chars = long_word_chars(out, "Q")
+    assert len(chars) == (200 if where == "note" else 300)
+    panel = 792 / 3
+    # Each character inside one panel, clear of the 0.3 in gutter each side of a fold.
+    for _, x0, x1, _, _ in chars:
+        assert int(x0 // panel) == int((x1 - 0.01) // panel)
+        assert x0 % panel >= 0.3 * 72 - 0.5
+        assert x1 % panel <= panel - 0.3 * 72 + 0.5
+
+
+@pytest.mark.render
+def test_refused_links_leave_no_annotation_and_no_path_in_the_pdf(run: Invoke, project: Path, tmp_path: Path) -> None:
+    import pypdf
+
+    add_to_body(project, " ".join(source for source, _ in LINKS) + " [live](https://example.org/live)")
+    out = tmp_path / "links.pdf"
+    result = run("build", "--sections", "detox", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    reader = pypdf.PdfReader(out)
+    uris = [
+        annotation.get_object()["/A"].get("/URI")
+        for page in reader.pages
+        for annotation in page.get("/Annots", [])
+        if "/A" in annotation.get_object()
+    ]
+    assert "https://example.org/live" in uris
+    assert all(str(uri).startswith(("https:", "http:", "mailto:", "tel:")) for uri in uris), uris
+    text = " ".join(page.extract_text() for page in reader.pages)
+    for _, shown_text in LINKS:
+        assert shown_text in text
+    # No path of the machine that built it, in the text, the links or anywhere in the file.
+    raw = out.read_bytes()
+    for path in (str(project), str(tmp_path), "/etc/passwd", "file:", "javascript:"):
+        assert path not in text and path.encode() not in raw
+
+
+@pytest.mark.render
+def test_right_to_left_names_cannot_move_the_footer_or_review_line(run: Invoke, project: Path, tmp_path: Path) -> None:
+    from pdfcheck import page_texts
+
+    replace_in(project / BRAND, 'short_name = "Maple Street (example)"', 'short_name = "מרפאה 12"')
+    out = tmp_path / "rtl.pdf"
+    result = run("build", "--sections", "detox", "--counselor", "כהן 3", "-o", str(out), "--html")
+    assert result.exit_code == 1  # tailoring never goes into an HTML file
+    result = run("build", "--sections", "detox", "--counselor", "כהן 3", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    texts = page_texts(out)
+    # Whatever the name does, the line after it reads in order.
+    assert all(" · Handout " in text and "Draft, not approved for patient use" in text for text in texts)
+    for text in texts:
+        assert text.index(" · Handout ") < text.index("Draft, not approved for patient use")
+
+
+def test_a_short_name_longer_than_the_footer_holds_is_refused(run: Invoke, project: Path, tmp_path: Path) -> None:
+    replace_in(project / BRAND, 'short_name = "Maple Street (example)"', f'short_name = "{"S" * 41}"')
+    line = f"{BRAND}: short_name: 41 characters; at most 40 fit the footer of every page"
+    assert line in check_lines(run)
+    assert build_fails(run, tmp_path)[1:] == [line]
+
+
+def test_a_link_that_prints_as_text_warns_but_keeps_the_section(project: Path) -> None:
+    import datetime as dt
+
+    from handouts.inputs.sections import section_from_text, section_markdown_problems
+    from handouts.project import Limits
+
+    text = (project / DETOX).read_text().replace(ANCHOR, f"See [other](other.md).\n\n{ANCHOR}", 1)
+    section, problems = section_from_text(
+        DETOX, text, expected_id="detox", expected_language="en", today=dt.date(2026, 11, 23), limits=Limits()
+    )
+    assert section is not None
+    assert [(p.field, p.severity) for p in problems] == [("body", "warning")]
+    assert section_markdown_problems(section) == []  # what a batch checks before it renders: errors only
+
+
+def test_long_runs_without_spaces_may_break_anywhere_but_addresses_keep_their_class() -> None:
+    html = markdown_to_html("Go to (https://example.org/" + "x" * 30 + ") or " + "W" * 30 + " now.")
+    assert '<span class="url">https://example.org/' in html
+    assert f'<span class="long">{"W" * 30}</span>' in html
+    assert '<span class="long">' not in markdown_to_html("cognitivo-conductual, the longest word we print.")
