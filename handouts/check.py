@@ -58,4 +58,5 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
         problems += load_brand(project, brand_id)[1]
     if strict:
         problems = [dataclasses.replace(p, severity="error") for p in problems]
-    return sorted(problems, key=lambda p: (p.path, p.field))
+    # A catalog is a template too: one that cannot be read is named once, not by both readers.
+    return sorted(dict.fromkeys(problems), key=lambda p: (p.path, p.field))

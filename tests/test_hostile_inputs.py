@@ -623,3 +623,27 @@ def test_long_runs_without_spaces_may_break_anywhere_but_addresses_keep_their_cl
     assert '<span class="url">https://example.org/' in html
     assert f'<span class="long">{"W" * 30}</span>' in html
     assert '<span class="long">' not in markdown_to_html("cognitivo-conductual, the longest word we print.")
+
+
+@pytest.mark.parametrize(
+    ("front", "reason"),
+    [
+        ("x: " + "[" * 31_000 + "]" * 31_000, "lists or mappings nested over 32 deep"),
+        ("x:\n" + "- " * 31_000 + "y", "lists or mappings nested over 32 deep"),
+        ("version: " + "9" * 5000, "invalid YAML: a number too long or values nested too deep"),
+    ],
+    ids=["flow-31000", "block-31000", "int-5000-digits"],
+)
+def test_front_matter_that_would_crash_the_yaml_loader_is_refused(
+    run: Invoke, project: Path, tmp_path: Path, front: str, reason: str
+) -> None:
+    # Nested some 30,000 deep, libyaml's loader overflows the C stack: the process died without a word.
+    (project / DETOX).write_text(f"---\n{front}\n---\nBody.\n")
+    line = f"{DETOX}: front matter: {reason}"
+    assert line in check_lines(run)
+    assert build_fails(run, tmp_path)[1:] == [line]
+
+
+def test_a_catalog_that_cannot_be_read_is_named_once_by_check(run: Invoke, project: Path) -> None:
+    swap(project / CATALOG, "fifo")
+    assert check_lines(run).count(f"{CATALOG}: not a regular file but a named pipe (FIFO)") == 1
