@@ -9,6 +9,7 @@ from .errors import Problem
 from .inputs.assets import read_assets
 from .inputs.brands import brand_ids, load_brand
 from .inputs.catalogs import catalog_problems, catalog_reading_problems, read_catalogs
+from .inputs.files import list_folder
 from .inputs.sections import languages, load_sections, section_path
 from .models import BASE_LANGUAGE, SECTION_ORDER
 from .project import Project
@@ -19,6 +20,9 @@ from .review import review_problems, translation_problems
 def check_project(project: Project, today: dt.date, *, strict: bool = False) -> list[Problem]:
     """Return every problem in content and brands; with `strict`, warnings become errors."""
     problems: list[Problem] = []
+    # The listings that find languages and brands: a folder linked out, huge, or with a garbled name.
+    for folder, where in ((project.content_dir, "content"), (project.brands_dir, "brands")):
+        problems += list_folder(folder, where, project.root)[1] if folder.is_dir() else []
     found_languages = languages(project)
     if BASE_LANGUAGE not in found_languages:
         problems.append(

@@ -647,3 +647,9 @@ def test_front_matter_that_would_crash_the_yaml_loader_is_refused(
 def test_a_catalog_that_cannot_be_read_is_named_once_by_check(run: Invoke, project: Path) -> None:
     swap(project / CATALOG, "fifo")
     assert check_lines(run).count(f"{CATALOG}: not a regular file but a named pipe (FIFO)") == 1
+
+
+def test_a_brands_folder_with_too_many_entries_is_named_by_check(run: Invoke, project: Path) -> None:
+    for i in range(MAX_ENTRIES):
+        (project / f"brands/x{i}").mkdir()
+    assert f"brands: more than {MAX_ENTRIES:,} entries; is this the right folder?" in check_lines(run)
