@@ -653,3 +653,45 @@ def test_a_brands_folder_with_too_many_entries_is_named_by_check(run: Invoke, pr
     for i in range(MAX_ENTRIES):
         (project / f"brands/x{i}").mkdir()
     assert f"brands: more than {MAX_ENTRIES:,} entries; is this the right folder?" in check_lines(run)
+
+
+def png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("1", (width, height)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("logo", "data", "reason"),
+    [
+        (
+            "logo.svg",
+            b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/hostname">]>'
+            b'<svg xmlns="http://www.w3.org/2000/svg"><text>&x;</text></svg>',
+            "'logo.svg' declares XML entities; save it as plain SVG",
+        ),
+        (
+            "logo.svg",
+            b'<svg xmlns="http://www.w3.org/2000/svg"><g>',
+            "'logo.svg' is not well-formed SVG (no element found",
+        ),
+        ("logo.png", png(5000, 5000), "'logo.png' is 5000 x 5000 pixels; at most 4096 a side"),
+        ("logo.png", png(20_000, 20_000), "'logo.png' would unpack to too many pixels; at most 4096 a side"),
+        ("logo.png", png(64, 64)[:40], "'logo.png' cannot be read as a PNG image"),
+    ],
+    ids=["svg-external-entity", "svg-cut-short", "png-too-large", "png-decompression-bomb", "png-cut-short"],
+)
+def test_a_logo_weasyprint_could_not_load_is_refused_by_check_and_build(
+    run: Invoke, project: Path, tmp_path: Path, logo: str, data: bytes, reason: str
+) -> None:
+    # WeasyPrint logged such a logo as an error and printed the handout without it.
+    (project / "brands/example-clinic" / logo).write_bytes(data)
+    replace_in(project / BRAND, 'logo = "logo.svg"', f'logo = "{logo}"')
+    prefix = f"{BRAND}: logo: {reason}"
+    assert any(line.startswith(prefix) for line in check_lines(run))
+    lines = build_fails(run, tmp_path)
+    assert len(lines) == 2 and lines[1].startswith(prefix)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 from collections.abc import Mapping
@@ -53,6 +54,11 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # The short name starts the footer line of every page: longer, the line wraps past the margin.
 MAX_SHORT_NAME = 40
+
+
+# A logo prints about an inch wide: 4096 pixels a side is more than any printer resolves, and
+# keeps a small PNG from unpacking into gigabytes (a decompression bomb).
+MAX_LOGO_SIDE = 4096
 
 
 # All the files of one brand folder together: a logo or two and brand.toml.
@@ -207,18 +213,57 @@ def brand_from_data(
 
 
 def logo_problems(path: str, logo: str, data: bytes) -> list[Problem]:
-    """Return why a logo file is not a self-contained SVG or a real PNG."""
+    """Return why a logo file is not a self-contained SVG or a real PNG that WeasyPrint can load."""
     if logo.lower().endswith(".png"):
         if not data.startswith(PNG_SIGNATURE):
             return [Problem(path, "logo", f"{shown(logo)} is not a PNG image")]
-        return []
+        reason = _png_problem(data)
+        return [Problem(path, "logo", f"{shown(logo)} {reason}")] if reason else []
     if b"<svg" not in data[:4096]:
         return [Problem(path, "logo", f"{shown(logo)} is not an SVG image")]
     for match in SVG_REFERENCE_RE.finditer(data):
         target = (match[1] or match[2] or match[3] or b"").decode("utf-8", "replace").strip()
         if target and not target.startswith(("#", "data:")):
             return [Problem(path, "logo", f"{shown(logo)} loads {shown(target)}; a logo must be self-contained")]
-    return []
+    reason = _svg_problem(data)
+    return [Problem(path, "logo", f"{shown(logo)} {reason}")] if reason else []
+
+
+def _png_problem(data: bytes) -> str | None:
+    """Say why Pillow, which WeasyPrint loads PNGs with, would not load this one, or return None."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns of a picture of 89 to 179 million pixels; it is as much a bomb.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if max(image.size) > MAX_LOGO_SIDE:
+                    return f"is {image.size[0]} x {image.size[1]} pixels; at most {MAX_LOGO_SIDE} a side"
+                image.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return f"would unpack to too many pixels; at most {MAX_LOGO_SIDE} a side"
+    # Pillow reports damage with whatever its decoder hit (SyntaxError, OSError, ValueError, ...).
+    except Exception as exc:
+        return f"cannot be read as a PNG image ({str(exc)[:80] or type(exc).__name__})"
+    return None
+
+
+def _svg_problem(data: bytes) -> str | None:
+    """Say why WeasyPrint's XML parser would not load this SVG, or return None; no entities are allowed."""
+    from xml.etree import ElementTree
+
+    # Entities are how XML reads other files and blows up in memory; a logo needs none.
+    if b"<!ENTITY" in data:
+        return "declares XML entities; save it as plain SVG"
+    try:
+        # The parser WeasyPrint uses; with no entity declared it can neither fetch nor expand one.
+        root = ElementTree.fromstring(data)  # noqa: S314 - entities refused above
+    except ElementTree.ParseError as exc:
+        return f"is not well-formed SVG ({exc})"
+    return None if root.tag.rpartition("}")[2] == "svg" else "is not an SVG image"
 
 
 def brand_ids(project: Project) -> list[str]:
