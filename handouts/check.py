@@ -10,7 +10,7 @@ from .inputs.assets import read_assets
 from .inputs.brands import brand_ids, load_brand
 from .inputs.catalogs import catalog_problems, catalog_reading_problems, read_catalogs
 from .inputs.files import list_folder
-from .inputs.sections import languages, load_sections, section_path
+from .inputs.sections import image_file_problems, languages, load_sections, section_path
 from .models import BASE_LANGUAGE, SECTION_ORDER
 from .project import Project
 from .quality import section_warnings
@@ -46,6 +46,7 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
                     Problem(path, "", f"file not found; no translation of {section_id} {original} yet", "warning")
                 )
         for section in sections.values():
+            problems += image_file_problems(project, section)
             problems += review_problems(section, today, project.limits)
             problems += section_warnings(section, project.limits)
             if language != BASE_LANGUAGE:

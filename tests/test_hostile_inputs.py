@@ -695,3 +695,31 @@ def test_a_logo_weasyprint_could_not_load_is_refused_by_check_and_build(
     assert any(line.startswith(prefix) for line in check_lines(run))
     lines = build_fails(run, tmp_path)
     assert len(lines) == 2 and lines[1].startswith(prefix)
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        ("missing", "file not found"),
+        ("fifo", "not a regular file but a named pipe (FIFO)"),
+        ("/etc/hostname", "a link to outside the project; every input must be a file inside it"),
+        ("cut", "cannot be read as an image"),
+        ("entity", "declares XML entities; save it as plain SVG"),
+    ],
+)
+def test_check_names_an_image_beside_a_section_that_would_not_print(
+    run: Invoke, project: Path, make: str, reason: str
+) -> None:
+    name = "chart.svg" if make == "entity" else "chart.png"
+    path = project / "content/en" / name
+    if make == "fifo":
+        os.mkfifo(path)
+    elif make == "cut":
+        path.write_bytes(png(64, 64)[:40])
+    elif make == "entity":
+        path.write_bytes(b'<!DOCTYPE svg [<!ENTITY a "b">]><svg xmlns="http://www.w3.org/2000/svg">&a;</svg>')
+    elif make != "missing":
+        path.symlink_to(make)
+    add_to_body(project, f"![A chart]({name})")
+    lines = check_lines(run)
+    assert any(line.startswith(f"{DETOX}: body: image '{name}': {reason}") for line in lines), lines

@@ -217,7 +217,7 @@ def logo_problems(path: str, logo: str, data: bytes) -> list[Problem]:
     if logo.lower().endswith(".png"):
         if not data.startswith(PNG_SIGNATURE):
             return [Problem(path, "logo", f"{shown(logo)} is not a PNG image")]
-        reason = _png_problem(data)
+        reason = raster_problem(data, "a PNG image")
         return [Problem(path, "logo", f"{shown(logo)} {reason}")] if reason else []
     if b"<svg" not in data[:4096]:
         return [Problem(path, "logo", f"{shown(logo)} is not an SVG image")]
@@ -225,12 +225,12 @@ def logo_problems(path: str, logo: str, data: bytes) -> list[Problem]:
         target = (match[1] or match[2] or match[3] or b"").decode("utf-8", "replace").strip()
         if target and not target.startswith(("#", "data:")):
             return [Problem(path, "logo", f"{shown(logo)} loads {shown(target)}; a logo must be self-contained")]
-    reason = _svg_problem(data)
+    reason = svg_problem(data)
     return [Problem(path, "logo", f"{shown(logo)} {reason}")] if reason else []
 
 
-def _png_problem(data: bytes) -> str | None:
-    """Say why Pillow, which WeasyPrint loads PNGs with, would not load this one, or return None."""
+def raster_problem(data: bytes, noun: str = "an image") -> str | None:
+    """Say why Pillow, which WeasyPrint loads PNG and other raster images with, would not load this one."""
     import warnings
 
     from PIL import Image
@@ -247,11 +247,11 @@ def _png_problem(data: bytes) -> str | None:
         return f"would unpack to too many pixels; at most {MAX_LOGO_SIDE} a side"
     # Pillow reports damage with whatever its decoder hit (SyntaxError, OSError, ValueError, ...).
     except Exception as exc:
-        return f"cannot be read as a PNG image ({str(exc)[:80] or type(exc).__name__})"
+        return f"cannot be read as {noun} ({str(exc)[:80] or type(exc).__name__})"
     return None
 
 
-def _svg_problem(data: bytes) -> str | None:
+def svg_problem(data: bytes) -> str | None:
     """Say why WeasyPrint's XML parser would not load this SVG, or return None; no entities are allowed."""
     from xml.etree import ElementTree
 

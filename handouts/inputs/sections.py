@@ -28,7 +28,7 @@ from .fields import (
     text_field,
     unknown_fields,
 )
-from .files import SECTION_CAP, list_folder, read_bytes, read_text, shown_path
+from .files import FILE_CAP, SECTION_CAP, list_folder, read_bytes, read_text, shown_path
 from .frontmatter import split, split_front_matter
 
 SECTION_FIELDS = (
@@ -336,6 +336,29 @@ def section_markdown_problems(section: Section) -> list[Problem]:
     """Return what stops a loaded section's body and brief from rendering: errors only, not warnings."""
     brief = markdown_problems(section.path, "brief", section.brief) if section.brief else []
     return errors(markdown_problems(section.path, "body", section.body) + brief)
+
+
+def image_file_problems(project: Project, section: Section) -> list[Problem]:
+    """Return why an image beside a section would not print: missing, not a regular file, too big, unreadable.
+
+    Check runs this; a build leaves it to the renderer, which refuses what it may not read.
+    """
+    from ..markdown import image_target, images, is_outside, parsed
+    from .brands import raster_problem, svg_problem
+
+    folder = (project.root / section.path).parent
+    found = []
+    for field_name, text in (("body", section.body), ("brief", section.brief)):
+        for target in dict.fromkeys(image_target(image) for image in images(parsed(text))):
+            if not target or is_outside(target):
+                continue  # markdown_problems names these
+            data, problems = read_bytes(folder / target, "", cap=FILE_CAP, root=project.root)
+            reasons = [p.message for p in problems]
+            if data is not None:
+                reason = svg_problem(data) if target.lower().endswith(".svg") else raster_problem(data)
+                reasons += [reason] if reason else []
+            found += [Problem(section.path, field_name, f"image {shown(target)}: {reason}") for reason in reasons]
+    return found
 
 
 def section_path(project: Project, language: str, section_id: str) -> str:
