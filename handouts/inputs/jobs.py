@@ -69,6 +69,15 @@ def _strings(path: str, field: str, value: Any, allowed: Sequence[str], problems
     return tuple(dict.fromkeys(value))
 
 
+def _output(path: str, output: Any, problems: list[Problem]) -> Any:
+    if not isinstance(output, str) or not output.strip():
+        problems.append(Problem(path, "output", f"expected a folder path, got {shown(output)}"))
+    elif (reason := char_problem(output)) is not None:
+        # A NUL or a newline in a folder name fails or garbles every message that names an output.
+        problems.append(Problem(path, "output", reason))
+    return output
+
+
 def read_jobs(path: Path, *, brands: Sequence[str], languages: Sequence[str]) -> tuple[JobFile | None, list[Problem]]:
     """Read a job file from disk and parse it, reporting a file that cannot be read as a problem."""
     # A job file may live anywhere, so no project root: but it must be a regular file of sane size.
@@ -87,12 +96,7 @@ def parse_jobs(
         return None, problems
     for key in sorted(set(data) - {"output", "handout"}):
         problems.append(Problem(path, key_name(key), "unknown field; expected output and [[handout]] tables"))
-    output = data.get("output", DEFAULT_OUTPUT)
-    if not isinstance(output, str) or not output.strip():
-        problems.append(Problem(path, "output", f"expected a folder path, got {shown(output)}"))
-    elif (reason := char_problem(output)) is not None:
-        # A NUL or a newline in a folder name fails or garbles every message that names an output.
-        problems.append(Problem(path, "output", reason))
+    output = _output(path, data.get("output", DEFAULT_OUTPUT), problems)
     items = data.get("handout", [])
     if not isinstance(items, list) or not items:
         problems.append(Problem(path, "handout", "expected at least one [[handout]] table"))
