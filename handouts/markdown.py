@@ -12,6 +12,8 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.container import container_plugin
 
+from .errors import Severity
+
 # Boxes a section may draw around a part of itself: `::: safety` ... `:::`; `columns` sets a
 # list of short items in two columns, without a frame.
 BOXES = ("safety", "box", "columns")
@@ -101,9 +103,9 @@ def links(tokens: Sequence[Token]) -> Iterator[Token]:
             yield from links(token.children)
 
 
-def link_problems(tokens: Sequence[Token]) -> list[tuple[str, str]]:
+def link_problems(tokens: Sequence[Token]) -> list[tuple[Severity, str]]:
     """Return (severity, message) for each link that prints as text; an error when its text is its target."""
-    found = []
+    found: list[tuple[Severity, str]] = []
     for link in links(tokens):
         href = str(link.attrGet("href") or "")
         if is_live_link(href):

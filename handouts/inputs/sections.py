@@ -159,7 +159,7 @@ def markdown_problems(path: str, field: str, text: str) -> list[Problem]:
         no_alt = no_alt or not image.content.strip()
     if no_alt:
         found.append(Problem(path, field, "an image has no alt text; write ![what it shows](file)"))
-    found += [Problem(path, field, message, severity) for severity, message in link_problems(tokens)]  # type: ignore[arg-type]
+    found += [Problem(path, field, message, severity) for severity, message in link_problems(tokens)]
     return found
 
 
