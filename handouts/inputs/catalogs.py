@@ -9,7 +9,6 @@ from pathlib import Path
 from ..errors import Problem
 from ..models import BASE_LANGUAGE
 from ..project import Limits, Project
-from ..quality import reading_problems
 from .fields import char_problem, decode, key_name, shown
 from .files import TOML_CAP, list_folder, parse_toml, read_bytes, shown_path
 
@@ -112,6 +111,9 @@ def catalog_problems(
 
 def catalog_reading_problems(catalogs: dict[str, dict[str, object]], limits: Limits) -> list[Problem]:
     """Score the patient sentences of each catalog together, by its language's formula."""
+    # Imported here: a build reads catalogs too, and a batch with nothing to rebuild never needs the Markdown parser.
+    from ..quality import reading_problems
+
     found = []
     for language, strings in catalogs.items():
         # Names and dates fill the placeholders; they are not the catalog's words.
