@@ -22,7 +22,7 @@ from pathlib import Path
 
 from handouts import dates, layouts, markdown, readability
 from handouts.check import check_project
-from handouts.inputs import brands, catalogs, fields, frontmatter, jobs, sections
+from handouts.inputs import assets, brands, catalogs, fields, frontmatter, jobs, sections
 from handouts.inputs.files import SECTION_CAP
 from handouts.inputs.sections import markdown_problems
 from handouts.project import Project
@@ -80,6 +80,7 @@ PATTERNS: dict[str, tuple[re.Pattern[str] | re.Pattern[bytes], str]] = {
     "frontmatter.LINE_RE": (frontmatter.LINE_RE, "findall"),
     "frontmatter.KEY_RE": (frontmatter.KEY_RE, "match"),
     "frontmatter.SCALAR_COMMENT_RE": (frontmatter.SCALAR_COMMENT_RE, "match"),
+    "assets.CSS_URL_RE": (assets.CSS_URL_RE, "findall"),
 }
 PREFIXES = {
     "fields.URL_RE": "https://x",

@@ -723,3 +723,13 @@ def test_check_names_an_image_beside_a_section_that_would_not_print(
     add_to_body(project, f"![A chart]({name})")
     lines = check_lines(run)
     assert any(line.startswith(f"{DETOX}: body: image '{name}': {reason}") for line in lines), lines
+
+
+def test_a_font_the_stylesheet_names_but_the_project_lacks_is_caught(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    # WeasyPrint printed the italic in another font without a word.
+    (project / "styles/fonts/AtkinsonHyperlegible-Italic.ttf").unlink()
+    line = "styles/base.css: url(fonts/AtkinsonHyperlegible-Italic.ttf) names no file of the project"
+    assert line in check_lines(run)
+    assert build_fails(run, tmp_path)[1:] == [line]

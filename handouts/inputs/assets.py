@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import posixpath
+import re
 from pathlib import Path
 
 from ..errors import Problem
@@ -11,6 +13,8 @@ from ..project import Project
 from .files import FILE_CAP, FONT_CAP, list_folder, read_bytes, shown_path
 
 FONT_SUFFIXES = (".ttf", ".otf", ".woff")
+# A url() in a stylesheet, quoted or not: what a missing font or picture would be named by.
+CSS_URL_RE = re.compile(r"""url\(\s*["']?([^"')]*)""")
 
 
 def _files(project: Project, folder: Path) -> tuple[list[Path], list[Problem]]:
@@ -48,6 +52,7 @@ def read_assets(project: Project, *, thorough: bool = False) -> tuple[dict[str, 
                 groups[group].append((where, data))
                 if group == "fonts" and path.suffix.lower() in FONT_SUFFIXES:
                     problems += font_problems(where, data, thorough=thorough)
+    problems += missing_url_problems(groups["styles"], {where for files in groups.values() for where, _ in files})
     digests = {}
     for group, files in groups.items():
         digest = hashlib.sha256()
@@ -56,6 +61,21 @@ def read_assets(project: Project, *, thorough: bool = False) -> tuple[dict[str, 
             digest.update(hashlib.sha256(data).digest())
         digests[group] = digest.hexdigest()
     return digests, problems
+
+
+def missing_url_problems(stylesheets: list[tuple[str, bytes]], present: set[str]) -> list[Problem]:
+    """Return each relative url() of a stylesheet that names no file: a font WeasyPrint would replace unseen."""
+    found = []
+    for where, data in stylesheets:
+        if not where.endswith(".css"):
+            continue
+        folder = posixpath.dirname(where)
+        for match in CSS_URL_RE.finditer(data.decode("utf-8", "replace")):
+            target = match[1].strip()
+            relative = target and ":" not in target and not target.startswith(("#", "/"))
+            if relative and posixpath.normpath(posixpath.join(folder, target)) not in present:
+                found.append(Problem(where, "", f"url({target}) names no file of the project"))
+    return found
 
 
 def font_problems(where: str, data: bytes, *, thorough: bool = False) -> list[Problem]:
