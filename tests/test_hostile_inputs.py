@@ -733,3 +733,42 @@ def test_a_font_the_stylesheet_names_but_the_project_lacks_is_caught(
     line = "styles/base.css: url(fonts/AtkinsonHyperlegible-Italic.ttf) names no file of the project"
     assert line in check_lines(run)
     assert build_fails(run, tmp_path)[1:] == [line]
+
+
+def test_the_reader_reads_at_most_one_byte_past_the_cap_whatever_the_size_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handouts.inputs import files
+
+    path = tmp_path / "grows.md"
+    path.write_bytes(b"x" * 5000)
+    real_fstat, reads = os.fstat, []
+
+    def fstat_saying_empty(fd: int) -> os.stat_result:
+        # Like a file in /proc, or one growing while read: its size says 0.
+        info = real_fstat(fd)
+        return os.stat_result((info.st_mode, *info[1:6], 0, *info[7:]))
+
+    real_read = os.read
+    monkeypatch.setattr(files.os, "fstat", fstat_saying_empty)
+    monkeypatch.setattr(files.os, "read", lambda fd, n: reads.append(n) or real_read(fd, n))
+    data, problems = files.read_bytes(path, "grows.md", cap=1000, root=tmp_path)
+    assert data is None
+    assert [str(p) for p in problems] == ["grows.md: 1,001 bytes; at most 1,000 bytes"]
+    assert sum(reads) == 1001  # never the whole file
+
+
+def test_the_reader_names_a_file_it_may_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from handouts.inputs import files
+
+    path = tmp_path / "secret.md"
+    path.write_text("x")
+
+    def denied(*args: object, **kwargs: object) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(files.os, "open", denied)
+    assert files.read_bytes(path, "secret.md", cap=10, root=tmp_path) == (
+        None,
+        [files.Problem("secret.md", "", "cannot read: permission denied")],
+    )

@@ -46,7 +46,9 @@ KINDS = {
 
 def size_text(size: int) -> str:
     """Say a size cap in the unit people read it in: 256 KiB, 1 MiB."""
-    return f"{size // MIB} MiB" if size % MIB == 0 else f"{size // KIB} KiB"
+    if size % MIB == 0:
+        return f"{size // MIB} MiB"
+    return f"{size // KIB} KiB" if size % KIB == 0 else f"{size:,} bytes"
 
 
 def shown_path(project: Project, path: Path) -> str:
