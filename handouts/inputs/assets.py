@@ -35,7 +35,8 @@ def read_assets(project: Project, *, thorough: bool = False) -> tuple[dict[str, 
     """Hash the templates, the stylesheets and the fonts, each group apart, and say which cannot be used.
 
     Each font is opened with fontTools: WeasyPrint would silently print a damaged one in another
-    font. With `thorough` (check), every table of it is read too.
+    font. With `thorough` (check), every table of it is read too, and every file a stylesheet
+    names by url() must be there.
     """
     fonts = project.styles_dir / "fonts"
     groups: dict[str, list[tuple[str, bytes]]] = {"templates": [], "styles": [], "fonts": []}
@@ -52,7 +53,9 @@ def read_assets(project: Project, *, thorough: bool = False) -> tuple[dict[str, 
                 groups[group].append((where, data))
                 if group == "fonts" and path.suffix.lower() in FONT_SUFFIXES:
                     problems += font_problems(where, data, thorough=thorough)
-    problems += missing_url_problems(groups["styles"], {where for files in groups.values() for where, _ in files})
+    if thorough:
+        # A build already fails cleanly on a missing font ("cannot load stylesheets"); check says it first.
+        problems += missing_url_problems(groups["styles"], {where for files in groups.values() for where, _ in files})
     digests = {}
     for group, files in groups.items():
         digest = hashlib.sha256()
