@@ -6,9 +6,11 @@ import dataclasses
 import datetime as dt
 
 from .errors import Problem
+from .inputs.assets import read_assets
 from .inputs.brands import brand_ids, load_brand
 from .inputs.catalogs import catalog_problems, catalog_reading_problems, read_catalogs
-from .inputs.sections import languages, load_sections, section_path
+from .inputs.files import list_folder
+from .inputs.sections import image_file_problems, languages, load_sections, section_path
 from .models import BASE_LANGUAGE, SECTION_ORDER
 from .project import Project
 from .quality import section_warnings
@@ -18,6 +20,9 @@ from .review import review_problems, translation_problems
 def check_project(project: Project, today: dt.date, *, strict: bool = False) -> list[Problem]:
     """Return every problem in content and brands; with `strict`, warnings become errors."""
     problems: list[Problem] = []
+    # The listings that find languages and brands: a folder linked out, huge, or with a garbled name.
+    for folder, where in ((project.content_dir, "content"), (project.brands_dir, "brands")):
+        problems += list_folder(folder, where, project.root)[1] if folder.is_dir() else []
     found_languages = languages(project)
     if BASE_LANGUAGE not in found_languages:
         problems.append(
@@ -41,10 +46,13 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
                     Problem(path, "", f"file not found; no translation of {section_id} {original} yet", "warning")
                 )
         for section in sections.values():
+            problems += image_file_problems(project, section)
             problems += review_problems(section, today, project.limits)
             problems += section_warnings(section, project.limits)
             if language != BASE_LANGUAGE:
                 problems += translation_problems(section, english, strict=False)
+    # Templates, styles and fonts: files that cannot be read, and fonts WeasyPrint would replace unseen.
+    problems += read_assets(project, thorough=True)[1]
     catalogs, unreadable = read_catalogs(project)
     problems += catalog_problems(catalogs, unreadable, found_languages)
     problems += catalog_reading_problems(catalogs, project.limits)
@@ -55,4 +63,5 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
         problems += load_brand(project, brand_id)[1]
     if strict:
         problems = [dataclasses.replace(p, severity="error") for p in problems]
-    return sorted(problems, key=lambda p: (p.path, p.field))
+    # A catalog is a template too: one that cannot be read is named once, not by both readers.
+    return sorted(dict.fromkeys(problems), key=lambda p: (p.path, p.field))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from . import __version__
 from .errors import HandoutError, Problem, errors
 from .inputs import Inputs
+from .inputs.fields import char_problem
 from .layouts import LAYOUTS
 from .models import (
     ALWAYS_INCLUDED,
@@ -55,13 +56,16 @@ def selection(requested: Iterable[str] | None) -> tuple[str, ...]:
 
 
 def tailoring_problems(tailoring: Tailoring) -> list[Problem]:
-    """Return problems with tailoring text without ever quoting it."""
+    """Return problems with tailoring text without ever quoting it: it is a patient's."""
     found = []
     for name in ("prepared_for", "counselor", "note"):
         value = getattr(tailoring, name)
         if len(value) > MAX_TAILORING_CHARS:
             message = f"{len(value)} characters; at most {MAX_TAILORING_CHARS} fit the box"
             found.append(Problem(f"tailoring.{name}", "", message))
+        # The note prints line by line; a name is one line. The message names the character, never the text.
+        elif (reason := char_problem(value, newlines=name == "note")) is not None:
+            found.append(Problem(f"tailoring.{name}", "", reason))
     return found
 
 

@@ -12,16 +12,33 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.container import container_plugin
 
+from .errors import Severity
+
 # Boxes a section may draw around a part of itself: `::: safety` ... `:::`; `columns` sets a
 # list of short items in two columns, without a frame.
 BOXES = ("safety", "box", "columns")
 BOX_LINE_RE = re.compile(r"^ {0,3}:::[ \t]*(\S*)", re.MULTILINE)
-# Phone numbers, web addresses and domains: never hyphenated or split across lines.
+# Phone numbers, web addresses and domains: never hyphenated or split across lines. Any other
+# run of 24 or more characters without a space (no word of the shipped text has more than 20)
+# may break anywhere, rather than run out of its column or push a table off the page; it stops
+# before a web address, which keeps its own class. Each repetition only grows forward and a
+# domain starts only where no domain character precedes it, so a run like "a.a.a" or "1-1-1" is
+# tried once, not from each of its characters: the time is linear in the text (bench/regex.py).
 KEEP_WHOLE_RE = re.compile(
     r"https?://\S+[^\s.,;:!?)]"
-    r"|\b[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*\.(?:gov|org|com|net|edu)\b(?:/[^\s.,;:!?)]*)?"
+    r"|(?<![A-Za-z0-9.-])[A-Za-z0-9][A-Za-z0-9-]*+(?:\.[A-Za-z0-9-]++)*\.(?:gov|org|com|net|edu)\b"
+    r"(?:/[^\s.,;:!?)]*+)?"
     r"|(?:\b1-)?\b\d{3}-\d{3}-\d{4}\b|\(\d{3}\)\s\d{3}-\d{4}"
+    r"|(?P<long>(?:(?!https?://)\S){24,}+)"
 )
+# The links that print as live links: web pages, e-mail and phone numbers. Any other scheme
+# (file:, javascript:, data:) and every path prints as its text, so no link points into the
+# machine that built the PDF (WeasyPrint resolves a path against the project folder).
+URL_SCHEME_RE = re.compile(r"(?:https?|mailto|tel):", re.IGNORECASE)
+LIVE_SCHEMES = "https:, http:, mailto: and tel:"
+# Blocks that hold blocks (quotes, list items, boxes): past markdown-it's maxNesting it drops
+# the rest of the text without a word, so such text is an error instead.
+CONTAINER_OPENS = ("blockquote_open", "list_item_open")
 
 
 def _render_box(self: Any, tokens: Sequence[Token], idx: int, _options: Any, env: Any) -> str:
@@ -31,31 +48,84 @@ def _render_box(self: Any, tokens: Sequence[Token], idx: int, _options: Any, env
     return "</aside>\n"
 
 
+def is_live_link(href: str) -> bool:
+    """Tell whether a link target prints as a live link: https:, http:, mailto: or tel:."""
+    return URL_SCHEME_RE.match(href) is not None
+
+
+def _render_link(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    # Links never nest, so a link_close closes the last link opened.
+    token, stack = tokens[idx], env.setdefault("live_links", [])
+    if token.nesting == 1:
+        stack.append(is_live_link(str(token.attrGet("href") or "")))
+        live = stack[-1]
+    else:
+        live = stack.pop() if stack else False
+    return str(self.renderToken(tokens, idx, options, env)) if live else ""
+
+
+class _EveryLinkParser(MarkdownIt):
+    """The dialect's parser, taking every link: the renderer prints those not live as their text."""
+
+    def validateLink(self, url: str) -> bool:
+        """Accept every link: the default refusal would print a file: link's whole source, path and all."""
+        return True
+
+
 def _dialect(md: MarkdownIt) -> MarkdownIt:
     md.enable("table")
     for name in BOXES:
         md.use(container_plugin, name, render=_render_box)
+    md.add_render_rule("link_open", _render_link)
+    md.add_render_rule("link_close", _render_link)
     return md
 
 
 @functools.lru_cache(maxsize=1)
 def parser() -> MarkdownIt:
-    """Return the parser every reader of section text shares, so all see the same blocks."""
-    return _dialect(MarkdownIt("commonmark", {"html": False}))
-
-
-class _EveryLinkParser(MarkdownIt):
-    """The same dialect, keeping the links the renderer drops to plain text (file:, javascript:)."""
-
-    def validateLink(self, url: str) -> bool:
-        """Accept every link, so check can name the ones that must not be there."""
-        return True
-
-
-@functools.lru_cache(maxsize=1)
-def checking_parser() -> MarkdownIt:
-    """Return the parser check reads section text with: the renderer's, but seeing every link."""
+    """Return the parser every reader of section text shares, check and renderer alike."""
     return _dialect(_EveryLinkParser("commonmark", {"html": False}))
+
+
+@functools.lru_cache(maxsize=32)
+def parsed(text: str) -> tuple[Token, ...]:
+    """Return a text's tokens, parsed once for all who only read them: check reads a body three ways."""
+    # markdown-it-py needs up to 20 µs a character; its tokens are not to be changed (the renderer parses its own).
+    return tuple(parser().parse(text))
+
+
+def links(tokens: Sequence[Token]) -> Iterator[Token]:
+    """Yield every link_open token, also those in table cells."""
+    for token in tokens:
+        if token.type == "link_open":
+            yield token
+        if token.children:
+            yield from links(token.children)
+
+
+def link_problems(tokens: Sequence[Token]) -> list[tuple[Severity, str]]:
+    """Return (severity, message) for each link that prints as text; an error when its text is its target."""
+    found: list[tuple[Severity, str]] = []
+    for link in links(tokens):
+        href = str(link.attrGet("href") or "")
+        if is_live_link(href):
+            continue
+        target = urllib.parse.unquote(href)
+        if link.info == "auto":
+            # An autolink's text is its target: printed, it would put a path or a script in the PDF.
+            found.append(("error", f"link <{target}> is not a web, e-mail or phone link; only {LIVE_SCHEMES} links"))
+        else:
+            found.append(("warning", f"link to {target!r} prints as text only; only {LIVE_SCHEMES} links are live"))
+    return found
+
+
+def nesting_problem(tokens: Sequence[Token], max_nesting: int) -> str | None:
+    """Say why text would be lost to nesting: a quote, list item or box the parser left empty."""
+    for token in tokens:
+        is_box = token.type.startswith("container_") and token.nesting == 1
+        if (token.type in CONTAINER_OPENS or is_box) and token.level >= max_nesting - 1:
+            return f"quotes, lists and boxes nested {token.level + 1} deep; the text inside would be lost"
+    return None
 
 
 def images(tokens: Sequence[Token]) -> Iterator[Token]:
@@ -118,13 +188,13 @@ def keep_class(text: str) -> str:
 
 
 def kept_pieces(text: str) -> list[tuple[str, str | None]]:
-    """Split text into pieces, each with the class that keeps it whole, or None for plain text."""
+    """Split text into pieces, each with the class that keeps it whole (or lets it break anywhere), or None."""
     pieces: list[tuple[str, str | None]] = []
     position = 0
     for match in KEEP_WHOLE_RE.finditer(text):
         if match.start() > position:
             pieces.append((text[position : match.start()], None))
-        pieces.append((match[0], keep_class(match[0])))
+        pieces.append((match[0], "long" if match.lastgroup == "long" else keep_class(match[0])))
         position = match.end()
     if position < len(text):
         pieces.append((text[position:], None))

@@ -8,14 +8,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from .markdown import parser
+from .markdown import parsed
 
 WORD_RE = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
 SPANISH_WORD_RE = re.compile(r"[A-Za-zÁÉÍÓÚÜÑáéíóúüñ]+")
 STRONG_VOWELS = set("aeoáéóíú")  # accented i and u break a diphthong, so they count as strong
 WEAK_VOWELS = set("iuü")
-# A sentence ends at ., ! or ? followed by space or the end of the block.
-SENTENCE_END_RE = re.compile(r"[.!?]+(?=\s|$)")
+# A sentence ends at ., ! or ? followed by space or the end of the block. A run of stops is
+# matched from its first only: tried from each of them, "....." would take quadratic time.
+SENTENCE_END_RE = re.compile(r"(?<![.!?])[.!?]++(?=\s|$)")
 # Vowel pairs that are usually two syllables ("o-pi-oid", "vi-a"), minus the "-tion"
 # family where "io" is one.
 SPLIT_PAIR_RE = re.compile(r"(?<![tsc])i[ao]|eo|ua|uo")
@@ -110,7 +111,7 @@ def count_syllables(word: str, dictionary: Mapping[str, list[list[str]]] | None 
 
 def text_blocks(markdown: str) -> list[str]:
     """Return the plain text of each paragraph and list item; headings and table cells left out."""
-    tokens = parser().parse(markdown)
+    tokens = parsed(markdown)
     blocks: list[str] = []
     # Headings and table cells are labels, not sentences: scoring them would flatter the grade.
     skipping = 0
@@ -153,7 +154,7 @@ def score(markdown: str, syllables: Callable[[str], int] = count_syllables) -> R
 
 def word_count(markdown: str, word_re: re.Pattern[str] = WORD_RE) -> int:
     """Count the words a reader sees, headings included."""
-    tokens = parser().parse(markdown)
+    tokens = parsed(markdown)
     return sum(
         len(word_re.findall(child.content))
         for token in tokens

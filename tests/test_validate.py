@@ -482,8 +482,15 @@ def test_logo_must_be_a_real_self_contained_image(logo: str, data: bytes, messag
 
 
 def test_logo_may_use_internal_references_and_png() -> None:
+    import io
+
+    from PIL import Image
+
     svg = b'<svg><defs><linearGradient id="g"/></defs><rect fill="url(#g)"/><use href="#g"/></svg>'
-    for logo, data in (("logo.svg", svg), ("logo.png", b"\x89PNG\r\n\x1a\n....")):
+    # A real PNG: a PNG signature alone is no longer taken for one (Pillow must be able to read it).
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, "PNG")
+    for logo, data in (("logo.svg", svg), ("logo.png", png.getvalue())):
         _, problems = brand_from_data(BRAND_PATH, {**BRAND, "logo": logo}, brand_id="test", files={logo: data})
         assert problems == []
 

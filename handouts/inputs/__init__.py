@@ -34,16 +34,25 @@ def load_inputs(
     project: Project, languages: Iterable[str], brands: Iterable[str], today: dt.date, *, markdown: bool = True
 ) -> Inputs:
     """Load the content of some languages and some brands, with every problem found."""
-    from .assets import asset_digests
+    from .assets import read_assets
     from .brands import load_brand
+    from .catalogs import catalog_file_problems
     from .sections import load_sections
 
+    assets, asset_problems = read_assets(project)
     # Each language once, however many outputs ask for it.
     loaded = {language: load_sections(project, language, today, markdown=markdown) for language in set(languages)}
+    problems = {language: content.problems for language, content in loaded.items()}
+    for language, found in problems.items():
+        # A catalog or a font that cannot be used stops every handout in the language, before any render.
+        # A catalog is a template file too: one that cannot be read is named once.
+        extra = list(dict.fromkeys(catalog_file_problems(project, language) + asset_problems))
+        if extra:
+            found[""] = [*found.get("", []), *extra]
     return Inputs(
         sections={language: content.sections for language, content in loaded.items()},
-        problems={language: content.problems for language, content in loaded.items()},
+        problems=problems,
         paths={language: content.paths for language, content in loaded.items()},
         brands={brand: load_brand(project, brand) for brand in dict.fromkeys(brands)},
-        assets=asset_digests(project),
+        assets=assets,
     )

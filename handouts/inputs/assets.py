@@ -1,29 +1,105 @@
-"""Templates, styles and fonts: digests that say what changed."""
+"""Templates, styles and fonts: digests that say what changed, and fonts that WeasyPrint can use."""
 
 from __future__ import annotations
 
 import hashlib
+import io
+import posixpath
+import re
 from pathlib import Path
 
+from ..errors import Problem
 from ..project import Project
+from .files import FILE_CAP, FONT_CAP, list_folder, read_bytes, shown_path
+
+FONT_SUFFIXES = (".ttf", ".otf", ".woff")
+# A url() in a stylesheet, quoted or not: what a missing font or picture would be named by.
+CSS_URL_RE = re.compile(r"""url\(\s*["']?([^"')]*)""")
 
 
-def asset_digests(project: Project) -> dict[str, str]:
-    """Hash the templates, the stylesheets and the fonts, each group apart, to say what changed."""
+def _files(project: Project, folder: Path) -> tuple[list[Path], list[Problem]]:
+    """List every file under a folder, each subfolder through the safe listing too."""
+    paths, problems = list_folder(folder, shown_path(project, folder), project.root)
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            found, more = _files(project, path)
+            files += found
+            problems += more
+        else:
+            files.append(path)
+    return files, problems
+
+
+def read_assets(project: Project, *, thorough: bool = False) -> tuple[dict[str, str], list[Problem]]:
+    """Hash the templates, the stylesheets and the fonts, each group apart, and say which cannot be used.
+
+    Each font is opened with fontTools: WeasyPrint would silently print a damaged one in another
+    font. With `thorough` (check), every table of it is read too, and every file a stylesheet
+    names by url() must be there.
+    """
     fonts = project.styles_dir / "fonts"
-    groups: dict[str, list[Path]] = {"templates": [], "styles": [], "fonts": []}
+    groups: dict[str, list[tuple[str, bytes]]] = {"templates": [], "styles": [], "fonts": []}
+    problems: list[Problem] = []
     for folder in (project.templates_dir, project.styles_dir):
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        paths, found = _files(project, folder) if folder.is_dir() else ([], [])
+        problems += found
+        for path in sorted(paths):
             group = "templates" if folder == project.templates_dir else "fonts" if fonts in path.parents else "styles"
-            groups[group].append(path)
+            where = shown_path(project, path)
+            data, found = read_bytes(path, where, cap=FONT_CAP if group == "fonts" else FILE_CAP, root=project.root)
+            problems += found
+            if data is not None:
+                groups[group].append((where, data))
+                if group == "fonts" and path.suffix.lower() in FONT_SUFFIXES:
+                    problems += font_problems(where, data, thorough=thorough)
+    if thorough:
+        # A build already fails cleanly on a missing font ("cannot load stylesheets"); check says it first.
+        problems += missing_url_problems(groups["styles"], {where for files in groups.values() for where, _ in files})
     digests = {}
-    for group, paths in groups.items():
+    for group, files in groups.items():
         digest = hashlib.sha256()
-        for path in paths:
-            digest.update(project.relative(path).encode() + b"\0")
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        for where, data in files:
+            digest.update(where.encode() + b"\0")
+            digest.update(hashlib.sha256(data).digest())
         digests[group] = digest.hexdigest()
-    return digests
+    return digests, problems
+
+
+def missing_url_problems(stylesheets: list[tuple[str, bytes]], present: set[str]) -> list[Problem]:
+    """Return each relative url() of a stylesheet that names no file: a font WeasyPrint would replace unseen."""
+    found = []
+    for where, data in stylesheets:
+        if not where.endswith(".css"):
+            continue
+        folder = posixpath.dirname(where)
+        for match in CSS_URL_RE.finditer(data.decode("utf-8", "replace")):
+            target = match[1].strip()
+            relative = target and ":" not in target and not target.startswith(("#", "/"))
+            if relative and posixpath.normpath(posixpath.join(folder, target)) not in present:
+                found.append(Problem(where, "", f"url({target}) names no file of the project"))
+    return found
+
+
+def font_problems(where: str, data: bytes, *, thorough: bool = False) -> list[Problem]:
+    """Return why a font file cannot be used: not a font, cut short, or (with `thorough`) a damaged table."""
+    from fontTools.ttLib import TTFont
+
+    try:
+        font = TTFont(io.BytesIO(data), lazy=True)
+        for tag, entry in font.reader.tables.items():
+            if entry.offset + entry.length > len(data):
+                return [Problem(where, "", f"not a usable font: its {tag.strip()} table is cut short")]
+        if thorough:
+            for tag in font.reader.tables:
+                font[tag]  # reading a table decompiles it, which is the check
+            font.getBestCmap()
+    # fontTools reports damage with whatever its parser hit: TTLibError, struct.error, ValueError,
+    # AssertionError, IndexError and more. Any of them means WeasyPrint cannot use the font either.
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        return [Problem(where, "", f"not a usable font: {reason}")]
+    return []
 
 
 def combine_digests(digests: dict[str, str]) -> str:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import os
 import re
-import tomllib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ..color import BODY_TEXT_RATIO, LARGE_TEXT_RATIO, WHITE, contrast_ratio
 from ..errors import Problem
 from ..models import Brand
 from ..project import Project
-from .fields import URL_RE, is_valid_id, text_field, unknown_fields
+from .fields import URL_RE, char_problem, decode, is_valid_id, shown, text_field, unknown_fields
+from .files import FILE_CAP, MIB, TOML_CAP, list_folder, parse_toml, read_bytes, shown_path, size_text
 
 BRAND_FIELDS = (
     "name",
@@ -49,6 +52,19 @@ HEX_COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+# The short name starts the footer line of every page: longer, the line wraps past the margin.
+MAX_SHORT_NAME = 40
+
+
+# A logo prints about an inch wide: 4096 pixels a side is more than any printer resolves, and
+# keeps a small PNG from unpacking into gigabytes (a decompression bomb).
+MAX_LOGO_SIDE = 4096
+
+
+# All the files of one brand folder together: a logo or two and brand.toml.
+BRAND_FOLDER_CAP = 20 * MIB
+
+
 # Any reference in an SVG logo: href, xlink:href, src or url(...); only #fragments and data: may stay.
 SVG_REFERENCE_RE = re.compile(rb"""(?:href|src)\s*=\s*["']([^"']*)["']|url\(\s*["']?([^"')]*)|@import\s+["']([^"']*)""")
 
@@ -66,7 +82,7 @@ def _localized(
     """Read the per-language tables ([es]) and report any other unknown field."""
     localized = []
     for key in sorted(set(data) - set(BRAND_FIELDS)):
-        if LANGUAGE_RE.match(key) and isinstance(data[key], dict):
+        if LANGUAGE_RE.fullmatch(key) and isinstance(data[key], dict):
             fields = data[key]
             for name in sorted(set(fields) - set(LOCALIZABLE_BRAND_FIELDS)):
                 problems.append(
@@ -97,8 +113,10 @@ def _colors(path: str, data: Mapping[str, Any], problems: list[Problem]) -> dict
             value = colors.get(key)
             if value is None:
                 problems.append(Problem(path, f"colors.{key}", "required field missing"))
-            elif not (isinstance(value, str) and HEX_COLOR_RE.match(value)):
-                problems.append(Problem(path, f"colors.{key}", f"expected a hex color like #1d4e89, got {value!r}"))
+            elif not (isinstance(value, str) and HEX_COLOR_RE.fullmatch(value)):
+                problems.append(
+                    Problem(path, f"colors.{key}", f"expected a hex color like #1d4e89, got {shown(value)}")
+                )
             else:
                 needed, use = COLOR_USES[key]
                 ratio = contrast_ratio(value, WHITE)
@@ -111,6 +129,33 @@ def _colors(path: str, data: Mapping[str, Any], problems: list[Problem]) -> dict
                         )
                     )
     return colors
+
+
+def _optional_text(path: str, key: str, value: Any, problems: list[Problem]) -> str:
+    """Return an optional text field, or "" with a problem when it is not printable text."""
+    reason = f"expected text, got {shown(value)}" if not isinstance(value, str) else char_problem(value.strip())
+    if reason is not None:
+        problems.append(Problem(path, key, reason))
+        return ""
+    return str(value)
+
+
+def _url_and_length_problems(
+    path: str, values: Mapping[str, str], localized: list[tuple[str, tuple[tuple[str, str], ...]]]
+) -> list[Problem]:
+    """Check the URLs of a brand and of its translations, and that each short name fits the footer."""
+    found = []
+    every = [("", values), *((f"{language}.", dict(fields)) for language, fields in localized)]
+    for prefix, fields in every:
+        for key in ("website", "qr_url", "sources_url"):
+            url = fields.get(key)
+            if url and not URL_RE.fullmatch(url):
+                found.append(Problem(path, f"{prefix}{key}", f"expected an http(s) URL, got {shown(url)}"))
+        short_name = fields.get("short_name", "")
+        if len(short_name) > MAX_SHORT_NAME:
+            message = f"{len(short_name)} characters; at most {MAX_SHORT_NAME} fit the footer of every page"
+            found.append(Problem(path, f"{prefix}short_name", message))
+    return found
 
 
 def brand_from_data(
@@ -127,30 +172,16 @@ def brand_from_data(
         for key in ("name", "short_name", "phone", "address", "website", "logo_alt", "qr_url", "sources_url")
         if key in data
     }
-    note = data.get("note", "")
-    if not isinstance(note, str):
-        problems.append(Problem(path, "note", f"expected text, got {note!r}"))
-        note = ""
-    hours = data.get("hours", "")
-    if not isinstance(hours, str):
-        problems.append(Problem(path, "hours", f"expected text, got {hours!r}"))
-        hours = ""
-    for key in ("website", "qr_url", "sources_url"):
-        if values.get(key) and not URL_RE.match(values[key]):
-            problems.append(Problem(path, key, f"expected an http(s) URL, got {values[key]!r}"))
-    for language, fields in localized:
-        for key in ("qr_url", "sources_url"):
-            url = dict(fields).get(key)
-            if url and not URL_RE.match(url):
-                problems.append(Problem(path, f"{language}.{key}", f"expected an http(s) URL, got {url!r}"))
+    note, hours = (_optional_text(path, key, data.get(key, ""), problems) for key in ("note", "hours"))
+    problems += _url_and_length_problems(path, values, localized)
     colors = _colors(path, data, problems)
     logo = data.get("logo", "logo.svg")
     if not isinstance(logo, str) or "/" in logo or "\\" in logo or ":" in logo or logo.startswith("."):
-        problems.append(Problem(path, "logo", f"expected a file name inside the brand folder, got {logo!r}"))
+        problems.append(Problem(path, "logo", f"expected a file name inside the brand folder, got {shown(logo)}"))
     elif not logo.lower().endswith((".svg", ".png")):
-        problems.append(Problem(path, "logo", f"expected an .svg or .png file, got {logo!r}"))
+        problems.append(Problem(path, "logo", f"expected an .svg or .png file, got {shown(logo)}"))
     elif logo not in files:
-        problems.append(Problem(path, "logo", f"file {logo!r} not found in the brand folder"))
+        problems.append(Problem(path, "logo", f"file {shown(logo)} not found in the brand folder"))
     else:
         problems += logo_problems(path, logo, files[logo])
     if problems:
@@ -182,38 +213,100 @@ def brand_from_data(
 
 
 def logo_problems(path: str, logo: str, data: bytes) -> list[Problem]:
-    """Return why a logo file is not a self-contained SVG or a real PNG."""
+    """Return why a logo file is not a self-contained SVG or a real PNG that WeasyPrint can load."""
     if logo.lower().endswith(".png"):
         if not data.startswith(PNG_SIGNATURE):
-            return [Problem(path, "logo", f"{logo!r} is not a PNG image")]
-        return []
+            return [Problem(path, "logo", f"{shown(logo)} is not a PNG image")]
+        reason = raster_problem(data, "a PNG image")
+        return [Problem(path, "logo", f"{shown(logo)} {reason}")] if reason else []
     if b"<svg" not in data[:4096]:
-        return [Problem(path, "logo", f"{logo!r} is not an SVG image")]
+        return [Problem(path, "logo", f"{shown(logo)} is not an SVG image")]
     for match in SVG_REFERENCE_RE.finditer(data):
         target = (match[1] or match[2] or match[3] or b"").decode("utf-8", "replace").strip()
         if target and not target.startswith(("#", "data:")):
-            return [Problem(path, "logo", f"{logo!r} loads {target!r}; a logo must be self-contained")]
-    return []
+            return [Problem(path, "logo", f"{shown(logo)} loads {shown(target)}; a logo must be self-contained")]
+    reason = svg_problem(data)
+    return [Problem(path, "logo", f"{shown(logo)} {reason}")] if reason else []
+
+
+def raster_problem(data: bytes, noun: str = "an image") -> str | None:
+    """Say why Pillow, which WeasyPrint loads PNG and other raster images with, would not load this one."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns of a picture of 89 to 179 million pixels; it is as much a bomb.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if max(image.size) > MAX_LOGO_SIDE:
+                    return f"is {image.size[0]} x {image.size[1]} pixels; at most {MAX_LOGO_SIDE} a side"
+                image.verify()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return f"would unpack to too many pixels; at most {MAX_LOGO_SIDE} a side"
+    # Pillow reports damage with whatever its decoder hit (SyntaxError, OSError, ValueError, ...).
+    except Exception as exc:
+        return f"cannot be read as {noun} ({str(exc)[:80] or type(exc).__name__})"
+    return None
+
+
+def svg_problem(data: bytes) -> str | None:
+    """Say why WeasyPrint's XML parser would not load this SVG, or return None; no entities are allowed."""
+    from xml.etree import ElementTree
+
+    # Entities are how XML reads other files and blows up in memory; a logo needs none.
+    if b"<!ENTITY" in data:
+        return "declares XML entities; save it as plain SVG"
+    try:
+        # The parser WeasyPrint uses; with no entity declared it can neither fetch nor expand one.
+        root = ElementTree.fromstring(data)  # noqa: S314 - entities refused above
+    except ElementTree.ParseError as exc:
+        return f"is not well-formed SVG ({exc})"
+    return None if root.tag.rpartition("}")[2] == "svg" else "is not an SVG image"
 
 
 def brand_ids(project: Project) -> list[str]:
-    """Return the ids of the brand folders under brands/."""
-    if not project.brands_dir.is_dir():
-        return []
-    return sorted(p.name for p in project.brands_dir.iterdir() if (p / "brand.toml").is_file())
+    """Return the ids of the brand folders under brands/: each folder holding a brand.toml."""
+    folders, _ = list_folder(project.brands_dir, "brands", project.root) if project.brands_dir.is_dir() else ([], [])
+    # lexists, not is_file: a brand.toml that is a pipe or a link out is listed, and loading it says why not.
+    return [p.name for p in folders if p.is_dir() and os.path.lexists(p / "brand.toml")]
+
+
+def brand_files(project: Project, folder: Path) -> tuple[dict[str, bytes], list[Problem]]:
+    """Read the files of a brand folder (its logo, and all of them for the brand's digest), within the caps."""
+    where = shown_path(project, folder)
+    paths, problems = list_folder(folder, where, project.root)
+    files: dict[str, bytes] = {}
+    total = 0
+    for path in paths:
+        if path.name != "brand.toml" and path.is_dir() and not path.is_symlink():
+            continue  # a subfolder is not part of the brand
+        cap = TOML_CAP if path.name == "brand.toml" else FILE_CAP
+        data, found = read_bytes(path, shown_path(project, path), cap=cap, root=project.root)
+        problems += found
+        if data is not None:
+            files[path.name] = data
+            total += len(data)
+        if total > BRAND_FOLDER_CAP:
+            message = f"more than {size_text(BRAND_FOLDER_CAP)} of files; keep brand.toml, the logo and little else"
+            return files, [*problems, Problem(where, "", message)]
+    return files, problems
 
 
 def load_brand(project: Project, brand_id: str) -> tuple[Brand | None, list[Problem]]:
     """Load and validate one brand folder."""
     folder = project.brands_dir / brand_id
     toml_path = folder / "brand.toml"
-    if not is_valid_id(brand_id) or not toml_path.is_file():
+    if not is_valid_id(brand_id) or not os.path.lexists(toml_path):
         known = ", ".join(brand_ids(project)) or "none"
         return None, [Problem(f"brands/{brand_id}", "", f"brand not found; available: {known}")]
-    rel = project.relative(toml_path)
-    try:
-        data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        return None, [Problem(rel, "", f"invalid TOML: {exc}")]
-    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    rel = shown_path(project, toml_path)
+    files, problems = brand_files(project, folder)
+    if problems:
+        return None, problems
+    text, problems = decode(rel, files["brand.toml"])
+    data, problems = parse_toml(rel, text) if text is not None else (None, problems)
+    if data is None:
+        return None, problems
     return brand_from_data(rel, data, brand_id=brand_id, files=files)

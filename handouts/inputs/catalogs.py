@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
-import tomllib
+from pathlib import Path
 
 from ..errors import Problem
 from ..models import BASE_LANGUAGE
 from ..project import Limits, Project
-from ..quality import reading_problems
+from .fields import char_problem, decode, key_name, shown
+from .files import TOML_CAP, list_folder, parse_toml, read_bytes, shown_path
 
 PLACEHOLDER_RE = re.compile(r"\{[a-z_]+\}")
 
@@ -37,18 +39,44 @@ def placeholders(text: str) -> set[str]:
 
 def parse_catalog(path: str, data: bytes) -> tuple[dict[str, object] | None, list[Problem]]:
     """Parse one catalog file's bytes, or say why it cannot be read; `check` and the renderer both use this."""
-    try:
-        return tomllib.loads(data.decode("utf-8")), []
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        return None, [Problem(path, "", f"invalid TOML: {exc}")]
+    text, problems = decode(path, data)
+    if text is None:
+        return None, problems
+    catalog, problems = parse_toml(path, text)
+    if catalog is None:
+        return None, problems
+    # A catalog line is printed on every handout, the review line among them.
+    problems = [
+        Problem(path, key_name(key), reason)
+        for key, value in catalog.items()
+        if isinstance(value, str) and (reason := char_problem(value)) is not None
+    ]
+    return (None if problems else catalog), problems
+
+
+def read_catalog(project: Project, path: Path) -> tuple[dict[str, object] | None, list[Problem]]:
+    """Read and parse one catalog file through the one safe reader."""
+    where = shown_path(project, path)
+    data, problems = read_bytes(path, where, cap=TOML_CAP, root=project.root)
+    return (None, problems) if data is None else parse_catalog(where, data)
+
+
+def catalog_file_problems(project: Project, language: str) -> list[Problem]:
+    """Return why a language's catalog, when there is one, cannot be used: a build refuses before rendering."""
+    path = project.templates_dir / "i18n" / f"{language}.toml"
+    # A missing catalog is the renderer's to report, with the languages there are.
+    return read_catalog(project, path)[1] if os.path.lexists(path) else []
 
 
 def read_catalogs(project: Project) -> tuple[dict[str, dict[str, object]], list[Problem]]:
-    """Read every language's template strings, with a problem for each file that is not valid TOML."""
+    """Read every language's template strings, with a problem for each file that cannot be used."""
     catalogs: dict[str, dict[str, object]] = {}
-    problems: list[Problem] = []
-    for path in sorted((project.templates_dir / "i18n").glob("*.toml")):
-        catalog, found = parse_catalog(project.relative(path), path.read_bytes())
+    folder = project.templates_dir / "i18n"
+    paths, problems = list_folder(folder, shown_path(project, folder), project.root)
+    for path in paths:
+        if path.suffix != ".toml":
+            continue
+        catalog, found = read_catalog(project, path)
         problems += found
         if catalog is not None:
             catalogs[path.stem] = catalog
@@ -69,20 +97,23 @@ def catalog_problems(
     for language, strings in catalogs.items():
         where = f"templates/i18n/{language}.toml"
         for key in sorted(set(english) - set(strings)):
-            problems.append(Problem(where, key, "missing; every language needs the keys of en.toml"))
+            problems.append(Problem(where, key_name(key), "missing; every language needs the keys of en.toml"))
         for key in sorted(set(strings) - set(english)):
-            problems.append(Problem(where, key, "not in en.toml; English is the reference"))
+            problems.append(Problem(where, key_name(key), "not in en.toml; English is the reference"))
         for key, value in strings.items():
             if not isinstance(value, str):
-                problems.append(Problem(where, key, f"expected text, got {value!r}"))
+                problems.append(Problem(where, key_name(key), f"expected text, got {shown(value)}"))
             elif key in english and placeholders(value) != placeholders(str(english[key])):
                 expected = ", ".join(sorted(placeholders(str(english[key])))) or "none"
-                problems.append(Problem(where, key, f"placeholders differ from en.toml; expected {expected}"))
+                problems.append(Problem(where, key_name(key), f"placeholders differ from en.toml; expected {expected}"))
     return problems
 
 
 def catalog_reading_problems(catalogs: dict[str, dict[str, object]], limits: Limits) -> list[Problem]:
     """Score the patient sentences of each catalog together, by its language's formula."""
+    # Imported here: a build reads catalogs too, and a batch with nothing to rebuild never needs the Markdown parser.
+    from ..quality import reading_problems
+
     found = []
     for language, strings in catalogs.items():
         # Names and dates fill the placeholders; they are not the catalog's words.

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
+import reprlib
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from ..dates import parse_date
 from ..errors import Problem
 
-SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+# Patterns of whole values, used with fullmatch: `$` alone would let a trailing newline through,
+# into a file name or a printed line. ASCII digits only, as in dates.
+SEMVER_RE = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
 
 
 URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
@@ -19,19 +24,98 @@ URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$")
 ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
+# The one way a bad value is quoted in a message: short, and safe for any value YAML or TOML can
+# give. A plain repr of an alias-expanded YAML list takes exponential time, one of a deep list
+# exceeds the recursion limit, and one of an int of more than 4300 digits raises.
+class _Shown(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 128:
+            return f"a number of about {int(x.bit_length() * math.log10(2)) + 1} digits"
+        return repr(x)
+
+
+_SHOWN = _Shown()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxtuple, _SHOWN.maxdict = 2, 4, 4, 4
+_SHOWN.maxstring, _SHOWN.maxother = 60, 60
+
+
+def shown(value: Any) -> str:
+    """Quote a value for a message: a short repr that is quick and cannot fail, whatever the value."""
+    return _SHOWN.repr(value)
+
+
+def shown_text(value: Any) -> str:
+    """Quote a value as the text it was written as (a version 2 shows as '2'), short and safe."""
+    return shown(value if isinstance(value, str) else shown(value))
+
+
+# Characters no printed one-line field may hold (a name, a title, a brand's phone): controls (Cc),
+# invisible format characters (Cf: bidi embeddings, overrides, isolates and marks, zero-width
+# spaces, the byte order mark), line and paragraph separators and lone surrogates. They can hide
+# text or reorder a printed line, such as the review line. Soft hyphen and the zero-width joiner
+# and non-joiner stay: they only break or shape a word (Persian and Indic names, emoji) and
+# cannot move text.
+UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+ALLOWED_FORMAT = frozenset("\u00ad\u200c\u200d")
+
+
+# In Markdown text, only what can reorder a line: bidi embeddings, overrides and isolates, and
+# controls other than tab and line endings. Marks (LRM, RLM, ALM) and zero-width spaces stay, since
+# right-to-left and Thai text use them, and a mark cannot reach past its paragraph.
+UNSAFE_CHARS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def char_name(char: str) -> str:
+    """Name a character for a message: U+202E (RIGHT-TO-LEFT OVERRIDE)."""
+    return f"U+{ord(char):04X} ({unicodedata.name(char, unicodedata.category(char))})"
+
+
+def unsafe_char(text: str, *, newlines: bool = False) -> str | None:
+    """Return the first character a printed field may not hold, or None; with `newlines`, line endings are allowed."""
+    if text.isprintable():
+        return None  # the quick answer for nearly every field
+    for char in text:
+        if newlines and char in "\r\n":
+            continue
+        if unicodedata.category(char) in UNSAFE_CATEGORIES and char not in ALLOWED_FORMAT:
+            return char
+    return None
+
+
+def char_problem(text: str, *, newlines: bool = False) -> str | None:
+    """Say why a field's text may not be printed, without quoting the text, or return None."""
+    char = unsafe_char(text, newlines=newlines)
+    if char is None:
+        return None
+    return f"contains {char_name(char)}, a control or invisible character that can hide or reorder text"
+
+
+def markdown_char_problem(text: str) -> str | None:
+    """Say why Markdown text may not be printed (a bidi override or a control), or return None."""
+    match = UNSAFE_CHARS_RE.search(text)
+    if match is None:
+        return None
+    return f"contains {char_name(match[0])}, a control or invisible character that can hide or reorder text"
+
+
 def unknown_fields(
     path: str, data: Mapping[Any, Any], allowed: Sequence[str], prefix: str = "", noun: str = "field"
 ) -> list[Problem]:
     """Return one problem per key of `data` that is not an allowed field."""
     return [
-        Problem(path, f"{prefix}{key}", f"unknown {noun}; expected one of {', '.join(allowed)}")
-        for key in sorted(set(data) - set(allowed), key=str)
+        Problem(path, f"{prefix}{key_name(key)}", f"unknown {noun}; expected one of {', '.join(allowed)}")
+        for key in sorted(set(data) - set(allowed), key=shown)
     ]
+
+
+def key_name(key: Any) -> str:
+    """Name a key in a message as written when it is short printable text, else quoted."""
+    return key if isinstance(key, str) and key.isprintable() and len(key) <= 60 else shown(key)
 
 
 def date_field(path: str, field: str, value: Any, problems: list[Problem]) -> dt.date | None:
     if not isinstance(value, str):
-        problems.append(Problem(path, field, f"expected YYYY-MM-DD, got {str(value)!r}"))
+        problems.append(Problem(path, field, f"expected YYYY-MM-DD, got {shown_text(value)}"))
         return None
     try:
         return parse_date(value)
@@ -41,15 +125,20 @@ def date_field(path: str, field: str, value: Any, problems: list[Problem]) -> dt
 
 
 def text_field(path: str, field: str, value: Any, problems: list[Problem]) -> str:
+    """Return a field's one-line text, stripped, or add why it is not printable text."""
     if not isinstance(value, str) or not value.strip():
-        problems.append(Problem(path, field, f"expected non-empty text, got {value!r}"))
+        problems.append(Problem(path, field, f"expected non-empty text, got {shown(value)}"))
+        return ""
+    reason = char_problem(value.strip())
+    if reason is not None:
+        problems.append(Problem(path, field, reason))
         return ""
     return value.strip()
 
 
 def is_valid_id(value: str) -> bool:
     """Tell whether a section or brand id is lowercase words joined by hyphens."""
-    return bool(ID_RE.match(value))
+    return bool(ID_RE.fullmatch(value))
 
 
 def decode(path: str, data: bytes) -> tuple[str | None, list[Problem]]:

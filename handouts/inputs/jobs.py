@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,8 @@ from typing import Any
 from ..errors import Problem
 from ..layouts import PATIENT_LAYOUTS
 from ..models import BASE_LANGUAGE, SECTION_ORDER
-from .fields import decode, tables
+from .fields import char_problem, key_name, shown, tables
+from .files import TOML_CAP, parse_toml, read_text
 
 JOB_FIELDS = ("name", "sections", "brands", "languages", "layouts", "release", "appendix")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -59,7 +59,7 @@ def _strings(path: str, field: str, value: Any, allowed: Sequence[str], problems
     if value == "*" or (isinstance(value, list) and "*" in value):
         return tuple(allowed)
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        problems.append(Problem(path, field, f'expected a list of names or "*", got {value!r}'))
+        problems.append(Problem(path, field, f'expected a list of names or "*", got {shown(value)}'))
         return ()
     unknown = [v for v in value if v not in allowed]
     if unknown:
@@ -69,13 +69,19 @@ def _strings(path: str, field: str, value: Any, allowed: Sequence[str], problems
     return tuple(dict.fromkeys(value))
 
 
+def _output(path: str, output: Any, problems: list[Problem]) -> Any:
+    if not isinstance(output, str) or not output.strip():
+        problems.append(Problem(path, "output", f"expected a folder path, got {shown(output)}"))
+    elif (reason := char_problem(output)) is not None:
+        # A NUL or a newline in a folder name fails or garbles every message that names an output.
+        problems.append(Problem(path, "output", reason))
+    return output
+
+
 def read_jobs(path: Path, *, brands: Sequence[str], languages: Sequence[str]) -> tuple[JobFile | None, list[Problem]]:
     """Read a job file from disk and parse it, reporting a file that cannot be read as a problem."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return None, [Problem(str(path), "", f"cannot read: {exc.strerror or exc}")]
-    text, problems = decode(str(path), data)
+    # A job file may live anywhere, so no project root: but it must be a regular file of sane size.
+    text, problems = read_text(path, str(path), cap=TOML_CAP, root=None)
     if text is None:
         return None, problems
     return parse_jobs(str(path), text, brands=brands, languages=languages)
@@ -85,16 +91,12 @@ def parse_jobs(
     path: str, text: str, *, brands: Sequence[str], languages: Sequence[str]
 ) -> tuple[JobFile | None, list[Problem]]:
     """Parse a job file's TOML, checking every handout against the project's brands and languages."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        return None, [Problem(path, "", f"invalid TOML: {exc}")]
-    problems: list[Problem] = []
+    data, problems = parse_toml(path, text)
+    if data is None:
+        return None, problems
     for key in sorted(set(data) - {"output", "handout"}):
-        problems.append(Problem(path, key, "unknown field; expected output and [[handout]] tables"))
-    output = data.get("output", DEFAULT_OUTPUT)
-    if not isinstance(output, str) or not output.strip():
-        problems.append(Problem(path, "output", f"expected a folder path, got {output!r}"))
+        problems.append(Problem(path, key_name(key), "unknown field; expected output and [[handout]] tables"))
+    output = _output(path, data.get("output", DEFAULT_OUTPUT), problems)
     items = data.get("handout", [])
     if not isinstance(items, list) or not items:
         problems.append(Problem(path, "handout", "expected at least one [[handout]] table"))
@@ -102,14 +104,14 @@ def parse_jobs(
     specs = []
     for where, table in tables(path, "handout", items, JOB_FIELDS, "expected a table", problems):
         name = table.get("name")
-        if not isinstance(name, str) or not NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
             problems.append(
-                Problem(path, f"{where}.name", f"expected a file stem of letters, digits, - and _, got {name!r}")
+                Problem(path, f"{where}.name", f"expected a file stem of letters, digits, - and _, got {shown(name)}")
             )
         flags = {flag: table.get(flag, False) for flag in ("release", "appendix")}
         for flag, value in flags.items():
             if not isinstance(value, bool):
-                problems.append(Problem(path, f"{where}.{flag}", f"expected true or false, got {value!r}"))
+                problems.append(Problem(path, f"{where}.{flag}", f"expected true or false, got {shown(value)}"))
         before = len(problems)
         spec = JobSpec(
             name=str(name),
@@ -132,7 +134,9 @@ def parse_jobs(
             if output_.key in seen:
                 first = seen[output_.key]
                 problems.append(
-                    Problem(path, "handout", f"{output_.key} is written twice, by {first!r} and {spec.name!r}")
+                    Problem(
+                        path, "handout", f"{output_.key} is written twice, by {shown(first)} and {shown(spec.name)}"
+                    )
                 )
                 break
             seen[output_.key] = spec.name

@@ -9,12 +9,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..dates import add_months
-from ..errors import HandoutError, Problem
+from ..errors import HandoutError, Problem, errors
 from ..models import BASE_LANGUAGE, SECTION_ORDER, Reviewer, Section, Source
 from ..project import Limits, Project
-from .fields import SEMVER_RE, URL_RE, date_field, decode, tables, text_field, unknown_fields
-from .frontmatter import split_front_matter
+from .fields import (
+    SEMVER_RE,
+    URL_RE,
+    char_problem,
+    date_field,
+    decode,
+    markdown_char_problem,
+    shown,
+    shown_text,
+    tables,
+    text_field,
+    unknown_fields,
+)
+from .files import FILE_CAP, SECTION_CAP, list_folder, read_bytes, read_text, shown_path
+from .frontmatter import split, split_front_matter
 
 SECTION_FIELDS = (
     "id",
@@ -41,6 +56,10 @@ MAX_SECTION_KEY_POINTS = 3
 REQUIRED_SECTION_FIELDS = ("id", "title", "version", "language", "status", "last_reviewed", "sources")
 
 
+# Front matter is a flat mapping with lists of small tables: three levels deep.
+MAX_YAML_DEPTH = 32
+
+
 FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -56,8 +75,9 @@ def _reviewers(path: str, value: Any, problems: list[Problem]) -> tuple[Reviewer
         name = text_field(path, f"{where}.name", item.get("name"), problems)
         credentials = text_field(path, f"{where}.credentials", item.get("credentials"), problems)
         role = item.get("role", "")
-        if not isinstance(role, str):
-            problems.append(Problem(path, f"{where}.role", f"expected text, got {role!r}"))
+        reason = f"expected text, got {shown(role)}" if not isinstance(role, str) else char_problem(role.strip())
+        if reason is not None:
+            problems.append(Problem(path, f"{where}.role", reason))
             role = ""
         reviewers.append(Reviewer(name, credentials, role.strip()))
     return tuple(reviewers)
@@ -71,11 +91,24 @@ def _sources(path: str, value: Any, problems: list[Problem]) -> tuple[Source, ..
     for where, item in tables(path, "sources", value, ("title", "url"), "expected title and url", problems):
         title = text_field(path, f"{where}.title", item.get("title"), problems)
         url = item.get("url")
-        if not isinstance(url, str) or not URL_RE.match(url):
-            problems.append(Problem(path, f"{where}.url", f"expected an http(s) URL, got {url!r}"))
+        if not isinstance(url, str) or not URL_RE.fullmatch(url):
+            problems.append(Problem(path, f"{where}.url", f"expected an http(s) URL, got {shown(url)}"))
+            url = ""
+        elif (reason := char_problem(url)) is not None:
+            problems.append(Problem(path, f"{where}.url", reason))
             url = ""
         sources.append(Source(title, url))
     return tuple(sources)
+
+
+def _brief(path: str, value: Any, problems: list[Problem]) -> str | None:
+    # Markdown like the body, so it may have several lines; its characters are checked as the body's are.
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        problems.append(Problem(path, "brief", f"expected non-empty text, got {shown(value)}"))
+        return ""
+    return value.strip()
 
 
 def _key_points(path: str, value: Any, problems: list[Problem]) -> tuple[str, ...]:
@@ -90,34 +123,49 @@ def _key_points(path: str, value: Any, problems: list[Problem]) -> tuple[str, ..
 
 
 def markdown_problems(path: str, field: str, text: str) -> list[Problem]:
-    """Return what section Markdown may not contain: # headings, outside images, images without alt, bad boxes."""
+    """Return what section Markdown may not contain: # headings, outside images, images without alt, bad boxes.
+
+    Also text nested too deep to be printed, and links that print as text only (a warning; an
+    error when the printed text would be a file path or a script).
+    """
     # Imported here: a batch with nothing to rebuild never needs the Markdown parser.
-    from ..markdown import box_problems, checking_parser, image_target, images, is_outside
+    from ..markdown import (
+        box_problems,
+        image_target,
+        images,
+        is_outside,
+        link_problems,
+        nesting_problem,
+        parsed,
+        parser,
+    )
 
     found = [Problem(path, field, message) for message in box_problems(text)]
-    tokens = checking_parser().parse(text)
+    tokens = parsed(text)
     for token in tokens:
         if token.type == "heading_open" and token.tag in ("h1", "h2"):
             # A setext heading's markup is its underline, = or -.
             kind = repr(token.markup) if token.markup.startswith("#") else "an underlined heading"
             found.append(Problem(path, field, f"use ### for headings inside a section, found {kind} (the title is ##)"))
             break
+    if (nesting := nesting_problem(tokens, parser().options["maxNesting"])) is not None:
+        found.append(Problem(path, field, nesting))
     no_alt = False
     for image in images(tokens):
         target = image_target(image)
         if is_outside(target):
-            found.append(
-                Problem(path, field, f"image {target!r} must be a file beside the section, not a URL or outside path")
-            )
+            message = f"image {shown(target)} must be a file beside the section, not a URL or outside path"
+            found.append(Problem(path, field, message))
         no_alt = no_alt or not image.content.strip()
     if no_alt:
         found.append(Problem(path, field, "an image has no alt text; write ![what it shows](file)"))
+    found += [Problem(path, field, message, severity) for severity, message in link_problems(tokens)]
     return found
 
 
 def _semver(path: str, field: str, value: Any, problems: list[Problem]) -> None:
-    if not (isinstance(value, str) and SEMVER_RE.match(value)):
-        problems.append(Problem(path, field, f"expected MAJOR.MINOR.PATCH like 1.2.0, got {str(value)!r}"))
+    if not (isinstance(value, str) and SEMVER_RE.fullmatch(value)):
+        problems.append(Problem(path, field, f"expected MAJOR.MINOR.PATCH like 1.2.0, got {shown_text(value)}"))
 
 
 def _identity(
@@ -125,14 +173,16 @@ def _identity(
 ) -> tuple[str, Any]:
     section_id = meta.get("id")
     if "id" in meta and section_id != expected_id:
-        problems.append(Problem(path, "id", f"expected {expected_id!r} (the file name), got {section_id!r}"))
+        problems.append(Problem(path, "id", f"expected {shown(expected_id)} (the file name), got {shown(section_id)}"))
     title = text_field(path, "title", meta.get("title"), problems) if "title" in meta else ""
     version = meta.get("version")
     if "version" in meta:
         _semver(path, "version", version, problems)
     language = meta.get("language")
     if "language" in meta and language != expected_language:
-        problems.append(Problem(path, "language", f"expected {expected_language!r} (the folder), got {language!r}"))
+        problems.append(
+            Problem(path, "language", f"expected {shown(expected_language)} (the folder), got {shown(language)}")
+        )
     return title, version
 
 
@@ -141,7 +191,7 @@ def _review(
 ) -> tuple[Any, tuple[Reviewer, ...], dt.date | None, dt.date | None]:
     status = meta.get("status")
     if "status" in meta and status not in ("draft", "approved"):
-        problems.append(Problem(path, "status", f"expected draft or approved, got {status!r}"))
+        problems.append(Problem(path, "status", f"expected draft or approved, got {shown(status)}"))
     reviewers = _reviewers(path, meta.get("reviewers"), problems)
     if status == "approved" and not reviewers:
         problems.append(Problem(path, "reviewers", "an approved section needs at least one reviewer"))
@@ -174,8 +224,10 @@ def _approval(path: str, meta: dict[str, Any], expected_id: str, problems: list[
     if approved_version is not None:
         _semver(path, "approved_version", approved_version, problems)
     fingerprint = meta.get("approved_fingerprint")
-    if fingerprint is not None and not (isinstance(fingerprint, str) and FINGERPRINT_RE.match(fingerprint)):
-        problems.append(Problem(path, "approved_fingerprint", f"expected sha256:<64 hex digits>, got {fingerprint!r}"))
+    if fingerprint is not None and not (isinstance(fingerprint, str) and FINGERPRINT_RE.fullmatch(fingerprint)):
+        problems.append(
+            Problem(path, "approved_fingerprint", f"expected sha256:<64 hex digits>, got {shown(fingerprint)}")
+        )
     if (fingerprint is None) != (approved_version is None):
         message = "approved_version and approved_fingerprint come together, from approve"
         problems.append(Problem(path, "approved_version", message))
@@ -183,6 +235,39 @@ def _approval(path: str, meta: dict[str, Any], expected_id: str, problems: list[
         message = f"approved without an approval record; run: generate.py approve {expected_id}"
         problems.append(Problem(path, "status", message))
     return approved_version, fingerprint
+
+
+def _nested_too_deep(text: str) -> bool:
+    """Tell whether front matter nests lists or mappings deeper than MAX_YAML_DEPTH, reading only its events."""
+    depth = 0
+    try:
+        # The event stream is flat: reading it takes no recursion, and stops at the first level too deep.
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            if isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    return True
+            elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return False  # split_front_matter names the syntax error
+    return False
+
+
+def _front_matter(path: str, text: str) -> tuple[dict[str, Any] | None, str, list[Problem]]:
+    """Split the front matter with the shared splitter, refusing what would crash or break its loader."""
+    try:
+        lines = split(text)[1]
+    except ValueError:
+        lines = []  # split_front_matter says what is wrong
+    if _nested_too_deep("".join(lines)):
+        # libyaml's loader builds nested values recursively in C: some 30,000 levels crash the process.
+        return None, "", [Problem(path, "front matter", f"lists or mappings nested over {MAX_YAML_DEPTH} deep")]
+    try:
+        return split_front_matter(path, text)
+    except (ValueError, RecursionError):
+        # PyYAML's int() refuses numbers of more than 4300 digits; its Python loader can recurse too deep.
+        return None, "", [Problem(path, "front matter", "invalid YAML: a number too long or values nested too deep")]
 
 
 def section_from_text(
@@ -200,7 +285,7 @@ def section_from_text(
     Without `markdown` the body and brief are not parsed: a batch that finds nothing to rebuild
     never loads the Markdown parser; `markdown_problems` checks them before a render.
     """
-    meta, body, problems = split_front_matter(path, text)
+    meta, body, problems = _front_matter(path, text)
     if meta is None:
         return None, problems
     problems += unknown_fields(path, meta, SECTION_FIELDS)
@@ -212,13 +297,16 @@ def section_from_text(
     approved_version, fingerprint = _approval(path, meta, expected_id, problems)
     if not body.strip():
         problems.append(Problem(path, "body", "empty; write the section text below the front matter"))
-    brief = meta.get("brief")
-    if brief is not None:
-        brief = text_field(path, "brief", brief, problems)
+    brief = _brief(path, meta.get("brief"), problems)
+    for field_name, markdown_text in (("body", body), ("brief", brief or "")):
+        if (reason := markdown_char_problem(markdown_text)) is not None:
+            problems.append(Problem(path, field_name, reason))
     if markdown:
-        problems += markdown_problems(path, "body", body) + (markdown_problems(path, "brief", brief) if brief else [])
+        # As the Section keeps them, so check parses each text once (readability reads the same tokens).
+        problems += markdown_problems(path, "body", body.strip() + "\n")
+        problems += markdown_problems(path, "brief", brief + "\n") if brief else []
     key_points = _key_points(path, meta.get("key_points"), problems)
-    if problems:
+    if errors(problems):
         return None, problems
     assert last_reviewed is not None and next_due is not None  # guaranteed by the checks above
     section = Section(
@@ -240,25 +328,51 @@ def section_from_text(
         approved_version=approved_version,
         approved_fingerprint=fingerprint,
     )
-    return section, []
+    # Warnings (a link that prints as text) come with the section; check shows them.
+    return section, problems
 
 
 def section_markdown_problems(section: Section) -> list[Problem]:
-    """Check a loaded section's body and brief as the renderer will read them."""
+    """Return what stops a loaded section's body and brief from rendering: errors only, not warnings."""
     brief = markdown_problems(section.path, "brief", section.brief) if section.brief else []
-    return markdown_problems(section.path, "body", section.body) + brief
+    return errors(markdown_problems(section.path, "body", section.body) + brief)
+
+
+def image_file_problems(project: Project, section: Section) -> list[Problem]:
+    """Return why an image beside a section would not print: missing, not a regular file, too big, unreadable.
+
+    Check runs this; a build leaves it to the renderer, which refuses what it may not read.
+    """
+    from ..markdown import image_target, images, is_outside, parsed
+    from .brands import raster_problem, svg_problem
+
+    folder = (project.root / section.path).parent
+    found = []
+    for field_name, text in (("body", section.body), ("brief", section.brief)):
+        for target in dict.fromkeys(image_target(image) for image in images(parsed(text))):
+            if not target or is_outside(target):
+                continue  # markdown_problems names these
+            data, problems = read_bytes(folder / target, "", cap=FILE_CAP, root=project.root)
+            reasons = [p.message for p in problems]
+            if data is not None:
+                reason = svg_problem(data) if target.lower().endswith(".svg") else raster_problem(data)
+                reasons += [reason] if reason else []
+            found += [Problem(section.path, field_name, f"image {shown(target)}: {reason}") for reason in reasons]
+    return found
 
 
 def section_path(project: Project, language: str, section_id: str) -> str:
     """Return where a section's file is, as messages show it."""
-    return project.relative(project.content_dir / language / f"{section_id}.md")
+    return shown_path(project, project.content_dir / language / f"{section_id}.md")
 
 
 def languages(project: Project) -> list[str]:
     """Return the language folders under content/."""
     if not project.content_dir.is_dir():
         return []
-    return sorted(p.name for p in project.content_dir.iterdir() if p.is_dir())
+    # A folder linked out of the project is listed: loading it says why it is refused.
+    folders, _ = list_folder(project.content_dir, "content", project.root)
+    return [p.name for p in folders if p.is_dir()]
 
 
 @dataclass(frozen=True)
@@ -282,18 +396,28 @@ def load_sections(project: Project, language: str, today: dt.date, *, markdown: 
     loaded = LoadedSections(paths={i: section_path(project, language, i) for i in SECTION_ORDER})
     if not folder.is_dir():
         known = ", ".join(languages(project)) or "none"
-        problem = Problem(project.relative(folder), "", f"no content for language {language!r}; available: {known}")
+        problem = Problem(
+            shown_path(project, folder), "", f"no content for language {shown(language)}; available: {known}"
+        )
         loaded.problems[""] = [problem]
         return loaded
-    for path in sorted(folder.glob("*.md")):
-        rel = project.relative(path)
+    paths, found = list_folder(folder, shown_path(project, folder), project.root)
+    if found:
+        loaded.problems[""] = found
+    for path in paths:
+        if path.suffix != ".md":
+            continue
+        rel = shown_path(project, path)
         if path.stem not in SECTION_ORDER:
-            message = f"unknown section {path.stem!r}; known: {', '.join(SECTION_ORDER)}"
+            message = f"unknown section {shown(path.stem)}; known: {', '.join(SECTION_ORDER)}"
             # Filed under its own name: no handout can choose it, so it blocks none; check reports it.
             loaded.problems.setdefault(path.stem, []).append(Problem(rel, "id", message))
             continue
+        data, found = read_bytes(path, rel, cap=SECTION_CAP, root=project.root)
         # Read with newline translation: a section's digest is the same whatever its line endings.
-        text, found = decode(rel, path.read_bytes().replace(b"\r\n", b"\n").replace(b"\r", b"\n"))
+        text, found = (
+            decode(rel, data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")) if data is not None else (None, found)
+        )
         if text is not None:
             section, found = section_from_text(
                 rel,
@@ -315,10 +439,8 @@ def read_section_file(project: Project, language: str, section_id: str) -> tuple
     """Read one section file as it is on disk, returning its path, the path as shown to users, and its text."""
     path = project.content_dir / language / f"{section_id}.md"
     rel = section_path(project, language, section_id)
-    if not path.is_file():
-        raise HandoutError(f"{rel}: file not found")
-    try:
-        # Decoded from bytes, not read_text: approve rewrites the file and must keep its CRLF and BOM.
-        return path, rel, path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise HandoutError(f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    # Decoded from bytes, not read_text: approve rewrites the file and must keep its CRLF and BOM.
+    text, problems = read_text(path, rel, cap=SECTION_CAP, root=project.root)
+    if text is None:
+        raise HandoutError(str(problems[0]))
+    return path, rel, text

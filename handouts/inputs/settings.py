@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import Problem
 from ..project import Limits
-from .fields import unknown_fields
+from .fields import shown, unknown_fields
+from .files import read_toml
 
 CONFIG_FILE = "handouts.toml"
 # Each setting: (type it must have, smallest sensible value, largest).
@@ -37,9 +38,9 @@ def limits_from_data(path: str, data: dict[str, Any]) -> tuple[Limits, list[Prob
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
         if not is_number or (kind is int and not isinstance(value, int)):
             expected = "a whole number" if kind is int else "a number"
-            problems.append(Problem(path, key, f"expected {expected}, got {value!r}"))
+            problems.append(Problem(path, key, f"expected {expected}, got {shown(value)}"))
         elif not low <= value <= high:
-            problems.append(Problem(path, key, f"expected {low:g} to {high:g}, got {value!r}"))
+            problems.append(Problem(path, key, f"expected {low:g} to {high:g}, got {shown(value)}"))
         else:
             values[key] = kind(value)
     limits = dataclasses.replace(Limits(), **values) if not problems else Limits()
@@ -52,12 +53,13 @@ def load_limits(root: Path) -> tuple[Limits, list[Problem]]:
     """Read the policy from handouts.toml, else [tool.handouts] in pyproject.toml, else defaults."""
     for name, table in ((CONFIG_FILE, None), ("pyproject.toml", ("tool", "handouts"))):
         path = root / name
-        if not path.is_file():
+        # lexists: a settings file that is a pipe, a folder or a broken link is refused, not skipped.
+        if not os.path.lexists(path):
             continue
-        try:
-            data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            return Limits(), [Problem(name, "", f"invalid TOML: {exc}")]
+        data: Any
+        data, problems = read_toml(path, name, root=root)
+        if data is None:
+            return Limits(), problems
         for key in table or ():
             data = data.get(key, {}) if isinstance(data, dict) else {}
         if table and not data:
