@@ -21,8 +21,8 @@ from PIL import Image
 from handouts.build import BuildRequest, build
 from handouts.compose import HandoutSpec
 from handouts.errors import HandoutError, Problem
+from handouts.images import MAX_SVG_DEPTH, image_problem
 from handouts.models import Tailoring
-from handouts.output.images import MAX_SVG_DEPTH, image_problem
 from handouts.output.pdf import RenderedPdf
 from handouts.project import Project
 from handouts.render_service import ProcessExecutor, RenderJob, RenderOutcome, run_limited
@@ -66,19 +66,19 @@ LAUGHS = (
 @pytest.mark.parametrize(
     ("data", "kind", "reason"),
     [
-        (png()[:60], "image/png", "not a readable image"),
-        (b"hello, not a picture\n" * 5, "image/png", "not a readable image"),
-        (png_claiming(30000, 30000), "image/png", "more pixels than"),
-        (png(6000, 5000), "image/png", "6000 x 5000 pixels is more than"),
-        (LAUGHS, "image/svg+xml", "not a readable SVG image"),
-        (b"<svg xmlns='http://www.w3.org/2000/svg'><rect", "image/svg+xml", "not a readable SVG image"),
-        (b"<html/>", "image/svg+xml", "root element is not <svg>"),
+        (png()[:60], "image/png", "cannot be read as an image"),
+        (b"hello, not a picture\n" * 5, "image/png", "cannot be read as an image"),
+        (png_claiming(30000, 30000), "image/png", "would unpack to too many pixels"),
+        (png(6000, 5000), "image/png", "is 6000 x 5000 pixels; at most 4096 a side"),
+        (LAUGHS, "image/svg+xml", "declares XML entities"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'><rect", "image/svg+xml", "is not well-formed SVG"),
+        (b"<html/>", "image/svg+xml", "is not an SVG image"),
         (
             b"<svg xmlns='http://www.w3.org/2000/svg'>" + b"<g>" * 500 + b"</g>" * 500 + b"</svg>",
             "image/svg+xml",
-            f"nested more than {MAX_SVG_DEPTH} deep",
+            f"nests elements more than {MAX_SVG_DEPTH} deep",
         ),
-        (b"\0" * (6 * 1024 * 1024), "image/png", "more than the"),
+        (b"\0" * (6 * 1024 * 1024), "image/png", "is 6,291,456 bytes; at most"),
     ],
 )
 def test_damaged_or_hostile_pictures_are_named_with_the_reason(data: bytes, kind: str, reason: str) -> None:
@@ -185,18 +185,33 @@ def use_logo(project: Path, name: str, data: bytes) -> None:
 
 
 @pytest.mark.render
+def test_a_logo_that_cannot_be_drawn_fails_the_build_naming_the_file(
+    project: Path, run: Invoke, tmp_path: Path
+) -> None:
+    # It parses, so loading the brand accepts it; drawing it recurses forever.
+    use_logo(project, "logo.svg", RECURSIVE_USE)
+    out = tmp_path / "h.pdf"
+    result = run("build", "--sections", "detox", "-o", str(out))
+    assert result.exit_code == 1
+    assert result.output == "Error: cannot render: Failed to render SVG image brands/example-clinic/logo.svg\n"
+    assert not out.exists()
+
+
+@pytest.mark.render
 @pytest.mark.parametrize(
     ("name", "data", "reason"),
     [
-        ("logo.svg", RECURSIVE_USE, "Failed to render SVG image brands/example-clinic/logo.svg"),
-        ("cut.png", png()[:60], "brands/example-clinic/cut.png: not a readable image"),
-        ("bomb.png", png_claiming(30000, 30000), "brands/example-clinic/bomb.png: more pixels than"),
+        ("cut.png", png()[:60], "content/en/cut.png cannot be read as an image"),
+        ("bomb.png", png_claiming(30000, 30000), "content/en/bomb.png would unpack to too many pixels"),
+        ("big.png", png(6000, 5000), "content/en/big.png is 6000 x 5000 pixels; at most 4096 a side"),
     ],
 )
-def test_a_picture_that_cannot_be_drawn_fails_the_build_naming_the_file(
+def test_a_content_picture_that_cannot_be_loaded_fails_the_build_naming_the_file(
     project: Path, run: Invoke, tmp_path: Path, name: str, data: bytes, reason: str
 ) -> None:
-    use_logo(project, name, data)
+    (project / "content/en" / name).write_bytes(data)
+    detox = project / "content/en/detox.md"
+    detox.write_text(detox.read_text().replace("### What withdrawal", f"![A chart]({name})\n\n### What withdrawal", 1))
     out = tmp_path / "h.pdf"
     result = run("build", "--sections", "detox", "-o", str(out))
     assert result.exit_code == 1
@@ -273,7 +288,7 @@ def test_the_picture_probe_check_uses_draws_like_a_build(project: Path) -> None:
     (project / LOGO_DIR / "cut.png").write_bytes(png()[:60])
     assert picture_problem(project / LOGO_DIR / "logo.svg", roots) is None
     assert picture_problem(project / LOGO_DIR / "loop.svg", roots) == "Failed to render SVG image loop.svg"
-    assert "not a readable image" in (picture_problem(project / LOGO_DIR / "cut.png", roots) or "")
+    assert "cut.png cannot be read as an image" in (picture_problem(project / LOGO_DIR / "cut.png", roots) or "")
 
 
 def greedy_render(job: RenderJob) -> RenderOutcome:
@@ -311,3 +326,19 @@ def test_a_slow_render_on_a_dask_worker_is_stopped_at_the_time_limit(
         result.output
     )
     assert not (tmp_path / "out/example-clinic/en/slow-letter.pdf").exists()
+
+
+@pytest.mark.render
+def test_check_draws_svg_pictures_as_a_build_would(project: Path, run: Invoke) -> None:
+    use_logo(project, "logo.svg", RECURSIVE_USE)
+    (project / "content/es/naloxone-steps.svg").write_bytes(RECURSIVE_USE)
+    result = run("check")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert (
+        "brands/example-clinic/brand.toml: logo: logo.svg cannot be drawn: Failed to render SVG image logo.svg" in lines
+    )
+    assert (
+        "content/es/overdose-safety.md: body: naloxone-steps.svg cannot be drawn: "
+        "Failed to render SVG image naloxone-steps.svg"
+    ) in lines

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 from collections.abc import Mapping
@@ -12,6 +11,7 @@ from typing import Any
 
 from ..color import BODY_TEXT_RATIO, LARGE_TEXT_RATIO, WHITE, contrast_ratio
 from ..errors import Problem
+from ..images import raster_problem, svg_problem
 from ..models import Brand
 from ..project import Project
 from .fields import URL_RE, char_problem, decode, is_valid_id, shown, text_field, unknown_fields
@@ -54,11 +54,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # The short name starts the footer line of every page: longer, the line wraps past the margin.
 MAX_SHORT_NAME = 40
-
-
-# A logo prints about an inch wide: 4096 pixels a side is more than any printer resolves, and
-# keeps a small PNG from unpacking into gigabytes (a decompression bomb).
-MAX_LOGO_SIDE = 4096
 
 
 # All the files of one brand folder together: a logo or two and brand.toml.
@@ -227,43 +222,6 @@ def logo_problems(path: str, logo: str, data: bytes) -> list[Problem]:
             return [Problem(path, "logo", f"{shown(logo)} loads {shown(target)}; a logo must be self-contained")]
     reason = svg_problem(data)
     return [Problem(path, "logo", f"{shown(logo)} {reason}")] if reason else []
-
-
-def raster_problem(data: bytes, noun: str = "an image") -> str | None:
-    """Say why Pillow, which WeasyPrint loads PNG and other raster images with, would not load this one."""
-    import warnings
-
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():
-            # Pillow only warns of a picture of 89 to 179 million pixels; it is as much a bomb.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
-                if max(image.size) > MAX_LOGO_SIDE:
-                    return f"is {image.size[0]} x {image.size[1]} pixels; at most {MAX_LOGO_SIDE} a side"
-                image.verify()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return f"would unpack to too many pixels; at most {MAX_LOGO_SIDE} a side"
-    # Pillow reports damage with whatever its decoder hit (SyntaxError, OSError, ValueError, ...).
-    except Exception as exc:
-        return f"cannot be read as {noun} ({str(exc)[:80] or type(exc).__name__})"
-    return None
-
-
-def svg_problem(data: bytes) -> str | None:
-    """Say why WeasyPrint's XML parser would not load this SVG, or return None; no entities are allowed."""
-    from xml.etree import ElementTree
-
-    # Entities are how XML reads other files and blows up in memory; a logo needs none.
-    if b"<!ENTITY" in data:
-        return "declares XML entities; save it as plain SVG"
-    try:
-        # The parser WeasyPrint uses; with no entity declared it can neither fetch nor expand one.
-        root = ElementTree.fromstring(data)  # noqa: S314 - entities refused above
-    except ElementTree.ParseError as exc:
-        return f"is not well-formed SVG ({exc})"
-    return None if root.tag.rpartition("}")[2] == "svg" else "is not an SVG image"
 
 
 def brand_ids(project: Project) -> list[str]:

@@ -16,7 +16,8 @@ LINE_RE = re.compile(r"[^\n]*\n|[^\n]+")
 
 
 # A one-line scalar with an optional trailing comment: `status: draft  # until review`.
-SCALAR_COMMENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\s*:\s*[^\s'\"#][^#'\"]*?(\s+#.*)$")
+# The lookbehind keeps it linear: without it, a long run of spaces is tried at every split.
+SCALAR_COMMENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\s*:\s*[^\s'\"#][^#'\"]*?(?<!\s)(\s+#.*)$")
 
 
 # Where a field goes when the file does not have it yet: after the first of these that exists.
@@ -154,6 +155,9 @@ def split_front_matter(path: str, text: str) -> tuple[dict[str, Any] | None, str
         meta = load_yaml("".join(lines))
     except _Refused as exc:
         return None, "", [Problem(path, "front matter", str(exc))]
+    except ValueError:
+        # PyYAML's int() refuses numbers of more than 4300 digits (Python's guard against slow parsing).
+        return None, "", [Problem(path, "front matter", "invalid YAML: a number too long to read")]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + FIRST_LINE}" if mark is not None else ""

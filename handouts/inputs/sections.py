@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..dates import add_months
 from ..errors import HandoutError, Problem, errors
 from ..models import BASE_LANGUAGE, SECTION_ORDER, Reviewer, Section, Source
@@ -29,7 +27,7 @@ from .fields import (
     unknown_fields,
 )
 from .files import FILE_CAP, SECTION_CAP, list_folder, read_bytes, read_text, shown_path
-from .frontmatter import split, split_front_matter
+from .frontmatter import split_front_matter
 
 SECTION_FIELDS = (
     "id",
@@ -54,10 +52,6 @@ MAX_SECTION_KEY_POINTS = 3
 
 
 REQUIRED_SECTION_FIELDS = ("id", "title", "version", "language", "status", "last_reviewed", "sources")
-
-
-# Front matter is a flat mapping with lists of small tables: three levels deep.
-MAX_YAML_DEPTH = 32
 
 
 FINGERPRINT_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -237,39 +231,6 @@ def _approval(path: str, meta: dict[str, Any], expected_id: str, problems: list[
     return approved_version, fingerprint
 
 
-def _nested_too_deep(text: str) -> bool:
-    """Tell whether front matter nests lists or mappings deeper than MAX_YAML_DEPTH, reading only its events."""
-    depth = 0
-    try:
-        # The event stream is flat: reading it takes no recursion, and stops at the first level too deep.
-        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
-            if isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
-                depth += 1
-                if depth > MAX_YAML_DEPTH:
-                    return True
-            elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
-                depth -= 1
-    except yaml.YAMLError:
-        return False  # split_front_matter names the syntax error
-    return False
-
-
-def _front_matter(path: str, text: str) -> tuple[dict[str, Any] | None, str, list[Problem]]:
-    """Split the front matter with the shared splitter, refusing what would crash or break its loader."""
-    try:
-        lines = split(text)[1]
-    except ValueError:
-        lines = []  # split_front_matter says what is wrong
-    if _nested_too_deep("".join(lines)):
-        # libyaml's loader builds nested values recursively in C: some 30,000 levels crash the process.
-        return None, "", [Problem(path, "front matter", f"lists or mappings nested over {MAX_YAML_DEPTH} deep")]
-    try:
-        return split_front_matter(path, text)
-    except (ValueError, RecursionError):
-        # PyYAML's int() refuses numbers of more than 4300 digits; its Python loader can recurse too deep.
-        return None, "", [Problem(path, "front matter", "invalid YAML: a number too long or values nested too deep")]
-
-
 def section_from_text(
     path: str,
     text: str,
@@ -285,7 +246,7 @@ def section_from_text(
     Without `markdown` the body and brief are not parsed: a batch that finds nothing to rebuild
     never loads the Markdown parser; `markdown_problems` checks them before a render.
     """
-    meta, body, problems = _front_matter(path, text)
+    meta, body, problems = split_front_matter(path, text)
     if meta is None:
         return None, problems
     problems += unknown_fields(path, meta, SECTION_FIELDS)
@@ -343,8 +304,8 @@ def image_file_problems(project: Project, section: Section) -> list[Problem]:
 
     Check runs this; a build leaves it to the renderer, which refuses what it may not read.
     """
+    from ..images import raster_problem, svg_problem
     from ..markdown import image_target, images, is_outside, parsed
-    from .brands import raster_problem, svg_problem
 
     folder = (project.root / section.path).parent
     found = []

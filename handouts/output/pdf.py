@@ -193,13 +193,13 @@ def fetcher_class() -> type[Any]:
             with open(path, "rb") as handle:
                 body = handle.read(MAX_FETCH_BYTES + 1)
             # A damaged picture is refused before WeasyPrint sees it: it would print a hole.
-            from .images import image_problem
+            from ..images import image_problem
 
             problem = image_problem(body, content_type) if content_type.startswith("image/") else None
             if problem is None and len(body) > MAX_FETCH_BYTES:
-                problem = f"larger than {MAX_FETCH_BYTES} bytes"
+                problem = f"is larger than {MAX_FETCH_BYTES:,} bytes"
             if problem is not None:
-                raise RefusedURL(f"cannot load {url}: {problem}")
+                raise RefusedURL(f"{url} {problem}")
             return URLFetcherResponse(url, body=body, headers={"Content-Type": content_type})
 
     return ProjectFetcher

@@ -8,9 +8,10 @@ import io
 import warnings
 import xml.etree.ElementTree as ET
 
-# A logo or picture never needs more (5000 x 5000); a "bomb" image claims far more to exhaust memory.
-MAX_IMAGE_PIXELS = 25_000_000
-# Bytes of one picture file: a full-page photo at print resolution is well under this.
+# A logo prints about an inch wide and a picture at most a page: 4096 pixels a side is more than
+# any printer resolves, and keeps a small PNG from unpacking into gigabytes (a decompression bomb).
+MAX_SIDE = 4096
+# Bytes of one picture file: a full-page drawing or photo is well under this.
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 # Element nesting of an SVG: drawings are a few groups deep; thousands overflow the drawing code.
 MAX_SVG_DEPTH = 64
@@ -18,9 +19,9 @@ RASTER_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 
 def image_problem(data: bytes, content_type: str) -> str | None:
-    """Return why these image bytes cannot be printed whole, or None; decodes every pixel of a raster."""
+    """Return why these image bytes cannot be printed whole ("is ...", "cannot ..."), or None."""
     if len(data) > MAX_IMAGE_BYTES:
-        return f"{len(data)} bytes is more than the {MAX_IMAGE_BYTES} a picture may have"
+        return f"is {len(data):,} bytes; at most {MAX_IMAGE_BYTES:,}"
     return _cached_problem(hashlib.sha256(data).hexdigest(), data, content_type)
 
 
@@ -34,44 +35,47 @@ def _cached_problem(digest: str, data: bytes, content_type: str) -> str | None:
     return None
 
 
-def raster_problem(data: bytes) -> str | None:
-    """Return why Pillow cannot decode every pixel of a raster image, or None."""
+def raster_problem(data: bytes, noun: str = "an image") -> str | None:
+    """Say why Pillow, which WeasyPrint reads raster images with, cannot decode every pixel of this one."""
     from PIL import Image, ImageFile
 
     # WeasyPrint tells Pillow to draw what it can of a cut-off file; here a cut-off file is refused.
     tolerant, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with warnings.catch_warnings():
+            # Pillow only warns of a picture of 89 to 179 million pixels; it is as much a bomb.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-                if width * height > MAX_IMAGE_PIXELS:
-                    return f"{width} x {height} pixels is more than the {MAX_IMAGE_PIXELS:,} a picture may have"
+                if max(image.size) > MAX_SIDE:
+                    return f"is {image.size[0]} x {image.size[1]} pixels; at most {MAX_SIDE} a side"
                 # Opening reads only the header; a damaged or cut-off file fails when decoded.
                 image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return f"more pixels than the {MAX_IMAGE_PIXELS:,} a picture may have"
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        return f"not a readable image ({exc or type(exc).__name__})"
+        return f"would unpack to too many pixels; at most {MAX_SIDE} a side"
+    # Pillow reports damage with whatever its decoder hit (SyntaxError, OSError, ValueError, ...).
+    except Exception as exc:
+        return f"cannot be read as {noun} ({str(exc)[:80] or type(exc).__name__})"
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = tolerant
     return None
 
 
 def svg_problem(data: bytes) -> str | None:
-    """Return why an SVG cannot be parsed, or is nested too deeply to draw, or None."""
-    # The parser WeasyPrint uses; expat refuses entity-expansion bombs on its own.
+    """Say why WeasyPrint's XML parser would not load this SVG, or it nests too deep to draw, or None."""
+    # Entities are how XML reads other files and blows up in memory; a drawing needs none.
+    if b"<!ENTITY" in data:
+        return "declares XML entities; save it as plain SVG"
     try:
-        root = ET.fromstring(data)  # noqa: S314 - expat limits entity amplification; no external entities
+        # The parser WeasyPrint uses; with no entity declared it can neither fetch nor expand one.
+        root = ET.fromstring(data)  # noqa: S314 - entities refused above
     except ET.ParseError as exc:
-        return f"not a readable SVG image ({exc})"
-    if not root.tag.endswith("svg"):
-        return "not an SVG image (its root element is not <svg>)"
-    depth, stack = 0, [(root, 1)]
+        return f"is not well-formed SVG ({exc})"
+    if root.tag.rpartition("}")[2] != "svg":
+        return "is not an SVG image"
+    stack = [(root, 1)]
     while stack:
         element, level = stack.pop()
-        depth = max(depth, level)
-        if depth > MAX_SVG_DEPTH:
-            return f"elements nested more than {MAX_SVG_DEPTH} deep"
+        if level > MAX_SVG_DEPTH:
+            return f"nests elements more than {MAX_SVG_DEPTH} deep"
         stack.extend((child, level + 1) for child in element)
     return None
