@@ -80,7 +80,7 @@ LAYOUTS = {
     "letter": Layout("letter", 612, 792, "US Letter, portrait", ("0.6in", "0.7in", "0.8in"), 11.5, 1.38),
     "a4": Layout("a4", 595.28, 841.89, "ISO A4, portrait", ("18mm", "19mm", "22mm"), 11.5, 1.38),
     "large-print": Layout(
-        "large-print", 612, 792, "US Letter, 18 pt text for low-vision readers", ("1in", "1in", "1.45in"), 18, 1.5
+        "large-print", 612, 792, "US Letter, 18 pt text for low-vision readers", ("1in", "1in", "1.75in"), 18, 1.5
     ),
     "trifold": Layout(
         "trifold",

@@ -342,3 +342,23 @@ def test_check_draws_svg_pictures_as_a_build_would(project: Path, run: Invoke) -
         "content/es/overdose-safety.md: body: naloxone-steps.svg cannot be drawn: "
         "Failed to render SVG image naloxone-steps.svg"
     ) in lines
+
+
+@pytest.mark.render
+def test_the_longest_footer_stays_on_the_large_print_page(project: Path, run: Invoke, tmp_path: Path) -> None:
+    import pdfplumber
+    from conftest import approve
+
+    # Approved sections print both review dates; a short name of the most characters allowed (40).
+    approve(run, "detox", "find-help")
+    toml = project / LOGO_DIR / "brand.toml"
+    longest = 'short_name = "Northeast Kingdom Recovery Services (ex)"'
+    toml.write_text(toml.read_text().replace('short_name = "Maple Street (example)"', longest))
+    out = tmp_path / "lp.pdf"
+    assert run("build", "--layout", "large-print", "--sections", "detox", "-o", str(out)).exit_code == 0
+    with pdfplumber.open(out) as pdf:
+        for page in pdf.pages:
+            footer = [c for c in page.chars if c["top"] > page.height - 2.5 * 72]
+            assert "November 20, 2027" in "".join(c["text"] for c in footer)
+            # A printer cannot print the outer quarter inch; nothing of the footer may fall there.
+            assert max(c["bottom"] for c in footer) <= page.height - 18
