@@ -94,13 +94,18 @@ def parsed(text: str) -> tuple[Token, ...]:
     return tuple(parser().parse(text))
 
 
-def links(tokens: Sequence[Token]) -> Iterator[Token]:
-    """Yield every link_open token, also those in table cells."""
+def of_type(tokens: Sequence[Token], kind: str) -> Iterator[Token]:
+    """Yield every token of a kind, also those in links, table cells and an image's alt text."""
     for token in tokens:
-        if token.type == "link_open":
+        if token.type == kind:
             yield token
         if token.children:
-            yield from links(token.children)
+            yield from of_type(token.children, kind)
+
+
+def links(tokens: Sequence[Token]) -> Iterator[Token]:
+    """Yield every link_open token, also those in table cells."""
+    return of_type(tokens, "link_open")
 
 
 def link_problems(tokens: Sequence[Token]) -> list[tuple[Severity, str]]:
@@ -130,11 +135,7 @@ def nesting_problem(tokens: Sequence[Token], max_nesting: int) -> str | None:
 
 def images(tokens: Sequence[Token]) -> Iterator[Token]:
     """Yield every image token, also those in links, table cells and another image's alt text."""
-    for token in tokens:
-        if token.type == "image":
-            yield token
-        if token.children:
-            yield from images(token.children)
+    return of_type(tokens, "image")
 
 
 def image_target(image: Token) -> str:
