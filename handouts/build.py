@@ -74,7 +74,10 @@ def build(
         # Patient text goes into the PDF only, never into a file a browser or an indexer may keep.
         raise HandoutError("cannot build", [Problem("html", "", "cannot be combined with tailoring")])
     handout, assets = prepare(project, request.spec, today)
-    pdf_path, html_path = output_paths(request, handout.section_ids)
+    try:
+        pdf_path, html_path = output_paths(request, handout.section_ids)
+    except OSError as exc:  # a name too long, a folder that cannot be read
+        raise HandoutError(f"{request.out}: {exc.strerror or exc}") from None
 
     def render_both() -> tuple[RenderedPdf, str | None]:
         rendered = render_handout(handout, project, assets, render=render)
@@ -89,7 +92,14 @@ def build(
         rendered, html = run_limited(render_both, time_limit)
     # Everything is rendered in memory first, so a failed render writes nothing. A tailored copy
     # is the patient's: readable by its owner only, whatever the umask.
-    write_atomic(pdf_path, rendered.data, mode=0o600 if request.spec.tailoring else None)
+    _write(pdf_path, rendered.data, mode=0o600 if request.spec.tailoring else None)
     if html_path is not None and html is not None:
-        write_atomic(html_path, html.encode("utf-8"))
+        _write(html_path, html.encode("utf-8"))
     return BuildResult(pdf_path=pdf_path, html_path=html_path, handout=handout, pages=rendered.pages)
+
+
+def _write(path: Path, data: bytes, mode: int | None = None) -> None:
+    try:
+        write_atomic(path, data, mode=mode)
+    except OSError as exc:  # a full disk, a read-only or missing folder, a name too long
+        raise HandoutError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,7 +19,7 @@ from .dates import DATE_RE, parse_date
 from .errors import HandoutError, Problem
 from .layouts import PATIENT_LAYOUTS
 from .models import BASE_LANGUAGE, DEFAULT_BRAND
-from .project import BUILD_TIME_LIMIT, Project
+from .project import BATCH_TIME_LIMIT, BUILD_TIME_LIMIT, Project
 from .signals import Terminated, sigterm_as_interrupt
 
 if TYPE_CHECKING:
@@ -83,13 +84,24 @@ def _out_option(help_text: str) -> Callable[[F], F]:
     )
 
 
-def _time_limit_option(default: float) -> Callable[[F], F]:
+# A day: longer is no limit at all. NaN passes every comparison, so a range alone would let it through.
+MAX_TIME_LIMIT = 86_400.0
+
+
+def _finite_seconds(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    if not math.isfinite(value):
+        raise click.BadParameter(f"expected a number of seconds from 1 to {MAX_TIME_LIMIT:g}")
+    return value
+
+
+def _time_limit_option(default: float, help_text: str = "Seconds a handout may take to render.") -> Callable[[F], F]:
     return click.option(
         "--time-limit",
-        type=click.FloatRange(1),
+        type=click.FloatRange(1, MAX_TIME_LIMIT),
         default=default,
         show_default=True,
-        help="Seconds a handout may take to render before it is stopped.",
+        callback=_finite_seconds,
+        help=help_text,
     )
 
 
@@ -384,7 +396,7 @@ def check(ctx: click.Context, strict: bool) -> None:
 @click.option("--prune", is_flag=True, help="Delete outputs this job file wrote and no longer asks for, if unchanged.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (overrides the job file).")
 @click.option("--executor", default="local", show_default=True, metavar="local|dask://HOST:PORT", callback=_executor)
-@click.option("--time-limit", type=click.FloatRange(1), default=300, show_default=True, help="Seconds per handout.")
+@_time_limit_option(BATCH_TIME_LIMIT, "Seconds per handout.")
 @click.pass_context
 def batch(
     ctx: click.Context,

@@ -145,7 +145,12 @@ def image_target(image: Token) -> str:
 
 def is_outside(target: str) -> bool:
     """Tell whether an image target is a URL or a path that leaves the section's folder."""
-    return ":" in target or target.startswith(("/", "\\")) or ".." in target.replace("\\", "/").split("/")
+    # A query or fragment makes it a URL: the renderer would drop it and check would not find the file.
+    return (
+        any(c in target for c in ":?#")
+        or target.startswith(("/", "\\"))
+        or ".." in target.replace("\\", "/").split("/")
+    )
 
 
 def box_problems(text: str) -> list[str]:

@@ -8,6 +8,8 @@ from pathlib import Path
 # Seconds one handout may take to render in `build` before its render process is killed: a normal
 # handout takes a few seconds; only a stuck or hostile render gets near this.
 BUILD_TIME_LIMIT = 120.0
+# The same per handout in `batch`, where a stuck render also holds up a worker of the pool.
+BATCH_TIME_LIMIT = 300.0
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ from .layouts import LAYOUTS
 from .models import Handout
 from .output.fit import require_fit
 from .output.pdf import RenderedPdf, Renderer, render_pdf
-from .project import Project
+from .project import BATCH_TIME_LIMIT, Project
 
 # Handouts per worker process before a fresh one takes over. Memory grows about 1 MiB per 15
 # renders (measured), so this bounds a worker well under 300 MiB.
 RECYCLE_AFTER = 200
-DEFAULT_TIME_LIMIT = 300.0
+DEFAULT_TIME_LIMIT = BATCH_TIME_LIMIT
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 

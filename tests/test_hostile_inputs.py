@@ -772,3 +772,74 @@ def test_the_reader_names_a_file_it_may_not_read(tmp_path: Path, monkeypatch: py
         None,
         [files.Problem("secret.md", "", "cannot read: permission denied")],
     )
+
+
+# --- found by the adversarial pass on the merged tool ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "placeholder", ["{phone.__class__}", "{phone!r}", "{phone[0]}", "{phone:>99999999}", "{phone}}"]
+)
+def test_a_catalog_brace_that_is_not_a_plain_placeholder_is_refused(
+    run: Invoke, project: Path, placeholder: str
+) -> None:
+    from handouts.inputs.catalogs import fill
+
+    replace_in(project / "templates/i18n/es.toml", "Llame al {phone}", f"Llame al {placeholder}")
+    line = (
+        "templates/i18n/es.toml: call: a brace that is not part of a {name} placeholder; "
+        "write placeholders exactly as en.toml does"
+    )
+    assert line in check_lines(run)
+    # The renderer fills in with the same rule, never with str.format's attribute, index or padding.
+    with pytest.raises(ValueError, match="a brace that is not part of a"):
+        fill(f"Llame al {placeholder}", {"phone": "(802) 555-0142"})
+    assert fill("Llame al {phone}", {"phone": "(802) 555-0142"}) == "Llame al (802) 555-0142"
+
+
+def test_an_image_with_a_query_or_fragment_is_refused_by_check_and_build(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    replace_in(project / DETOX, ANCHOR, "![Steps](naloxone-steps.svg?x=1#frag)\n\n" + ANCHOR)
+    image = "image 'naloxone-steps.svg?x=1#frag'"
+    line = f"{DETOX}: body: {image} must be a file beside the section, not a URL or outside path"
+    assert line in check_lines(run)
+    assert line in build_fails(run, tmp_path)
+
+
+def test_a_job_file_asking_for_too_many_outputs_is_refused_before_expanding() -> None:
+    from handouts.inputs.jobs import MAX_OUTPUTS, parse_jobs
+
+    brands = [f"clinic-{i}" for i in range(1000)]
+    text = "".join(
+        f'[[handout]]\nname = "h{i}"\nbrands = "*"\nlanguages = ["en", "es"]\nlayouts = "*"\n' for i in range(3)
+    )
+    job_file, problems = parse_jobs("jobs/big.toml", text, brands=brands, languages=["en", "es"])
+    assert job_file is None
+    assert [str(p) for p in problems] == [
+        f"jobs/big.toml: handout: asks for 24,000 outputs; at most {MAX_OUTPUTS:,} per job file"
+    ]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e309", "0.5", "90000"])
+def test_a_time_limit_that_is_no_limit_is_refused(run: Invoke, tmp_path: Path, value: str) -> None:
+    for command in (["build"], ["batch", str(Path(__file__).parent.parent / "jobs/example.toml"), "--dry-run"]):
+        result = run(*command, "--time-limit", value, "--out" if command[0] == "batch" else "-o", str(tmp_path / "o"))
+        assert result.exit_code == 2
+        assert "Invalid value for '--time-limit'" in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_output_name_too_long_for_the_file_system_is_one_line(run: Invoke, tmp_path: Path) -> None:
+    folder = tmp_path / ("b" * 300)
+    result = run("build", "--sections", "detox", "-o", f"{folder}/")
+    assert result.exit_code == 1
+    assert result.output == f"Error: {folder}: File name too long\n"
+
+
+@pytest.mark.render
+def test_an_output_folder_that_cannot_be_written_is_one_line(run: Invoke, tmp_path: Path) -> None:
+    result = run("build", "--sections", "detox", "-o", "/proc/self/x.pdf")
+    assert result.exit_code == 1
+    assert result.output == "Error: cannot write /proc/self/x.pdf: No such file or directory\n"

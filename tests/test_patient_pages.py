@@ -360,5 +360,5 @@ def test_catalog_placeholders_must_match_english(run: Invoke, project: Path, tmp
     result = run("build", "--lang", "es", "--sections", "detox", "-o", str(tmp_path / "x.pdf"))
     assert result.exit_code == 1
     assert result.output.splitlines() == [
-        "Error: templates/i18n/es.toml: summary_listed: cannot fill in 'nombres'; use the placeholders of en.toml"
+        "Error: templates/i18n/es.toml: summary_listed: no value for {nombres}; use the placeholders of en.toml"
     ]

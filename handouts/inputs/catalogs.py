@@ -37,6 +37,26 @@ def placeholders(text: str) -> set[str]:
     return set(PLACEHOLDER_RE.findall(text))
 
 
+def brace_problem(text: str) -> str | None:
+    """Say why a template string holds a brace that is not a plain {name} placeholder, or None."""
+    # Only {name} is filled in: str.format would also run {phone.__class__}, {phone[0]}, {phone!r}
+    # and {phone:>99999999}, printing Python's insides or padding to gigabytes.
+    if "{" in PLACEHOLDER_RE.sub("", text) or "}" in PLACEHOLDER_RE.sub("", text):
+        return "a brace that is not part of a {name} placeholder; write placeholders exactly as en.toml does"
+    return None
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """Fill the {name} placeholders of a template string; raise ValueError on any other brace or name."""
+    problem = brace_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    missing = placeholders(text) - {f"{{{name}}}" for name in values}
+    if missing:
+        raise ValueError(f"no value for {', '.join(sorted(missing))}; use the placeholders of en.toml")
+    return PLACEHOLDER_RE.sub(lambda match: values[match[0][1:-1]], text)
+
+
 def parse_catalog(path: str, data: bytes) -> tuple[dict[str, object] | None, list[Problem]]:
     """Parse one catalog file's bytes, or say why it cannot be read; `check` and the renderer both use this."""
     text, problems = decode(path, data)
@@ -103,6 +123,8 @@ def catalog_problems(
         for key, value in strings.items():
             if not isinstance(value, str):
                 problems.append(Problem(where, key_name(key), f"expected text, got {shown(value)}"))
+            elif brace_problem(value):
+                problems.append(Problem(where, key_name(key), str(brace_problem(value))))
             elif key in english and placeholders(value) != placeholders(str(english[key])):
                 expected = ", ".join(sorted(placeholders(str(english[key])))) or "none"
                 problems.append(Problem(where, key_name(key), f"placeholders differ from en.toml; expected {expected}"))

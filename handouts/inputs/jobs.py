@@ -87,6 +87,11 @@ def read_jobs(path: Path, *, brands: Sequence[str], languages: Sequence[str]) ->
     return parse_jobs(str(path), text, brands=brands, languages=languages)
 
 
+# Outputs one job file may ask for: a health system's full set is a few thousand; more is a mistake
+# (or an attack) that would take hours and gigabytes before the first PDF.
+MAX_OUTPUTS = 20_000
+
+
 def parse_jobs(
     path: str, text: str, *, brands: Sequence[str], languages: Sequence[str]
 ) -> tuple[JobFile | None, list[Problem]]:
@@ -128,6 +133,11 @@ def parse_jobs(
         )
         if len(problems) == before:
             specs.append(spec)
+    total = sum(len(s.brands) * len(s.languages) * len(s.layouts) for s in specs)
+    if total > MAX_OUTPUTS:
+        # Counted before anything is expanded: brands = "*" over hundreds of brands could ask for millions.
+        problems.append(Problem(path, "handout", f"asks for {total:,} outputs; at most {MAX_OUTPUTS:,} per job file"))
+        specs = []
     seen: dict[str, str] = {}
     for spec in specs:
         for output_ in expand_one(spec):

@@ -10,7 +10,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from ..errors import HandoutError
-from ..inputs.catalogs import parse_catalog
+from ..inputs.catalogs import fill, parse_catalog
 from ..layouts import CROP_MARK_ZONE_PT, LAYOUTS
 from ..markdown import add_table_scopes, image_target, images, is_outside, keep_whole, kept_pieces, parser
 from ..models import Handout
@@ -82,10 +82,10 @@ def _template_string(context: jinja2.runtime.Context, key: str, values: dict[str
         raise HandoutError(f"templates/i18n/{context['handout'].language}.toml: {key}: missing")
     plain = {name: v.unescape() if isinstance(v, Markup) else str(v) for name, v in values.items()}
     try:
-        return str(strings[key]).format(**plain)
-    except (KeyError, IndexError, ValueError) as exc:
+        return fill(str(strings[key]), plain)
+    except ValueError as exc:
         where = f"templates/i18n/{context['handout'].language}.toml: {key}"
-        raise HandoutError(f"{where}: cannot fill in {exc}; use the placeholders of en.toml") from None
+        raise HandoutError(f"{where}: {exc}") from None
 
 
 @jinja2.pass_context
