@@ -11,8 +11,8 @@ from .inputs.assets import read_assets
 from .inputs.brands import brand_ids, load_brand
 from .inputs.catalogs import catalog_problems, catalog_reading_problems, read_catalogs
 from .inputs.files import list_folder
-from .inputs.sections import image_file_problems, languages, load_sections, section_path
-from .models import BASE_LANGUAGE, SECTION_ORDER, Section
+from .inputs.sections import image_file_problems, languages, load_sections, section_images, section_path
+from .models import BASE_LANGUAGE, SECTION_ORDER
 from .project import Project
 from .quality import section_warnings
 from .review import review_problems, translation_problems
@@ -60,16 +60,15 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
     ids = brand_ids(project)
     if not ids:
         problems.append(Problem("brands", "", "no brand folder with a brand.toml"))
-    drawings: dict[Path, str] = {}  # SVG file -> the file and field to name when it cannot be drawn
+    drawings: dict[Path, tuple[str, str]] = {}  # SVG file -> the file and field to name when it cannot be drawn
     for brand_id in ids:
         brand, found = load_brand(project, brand_id)
         problems += found
-        if brand is not None and brand.logo.lower().endswith(".svg"):
-            toml = f"brands/{brand_id}/brand.toml"
-            drawings[project.brands_dir / brand_id / brand.logo] = f"{toml}\0logo"
+        if brand is not None:
+            drawings[project.brands_dir / brand_id / brand.logo] = (f"brands/{brand_id}/brand.toml", "logo")
     for content in loaded.values():
         for section in content.sections.values():
-            drawings.update((path, f"{section.path}\0body") for path in section_drawings(project, section))
+            drawings.update((path, (section.path, field)) for field, _, path in section_images(project, section))
     problems += drawing_problems(project, drawings)
     if strict:
         problems = [dataclasses.replace(p, severity="error") for p in problems]
@@ -77,25 +76,16 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
     return sorted(dict.fromkeys(problems), key=lambda p: (p.path, p.field))
 
 
-def section_drawings(project: Project, section: Section) -> list[Path]:
-    """Return the SVG pictures beside a section that its text shows."""
-    from .markdown import image_target, images, is_outside, parsed
-
-    folder = (project.root / section.path).parent
-    targets = (image_target(image) for text in (section.body, section.brief) for image in images(parsed(text)))
-    return [folder / t for t in dict.fromkeys(targets) if t.lower().endswith(".svg") and not is_outside(t)]
-
-
-def drawing_problems(project: Project, drawings: dict[Path, str]) -> list[Problem]:
+def drawing_problems(project: Project, drawings: dict[Path, tuple[str, str]]) -> list[Problem]:
     """Draw each SVG picture with the renderer, as a build would; one that parses may still not draw."""
     from .output.pdf import picture_problem
 
     found = []
-    for path, where in drawings.items():
-        if not path.is_file():
-            continue  # the input checks name a missing picture
+    for path, (file, field) in drawings.items():
+        # A raster has no drawing step of its own; a missing picture is named by the input checks.
+        if path.suffix.lower() != ".svg" or not path.is_file():
+            continue
         reason = picture_problem(path, project.readable_dirs)
         if reason is not None:
-            file, field = where.split("\0")
             found.append(Problem(file, field, f"{path.name} cannot be drawn: {reason}"))
     return found

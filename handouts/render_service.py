@@ -378,8 +378,6 @@ def limit_memory(extra: int = RENDER_MEMORY_BYTES) -> None:
 
 
 def _child(task: Callable[[], Any], parent: int, send: Any) -> None:
-    import signal
-
     # Ctrl-C reaches the whole process group; the parent answers it by killing this child.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,26 +300,32 @@ def section_markdown_problems(section: Section) -> list[Problem]:
     return errors(markdown_problems(section.path, "body", section.body) + brief)
 
 
+def section_images(project: Project, section: Section) -> Iterator[tuple[str, str, Path]]:
+    """Yield (field, target as written, file) for each picture beside a section that its text shows."""
+    from ..markdown import image_target, images, is_outside, parsed
+
+    folder = (project.root / section.path).parent
+    for field_name, text in (("body", section.body), ("brief", section.brief)):
+        for target in dict.fromkeys(image_target(image) for image in images(parsed(text))):
+            if target and not is_outside(target):  # markdown_problems names the others
+                yield field_name, target, folder / target
+
+
 def image_file_problems(project: Project, section: Section) -> list[Problem]:
     """Return why an image beside a section would not print: missing, not a regular file, too big, unreadable.
 
     Check runs this; a build leaves it to the renderer, which refuses what it may not read.
     """
     from ..images import raster_problem, svg_problem
-    from ..markdown import image_target, images, is_outside, parsed
 
-    folder = (project.root / section.path).parent
     found = []
-    for field_name, text in (("body", section.body), ("brief", section.brief)):
-        for target in dict.fromkeys(image_target(image) for image in images(parsed(text))):
-            if not target or is_outside(target):
-                continue  # markdown_problems names these
-            data, problems = read_bytes(folder / target, "", cap=FILE_CAP, root=project.root)
-            reasons = [p.message for p in problems]
-            if data is not None:
-                reason = svg_problem(data) if target.lower().endswith(".svg") else raster_problem(data)
-                reasons += [reason] if reason else []
-            found += [Problem(section.path, field_name, f"image {shown(target)}: {reason}") for reason in reasons]
+    for field_name, target, path in section_images(project, section):
+        data, problems = read_bytes(path, "", cap=FILE_CAP, root=project.root)
+        reasons = [p.message for p in problems]
+        if data is not None:
+            reason = svg_problem(data) if target.lower().endswith(".svg") else raster_problem(data)
+            reasons += [reason] if reason else []
+        found += [Problem(section.path, field_name, f"image {shown(target)}: {reason}") for reason in reasons]
     return found
 
 
