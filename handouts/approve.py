@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import os
-import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +15,8 @@ from typing import Any
 from .atomic import write_atomic
 from .dates import add_months
 from .errors import HandoutError, Problem, errors
+from .inputs.fields import is_language_code
+from .inputs.files import SECTION_CAP, read_bytes
 from .inputs.frontmatter import mapping_list, scalar, set_fields, split, split_front_matter
 from .inputs.sections import section_from_text
 from .models import SECTION_ORDER, Reviewer, Section
@@ -23,8 +24,6 @@ from .project import Limits, Project
 
 # A second approve of the same folder waits this long for the first, then gives up.
 LOCK_WAIT_SECONDS = 30.0
-# Section files are a few kilobytes; a bigger one is not a section, and is not read whole.
-MAX_SECTION_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -196,31 +195,22 @@ def _folder_lock(folder: Path, rel: str, wait: float) -> Iterator[None]:
         os.close(fd)  # closing the folder releases the lock
 
 
-def _read(target: Path, rel: str) -> tuple[str, tuple[int, ...]]:
-    """Read a regular file with one link, not following links; return its text and identity."""
+def _read(project: Project, target: Path, rel: str) -> tuple[str, tuple[int, ...]]:
+    """Read a section file through the one safe reader; return its text and identity."""
     try:
-        info = target.lstat()
-        # Checked before opening: opening a device or a FIFO can have effects of its own.
-        if not stat.S_ISREG(info.st_mode):
-            raise HandoutError(f"{rel}: not a regular file")
-        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            data = handle.read(MAX_SECTION_BYTES + 1)
-    except FileNotFoundError:
-        raise HandoutError(f"{rel}: file not found") from None
-    except OSError as exc:
-        raise HandoutError(f"{rel}: cannot read ({exc.strerror})") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise HandoutError(f"{rel}: not a regular file")
+        info = target.stat()
+    except OSError:
+        info = None  # the reader says why
+    # Regular files inside the project only, read without blocking, at most what a section may hold.
+    data, problems = read_bytes(target, rel, cap=SECTION_CAP, root=project.root)
+    if data is None or info is None:
+        raise HandoutError(str(problems[0]) if problems else f"{rel}: file not found")
     # The atomic rename gives this name a new file; the other names would keep the old text.
     if info.st_nlink > 1:
         raise HandoutError(f"{rel}: has {info.st_nlink} hard links, which approve would split; make it a single file")
     # A read-only file says "do not change me"; the rename would replace it all the same.
     if not info.st_mode & 0o222 or not os.access(target, os.W_OK):
         raise HandoutError(f"{rel}: read-only; make it writable to approve it")
-    if len(data) > MAX_SECTION_BYTES:
-        raise HandoutError(f"{rel}: larger than {MAX_SECTION_BYTES} bytes; not a section file")
     try:
         # Decoded from bytes, not read_text: approve rewrites the file and must keep its CRLF and BOM.
         text = data.decode("utf-8")
@@ -253,7 +243,7 @@ def approve(project: Project, approval: Approval, today: dt.date, *, wait: float
     if section_id not in SECTION_ORDER:
         raise HandoutError(f"unknown section {section_id!r}; valid ids: {', '.join(SECTION_ORDER)}")
     # A language names a folder under content/: no separators, no '..'.
-    if not (language.isalpha() and language.islower() and len(language) <= 8):
+    if not is_language_code(language):
         raise HandoutError(f"expected a language code like en, got {language!r}")
     rel = f"{project.content_dir.name}/{language}/{section_id}.md"
     link = project.content_dir / language / f"{section_id}.md"
@@ -262,7 +252,7 @@ def approve(project: Project, approval: Approval, today: dt.date, *, wait: float
         # Read only once the lock is held: another approve may have just written the file.
         if _target(project, link, rel) != target:
             raise HandoutError(f"{rel}: its link changed while it was being approved; nothing written, run it again")
-        text, read_as = _read(target, rel)
+        text, read_as = _read(project, target, rel)
         updated = approve_text(rel, text, approval, today, project.limits)
         _write(target, rel, updated.encode("utf-8"), read_as)
     return rel

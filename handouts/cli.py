@@ -67,7 +67,9 @@ def _line(problem: Problem) -> str:
 
 
 def _check_language(language: str) -> None:
-    if not language.isalpha() or not language.islower() or len(language) > 8:
+    from .inputs.fields import is_language_code
+
+    if not is_language_code(language):
         raise click.BadParameter("expected a language code like en", param_hint="--lang")
 
 

@@ -24,6 +24,7 @@ from handouts.approve import Approval, parse_reviewer
 from handouts.cli import cli
 from handouts.compose import release_refusals
 from handouts.errors import HandoutError
+from handouts.inputs.files import SECTION_CAP
 from handouts.inputs.frontmatter import split_front_matter
 from handouts.inputs.sections import load_sections
 from handouts.project import Project
@@ -440,18 +441,19 @@ def test_links_out_of_the_project_dangling_links_hard_links_and_non_files_are_re
     assert outside.read_bytes() == original
     path.unlink()
     os.mkfifo(path)
-    refused("not a regular file")  # and without blocking on the FIFO
+    refused("not a regular file but a named pipe (FIFO)")  # and without blocking on the FIFO
     path.unlink()
     path.mkdir()
-    refused("not a regular file")
+    refused("not a regular file but a folder")
     path.rmdir()
     path.write_bytes(original)
     path.chmod(0o444)
     refused("read-only; make it writable to approve it")
     assert path.read_bytes() == original and path.stat().st_mode & 0o777 == 0o444
     path.chmod(0o644)
-    path.write_bytes(original + b"x" * approve_module.MAX_SECTION_BYTES)
-    refused(f"larger than {approve_module.MAX_SECTION_BYTES} bytes; not a section file")
+    # The cap check and build apply: approve never records a file they would refuse.
+    path.write_bytes(original + b"x" * SECTION_CAP)
+    refused(f"{len(original) + SECTION_CAP:,} bytes; at most 64 KiB")
 
 
 def test_approve_lang_must_be_a_language_code_not_a_path(run: Invoke, project: Path) -> None:

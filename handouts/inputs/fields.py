@@ -136,6 +136,11 @@ def text_field(path: str, field: str, value: Any, problems: list[Problem]) -> st
     return value.strip()
 
 
+def is_language_code(value: str) -> bool:
+    """Tell whether a language names a folder under content/: lowercase letters only, so never a path."""
+    return value.isalpha() and value.islower() and len(value) <= 8
+
+
 def is_valid_id(value: str) -> bool:
     """Tell whether a section or brand id is lowercase words joined by hyphens."""
     return bool(ID_RE.fullmatch(value))

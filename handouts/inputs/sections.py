@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..dates import add_months
-from ..errors import HandoutError, Problem, errors
+from ..errors import Problem, errors
 from ..models import BASE_LANGUAGE, SECTION_ORDER, Reviewer, Section, Source
 from ..project import Limits, Project
 from .fields import (
@@ -27,7 +27,7 @@ from .fields import (
     text_field,
     unknown_fields,
 )
-from .files import FILE_CAP, SECTION_CAP, list_folder, read_bytes, read_text, shown_path
+from .files import FILE_CAP, SECTION_CAP, list_folder, read_bytes, shown_path
 from .frontmatter import split_front_matter
 
 SECTION_FIELDS = (
@@ -401,14 +401,3 @@ def load_sections(project: Project, language: str, today: dt.date, *, markdown: 
         if found:
             loaded.problems[path.stem] = found
     return loaded
-
-
-def read_section_file(project: Project, language: str, section_id: str) -> tuple[Path, str, str]:
-    """Read one section file as it is on disk, returning its path, the path as shown to users, and its text."""
-    path = project.content_dir / language / f"{section_id}.md"
-    rel = section_path(project, language, section_id)
-    # Decoded from bytes, not read_text: approve rewrites the file and must keep its CRLF and BOM.
-    text, problems = read_text(path, rel, cap=SECTION_CAP, root=project.root)
-    if text is None:
-        raise HandoutError(str(problems[0]))
-    return path, rel, text
