@@ -22,8 +22,6 @@ PDF_VARIANT = "pdf/ua-1"
 
 
 PX_TO_PT = 0.75  # WeasyPrint lays out in CSS px (1/96 in); PDF speaks points (1/72 in).
-# Bytes the renderer reads from one project file: the largest (a font) is a few hundred KiB.
-MAX_FETCH_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -190,14 +188,15 @@ def fetcher_class() -> type[Any]:
             if not path.is_file():
                 raise RefusedURL(f"cannot load {url}: no such file")
             content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            with open(path, "rb") as handle:
-                body = handle.read(MAX_FETCH_BYTES + 1)
-            # A damaged picture is refused before WeasyPrint sees it: it would print a hole.
             from ..images import image_problem
+            from ..inputs.files import FONT_CAP, read_bytes
 
+            # The inputs' own reader, capped at the largest file a project holds (a font).
+            body, problems = read_bytes(path, url, cap=FONT_CAP, root=None)
+            if body is None:
+                raise RefusedURL(f"cannot load {url}: {problems[0].message}")
+            # A damaged picture is refused before WeasyPrint sees it: it would print a hole.
             problem = image_problem(body, content_type) if content_type.startswith("image/") else None
-            if problem is None and len(body) > MAX_FETCH_BYTES:
-                problem = f"is larger than {MAX_FETCH_BYTES:,} bytes"
             if problem is not None:
                 raise RefusedURL(f"{url} {problem}")
             return URLFetcherResponse(url, body=body, headers={"Content-Type": content_type})
