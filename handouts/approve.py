@@ -19,7 +19,7 @@ from .inputs.fields import is_language_code
 from .inputs.files import SECTION_CAP, read_bytes
 from .inputs.frontmatter import mapping_list, scalar, set_fields, split, split_front_matter
 from .inputs.sections import section_from_text
-from .models import SECTION_ORDER, Reviewer, Section
+from .models import Reviewer, Section
 from .project import Limits, Project
 
 # A second approve of the same folder waits this long for the first, then gives up.
@@ -240,8 +240,8 @@ def _write(target: Path, rel: str, data: bytes, read_as: tuple[int, ...]) -> Non
 def approve(project: Project, approval: Approval, today: dt.date, *, wait: float = LOCK_WAIT_SECONDS) -> str:
     """Record an approval in the section's file and return the file's path as shown to users."""
     language, section_id = approval.language, approval.section_id
-    if section_id not in SECTION_ORDER:
-        raise HandoutError(f"unknown section {section_id!r}; valid ids: {', '.join(SECTION_ORDER)}")
+    if section_id not in project.sections.order:
+        raise HandoutError(f"unknown section {section_id!r}; valid ids: {', '.join(project.sections.order)}")
     # A language names a folder under content/: no separators, no '..'.
     if not is_language_code(language):
         raise HandoutError(f"expected a language code like en, got {language!r}")

@@ -14,7 +14,7 @@ from .inputs import load_inputs
 from .layouts import LAYOUTS
 from .models import BASE_LANGUAGE, Handout
 from .output.pdf import RenderedPdf, render_pdf
-from .project import BUILD_TIME_LIMIT, Project
+from .project import BUILD_TIME_LIMIT, Project, Sections
 from .render_service import render_handout, run_limited, standalone_html, warm_tools
 
 
@@ -37,7 +37,7 @@ class BuildResult:
     pages: int
 
 
-def output_paths(request: BuildRequest, ids: tuple[str, ...]) -> tuple[Path, Path | None]:
+def output_paths(request: BuildRequest, ids: tuple[str, ...], plan: Sections) -> tuple[Path, Path | None]:
     """Return the PDF path (and HTML path) from `out`: a .pdf file, or a folder to name it in."""
     out, spec = request.out, request.spec
     if out.suffix.lower() == ".pdf":
@@ -47,7 +47,7 @@ def output_paths(request: BuildRequest, ids: tuple[str, ...]) -> tuple[Path, Pat
     else:
         if out.exists() and not out.is_dir():
             raise HandoutError(f"{out}: not a folder and not a .pdf file name")
-        chosen = "all" if ids == selection(None) else "+".join(ids)
+        chosen = "all" if ids == selection(None, plan) else "+".join(ids)
         # The name says what is in the file, never who it is for.
         what = LAYOUTS[spec.layout].stem or f"{spec.layout}-{chosen}"
         pdf_path = out / f"{spec.brand}-{spec.language}-{what}.pdf"
@@ -75,7 +75,7 @@ def build(
         raise HandoutError("cannot build", [Problem("html", "", "cannot be combined with tailoring")])
     handout, assets = prepare(project, request.spec, today)
     try:
-        pdf_path, html_path = output_paths(request, handout.section_ids)
+        pdf_path, html_path = output_paths(request, handout.section_ids, project.sections)
     except OSError as exc:  # a name too long, a folder that cannot be read
         raise HandoutError(f"{request.out}: {exc.strerror or exc}") from None
 

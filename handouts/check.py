@@ -12,7 +12,7 @@ from .inputs.brands import brand_ids, load_brand
 from .inputs.catalogs import catalog_problems, catalog_reading_problems, read_catalogs
 from .inputs.files import list_folder
 from .inputs.sections import image_file_problems, languages, load_sections, section_images, section_path
-from .models import BASE_LANGUAGE, SECTION_ORDER
+from .models import BASE_LANGUAGE
 from .project import Project
 from .quality import section_warnings
 from .review import review_problems, translation_problems
@@ -34,7 +34,7 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
     for language, content in loaded.items():
         sections = content.sections
         problems += content.all_problems
-        for section_id in SECTION_ORDER:
+        for section_id in project.sections.order:
             if section_id in sections or section_id in content.problems:
                 continue
             path = section_path(project, language, section_id)

@@ -18,7 +18,7 @@ from . import __version__
 from .dates import DATE_RE, parse_date
 from .errors import HandoutError, Problem
 from .layouts import PATIENT_LAYOUTS
-from .models import BASE_LANGUAGE, DEFAULT_BRAND
+from .models import BASE_LANGUAGE
 from .project import BATCH_TIME_LIMIT, BUILD_TIME_LIMIT, Project
 from .signals import Terminated, sigterm_as_interrupt
 
@@ -27,13 +27,15 @@ if TYPE_CHECKING:
     from .build import BuildRequest, BuildResult
 
 F = TypeVar("F", bound=Callable[..., Any])
-# The repository holds the shipped project beside the package (an editable install).
-HERE = Path(__file__).resolve().parent.parent
 LOG = logging.getLogger("handouts")
 
 
 def _project(ctx: click.Context) -> tuple[Project, dt.date]:
-    return ctx.obj["project"], ctx.obj["today"]
+    obj = ctx.find_root().obj
+    # Found on first use, not in the group: `init` needs none, and --help works outside a project.
+    if "project" not in obj:
+        obj["project"] = _find_project(obj["root"])
+    return obj["project"], obj["today"]
 
 
 # The library names a handout's fields; a user of this command knows them by its options.
@@ -66,15 +68,23 @@ def _line(problem: Problem) -> str:
     return f"{problem} (warning)" if problem.severity == "warning" else str(problem)
 
 
-def _check_language(language: str) -> None:
+def _language(language: str) -> str:
     from .inputs.fields import is_language_code
 
+    # Codes are case-insensitive: ES and es name the same folder.
+    language = language.strip().lower()
     if not is_language_code(language):
         raise click.BadParameter("expected a language code like en", param_hint="--lang")
+    return language
+
+
+def _brand(ctx: click.Context, brand: str | None) -> str:
+    return brand.strip().lower() if brand is not None else _project(ctx)[0].default_brand
 
 
 def _requested(sections: str | None) -> tuple[str, ...] | None:
-    requested = None if sections is None else tuple(s for s in sections.split(",") if s.strip())
+    # Ids are case-insensitive: MAT and mat name the same section.
+    requested = None if sections is None else tuple(s.strip().lower() for s in sections.split(",") if s.strip())
     if requested == ():
         raise click.BadParameter("name at least one section id", param_hint="--sections")
     return requested
@@ -165,33 +175,71 @@ def _parse_date(option: str, value: str | None, *, echo: bool = True) -> dt.date
 @click.option(
     "--root",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=HERE,
     envvar="HANDOUTS_ROOT",
-    show_default="the folder of generate.py",
-    help="Project folder holding content/, templates/, styles/ and brands/.",
+    show_default="the nearest folder upward holding a handouts.toml",
+    help="Project folder: handouts.toml, content/, brands/, and any templates/ or styles/ of its own.",
 )
 @click.option("--today", envvar="HANDOUTS_TODAY", hidden=True, help="Pretend today is YYYY-MM-DD (for tests).")
 @click.option("-v", "--verbose", is_flag=True, help="Log what is loaded and rendered.")
 @click.pass_context
-def cli(ctx: click.Context, root: Path, today: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, root: Path | None, today: str | None, verbose: bool) -> None:
     """Make accessible, versioned patient handouts on opioid use disorder treatment."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
     # WeasyPrint's CSS warnings are ours to fix in the repo, not the user's to read; the errors it
     # logs (an image it cannot load or draw) fail the render, which says so in one line.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("weasyprint").propagate = verbose
-    from .inputs.settings import load_limits
-
-    limits, problems = load_limits(root)
-    if problems:
-        raise _fail(HandoutError(f"invalid settings: {len(problems)} problem(s)", problems))
     # Which of the two test overrides set today, if one did: a release build warns about it.
     by_env = ctx.get_parameter_source("today") == ParameterSource.ENVIRONMENT
     ctx.obj = {
-        "project": Project(root.resolve(), limits),
         "today": _parse_date("--today", today) or dt.date.today(),
         "today_override": None if today is None else "HANDOUTS_TODAY" if by_env else "--today",
+        "root": root,
     }
+
+
+def _find_project(root: Path | None) -> Project:
+    from .inputs.settings import find_root, load_project
+
+    if root is None:
+        here = Path.cwd()
+        root = find_root(here)
+        if root is None:
+            raise click.ClickException(
+                f"no handouts.toml in {here} or any folder above it, and neither --root nor HANDOUTS_ROOT is set; "
+                "make a project with `handouts init DIR`, or pass --root DIR"
+            )
+    project, problems = load_project(root.resolve())
+    if problems:
+        raise _fail(HandoutError(f"invalid settings: {len(problems)} problem(s)", problems))
+    return project
+
+
+class ProjectCommand(click.Command):
+    """A command whose --help ends with what the project offers: its section ids, layouts, languages, brands."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Write the epilog, then the project's choices (or why there is no project here)."""
+        super().format_epilog(ctx, formatter)
+        from .inputs.brands import brand_ids
+        from .inputs.sections import languages
+
+        try:
+            project = _project(ctx)[0]
+        except click.ClickException as exc:
+            rows = [("project", exc.message)]
+        else:
+            always = ", ".join(project.sections.always)
+            brands = [f"{b} (default)" if b == project.default_brand else b for b in brand_ids(project)]
+            rows = [
+                ("project", str(project.root)),
+                ("section ids", f"{', '.join(project.sections.order)} (always printed: {always})"),
+                ("layouts", ", ".join(PATIENT_LAYOUTS)),
+                ("languages", ", ".join(languages(project)) or "none yet"),
+                ("brands", ", ".join(brands) or "none yet"),
+            ]
+        with formatter.section("In this project"):
+            formatter.write_dl(rows)
 
 
 def warn_today_override(ctx: click.Context) -> None:
@@ -204,8 +252,24 @@ def warn_today_override(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--brand", "brand_id", default="my-clinic", show_default=True, help="Id (folder name) of your brand.")
+def init(folder: Path, brand_id: str) -> None:
+    """Make a clinic's handout project in FOLDER: settings, sample sections, a brand to fill in."""
+    from .starter import make_project
+
+    try:
+        made = make_project(folder, brand_id.strip().lower())
+    except HandoutError as exc:
+        raise _fail(exc) from None
+    click.echo(f"Made a handout project in {folder}: {', '.join(made)}")
+    click.echo(f"Next: put your clinic's details in {folder / 'brands' / brand_id / 'brand.toml'}, then run")
+    click.echo(f"  cd {folder} && handouts check && handouts build")
+
+
+@cli.command(cls=ProjectCommand)
 @click.option("--sections", "sections", metavar="IDS", help="Comma-separated section ids (default: all).")
-@click.option("--brand", default=DEFAULT_BRAND, show_default=True, help="Brand folder under brands/.")
+@click.option("--brand", metavar="ID", help="Brand folder under brands/ (default: default_brand in handouts.toml).")
 @click.option("--lang", "language", default=BASE_LANGUAGE, show_default=True, help="Content language folder.")
 @click.option("--layout", type=click.Choice(list(PATIENT_LAYOUTS)), default="letter", show_default=True)
 @_out_option("A .pdf file, or a folder to write a named PDF into.")
@@ -229,7 +293,7 @@ def warn_today_override(ctx: click.Context) -> None:
 def build(
     ctx: click.Context,
     sections: str | None,
-    brand: str,
+    brand: str | None,
     language: str,
     layout: str,
     out: Path,
@@ -249,7 +313,6 @@ def build(
     from .compose import HandoutSpec
     from .models import PrintOptions, Tailoring
 
-    _check_language(language)
     tailoring = Tailoring(
         prepared_for=prepared_for.strip(),
         counselor=counselor.strip(),
@@ -258,8 +321,8 @@ def build(
     )
     spec = HandoutSpec(
         sections=_requested(sections),
-        brand=brand,
-        language=language,
+        brand=_brand(ctx, brand),
+        language=_language(language),
         layout=layout,
         release=release,
         tailoring=tailoring,
@@ -273,24 +336,27 @@ def build(
     click.echo(str(result.pdf_path))
 
 
-@cli.command()
-@click.option("--brand", default=DEFAULT_BRAND, show_default=True, help="Brand folder under brands/.")
+@cli.command(cls=ProjectCommand)
+@click.option("--brand", metavar="ID", help="Brand folder under brands/ (default: default_brand in handouts.toml).")
 @click.option("--lang", "language", default=BASE_LANGUAGE, show_default=True, help="Content language folder.")
 @click.option("--sections", "sections", metavar="IDS", help="Comma-separated section ids (default: every section).")
 @_out_option("A .pdf file, or a folder to write {brand}-{lang}-review-record.pdf into.")
 @_time_limit_option(BUILD_TIME_LIMIT)
 @click.pass_context
-def record(ctx: click.Context, brand: str, language: str, sections: str | None, out: Path, time_limit: float) -> None:
+def record(
+    ctx: click.Context, brand: str | None, language: str, sections: str | None, out: Path, time_limit: float
+) -> None:
     """Write the review record for document control: every section's review and sources, as a PDF."""
     from .build import BuildRequest
     from .compose import HandoutSpec
 
-    _check_language(language)
-    spec = HandoutSpec(sections=_requested(sections), brand=brand, language=language, layout="record")
+    spec = HandoutSpec(
+        sections=_requested(sections), brand=_brand(ctx, brand), language=_language(language), layout="record"
+    )
     click.echo(str(_build(ctx, BuildRequest(spec, out), time_limit).pdf_path))
 
 
-@cli.command("sections")
+@cli.command("sections", cls=ProjectCommand)
 @click.option("--lang", "language", default="en", show_default=True)
 @click.option("--due", is_flag=True, help="Only sections that need review: changed since approval or due soon.")
 @click.pass_context
@@ -301,21 +367,21 @@ def sections_command(ctx: click.Context, language: str, due: bool) -> None:
     from .review import due_for_review
 
     project, today = _project(ctx)
-    content = load_sections(project, language, today)
+    content = load_sections(project, _language(language), today)
     loaded, problems = content.sections, content.all_problems
     if due:
         needing = due_for_review(loaded.values(), today, project.limits)
         window = project.limits.warning_window_days
         click.echo(due_table(needing, today) if needing else f"Nothing needs review in the next {window} days.")
     else:
-        click.echo(sections_table(loaded.values(), today))
+        click.echo(sections_table(loaded.values(), today, project.sections.order))
     for problem in problems:
         click.echo(_line(problem), err=True)
     if any(p.severity == "error" for p in problems):
         ctx.exit(1)
 
 
-@cli.command()
+@cli.command(cls=ProjectCommand)
 @click.argument("section")
 @click.option("--lang", "language", default="en", show_default=True)
 @click.option(
@@ -340,14 +406,13 @@ def approve(
     """Approve a section: record its reviewers, review dates and the approved text."""
     from .approve import Approval, latest_review_date, parse_reviewer
     from .approve import approve as approve_section
-    from .models import SECTION_ORDER
+    from .compose import unknown_section_message
 
     project, today = _project(ctx)
-    _check_language(language)
-    if section not in SECTION_ORDER:
-        raise click.BadParameter(
-            f"unknown section {section!r}; valid ids: {', '.join(SECTION_ORDER)}", param_hint="SECTION"
-        )
+    language = _language(language)
+    section = section.strip().lower()
+    if section not in project.sections.order:
+        raise click.BadParameter(unknown_section_message(project, [section]), param_hint="SECTION")
     try:
         parsed = tuple(parse_reviewer(r) for r in reviewers)
     except ValueError as exc:
@@ -389,7 +454,7 @@ def check(ctx: click.Context, strict: bool) -> None:
         ctx.exit(1)
 
 
-@cli.command()
+@cli.command(cls=ProjectCommand)
 @click.argument("jobs_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None, help="Worker processes (default: CPU count).")
 @click.option("--force", is_flag=True, help="Rebuild every output, changed or not.")

@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from . import __version__
 from .errors import HandoutError, Problem, errors
 from .inputs import Inputs
-from .inputs.fields import char_problem
+from .inputs.fields import char_problem, did_you_mean
 from .layouts import LAYOUTS
 from .models import (
-    ALWAYS_INCLUDED,
     BASE_LANGUAGE,
-    SECTION_ORDER,
     Brand,
     Handout,
     PrintOptions,
@@ -23,6 +21,7 @@ from .models import (
     Section,
     Tailoring,
 )
+from .project import Project, Sections
 from .review import release_problems
 
 NO_PRINT_OPTIONS = PrintOptions()
@@ -43,16 +42,23 @@ class HandoutSpec:
     appendix: bool = False
 
 
-def unknown_sections(requested: Iterable[str] | None) -> list[str]:
-    """Return the requested ids no section has."""
-    return sorted({r.strip() for r in requested or () if r.strip()} - set(SECTION_ORDER))
+def unknown_sections(requested: Iterable[str] | None, plan: Sections) -> list[str]:
+    """Return the requested ids the project does not declare."""
+    return sorted({r.strip() for r in requested or () if r.strip()} - set(plan.order))
 
 
-def selection(requested: Iterable[str] | None) -> tuple[str, ...]:
-    """Return the section ids to print, in the fixed order, always ending with find-help."""
-    wanted = set(SECTION_ORDER) if requested is None else {r.strip() for r in requested if r.strip()}
-    wanted.add(ALWAYS_INCLUDED)
-    return tuple(s for s in SECTION_ORDER if s in wanted)
+def unknown_section_message(project: Project | Sections, unknown: Sequence[str]) -> str:
+    """Say which requested ids are unknown, suggest the closest declared one, and list the valid ids."""
+    order = project.sections.order if isinstance(project, Project) else project.order
+    names = ", ".join(repr(u) for u in unknown)
+    return f"unknown section {names}{did_you_mean(unknown[0], order)}; valid ids: {', '.join(order)}"
+
+
+def selection(requested: Iterable[str] | None, plan: Sections) -> tuple[str, ...]:
+    """Return the section ids to print, in the project's order, with those it always prints."""
+    wanted = set(plan.order) if requested is None else {r.strip() for r in requested if r.strip()}
+    wanted.update(plan.always)
+    return tuple(s for s in plan.order if s in wanted)
 
 
 def tailoring_problems(tailoring: Tailoring) -> list[Problem]:
@@ -71,7 +77,7 @@ def tailoring_problems(tailoring: Tailoring) -> list[Problem]:
 
 def chosen_ids(spec: HandoutSpec, inputs: Inputs) -> tuple[str, ...]:
     """Return the ids a spec prints; a record of every section leaves out translations not made yet."""
-    ids = selection(spec.sections)
+    ids = selection(spec.sections, inputs.plan)
     if not LAYOUTS[spec.layout].for_patients and spec.sections is None:
         sections, problems = inputs.sections[spec.language], inputs.problems[spec.language]
         ids = tuple(i for i in ids if i in sections or i in problems)
@@ -110,10 +116,9 @@ def check_spec(spec: HandoutSpec, inputs: Inputs, today: dt.date) -> tuple[str, 
 
 
 def _build_problems(spec: HandoutSpec, inputs: Inputs) -> list[Problem]:
-    unknown = unknown_sections(spec.sections)
+    unknown = unknown_sections(spec.sections, inputs.plan)
     if unknown:
-        names = ", ".join(repr(u) for u in unknown)
-        return [Problem("sections", "", f"unknown section {names}; valid ids: {', '.join(SECTION_ORDER)}")]
+        return [Problem("sections", "", unknown_section_message(inputs.plan, unknown))]
     layout = LAYOUTS.get(spec.layout)
     if layout is None:
         return [Problem("layout", "", f"unknown layout {spec.layout!r}; choose one of {', '.join(LAYOUTS)}")]

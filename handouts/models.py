@@ -12,11 +12,11 @@ Status = Literal["draft", "approved"]
 # What a printed copy says about a section's review.
 ReviewState = Literal["draft", "approved", "changed", "overdue"]
 
-# The order sections always print in: medicines first (most people do best starting one
-# directly), withdrawal management late; `find-help` closes every handout and cannot be left out.
+# The sections of a project whose handouts.toml lists none, in print order: medicines first (most
+# people do best starting one directly), withdrawal management late.
 SECTION_ORDER = ("mat", "overdose-safety", "behavioral-therapy", "self-help", "detox", "find-help")
-ALWAYS_INCLUDED = "find-help"
-DEFAULT_BRAND = "example-clinic"
+# Where to get help closes every handout; no project may leave it out.
+HELP_SECTION = "find-help"
 # The page-1 box stays short enough to read at a glance.
 MIN_KEY_POINTS, MAX_KEY_POINTS = 3, 5
 # Every section is written in English first; other languages are translations of it.
@@ -212,12 +212,12 @@ class Handout:
     @property
     def body_sections(self) -> tuple[Section, ...]:
         """Return the chosen sections without the always-printed help block."""
-        return tuple(s for s in self.sections if s.id != ALWAYS_INCLUDED)
+        return tuple(s for s in self.sections if s.id != HELP_SECTION)
 
     @property
     def help_section(self) -> Section:
         """Return the always-printed "where to get help" block."""
-        return next(s for s in self.sections if s.id == ALWAYS_INCLUDED)
+        return next(s for s in self.sections if s.id == HELP_SECTION)
 
     @property
     def reviewers(self) -> tuple[Reviewer, ...]:

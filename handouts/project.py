@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .models import HELP_SECTION, SECTION_ORDER
 
 # Seconds one handout may take to render in `build` before its render process is killed: a normal
 # handout takes a few seconds; only a stuck or hostile render gets near this.
@@ -27,12 +30,36 @@ class Limits:
     max_brief_words: int = 200
 
 
+DEFAULT_BRAND = "example-clinic"
+CONFIG_FILE = "handouts.toml"
+
+
+def tool_data_dir() -> Path:
+    """Return the folder holding the tool's own templates/, styles/ and sample project."""
+    package = Path(__file__).resolve().parent
+    # An installed wheel carries them in the package; a checkout keeps them beside it.
+    installed = package / "_data"
+    return installed if installed.is_dir() else package.parent
+
+
+@dataclass(frozen=True)
+class Sections:
+    """The section ids a project declares, in print order, and those every handout prints."""
+
+    order: tuple[str, ...] = SECTION_ORDER
+    always: tuple[str, ...] = (HELP_SECTION,)
+
+
 @dataclass(frozen=True)
 class Project:
-    """The folders of one handout project, all under one root."""
+    """The folders of one handout project under one root, over the tool's own templates and styles."""
 
     root: Path
     limits: Limits = Limits()
+    sections: Sections = Sections()
+    default_brand: str = DEFAULT_BRAND
+    # Where a template, stylesheet or font the project does not have comes from.
+    tool: Path = field(default_factory=tool_data_dir)
 
     @property
     def content_dir(self) -> Path:
@@ -41,13 +68,39 @@ class Project:
 
     @property
     def templates_dir(self) -> Path:
-        """Return the Jinja2 templates folder."""
+        """Return the project's own Jinja2 templates folder, which may override any of the tool's."""
         return self.root / "templates"
 
     @property
     def styles_dir(self) -> Path:
-        """Return the CSS and fonts folder."""
+        """Return the project's own CSS and fonts folder, which may override any of the tool's."""
         return self.root / "styles"
+
+    @property
+    def template_dirs(self) -> tuple[Path, ...]:
+        """Return the template folders to search, the project's first."""
+        return self._layers("templates")
+
+    @property
+    def style_dirs(self) -> tuple[Path, ...]:
+        """Return the stylesheet folders to search, the project's first."""
+        return self._layers("styles")
+
+    def _layers(self, name: str) -> tuple[Path, ...]:
+        own, tools = self.root / name, self.tool / name
+        # In the tool's own checkout the two are one folder.
+        return (own,) if os.path.realpath(own) == os.path.realpath(tools) else (own, tools)
+
+    @property
+    def fallbacks(self) -> tuple[tuple[Path, Path], ...]:
+        """Return (project folder, tool folder) pairs: a file the first lacks is read from the second."""
+        pairs = (self._layers("templates"), self._layers("styles"))
+        return tuple((own, tools) for own, tools in (p for p in pairs if len(p) == 2))
+
+    def root_of(self, path: Path) -> Path:
+        """Return the root a file of the project or of the tool must stay inside: links out of it are refused."""
+        tool_folders = {*self.template_dirs[1:], *self.style_dirs[1:]}
+        return self.tool if any(path.is_relative_to(folder) for folder in tool_folders) else self.root
 
     @property
     def brands_dir(self) -> Path:
@@ -62,11 +115,13 @@ class Project:
     @property
     def readable_dirs(self) -> tuple[Path, ...]:
         """Return the only folders the PDF renderer may read from."""
-        return (self.templates_dir, self.styles_dir, self.brands_dir, self.content_dir)
+        return (*self.template_dirs, *self.style_dirs, self.brands_dir, self.content_dir)
 
     def relative(self, path: Path) -> str:
-        """Return a path as shown in messages: relative to the root when inside it."""
-        try:
-            return path.resolve().relative_to(self.root.resolve()).as_posix()
-        except ValueError:
-            return str(path)
+        """Return a path as shown in messages: relative to the root, or to the tool for the tool's own files."""
+        for base, prefix in ((self.root, ""), (self.tool, "(handouts) ")):
+            try:
+                return prefix + path.resolve().relative_to(base.resolve()).as_posix()
+            except ValueError:
+                continue
+        return str(path)

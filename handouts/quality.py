@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .dates import add_months
 from .errors import Problem
-from .models import ALWAYS_INCLUDED, Section
+from .models import HELP_SECTION, Section
 from .project import Limits
 from .readability import SPANISH_WORD_RE, WORD_RE, fernandez_huerta, score, word_count
 
@@ -46,7 +46,7 @@ def section_warnings(section: Section, limits: Limits) -> list[Problem]:
         # Scored as the list page 1 shows when only this section is chosen.
         points = "\n".join(f"- {point}" for point in section.key_points)
         found += reading_problems(path, "key_points", points, section.language, limits)
-    if not section.key_points and section.id != ALWAYS_INCLUDED:
+    if not section.key_points and section.id != HELP_SECTION:
         found.append(Problem(path, "key_points", "missing; page 1 shows the key points of each section", "warning"))
     interval = limits.review_interval_months
     if section.next_review_due > add_months(section.last_reviewed, interval):

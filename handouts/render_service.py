@@ -71,7 +71,7 @@ MAX_RENDERERS = 2
 def _environment(root: str, assets: str) -> Any:
     from .output.html import environment
 
-    return environment(Project(Path(root)).templates_dir)
+    return environment(Project(Path(root)).template_dirs)
 
 
 def warm_tools(root: str, assets: str) -> tuple[Any, Renderer]:
@@ -82,10 +82,10 @@ def warm_tools(root: str, assets: str) -> tuple[Any, Renderer]:
         from .output.pdf import make_renderer
 
         project = Project(Path(root))
-        stylesheets = {name: stylesheet_paths(project.styles_dir, name) for name in LAYOUTS}
+        stylesheets = {name: stylesheet_paths(project, name) for name in LAYOUTS}
         while len(_RENDERERS) >= MAX_RENDERERS:
             del _RENDERERS[next(iter(_RENDERERS))]
-        _RENDERERS[key] = make_renderer(stylesheets, project.readable_dirs)
+        _RENDERERS[key] = make_renderer(stylesheets, project.readable_dirs, project.fallbacks)
     return _environment(root, assets), _RENDERERS[key]
 
 
@@ -98,9 +98,10 @@ def render_handout(
     env, renderer = warm_tools(str(project.root), assets)
     layout = LAYOUTS[handout.layout]
     rendered = render(
-        render_html(handout, env, link_styles=False),
+        render_html(handout, env),
         base_url=project.base_url,
         roots=project.readable_dirs,
+        fallbacks=project.fallbacks,
         bleed_pt=handout.print_options.bleed_pt,
         column_width_pt=layout.panel_width_pt or None,
         renderer=renderer,
@@ -111,9 +112,13 @@ def render_handout(
 
 def standalone_html(handout: Handout, project: Project, assets: str) -> str:
     """Return a handout's HTML with its stylesheets linked, for opening or printing on its own."""
-    from .output.html import render_html
+    from .output.html import render_html, stylesheet_paths
 
-    return render_html(handout, warm_tools(str(project.root), assets)[0], base_href=project.base_url)
+    sheets = [
+        project.relative(path) if path.is_relative_to(project.root) else path.as_uri()
+        for path in stylesheet_paths(project, handout.layout)
+    ]
+    return render_html(handout, warm_tools(str(project.root), assets)[0], base_href=project.base_url, sheets=sheets)
 
 
 def render_job(job: RenderJob) -> RenderOutcome:

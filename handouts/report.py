@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
-from .models import SECTION_ORDER, Section
+from .models import Section
 from .readability import fernandez_huerta, score
 
 HEADERS = ("id", "title", "version", "status", "last reviewed", "next review due", "reading")
@@ -30,9 +30,9 @@ def reading(section: Section) -> str:
     return f"FK {score(section.body).fk_grade:.1f}"
 
 
-def sections_table(sections: Iterable[Section], today: dt.date) -> str:
-    """Return a table of sections in print order, with their reading grade."""
-    ordered = sorted(sections, key=lambda s: SECTION_ORDER.index(s.id))
+def sections_table(sections: Iterable[Section], today: dt.date, order: Sequence[str]) -> str:
+    """Return a table of sections in the project's print order, with their reading grade."""
+    ordered = sorted(sections, key=lambda s: order.index(s.id))
     return table(
         [HEADERS]
         + [

@@ -387,7 +387,9 @@ def test_workers_that_cannot_load_the_fonts_fail_each_output_cleanly(
     run: Invoke, batch_project: tuple[Path, Path, Path]
 ) -> None:
     project, jobs, _ = batch_project
-    next((project / "styles/fonts").glob("*Italic*")).unlink()
+    # A font named by the project's stylesheet that neither it nor the tool has.
+    css = project / "styles/base.css"
+    css.write_text(css.read_text().replace("AtkinsonHyperlegible-Italic.ttf", "Atkinson-Missing.ttf"))
     result = run("batch", str(jobs), "-j", "1")
     assert result.exit_code == 1
     assert "Traceback" not in result.output

@@ -30,7 +30,7 @@ def test_html_matches_the_golden_file(
 ) -> None:
     spec = HandoutSpec(SECTIONS.get(layout), "example-clinic", language, layout)
     handout = compose_spec(spec, inputs, TODAY)  # type: ignore[arg-type]
-    html = render_html(handout, environment(ROOT / "templates"), link_styles=False)
+    html = render_html(handout, environment([ROOT / "templates"]))
     golden = GOLDEN / f"{layout}-{language}.html"
     if request.config.getoption("--update-golden"):
         golden.write_text(html, encoding="utf-8")

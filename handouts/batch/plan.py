@@ -141,7 +141,7 @@ def plan(
     job: str | None = None,
 ) -> Plan:
     """Decide for every output, and the review record of each brand and language, whether to build it."""
-    outputs = [*outputs, *record_outputs(outputs)]
+    outputs = [*outputs, *record_outputs(outputs, project.sections.order)]
     manifest = load_manifest(out_dir)
     known_stats, stats_note = load_stats(out_dir)
     languages = [*(o.language for o in outputs), BASE_LANGUAGE]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import Problem
 from ..models import Brand, Section
-from ..project import Project
+from ..project import Project, Sections
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Inputs:
     paths: dict[str, dict[str, str]]  # language -> section id -> its file, as messages show it
     brands: dict[str, tuple[Brand | None, list[Problem]]]
     assets: dict[str, str]  # templates, styles, fonts -> digest
+    plan: Sections = field(default_factory=Sections)  # the project's section ids, in print order
 
     @property
     def assets_digest(self) -> str:
@@ -55,4 +56,5 @@ def load_inputs(
         paths={language: content.paths for language, content in loaded.items()},
         brands={brand: load_brand(project, brand) for brand in dict.fromkeys(brands)},
         assets=assets,
+        plan=project.sections,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import posixpath
 import re
 from pathlib import Path
@@ -17,18 +18,34 @@ FONT_SUFFIXES = (".ttf", ".otf", ".woff")
 CSS_URL_RE = re.compile(r"""url\(\s*["']?([^"')]*)""")
 
 
-def _files(project: Project, folder: Path) -> tuple[list[Path], list[Problem]]:
+def _files(project: Project, folder: Path, root: Path) -> tuple[list[Path], list[Problem]]:
     """List every file under a folder, each subfolder through the safe listing too."""
-    paths, problems = list_folder(folder, shown_path(project, folder), project.root)
+    paths, problems = list_folder(folder, shown_path(project, folder), root)
     files: list[Path] = []
     for path in paths:
         if path.is_dir() and not path.is_symlink():
-            found, more = _files(project, path)
+            found, more = _files(project, path, root)
             files += found
             problems += more
         else:
             files.append(path)
     return files, problems
+
+
+def asset_files(project: Project) -> tuple[dict[str, Path], list[Problem]]:
+    """Return every template, style and font file by its name (templates/..., styles/...), the project's first."""
+    chosen: dict[str, Path] = {}
+    problems: list[Problem] = []
+    for kind, layers in (("templates", project.template_dirs), ("styles", project.style_dirs)):
+        for folder in layers:
+            # A project need not have templates or styles of its own; the tool's must be there.
+            if not os.path.lexists(folder) and folder != layers[-1]:
+                continue
+            paths, found = _files(project, folder, project.root_of(folder))
+            problems += found
+            for path in paths:
+                chosen.setdefault(f"{kind}/{path.relative_to(folder).as_posix()}", path)
+    return chosen, problems
 
 
 def read_assets(project: Project, *, thorough: bool = False) -> tuple[dict[str, str], list[Problem]]:
@@ -38,24 +55,25 @@ def read_assets(project: Project, *, thorough: bool = False) -> tuple[dict[str, 
     font. With `thorough` (check), every table of it is read too, and every file a stylesheet
     names by url() must be there.
     """
-    fonts = project.styles_dir / "fonts"
     groups: dict[str, list[tuple[str, bytes]]] = {"templates": [], "styles": [], "fonts": []}
-    problems: list[Problem] = []
-    for folder in (project.templates_dir, project.styles_dir):
-        paths, found = _files(project, folder) if folder.is_dir() else ([], [])
+    chosen, problems = asset_files(project)
+    styles: list[tuple[str, bytes]] = []
+    for name, path in sorted(chosen.items()):
+        group = "fonts" if name.startswith("styles/fonts/") else name.split("/", 1)[0]
+        where = shown_path(project, path)
+        cap = FONT_CAP if group == "fonts" else FILE_CAP
+        data, found = read_bytes(path, where, cap=cap, root=project.root_of(path))
         problems += found
-        for path in sorted(paths):
-            group = "templates" if folder == project.templates_dir else "fonts" if fonts in path.parents else "styles"
-            where = shown_path(project, path)
-            data, found = read_bytes(path, where, cap=FONT_CAP if group == "fonts" else FILE_CAP, root=project.root)
-            problems += found
-            if data is not None:
-                groups[group].append((where, data))
-                if group == "fonts" and path.suffix.lower() in FONT_SUFFIXES:
-                    problems += font_problems(where, data, thorough=thorough)
+        if data is not None:
+            groups[group].append((where, data))
+            if group == "styles":
+                styles.append((name, data))
+            if group == "fonts" and path.suffix.lower() in FONT_SUFFIXES:
+                problems += font_problems(where, data, thorough=thorough)
     if thorough:
         # A build already fails cleanly on a missing font ("cannot load stylesheets"); check says it first.
-        problems += missing_url_problems(groups["styles"], {where for files in groups.values() for where, _ in files})
+        # Names, not places: a project's own stylesheet may use the tool's fonts.
+        problems += missing_url_problems(styles, set(chosen))
     digests = {}
     for group, files in groups.items():
         digest = hashlib.sha256()

@@ -77,22 +77,33 @@ def parse_catalog(path: str, data: bytes) -> tuple[dict[str, object] | None, lis
 def read_catalog(project: Project, path: Path) -> tuple[dict[str, object] | None, list[Problem]]:
     """Read and parse one catalog file through the one safe reader."""
     where = shown_path(project, path)
-    data, problems = read_bytes(path, where, cap=TOML_CAP, root=project.root)
+    data, problems = read_bytes(path, where, cap=TOML_CAP, root=project.root_of(path))
     return (None, problems) if data is None else parse_catalog(where, data)
 
 
 def catalog_file_problems(project: Project, language: str) -> list[Problem]:
     """Return why a language's catalog, when there is one, cannot be used: a build refuses before rendering."""
-    path = project.templates_dir / "i18n" / f"{language}.toml"
-    # A missing catalog is the renderer's to report, with the languages there are.
-    return read_catalog(project, path)[1] if os.path.lexists(path) else []
+    # The project's own catalog, else the tool's; a missing one is the renderer's to report.
+    for folder in project.template_dirs:
+        path = folder / "i18n" / f"{language}.toml"
+        if os.path.lexists(path):
+            return read_catalog(project, path)[1]
+    return []
 
 
 def read_catalogs(project: Project) -> tuple[dict[str, dict[str, object]], list[Problem]]:
     """Read every language's template strings, with a problem for each file that cannot be used."""
     catalogs: dict[str, dict[str, object]] = {}
-    folder = project.templates_dir / "i18n"
-    paths, problems = list_folder(folder, shown_path(project, folder), project.root)
+    problems: list[Problem] = []
+    paths: list[Path] = []
+    folders = [folder / "i18n" for folder in project.template_dirs]
+    for folder in folders:
+        # A project need not have catalogs of its own; the tool's must be there.
+        if os.path.lexists(folder) or folder == folders[-1]:
+            listed, more = list_folder(folder, shown_path(project, folder), project.root_of(folder))
+            problems += more
+            # The project's own catalog of a language stands in for the tool's.
+            paths += [path for path in listed if path.name not in {p.name for p in paths}]
     for path in paths:
         if path.suffix != ".toml":
             continue

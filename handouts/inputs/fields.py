@@ -108,6 +108,14 @@ def unknown_fields(
     ]
 
 
+def did_you_mean(value: str, choices: Sequence[str]) -> str:
+    """Return " (did you mean 'x'?)" naming the closest choice to a mistyped value, or nothing."""
+    import difflib
+
+    close = difflib.get_close_matches(value.lower(), choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def key_name(key: Any) -> str:
     """Name a key in a message as written when it is short printable text, else quoted."""
     return key if isinstance(key, str) and key.isprintable() and len(key) <= 60 else shown(key)

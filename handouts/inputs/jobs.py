@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import Problem
 from ..layouts import PATIENT_LAYOUTS
 from ..models import BASE_LANGUAGE, SECTION_ORDER
-from .fields import char_problem, key_name, shown, tables
+from .fields import char_problem, did_you_mean, key_name, shown, tables
 from .files import TOML_CAP, parse_toml, read_text
 
 JOB_FIELDS = ("name", "sections", "brands", "languages", "layouts", "release", "appendix")
@@ -61,10 +61,13 @@ def _strings(path: str, field: str, value: Any, allowed: Sequence[str], problems
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         problems.append(Problem(path, field, f'expected a list of names or "*", got {shown(value)}'))
         return ()
+    # Names are case-insensitive, as on the command line: "MAT" is mat.
+    value = [v.strip().lower() for v in value]
     unknown = [v for v in value if v not in allowed]
     if unknown:
         names = ", ".join(repr(u) for u in unknown)
-        problems.append(Problem(path, field, f"unknown {names}; choose from {', '.join(allowed) or 'none'}"))
+        hint = did_you_mean(unknown[0], allowed)
+        problems.append(Problem(path, field, f"unknown {names}{hint}; choose from {', '.join(allowed) or 'none'}"))
         return ()
     return tuple(dict.fromkeys(value))
 
@@ -78,13 +81,15 @@ def _output(path: str, output: Any, problems: list[Problem]) -> Any:
     return output
 
 
-def read_jobs(path: Path, *, brands: Sequence[str], languages: Sequence[str]) -> tuple[JobFile | None, list[Problem]]:
+def read_jobs(
+    path: Path, *, brands: Sequence[str], languages: Sequence[str], sections: Sequence[str] = SECTION_ORDER
+) -> tuple[JobFile | None, list[Problem]]:
     """Read a job file from disk and parse it, reporting a file that cannot be read as a problem."""
     # A job file may live anywhere, so no project root: but it must be a regular file of sane size.
     text, problems = read_text(path, str(path), cap=TOML_CAP, root=None)
     if text is None:
         return None, problems
-    return parse_jobs(str(path), text, brands=brands, languages=languages)
+    return parse_jobs(str(path), text, brands=brands, languages=languages, sections=sections)
 
 
 # Outputs one job file may ask for: a health system's full set is a few thousand; more is a mistake
@@ -93,7 +98,7 @@ MAX_OUTPUTS = 20_000
 
 
 def parse_jobs(
-    path: str, text: str, *, brands: Sequence[str], languages: Sequence[str]
+    path: str, text: str, *, brands: Sequence[str], languages: Sequence[str], sections: Sequence[str] = SECTION_ORDER
 ) -> tuple[JobFile | None, list[Problem]]:
     """Parse a job file's TOML, checking every handout against the project's brands and languages."""
     data, problems = parse_toml(path, text)
@@ -120,7 +125,7 @@ def parse_jobs(
         before = len(problems)
         spec = JobSpec(
             name=str(name),
-            sections=_strings(path, f"{where}.sections", table.get("sections", "*"), SECTION_ORDER, problems),
+            sections=_strings(path, f"{where}.sections", table.get("sections", "*"), sections, problems),
             brands=_strings(path, f"{where}.brands", table.get("brands", "*"), brands, problems),
             languages=_strings(
                 path, f"{where}.languages", table.get("languages", [BASE_LANGUAGE]), languages, problems
@@ -182,7 +187,7 @@ def expand(jobs: JobFile) -> list[Output]:
 RECORD_LAYOUT = "record"
 
 
-def record_outputs(outputs: list[Output]) -> list[Output]:
+def record_outputs(outputs: list[Output], order: Sequence[str] = SECTION_ORDER) -> list[Output]:
     """Return one review record per brand and language of a batch, beside its manifest.
 
     Each lists every section the batch prints in that language, so the clinic's document
@@ -195,7 +200,7 @@ def record_outputs(outputs: list[Output]) -> list[Output]:
         Output(
             key=f"review-record-{brand}-{language}.pdf",
             name="review-record",
-            sections=tuple(s for s in SECTION_ORDER if s in ids),
+            sections=tuple(s for s in order if s in ids),
             brand=brand,
             language=language,
             layout=RECORD_LAYOUT,

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..dates import add_months
 from ..errors import Problem, errors
-from ..models import BASE_LANGUAGE, SECTION_ORDER, Reviewer, Section, Source
+from ..models import BASE_LANGUAGE, Reviewer, Section, Source
 from ..project import Limits, Project
 from .fields import (
     SEMVER_RE,
@@ -20,6 +20,7 @@ from .fields import (
     char_problem,
     date_field,
     decode,
+    did_you_mean,
     markdown_char_problem,
     shown,
     shown_text,
@@ -361,7 +362,8 @@ class LoadedSections:
 def load_sections(project: Project, language: str, today: dt.date, *, markdown: bool = True) -> LoadedSections:
     """Load and validate every section file of one language."""
     folder = project.content_dir / language
-    loaded = LoadedSections(paths={i: section_path(project, language, i) for i in SECTION_ORDER})
+    order = project.sections.order
+    loaded = LoadedSections(paths={i: section_path(project, language, i) for i in order})
     if not folder.is_dir():
         known = ", ".join(languages(project)) or "none"
         problem = Problem(
@@ -376,8 +378,11 @@ def load_sections(project: Project, language: str, today: dt.date, *, markdown: 
         if path.suffix != ".md":
             continue
         rel = shown_path(project, path)
-        if path.stem not in SECTION_ORDER:
-            message = f"unknown section {shown(path.stem)}; known: {', '.join(SECTION_ORDER)}"
+        if path.stem not in order:
+            message = (
+                f"{shown(path.stem)} is not a section of this project{did_you_mean(path.stem, order)}; "
+                f"declare it in sections in handouts.toml (declared: {', '.join(order)})"
+            )
             # Filed under its own name: no handout can choose it, so it blocks none; check reports it.
             loaded.problems.setdefault(path.stem, []).append(Problem(rel, "id", message))
             continue

@@ -1,19 +1,20 @@
-"""Read the project's review and readability policy from handouts.toml or pyproject.toml."""
+"""Read a project's settings from handouts.toml or pyproject.toml, and find the project itself."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import Problem
-from ..project import Limits
-from .fields import shown, unknown_fields
+from ..models import HELP_SECTION
+from ..project import CONFIG_FILE, DEFAULT_BRAND, Limits, Project, Sections
+from .fields import is_valid_id, shown, unknown_fields
 from .files import read_toml
 
-CONFIG_FILE = "handouts.toml"
-# Each setting: (type it must have, smallest sensible value, largest).
+# Each review and readability setting: (type it must have, smallest sensible value, largest).
 SETTINGS: dict[str, tuple[type, float, float]] = {
     "review_interval_months": (int, 1, 60),
     "warning_window_days": (int, 0, 730),
@@ -24,13 +25,15 @@ SETTINGS: dict[str, tuple[type, float, float]] = {
     "max_words": (int, 1, 5000),
     "max_brief_words": (int, 1, 5000),
 }
+PROJECT_SETTINGS = ("sections", "always", "default_brand")
+# More sections than this is no longer a handout but a book; a typo'd list would make every build slow.
+MAX_SECTIONS = 40
 
 
-def limits_from_data(path: str, data: dict[str, Any]) -> tuple[Limits, list[Problem]]:
+def limits_from_data(path: str, data: Mapping[str, Any]) -> tuple[Limits, list[Problem]]:
     """Build Limits from a settings table, returning every problem with it."""
     problems: list[Problem] = []
     values: dict[str, Any] = {}
-    problems += unknown_fields(path, data, list(SETTINGS), noun="setting")
     for key, (kind, low, high) in SETTINGS.items():
         if key not in data:
             continue
@@ -49,8 +52,60 @@ def limits_from_data(path: str, data: dict[str, Any]) -> tuple[Limits, list[Prob
     return limits, problems
 
 
-def load_limits(root: Path) -> tuple[Limits, list[Problem]]:
-    """Read the policy from handouts.toml, else [tool.handouts] in pyproject.toml, else defaults."""
+def _ids(path: str, key: str, value: Any, problems: list[Problem]) -> tuple[str, ...] | None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.append(Problem(path, key, f"expected a list of section ids, got {shown(value)}"))
+        return None
+    bad = [v for v in value if not is_valid_id(v)]
+    if bad:
+        problems.append(Problem(path, key, f"{shown(bad[0])} is not an id: lowercase letters, digits and hyphens"))
+        return None
+    twice = sorted({v for v in value if value.count(v) > 1})
+    if twice:
+        problems.append(Problem(path, key, f"{twice[0]!r} is listed twice"))
+        return None
+    return tuple(value)
+
+
+def sections_from_data(path: str, data: Mapping[str, Any]) -> tuple[Sections, list[Problem]]:
+    """Build the project's section list from a settings table, returning every problem with it."""
+    problems: list[Problem] = []
+    order = _ids(path, "sections", data.get("sections", list(Sections().order)), problems)
+    always = _ids(path, "always", data.get("always", [HELP_SECTION]), problems)
+    if order is not None:
+        if not 1 < len(order) <= MAX_SECTIONS:
+            problems.append(Problem(path, "sections", f"{len(order)} sections; expected 2 to {MAX_SECTIONS}"))
+        if HELP_SECTION not in order:
+            message = f"must include {HELP_SECTION}: every handout ends with where to get help"
+            problems.append(Problem(path, "sections", message))
+    if always is not None:
+        if HELP_SECTION not in always:
+            problems.append(Problem(path, "always", f"must include {HELP_SECTION}: every handout prints it"))
+        # find-help missing from sections is said once, above.
+        missing = [a for a in always if order is not None and a not in order and a != HELP_SECTION]
+        if missing:
+            problems.append(Problem(path, "always", f"{missing[0]!r} is not in sections"))
+    if problems or order is None or always is None:
+        return Sections(), problems
+    return Sections(order=order, always=always), []
+
+
+def project_from_data(root: Path, path: str, data: Mapping[str, Any]) -> tuple[Project, list[Problem]]:
+    """Build a Project from its settings table, returning every problem with it."""
+    problems = unknown_fields(path, data, [*PROJECT_SETTINGS, *SETTINGS], noun="setting")
+    limits, found = limits_from_data(path, data)
+    problems += found
+    sections, found = sections_from_data(path, data)
+    problems += found
+    brand = data.get("default_brand", DEFAULT_BRAND)
+    if not isinstance(brand, str) or not is_valid_id(brand):
+        problems.append(Problem(path, "default_brand", f"expected a brand folder name, got {shown(brand)}"))
+        brand = DEFAULT_BRAND
+    return Project(root, limits, sections, brand), problems
+
+
+def load_project(root: Path) -> tuple[Project, list[Problem]]:
+    """Read the settings from handouts.toml, else [tool.handouts] in pyproject.toml, else use defaults."""
     for name, table in ((CONFIG_FILE, None), ("pyproject.toml", ("tool", "handouts"))):
         path = root / name
         # lexists: a settings file that is a pipe, a folder or a broken link is refused, not skipped.
@@ -59,13 +114,21 @@ def load_limits(root: Path) -> tuple[Limits, list[Problem]]:
         data: Any
         data, problems = read_toml(path, name, root=root)
         if data is None:
-            return Limits(), problems
+            return Project(root), problems
         for key in table or ():
             data = data.get(key, {}) if isinstance(data, dict) else {}
         if table and not data:
             continue  # a pyproject.toml without [tool.handouts] sets nothing
         where = name if table is None else f"{name} [tool.handouts]"
         if not isinstance(data, dict):
-            return Limits(), [Problem(where, "", "expected a table of settings")]
-        return limits_from_data(where, data)
-    return Limits(), []
+            return Project(root), [Problem(where, "", "expected a table of settings")]
+        return project_from_data(root, where, data)
+    return Project(root), []
+
+
+def find_root(start: Path) -> Path | None:
+    """Return the nearest folder from `start` upward that holds a handouts.toml, as mkdocs finds mkdocs.yml."""
+    for folder in (start, *start.parents):
+        if os.path.lexists(folder / CONFIG_FILE):
+            return folder
+    return None

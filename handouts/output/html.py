@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import jinja2
@@ -14,6 +15,7 @@ from ..inputs.catalogs import fill, parse_catalog
 from ..layouts import CROP_MARK_ZONE_PT, LAYOUTS
 from ..markdown import add_table_scopes, image_target, images, is_outside, keep_whole, kept_pieces, parser
 from ..models import Handout
+from ..project import Project
 
 
 def markdown_to_html(text: str, source: str = "") -> Markup:
@@ -126,10 +128,10 @@ def qr_data_uri(url: str) -> str:
     return str(segno.make(url, error="m", micro=False).svg_data_uri(scale=1, border=4, omitsize=True, nl=False))
 
 
-def environment(templates_dir: Path) -> jinja2.Environment:
-    """Return a Jinja2 environment that autoescapes everything and fails on any typo."""
+def environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
+    """Return a Jinja2 environment over folders searched in order, autoescaping everything and failing on any typo."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir),
+        loader=jinja2.FileSystemLoader(list(template_dirs)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -149,20 +151,25 @@ def environment(templates_dir: Path) -> jinja2.Environment:
 
 
 def render_html(
-    handout: Handout, env: jinja2.Environment, *, base_href: str | None = None, link_styles: bool = True
+    handout: Handout, env: jinja2.Environment, *, base_href: str | None = None, sheets: Sequence[str] = ()
 ) -> str:
-    """Render the handout's layout template to HTML; without `link_styles` the caller supplies the CSS."""
+    """Render the handout's layout template to HTML, linking `sheets`; without them the caller supplies the CSS."""
     layout = LAYOUTS[handout.layout]
     return env.get_template(layout.template).render(
         handout=handout,
         layout=layout,
         brand=handout.brand,
         base_href=base_href,
-        link_styles=link_styles,
+        sheets=sheets,
         strings=load_catalog(env, handout.language),
     )
 
 
-def stylesheet_paths(styles_dir: Path, layout: str) -> list[Path]:
-    """Return the stylesheets a layout's template links, in order."""
-    return [styles_dir / name for name in LAYOUTS[layout].stylesheets]
+def stylesheet_paths(project: Project, layout: str) -> list[Path]:
+    """Return the stylesheets of a layout, in order: each the project's own if it has one, else the tool's."""
+    return [find_file(project.style_dirs, name) for name in LAYOUTS[layout].stylesheets]
+
+
+def find_file(folders: Sequence[Path], name: str) -> Path:
+    """Return the first folder's file of that name, else the last folder's (whose absence a render reports)."""
+    return next((folder / name for folder in folders if (folder / name).is_file()), folders[-1] / name)

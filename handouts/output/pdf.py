@@ -160,11 +160,12 @@ def fetcher_class() -> type[Any]:
     class ProjectFetcher(URLFetcher):  # type: ignore[misc]
         """Serve files under the allowed folders and data: URIs; refuse everything else."""
 
-        def __init__(self, roots: Sequence[Path]) -> None:
+        def __init__(self, roots: Sequence[Path], fallbacks: Sequence[tuple[Path, Path]] = ()) -> None:
             # fail_on_errors: a refused or missing file stops the render instead of
             # leaving a hole in a patient's handout.
             super().__init__(allowed_protocols={"data"}, fail_on_errors=True, allow_redirects=False)
             self.roots = tuple(roots)
+            self.fallbacks = tuple(fallbacks)
             # WeasyPrint swallows some fetch errors (inside SVG images, for one); the
             # renderer checks this list afterwards so a refusal always fails the build.
             self.refused: list[str] = []
@@ -185,6 +186,10 @@ def fetcher_class() -> type[Any]:
             path = Path(url2pathname(urlsplit(url).path))
             if not is_inside(path, self.roots):
                 raise RefusedURL(f"refused to load {url}: outside the templates, styles, brands and content folders")
+            # A project's own stylesheet may name the tool's fonts as if they were beside it.
+            for own, tools in self.fallbacks:
+                if not path.is_file() and path.is_relative_to(own):
+                    path = tools / path.relative_to(own)
             if not path.is_file():
                 raise RefusedURL(f"cannot load {url}: no such file")
             content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -298,7 +303,9 @@ def renderer_versions() -> dict[str, str]:
     return {"weasyprint": version("weasyprint"), "pydyf": version("pydyf"), "pango": pango}
 
 
-def make_renderer(stylesheet_paths: Mapping[str, Sequence[Path]], roots: Sequence[Path]) -> Renderer:
+def make_renderer(
+    stylesheet_paths: Mapping[str, Sequence[Path]], roots: Sequence[Path], fallbacks: Sequence[tuple[Path, Path]] = ()
+) -> Renderer:
     """Parse each named set of stylesheets once, loading their fonts into one configuration."""
     load_weasyprint()
     from weasyprint import CSS
@@ -306,7 +313,7 @@ def make_renderer(stylesheet_paths: Mapping[str, Sequence[Path]], roots: Sequenc
     from weasyprint.urls import FatalURLFetchingError
 
     font_config = FontConfiguration()
-    fetcher = fetcher_class()(roots)
+    fetcher = fetcher_class()(roots, fallbacks)
     try:
         parsed = {
             name: tuple(CSS(filename=str(path), url_fetcher=fetcher, font_config=font_config) for path in paths)
@@ -324,6 +331,7 @@ def render_pdf(
     *,
     base_url: str,
     roots: Sequence[Path],
+    fallbacks: Sequence[tuple[Path, Path]] = (),
     bleed_pt: float = 0.0,
     column_width_pt: float | None = None,
     renderer: Renderer | None = None,
@@ -336,7 +344,7 @@ def render_pdf(
     from weasyprint.urls import FatalURLFetchingError
 
     html_class = html_class or weasyprint.HTML
-    fetcher = fetcher_class()(roots)
+    fetcher = fetcher_class()(roots, fallbacks)
     font_config = renderer.font_config if renderer else FontConfiguration()
     stylesheets = renderer.stylesheets[stylesheet_set] if renderer else ()
     try:

@@ -1,0 +1,228 @@
+"""A clinic's own project: `handouts init`, finding the project, declared sections, overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from clinic import OUR_SERVICES, add_own_section_and_brand
+from conftest import ROOT, TODAY
+from pdfcheck import text_of
+
+from handouts.cli import cli
+
+SAMPLE_IDS = ["mat", "overdose-safety", "behavioral-therapy", "self-help", "detox", "find-help"]
+
+
+def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
+    """Run the CLI with today fixed and no HANDOUTS_ROOT unless the test sets one."""
+    environment: dict[str, str | None] = {"HANDOUTS_ROOT": None, "HANDOUTS_TODAY": TODAY.isoformat()}
+    return CliRunner().invoke(cli, list(args), env={**environment, **(env or {})}, catch_exceptions=False)
+
+
+@pytest.fixture
+def clinic(tmp_path: Path) -> Path:
+    """Make a project with `handouts init`, its brand filled in enough to build."""
+    root = tmp_path / "clinic"
+    result = invoke("init", str(root), "--brand", "our-clinic")
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_init_makes_a_project_with_the_sample_sections_and_a_brand_to_fill_in(clinic: Path) -> None:
+    made = sorted(p.relative_to(clinic).as_posix() for p in clinic.rglob("*"))
+    assert made == sorted(
+        [
+            ".gitignore",
+            "README.md",
+            "handouts.toml",
+            "brands",
+            "brands/our-clinic",
+            "brands/our-clinic/brand.toml",
+            "brands/our-clinic/logo.svg",
+            "jobs",
+            "jobs/handouts.toml",
+            "content",
+            *(f"content/{lang}" for lang in ("en", "es")),
+            *(f"content/{lang}/{name}" for lang in ("en", "es") for name in [*(f"{i}.md" for i in SAMPLE_IDS)]),
+            *(f"content/{lang}/naloxone-steps.svg" for lang in ("en", "es")),
+        ]
+    )
+    # The sample sections are the shipped ones, still drafts; the settings name the new brand.
+    assert (clinic / "content/en/mat.md").read_bytes() == (ROOT / "content/en/mat.md").read_bytes()
+    assert 'default_brand = "our-clinic"' in (clinic / "handouts.toml").read_text()
+    assert "brands/our-clinic/brand.toml" in (clinic / "README.md").read_text()
+    # No templates or styles: the installed tool's are used until the clinic overrides one.
+    assert not (clinic / "templates").exists() and not (clinic / "styles").exists()
+
+
+def test_init_never_writes_over_a_folder_that_has_what_it_would_make(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("ours\n")
+    (tmp_path / ".git").mkdir()
+    result = invoke("init", str(tmp_path))
+    assert result.exit_code == 1
+    assert result.output == (f"Error: {tmp_path}: already has README.md; init writes only into a new or empty folder\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".git", "README.md"]
+    assert (tmp_path / "README.md").read_text() == "ours\n"
+    # A folder with other things (a fresh git repository) is fine.
+    (tmp_path / "README.md").unlink()
+    assert invoke("init", str(tmp_path)).exit_code == 0
+    assert (tmp_path / "handouts.toml").is_file() and (tmp_path / ".git").is_dir()
+
+
+def test_init_refuses_a_brand_id_that_is_not_a_folder_name(tmp_path: Path) -> None:
+    result = invoke("init", str(tmp_path / "x"), "--brand", "../up")
+    assert result.exit_code == 1
+    assert result.output == "Error: --brand: '../up' is not a folder name of lowercase letters, digits and hyphens\n"
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_project_is_found_from_the_nearest_handouts_toml_upward(
+    clinic: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(clinic / "content" / "es")
+    result = invoke("sections", "--lang", "ES")
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.output.splitlines()[1:]] == SAMPLE_IDS
+
+
+def test_root_and_handouts_root_come_before_the_current_folder(
+    clinic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = tmp_path / "other"
+    assert invoke("init", str(other)).exit_code == 0
+    (other / "content/en/detox.md").unlink()
+    monkeypatch.chdir(clinic)
+    missing = "content/en/detox.md: file not found; every section needs an English version"
+    assert missing not in invoke("check").output
+    assert missing in invoke("check", env={"HANDOUTS_ROOT": str(other)}).output
+    assert missing in invoke("--root", str(other), "check").output
+    assert missing not in invoke("--root", str(clinic), "check", env={"HANDOUTS_ROOT": str(other)}).output
+
+
+def test_no_project_says_where_it_looked_and_suggests_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = invoke("check")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: no handouts.toml in {tmp_path} or any folder above it, and neither --root nor HANDOUTS_ROOT is set; "
+        "make a project with `handouts init DIR`, or pass --root DIR\n"
+    )
+
+
+def test_a_section_of_the_clinics_own_is_valid_once_declared(clinic: Path) -> None:
+    (clinic / "content/en/our-services.md").write_text(OUR_SERVICES, encoding="utf-8")
+    undeclared = invoke("--root", str(clinic), "check")
+    assert undeclared.exit_code == 1
+    assert (
+        "content/en/our-services.md: id: 'our-services' is not a section of this project; declare it in sections "
+        "in handouts.toml (declared: mat, overdose-safety, behavioral-therapy, self-help, detox, find-help)"
+    ) in undeclared.output.splitlines()
+    add_own_section_and_brand(clinic)
+    declared = invoke("--root", str(clinic), "check")
+    assert declared.exit_code == 0, declared.output
+    assert declared.output.splitlines() == [
+        "content/es/our-services.md: file not found; no translation of our-services 1.0.0 yet (warning)",
+        "OK with 1 warning in 1 file.",
+    ]
+    listed = invoke("--root", str(clinic), "sections").output.splitlines()
+    assert [line.split()[0] for line in listed[1:]] == [*SAMPLE_IDS[:-1], "our-services", "find-help"]
+
+
+def test_a_declared_section_without_a_file_is_reported(clinic: Path) -> None:
+    settings = clinic / "handouts.toml"
+    settings.write_text(settings.read_text().replace('"detox", "find-help"]', '"detox", "hours", "find-help"]'))
+    result = invoke("--root", str(clinic), "check")
+    assert result.exit_code == 1
+    assert "content/en/hours.md: file not found; every section needs an English version" in result.output
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ('sections = ["mat", "detox"]', "sections: must include find-help: every handout ends with where to get help"),
+        ('always = ["mat"]', "always: must include find-help: every handout prints it"),
+        ('always = ["find-help", "hours"]', "always: 'hours' is not in sections"),
+        ('sections = ["mat", "mat", "find-help"]', "sections: 'mat' is listed twice"),
+        ('sections = ["Our Services", "find-help"]', "sections: 'Our Services' is not an id: lowercase letters, "),
+        ('sections = "mat"', "sections: expected a list of section ids, got 'mat'"),
+        ("default_brand = 7", "default_brand: expected a brand folder name, got 7"),
+    ],
+)
+def test_bad_section_settings_are_named_by_file_and_setting(tmp_path: Path, settings: str, message: str) -> None:
+    (tmp_path / "handouts.toml").write_text(settings + "\n")
+    result = invoke("--root", str(tmp_path), "check")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == "Error: invalid settings: 1 problem(s)"
+    assert lines[1].startswith(f"handouts.toml: {message}"), lines
+
+
+def test_section_ids_and_languages_are_case_insensitive_and_a_typo_gets_a_suggestion(clinic: Path) -> None:
+    result = invoke("--root", str(clinic), "build", "--sections", "mats,detox", "-o", str(clinic / "out"))
+    assert result.exit_code == 2
+    expected = "Invalid value for --sections: unknown section 'mats' (did you mean 'mat'?); valid ids: mat,"
+    assert expected in result.output
+    approve = invoke("--root", str(clinic), "approve", "Deetox", "--lang", "EN", "--reviewer", "A B, MD")
+    assert approve.exit_code == 2
+    assert "Invalid value for SECTION: unknown section 'deetox' (did you mean 'detox'?)" in approve.output
+    listed = invoke("--root", str(clinic), "sections", "--lang", "Es")
+    assert listed.exit_code == 0 and "Dónde encontrar ayuda" in listed.output
+
+
+@pytest.mark.render
+def test_a_clinic_project_builds_its_own_section_with_its_own_brand(clinic: Path) -> None:
+    add_own_section_and_brand(clinic)
+    out = clinic / "out"
+    result = invoke("--root", str(clinic), "build", "--brand", "North", "--sections", "OUR-SERVICES", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    pdf = Path(result.output.strip())
+    assert pdf == out / "north-en-letter-our-services+find-help.pdf"
+    text = text_of(pdf)
+    assert "Care at our clinic" in text and "Northside Recovery Clinic" in text and "Where to get help" in text
+
+
+@pytest.mark.render
+def test_a_project_template_or_stylesheet_overrides_the_tools_own(clinic: Path) -> None:
+    from handouts.project import tool_data_dir
+
+    tool = tool_data_dir()
+    about = clinic / "templates/partials/about.html.j2"
+    about.parent.mkdir(parents=True)
+    about.write_text((tool / "templates/partials/about.html.j2").read_text() + "<p>Printed by our clinic</p>\n")
+    styles = clinic / "styles"
+    styles.mkdir()
+    # A stylesheet of the project's own still finds the tool's fonts by the same relative names.
+    (styles / "letter.css").write_text((tool / "styles/letter.css").read_text() + "\n.about { color: #000000; }\n")
+    check = invoke("--root", str(clinic), "check")
+    assert "url(" not in check.output, check.output
+    result = invoke("--root", str(clinic), "build", "--sections", "detox", "-o", str(clinic / "out"))
+    assert result.exit_code == 0, result.output
+    assert "Printed by our clinic" in text_of(Path(result.output.strip()))
+    # The override is part of the handout's version: a batch rebuilds what it changes.
+    os.remove(about)
+    again = invoke("--root", str(clinic), "build", "--sections", "detox", "-o", str(clinic / "out" / "b.pdf"))
+    assert "Printed by our clinic" not in text_of(clinic / "out" / "b.pdf"), again.output
+
+
+def test_help_lists_the_projects_section_ids_layouts_languages_and_brands(
+    clinic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_own_section_and_brand(clinic)
+    monkeypatch.chdir(clinic)
+    # Compared without spaces: help wraps long lines, also at hyphens.
+    text = "".join(invoke("build", "--help").output.split())
+    assert f"Inthisproject:project{clinic}".replace(" ", "") in text
+    expected = (
+        "section ids mat, overdose-safety, behavioral-therapy, self-help, detox, "
+        "our-services, find-help (always printed: find-help) layouts letter, a4, large-print, trifold "
+        "languages en, es brands north, our-clinic (default)"
+    )
+    assert "".join(expected.split()) in text
+    # Outside a project, help still works and says why it lists nothing.
+    monkeypatch.chdir(tmp_path)
+    outside = invoke("approve", "--help")
+    assert outside.exit_code == 0
+    assert "In this project: project no handouts.toml in" in " ".join(outside.output.split())
