@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .errors import Problem
 from .inputs.assets import read_assets
-from .inputs.brands import brand_ids, load_brand
+from .inputs.brands import brand_folders, brand_ids, load_brand, missing_toml_problem
 from .inputs.catalogs import catalog_problems, catalog_reading_problems, read_catalogs
 from .inputs.files import list_folder
 from .inputs.sections import image_file_problems, languages, load_sections, section_images, section_path
@@ -60,6 +60,7 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
     ids = brand_ids(project)
     if not ids:
         problems.append(Problem("brands", "", "no brand folder with a brand.toml"))
+    problems += [missing_toml_problem(project, folder) for folder in brand_folders(project) if folder.name not in ids]
     drawings: dict[Path, tuple[str, str]] = {}  # SVG file -> the file and field to name when it cannot be drawn
     for brand_id in ids:
         brand, found = load_brand(project, brand_id)

@@ -381,6 +381,27 @@ def sections_command(ctx: click.Context, language: str, due: bool) -> None:
         ctx.exit(1)
 
 
+@cli.command("brands")
+@click.pass_context
+def brands_command(ctx: click.Context) -> None:
+    """List the brand folders with name, whether each is an example, and its problems."""
+    from .inputs.brands import brand_summaries
+    from .report import brands_table
+
+    project, _ = _project(ctx)
+    brands = brand_summaries(project)
+    problems = [p for b in brands for p in b.problems]
+    if brands:
+        click.echo(brands_table(brands))
+    else:
+        problems.append(Problem("brands", "", "no brand folder with a brand.toml"))
+    for problem in problems:
+        click.echo(_line(problem), err=True)
+    # As `sections` does: the listing shows every brand, and exits 1 when one cannot be built with.
+    if any(p.severity == "error" for p in problems):
+        ctx.exit(1)
+
+
 @cli.command(cls=ProjectCommand)
 @click.argument("section")
 @click.option("--lang", "language", default="en", show_default=True)

@@ -22,7 +22,7 @@ from .models import (
     Tailoring,
 )
 from .project import Project, Sections
-from .review import release_problems
+from .review import brand_release_problems, release_problems
 
 NO_PRINT_OPTIONS = PrintOptions()
 MAX_TAILORING_CHARS = 600
@@ -107,10 +107,13 @@ def release_refusals(
 def check_spec(spec: HandoutSpec, inputs: Inputs, today: dt.date) -> tuple[str, list[Problem]]:
     """Return a headline and every reason the spec cannot be built, each named by its field or file."""
     problems = _build_problems(spec, inputs)
-    if spec.release and not problems:
+    brand = inputs.brands[spec.brand][0]
+    if spec.release and not problems and brand is not None:
         ids = chosen_ids(spec, inputs)
         sections = inputs.sections[spec.language]
-        refused = release_refusals([sections[i] for i in ids], today, inputs.sections.get(BASE_LANGUAGE))
+        # The brand first: a counselor who forgot --brand learns that before any review date.
+        refused = brand_release_problems(brand)
+        refused += release_refusals([sections[i] for i in ids], today, inputs.sections.get(BASE_LANGUAGE))
         return "release refused", refused
     return "cannot build", problems
 

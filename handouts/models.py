@@ -135,6 +135,8 @@ class Brand:
     sources_url: str = ""
     # Per-language overrides, e.g. (("es", (("name", "Clínica ..."),)),); English is the base.
     localized: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    # A made-up organization (example = true in brand.toml): its name and numbers must never reach a patient.
+    example: bool = False
 
     def for_language(self, language: str) -> Brand:
         """Return the brand with its fields in a language, falling back to the base ones."""
@@ -195,9 +197,15 @@ class Handout:
         return dict(self.review)
 
     @property
-    def is_sample(self) -> bool:
-        """Tell whether any section is unapproved, so the PDF must say it is a sample."""
+    def is_draft(self) -> bool:
+        """Tell whether any section is unapproved, so the review line must say the handout is not approved."""
         return any(state in ("draft", "changed") for _, state in self.review)
+
+    @property
+    def is_sample(self) -> bool:
+        """Tell whether the PDF must say it is a sample: a section is unapproved, or the brand is an example."""
+        # Approved content under a made-up clinic is still no handout to give a patient: its phone is fake.
+        return self.is_draft or self.brand.example
 
     @property
     def is_overdue(self) -> bool:

@@ -1,15 +1,20 @@
-"""Plain-text reports for the terminal: the sections table and what is due for review."""
+"""Plain-text reports for the terminal: the sections and brands tables and what is due for review."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from .models import Section
 from .readability import fernandez_huerta, score
 
+if TYPE_CHECKING:
+    from .inputs.brands import BrandSummary
+
 HEADERS = ("id", "title", "version", "status", "last reviewed", "next review due", "reading")
 DUE_HEADERS = ("id", "title", "version", "status", "next review due", "why")
+BRAND_HEADERS = ("id", "name", "example", "state")
 
 
 def table(rows: Sequence[Sequence[str]]) -> str:
@@ -63,3 +68,14 @@ def due_table(sections: Sequence[Section], today: dt.date) -> str:
         [DUE_HEADERS]
         + [(s.id, s.title, s.version, status(s, today), s.next_review_due.isoformat(), why(s)) for s in sections]
     )
+
+
+def brands_table(brands: Iterable[BrandSummary]) -> str:
+    """Return a table of brand folders: id, name, whether an example, and ok or how many problems."""
+
+    def state(brand: BrandSummary) -> str:
+        count = len(brand.problems)
+        return "ok" if not count else f"{count} problem{'' if count == 1 else 's'}"
+
+    rows = [(b.id, b.name or "-", "yes" if b.example else "no", state(b)) for b in brands]
+    return table([BRAND_HEADERS, *rows])

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 
 from .errors import Problem
-from .models import BASE_LANGUAGE, Section
+from .models import BASE_LANGUAGE, Brand, Section
 from .project import Limits
 
 
@@ -80,6 +80,14 @@ def release_problems(
                 )
             )
     return found
+
+
+def brand_release_problems(brand: Brand) -> list[Problem]:
+    """Return why a brand may not go into a release build: an example brand's clinic is made up."""
+    if not brand.example:
+        return []
+    message = "true; an example brand's name and phone number are made up; a release needs your own brand"
+    return [Problem(f"brands/{brand.id}/brand.toml", "example", message)]
 
 
 def due_for_review(sections: Iterable[Section], today: dt.date, limits: Limits) -> list[Section]:

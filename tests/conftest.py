@@ -48,6 +48,19 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
+# A brand release builds accept: the example clinic's folder without `example = true`.
+OWN_BRAND = "own-clinic"
+
+
+@pytest.fixture
+def own_brand(project: Path) -> str:
+    """Add a brand that is not an example to the temporary project and return its id."""
+    folder = project / "brands" / OWN_BRAND
+    shutil.copytree(project / "brands/example-clinic", folder)
+    replace_in(folder / "brand.toml", "\nexample = true\n", "\nexample = false\n")
+    return OWN_BRAND
+
+
 Invoke = Callable[..., Result]
 # Handouts built from the shipped project, by their build options: modules of one worker share them.
 _SHIPPED: dict[tuple[str, ...], Path] = {}

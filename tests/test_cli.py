@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, Invoke, replace_in
+from conftest import ROOT, Invoke, approve, days_ago, replace_in
 
 from generate import cli
 from handouts.models import SECTION_ORDER
@@ -131,9 +131,10 @@ def test_broken_unselected_section_does_not_block_a_build_without_it(
     assert not (tmp_path / "mat.pdf").exists()
 
 
-def test_release_refuses_draft_sections_listing_each(run: Invoke, tmp_path: Path) -> None:
+def test_release_refuses_draft_sections_listing_each(run: Invoke, own_brand: str, tmp_path: Path) -> None:
     # A release judges review dates by the real calendar: once the shipped ones pass, each is also overdue.
-    result = run("build", "--release", "--sections", "detox,mat", "-o", str(tmp_path / "out"), today=None)
+    args = ("--release", "--brand", own_brand, "--sections", "detox,mat", "-o", str(tmp_path / "out"))
+    result = run("build", *args, today=None)
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert lines[0] == f"Error: release refused: {len(lines) - 1} problem(s)"
@@ -233,3 +234,132 @@ def test_overlong_tailoring_is_refused_without_quoting_it(run: Invoke, tmp_path:
         "--note: 799 characters; at most 600 fit the box",
     ]
     assert not (tmp_path / "out").exists()
+
+
+EXAMPLE_REFUSED = (
+    "brands/example-clinic/brand.toml: example: true; an example brand's name and phone number are made up; "
+    "a release needs your own brand"
+)
+
+
+def test_release_refuses_an_example_brand_in_build_and_batch(run: Invoke, project: Path, tmp_path: Path) -> None:
+    # Approved and current by the real calendar: the example brand is the one reason left.
+    approve(run, "mat", "find-help", date=days_ago(3).isoformat(), today=None)
+    result = run("build", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"), today=None)
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["Error: release refused: 1 problem(s)", EXAMPLE_REFUSED]
+    assert not (tmp_path / "r.pdf").exists()
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text('[[handout]]\nname = "m"\nsections = ["mat"]\nbrands = ["example-clinic"]\nrelease = true\n')
+    out = tmp_path / "batch"
+    planned = run("batch", str(jobs), "--out", str(out), "--dry-run", today=None)
+    assert planned.exit_code == 0, planned.output
+    assert planned.output.splitlines() == [
+        f"fail       {out}/example-clinic/en/m-letter.pdf  (release refused: 1 problem(s); {EXAMPLE_REFUSED})",
+        f"build      {out}/review-record-example-clinic-en.pdf  (new)",
+        "Plan: 1 to build, 0 unchanged, 1 failing, 0 stale. Nothing written (--dry-run).",
+    ]
+
+
+def test_release_accepts_the_same_clinic_without_example(run: Invoke, own_brand: str, tmp_path: Path) -> None:
+    approve(run, "mat", "find-help", date=days_ago(3).isoformat(), today=None)
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(f'[[handout]]\nname = "m"\nsections = ["mat"]\nbrands = ["{own_brand}"]\nrelease = true\n')
+    out = tmp_path / "batch"
+    planned = run("batch", str(jobs), "--out", str(out), "--dry-run", today=None)
+    assert planned.output.splitlines() == [
+        f"build      {out}/{own_brand}/en/m-letter.pdf  (new)",
+        f"build      {out}/review-record-{own_brand}-en.pdf  (new)",
+        "Plan: 2 to build, 0 unchanged, 0 failing, 0 stale. Nothing written (--dry-run).",
+    ]
+
+
+def test_brands_lists_every_brand_folder_with_its_state(run: Invoke, project: Path, own_brand: str) -> None:
+    (project / "brands/empty").mkdir()
+    broken = project / "brands/broken"
+    broken.mkdir()
+    (broken / "brand.toml").write_text((project / "brands/example-clinic/brand.toml").read_text())
+    (broken / "logo.svg").write_text("<svg/>")
+    replace_in(broken / "brand.toml", 'primary = "#1d4e89"', 'primary = "#7fb3d5"')
+    replace_in(broken / "brand.toml", "[es]", "[sp]")
+    result = run("brands")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "id              name                         example  state",
+        "broken          Maple Street Example Clinic  yes      2 problems",
+        "empty           -                            no       1 problem",
+        "example-clinic  Maple Street Example Clinic  yes      ok",
+        "own-clinic      Maple Street Example Clinic  no       ok",
+        "brands/broken/brand.toml: sp: unknown field; a table is [colors] or a language with content: en, es; "
+        "did you mean es?",
+        "brands/broken/brand.toml: colors.primary: contrast with white is 2.26:1; body-size text (white on it, "
+        "and it on white) needs at least 4.5:1 (WCAG AA); nearest passing: #387caa",
+        "brands/empty: no brand.toml; every folder under brands/ is a brand: add its brand.toml, "
+        "or move the folder out",
+    ]
+
+
+def test_brands_of_a_valid_project_exit_0(run: Invoke) -> None:
+    result = run("brands")
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "id              name                         example  state",
+        "example-clinic  Maple Street Example Clinic  yes      ok",
+    ]
+
+
+def test_a_brand_folder_without_brand_toml_fails_check_and_build(run: Invoke, project: Path, tmp_path: Path) -> None:
+    (project / "brands/riverside").mkdir()
+    (project / "brands/riverside/logo.svg").write_text("<svg/>")
+    missing = (
+        "brands/riverside: no brand.toml; every folder under brands/ is a brand: add its brand.toml, "
+        "or move the folder out"
+    )
+    result = run("check")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [missing, "Aborted: 1 problem in 1 file."]
+    built = run("build", "--brand", "riverside", "-o", str(tmp_path / "out"))
+    assert built.exit_code == 1
+    assert built.output.splitlines() == ["Error: cannot build: 1 problem(s)", missing]
+
+
+def png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("logo", "data", "reason"),
+    [
+        ("logo.svg", b"\x00\x9f garbage \xff", "'logo.svg' is not an SVG image"),
+        ("logo.png", b"\x00\x9f garbage \xff", "'logo.png' is not a PNG image"),
+        # A real PNG under an SVG name, and the SVG logo under a PNG name.
+        ("logo.svg", png(), "'logo.svg' is not an SVG image"),
+        ("logo.png", (ROOT / "brands/example-clinic/logo.svg").read_bytes(), "'logo.png' is not a PNG image"),
+    ],
+)
+def test_check_names_a_logo_that_is_no_image(run: Invoke, project: Path, logo: str, data: bytes, reason: str) -> None:
+    (project / "brands/example-clinic" / logo).write_bytes(data)
+    replace_in(project / "brands/example-clinic/brand.toml", 'logo = "logo.svg"', f'logo = "{logo}"')
+    result = run("check")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"brands/example-clinic/brand.toml: logo: {reason}",
+        "Aborted: 1 problem in 1 file.",
+    ]
+
+
+def test_check_names_a_misspelled_language_table(run: Invoke, project: Path) -> None:
+    replace_in(project / "brands/example-clinic/brand.toml", "[es]", "[sp]")
+    result = run("check")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "brands/example-clinic/brand.toml: sp: unknown field; a table is [colors] or a language with content: en, es; "
+        "did you mean es?",
+        "Aborted: 1 problem in 1 file.",
+    ]

@@ -483,14 +483,14 @@ def test_a_later_fake_today_cannot_date_a_review_after_the_real_today(run: Invok
 
 
 def test_an_earlier_fake_today_cannot_pass_a_release_that_is_overdue_by_the_real_date(
-    run: Invoke, project: Path, tmp_path: Path
+    run: Invoke, own_brand: str, tmp_path: Path
 ) -> None:
     # Reviewed 400 days ago by the real calendar: the review fell due about 35 days ago.
     reviewed = days_ago(400)
     approve(run, "mat", "find-help", date=reviewed.isoformat(), today=None)
     due = in_months(reviewed, 12)
     out = tmp_path / "r.pdf"
-    earlier = run("build", "--release", "--sections", "mat", "-o", str(out), today=days_ago(100))
+    earlier = run("build", "--release", "--brand", own_brand, "--sections", "mat", "-o", str(out), today=days_ago(100))
     assert earlier.exit_code == 1
     assert earlier.output.splitlines() == [
         "warning: --today is for tests; release rules use the later of it and today's real date",
@@ -502,7 +502,7 @@ def test_an_earlier_fake_today_cannot_pass_a_release_that_is_overdue_by_the_real
 
 
 def test_a_later_fake_today_cannot_pass_a_review_dated_after_the_real_today(
-    run: Invoke, project: Path, tmp_path: Path
+    run: Invoke, project: Path, own_brand: str, tmp_path: Path
 ) -> None:
     approve(run, "mat", "find-help", date=days_ago(3).isoformat(), today=None)
     # Review dates edited by hand (no body change, so the approval still holds) to a day to come.
@@ -510,7 +510,8 @@ def test_a_later_fake_today_cannot_pass_a_review_dated_after_the_real_today(
         path = project / f"content/en/{section}.md"
         future = "last_reviewed: 2099-01-01\nnext_review_due: 2100-01-01\n"
         path.write_text(re.sub(r"last_reviewed: .*\nnext_review_due: .*\n", future, path.read_text()))
-    result = run("build", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"), today=dt.date(2099, 6, 1))
+    args = ("build", "--release", "--brand", own_brand, "--sections", "mat", "-o", str(tmp_path / "r.pdf"))
+    result = run(*args, today=dt.date(2099, 6, 1))
     assert result.exit_code == 1
     real = dt.date.today()
     assert result.output.splitlines()[1:] == [

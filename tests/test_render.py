@@ -250,14 +250,14 @@ def test_html_output_is_written_beside_the_pdf(run: Invoke, tmp_path: Path) -> N
 
 @pytest.mark.render
 def test_approved_release_build_has_no_sample_marker_and_names_reviewers(
-    run: Invoke, project: Path, tmp_path: Path
+    run: Invoke, own_brand: str, tmp_path: Path
 ) -> None:
     # A release checks review dates against the real calendar: reviewed a few days ago, by the real date.
     day = days_ago(3)
     approve(run, "mat", reviewers=(AVERY, SAM), date=day.isoformat(), today=None)
     approve(run, "find-help", date=day.isoformat(), today=None)
     out = tmp_path / "release.pdf"
-    result = run("build", "--release", "--sections", "mat", "-o", str(out), today=None)
+    result = run("build", "--release", "--brand", own_brand, "--sections", "mat", "-o", str(out), today=None)
     assert result.exit_code == 0, result.output
     pages = page_texts(out)
     reviewed, due = spelled(day), spelled(in_months(day, 12))
@@ -269,3 +269,21 @@ def test_approved_release_build_has_no_sample_marker_and_names_reviewers(
         f"Last review: {reviewed}. Next review: {due}." in text
     )
     assert pypdf.PdfReader(out).metadata["/handoutstatus"] == "approved"
+
+
+@pytest.mark.render
+def test_an_example_brand_marks_approved_content_as_a_sample(run: Invoke, tmp_path: Path) -> None:
+    # Approved, current content: only the made-up clinic makes this handout a sample.
+    approve(run, "mat", "find-help", reviewers=(AVERY,), date="2026-11-20")
+    out = tmp_path / "example.pdf"
+    result = run("build", "--sections", "mat", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    pages = page_texts(out)
+    assert all("SAMPLE – EXAMPLE CLINIC, NOT FOR PATIENT USE" in text for text in pages)
+    banner = "Sample – not for patient use. The clinic on this handout is made up. Its name, phone number"
+    assert banner in pages[0]
+    # The review itself is told as it is: approved, not a draft.
+    text = " ".join(pages)
+    assert "Reviewed and approved by Avery Example, MD." in text and "draft" not in text.lower()
+    assert all("Maple Street (example) · Handout " in p and " · Reviewed November 20, 2026 · " in p for p in pages)
+    assert pypdf.PdfReader(out).metadata["/handoutstatus"] == "sample"

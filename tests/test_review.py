@@ -169,7 +169,7 @@ def test_approve_keeps_the_file_mode(run: Invoke, project: Path, mode: int) -> N
 
 @pytest.mark.render
 def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_pdf(
-    run: Invoke, project: Path, tmp_path: Path
+    run: Invoke, project: Path, own_brand: str, tmp_path: Path
 ) -> None:
     # The real calendar throughout: a release checks review dates against it (shipped sections
     # may be overdue by then, a warning that check reports without failing).
@@ -183,14 +183,16 @@ def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_p
     assert f"content/en/mat.md: body changed after approval on {day}; bump version and approve again" in (
         check.output.splitlines()
     )
-    release = run("build", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"), today=None)
+    release = run(
+        "build", "--release", "--brand", own_brand, "--sections", "mat", "-o", str(tmp_path / "r.pdf"), today=None
+    )
     assert release.exit_code == 1
     assert release.output.splitlines() == [
         "Error: release refused: 1 problem(s)",
         f"content/en/mat.md: body changed after approval on {day}; a release needs it approved again",
     ]
     assert not (tmp_path / "r.pdf").exists()
-    draft = run("build", "--sections", "mat", "-o", str(tmp_path / "d.pdf"), today=None)
+    draft = run("build", "--brand", own_brand, "--sections", "mat", "-o", str(tmp_path / "d.pdf"), today=None)
     assert draft.exit_code == 0, draft.output
     text = pdf_text(tmp_path / "d.pdf")
     assert "This is a draft. It is not yet approved for patients." in text
@@ -232,7 +234,7 @@ def test_status_approved_by_hand_without_a_record_is_an_error(run: Invoke, proje
 
 
 @pytest.mark.render
-def test_review_due_policy_and_sections_due(run: Invoke, project: Path, tmp_path: Path) -> None:
+def test_review_due_policy_and_sections_due(run: Invoke, project: Path, own_brand: str, tmp_path: Path) -> None:
     approve(run, "mat", "find-help", date="2025-11-01")  # due 2026-11-01: overdue
     approve(run, "detox", date="2026-01-01")  # due 2027-01-01: within 60 days
     approve(run, "self-help", date="2026-11-20")  # due late 2027: fine
@@ -253,14 +255,15 @@ def test_review_due_policy_and_sections_due(run: Invoke, project: Path, tmp_path
     ]
     assert "overdose-safety  Overdose safety" in due.output and "body changed since approval" in due.output
     assert "overdue by 22 days" in due.output and "due in 39 days" in due.output
-    release = run("build", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"))
+    release = run("build", "--release", "--brand", own_brand, "--sections", "mat", "-o", str(tmp_path / "r.pdf"))
     assert release.exit_code == 1
     assert "content/en/mat.md: next_review_due: review overdue since 2026-11-01; a release needs a current review" in (
         release.output
     )
     # Due soon is no reason to refuse a release; overdue without --release still prints, marked.
-    assert run("build", "--release", "--sections", "detox", "-o", str(tmp_path / "d.pdf")).exit_code == 1  # find-help
-    built = run("build", "--sections", "mat", "-o", str(tmp_path / "m.pdf"))
+    detox = ("build", "--release", "--brand", own_brand, "--sections", "detox", "-o", str(tmp_path / "d.pdf"))
+    assert run(*detox).exit_code == 1  # find-help
+    built = run("build", "--brand", own_brand, "--sections", "mat", "-o", str(tmp_path / "m.pdf"))
     assert built.exit_code == 0
     text = pdf_text(tmp_path / "m.pdf")
     assert "The next review was due on November 1, 2026." in text
@@ -297,12 +300,14 @@ def test_record_tells_draft_approved_changed_and_overdue_apart(run: Invoke, proj
 
 
 @pytest.mark.render
-def test_approve_then_release_build_prints_reviewers_and_date(run: Invoke, tmp_path: Path) -> None:
+def test_approve_then_release_build_prints_reviewers_and_date(run: Invoke, own_brand: str, tmp_path: Path) -> None:
     # Reviewed weeks ago by the real calendar, which is what a release checks.
     day = days_ago(23)
     approve(run, "overdose-safety", "find-help", reviewers=(AVERY, SAM), date=day.isoformat(), today=None)
     out = tmp_path / "release.pdf"
-    result = run("build", "--release", "--sections", "overdose-safety", "-o", str(out), today=None)
+    result = run(
+        "build", "--release", "--brand", own_brand, "--sections", "overdose-safety", "-o", str(out), today=None
+    )
     assert result.exit_code == 0, result.output
     text = pdf_text(out)
     assert (

@@ -222,17 +222,18 @@ def test_interrupted_write_removes_the_temporary_file(
 
 
 @pytest.mark.render
-def test_release_refuses_sections_past_their_review_date(run: Invoke, project: Path, tmp_path: Path) -> None:
+def test_release_refuses_sections_past_their_review_date(run: Invoke, own_brand: str, tmp_path: Path) -> None:
     # Reviewed a few days ago by the real calendar, which is what a release checks.
     day = days_ago(3)
     approve(run, "detox", "find-help", date=day.isoformat(), today=None)
     out = tmp_path / "x.pdf"
-    assert run("build", "--release", "--sections", "detox", "-o", str(out), today=None).exit_code == 0
+    release = ("build", "--release", "--brand", own_brand, "--sections", "detox", "-o", str(out))
+    assert run(*release, today=None).exit_code == 0
     out.unlink()
     # A later --today is only stricter: the day after the review falls due, the release is refused.
     due = in_months(day, 12)
     later = due + dt.timedelta(days=1)
-    overdue = run("build", "--release", "--sections", "detox", "-o", str(out), today=later)
+    overdue = run(*release, today=later)
     assert overdue.exit_code == 1
     assert overdue.output.splitlines() == [
         "warning: --today is for tests; release rules use the later of it and today's real date",

@@ -87,7 +87,9 @@ def test_every_layout_builds_in_spanish(run: Invoke, tmp_path: Path, layout: str
 
 
 @pytest.mark.render
-def test_stale_translation_warns_then_fails_strict_and_release(run: Invoke, project: Path, tmp_path: Path) -> None:
+def test_stale_translation_warns_then_fails_strict_and_release(
+    run: Invoke, project: Path, own_brand: str, tmp_path: Path
+) -> None:
     # Reviewed a few days ago by the real calendar, which is what a release checks; so every run here uses it.
     approve(run, "mat", "find-help", date=days_ago(3).isoformat(), today=None)
     es_day = days_ago(2)
@@ -95,7 +97,8 @@ def test_stale_translation_warns_then_fails_strict_and_release(run: Invoke, proj
         date = es_day.isoformat()
         result = run("approve", section_id, "--lang", "es", "--reviewer", LUCIA, "--date", date, today=None)
         assert result.exit_code == 0, result.output
-    ok = run("build", "--lang", "es", "--release", "--sections", "mat", "-o", str(tmp_path / "ok.pdf"), today=None)
+    release = ("build", "--lang", "es", "--release", "--brand", own_brand, "--sections", "mat", "-o")
+    ok = run(*release, str(tmp_path / "ok.pdf"), today=None)
     assert ok.exit_code == 0, ok.output
     reviewed = spelled(es_day, "es")
     assert f"Revisado y aprobado por Lucía Ejemplo, MD. Última revisión: {reviewed}." in " ".join(
@@ -107,9 +110,9 @@ def test_stale_translation_warns_then_fails_strict_and_release(run: Invoke, proj
     assert f"{message} (warning)" in relaxed.output.splitlines()
     strict = run("check", "--strict", today=None)
     assert strict.exit_code == 1 and message in strict.output.splitlines()
-    release = run("build", "--lang", "es", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"), today=None)
-    assert release.exit_code == 1
-    assert message in release.output.splitlines()
+    refused = run(*release, str(tmp_path / "r.pdf"), today=None)
+    assert refused.exit_code == 1
+    assert refused.output.splitlines() == ["Error: release refused: 1 problem(s)", message]
 
 
 @pytest.mark.render

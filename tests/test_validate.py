@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import colorsys
 import datetime as dt
 import hashlib
+from typing import Any
 
 import pytest
 
+from handouts.color import WHITE, contrast_ratio, nearest_passing
 from handouts.dates import add_months
 from handouts.errors import Problem, summary
 from handouts.inputs.brands import brand_from_data
@@ -366,17 +369,47 @@ BRAND = {
     "colors": {"primary": "#112233", "accent": "#445566"},
 }
 BRAND_PATH = "brands/test/brand.toml"
+# The project's languages with content, as load_brand finds them under content/.
+LANGUAGES = ("en", "es")
 
 
-def brand(data: dict[str, object]) -> list[str]:
-    _, problems = brand_from_data(BRAND_PATH, data, brand_id="test", files={"logo.svg": b"<svg/>"})
-    return [str(p) for p in problems]
+def brand_model(data: dict[str, Any], files: dict[str, bytes] | None = None) -> tuple[Any, list[Problem]]:
+    files = {"logo.svg": b"<svg/>"} if files is None else files
+    return brand_from_data(BRAND_PATH, data, brand_id="test", files=files, content_languages=LANGUAGES)
+
+
+def brand(data: dict[str, Any]) -> list[str]:
+    return [str(p) for p in brand_model(data)[1]]
 
 
 def test_good_brand() -> None:
-    model, problems = brand_from_data(BRAND_PATH, BRAND, brand_id="test", files={"logo.svg": b"<svg/>"})
+    model, problems = brand_model(BRAND)
     assert problems == [] and model is not None
-    assert (model.primary_color, model.logo) == ("#112233", "logo.svg")
+    assert (model.primary_color, model.logo, model.example) == ("#112233", "logo.svg", False)
+
+
+def test_example_is_a_boolean_field() -> None:
+    model, problems = brand_model({**BRAND, "example": True})
+    assert problems == [] and model.example is True
+    assert brand({**BRAND, "example": "yes"}) == ["brands/test/brand.toml: example: expected true or false, got 'yes'"]
+    assert brand({**BRAND, "example": 1}) == ["brands/test/brand.toml: example: expected true or false, got 1"]
+
+
+def test_a_language_table_must_name_a_language_with_content() -> None:
+    model, problems = brand_model({**BRAND, "es": {"name": "Clínica de prueba"}})
+    assert problems == [] and model.for_language("es").name == "Clínica de prueba"
+    table = "unknown field; a table is [colors] or a language with content: en, es"
+    assert brand({**BRAND, "sp": {"name": "Clínica de prueba"}}) == [
+        f"brands/test/brand.toml: sp: {table}; did you mean es?"
+    ]
+    # No content in French: the table would never print. Nothing is close enough to suggest.
+    assert brand({**BRAND, "fr": {"name": "Clinique"}}) == [f"brands/test/brand.toml: fr: {table}"]
+    assert brand({**BRAND, "colours": {"primary": "#112233"}}) == [
+        f"brands/test/brand.toml: colours: {table}; did you mean colors?"
+    ]
+    assert brand({**BRAND, "es": "Clínica"}) == [
+        "brands/test/brand.toml: es: expected a table [es] of translated fields, got 'Clínica'"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -409,7 +442,14 @@ def test_good_brand() -> None:
         (
             {"slogan": "x"},
             "brands/test/brand.toml: slogan: unknown field; expected one of name, short_name, phone, address, "
-            "website, qr_url, logo, logo_alt, note, hours, sources_url, colors, or a table like [es]",
+            "website, qr_url, logo, logo_alt, note, hours, sources_url, colors, example, or a table for a language "
+            "with content: en, es; did you mean logo?",
+        ),
+        (
+            {"adress": "1 Main St"},
+            "brands/test/brand.toml: adress: unknown field; expected one of name, short_name, phone, address, "
+            "website, qr_url, logo, logo_alt, note, hours, sources_url, colors, example, or a table for a language "
+            "with content: en, es; did you mean address?",
         ),
     ],
 )
@@ -445,18 +485,50 @@ def test_summary_line() -> None:
         (
             {"primary": "#777777", "accent": "#445566"},
             "brands/test/brand.toml: colors.primary: contrast with white is 4.48:1; body-size text (white on it, "
-            "and it on white) needs at least 4.5:1 (WCAG AA)",
+            "and it on white) needs at least 4.5:1 (WCAG AA); nearest passing: #767676",
         ),
         (
             {"primary": "#112233", "accent": "#aaaaaa"},
             "brands/test/brand.toml: colors.accent: contrast with white is 2.32:1; heading bars and large text "
-            "needs at least 3:1 (WCAG AA)",
+            "needs at least 3:1 (WCAG AA); nearest passing: #949494",
+        ),
+        (
+            {"primary": "#7fb3d5", "accent": "#445566"},
+            "brands/test/brand.toml: colors.primary: contrast with white is 2.26:1; body-size text (white on it, "
+            "and it on white) needs at least 4.5:1 (WCAG AA); nearest passing: #387caa",
         ),
     ],
 )
 def test_brand_colors_need_wcag_aa_contrast(colors: dict[str, str], message: str) -> None:
     assert brand({**BRAND, "colors": colors}) == [message]
     assert brand({**BRAND, "colors": {"primary": "#767676", "accent": "#949494"}}) == []
+
+
+def hls(hex_color: str) -> tuple[float, float, float]:
+    return colorsys.rgb_to_hls(*(int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5)))
+
+
+# Colors that fail both ratios on white: pale, saturated, gray and white itself.
+@pytest.mark.parametrize("color", ["#7fb3d5", "#aaaaaa", "#ffff00", "#00bfff", "#e8a0c8", "#33cc66", "#ffffff"])
+@pytest.mark.parametrize("ratio", [4.5, 3.0])
+def test_nearest_passing_color_passes_and_keeps_the_hue(color: str, ratio: float) -> None:
+    assert contrast_ratio(color, WHITE) < ratio
+    nearest = nearest_passing(color, WHITE, ratio)
+    assert nearest is not None and contrast_ratio(nearest, WHITE) >= ratio
+    (hue, lightness, saturation), (new_hue, new_lightness, new_saturation) = hls(color), hls(nearest)
+    # Only the lightness moves (hue and saturation shift by no more than rounding to #rrggbb does), and
+    # only as far as needed: one #rrggbb step lighter along the same line fails.
+    assert abs(new_hue - hue) < 0.01 and abs(new_saturation - saturation) < 0.02
+    assert new_lightness < lightness
+    lighter = colorsys.hls_to_rgb(hue, new_lightness + 1 / 255, saturation)
+    assert contrast_ratio("#" + "".join(f"{round(c * 255):02x}" for c in lighter), WHITE) < ratio
+
+
+def test_nearest_passing_color_goes_lighter_on_a_dark_background() -> None:
+    assert contrast_ratio("#1d4e89", "#000000") < 4.5
+    nearest = nearest_passing("#1d4e89", "#000000", 4.5)
+    assert nearest is not None and contrast_ratio(nearest, "#000000") >= 4.5
+    assert hls(nearest)[1] > hls("#1d4e89")[1]
 
 
 @pytest.mark.parametrize(
@@ -477,7 +549,7 @@ def test_brand_colors_need_wcag_aa_contrast(colors: dict[str, str], message: str
     ],
 )
 def test_logo_must_be_a_real_self_contained_image(logo: str, data: bytes, message: str) -> None:
-    _, problems = brand_from_data(BRAND_PATH, {**BRAND, "logo": logo}, brand_id="test", files={logo: data})
+    _, problems = brand_model({**BRAND, "logo": logo}, files={logo: data})
     assert [str(p) for p in problems] == [message]
 
 
@@ -491,7 +563,7 @@ def test_logo_may_use_internal_references_and_png() -> None:
     png = io.BytesIO()
     Image.new("RGB", (8, 8)).save(png, "PNG")
     for logo, data in (("logo.svg", svg), ("logo.png", png.getvalue())):
-        _, problems = brand_from_data(BRAND_PATH, {**BRAND, "logo": logo}, brand_id="test", files={logo: data})
+        _, problems = brand_model({**BRAND, "logo": logo}, files={logo: data})
         assert problems == []
 
 

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..color import BODY_TEXT_RATIO, LARGE_TEXT_RATIO, WHITE, contrast_ratio
+from ..color import BODY_TEXT_RATIO, LARGE_TEXT_RATIO, WHITE, contrast_ratio, nearest_passing
 from ..errors import Problem
 from ..images import raster_problem, svg_problem
 from ..models import Brand
 from ..project import Project
-from .fields import URL_RE, char_problem, decode, is_valid_id, shown, text_field, unknown_fields
+from .fields import URL_RE, char_problem, decode, is_valid_id, key_name, shown, text_field, unknown_fields
 from .files import FILE_CAP, MIB, TOML_CAP, list_folder, parse_toml, read_bytes, shown_path, size_text
+from .sections import languages
 
 BRAND_FIELDS = (
     "name",
@@ -30,6 +33,7 @@ BRAND_FIELDS = (
     "hours",
     "sources_url",
     "colors",
+    "example",
 )
 
 
@@ -37,7 +41,9 @@ BRAND_FIELDS = (
 LOCALIZABLE_BRAND_FIELDS = ("name", "short_name", "address", "hours", "note", "logo_alt", "qr_url", "sources_url")
 
 
-LANGUAGE_RE = re.compile(r"^[a-z]{2}$")
+# How alike a misspelled key and a known one must be to suggest it (difflib's ratio). Two-letter
+# language codes one letter apart ([sp] for [es]) score 0.5, below difflib's default of 0.6.
+SUGGEST_TABLE, SUGGEST_FIELD = 0.5, 0.6
 
 
 REQUIRED_BRAND_FIELDS = ("name", "short_name", "phone", "address", "website", "colors", "logo_alt")
@@ -72,12 +78,17 @@ COLOR_USES = {
 
 
 def _localized(
-    path: str, data: Mapping[str, Any], problems: list[Problem]
+    path: str, data: Mapping[str, Any], content_languages: Sequence[str], problems: list[Problem]
 ) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
     """Read the per-language tables ([es]) and report any other unknown field."""
     localized = []
     for key in sorted(set(data) - set(BRAND_FIELDS)):
-        if LANGUAGE_RE.fullmatch(key) and isinstance(data[key], dict):
+        if key not in content_languages:
+            problems.append(_unknown_key(path, key, data[key], content_languages))
+        elif not isinstance(data[key], dict):
+            message = f"expected a table [{key}] of translated fields, got {shown(data[key])}"
+            problems.append(Problem(path, key, message))
+        else:
             fields = data[key]
             for name in sorted(set(fields) - set(LOCALIZABLE_BRAND_FIELDS)):
                 problems.append(
@@ -89,11 +100,22 @@ def _localized(
                 if name in fields
             )
             localized.append((key, translated))
-            continue
-        problems.append(
-            Problem(path, key, f"unknown field; expected one of {', '.join(BRAND_FIELDS)}, or a table like [es]")
-        )
     return localized
+
+
+def _unknown_key(path: str, key: str, value: Any, content_languages: Sequence[str]) -> Problem:
+    """Name an unknown key of brand.toml, with the known key it most likely misspells."""
+    known = ", ".join(content_languages) or "none"
+    # A table is either [colors] or a language's translations: a language with no content
+    # folder, [sp] for [es], would otherwise never print and never be noticed.
+    if isinstance(value, dict):
+        reason = f"unknown field; a table is [colors] or a language with content: {known}"
+        close = difflib.get_close_matches(key, ["colors", *content_languages], n=1, cutoff=SUGGEST_TABLE)
+    else:
+        fields = ", ".join(BRAND_FIELDS)
+        reason = f"unknown field; expected one of {fields}, or a table for a language with content: {known}"
+        close = difflib.get_close_matches(key, BRAND_FIELDS, n=1, cutoff=SUGGEST_FIELD)
+    return Problem(path, key_name(key), f"{reason}; did you mean {close[0]}?" if close else reason)
 
 
 def _colors(path: str, data: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:
@@ -113,17 +135,20 @@ def _colors(path: str, data: Mapping[str, Any], problems: list[Problem]) -> dict
                     Problem(path, f"colors.{key}", f"expected a hex color like #1d4e89, got {shown(value)}")
                 )
             else:
-                needed, use = COLOR_USES[key]
-                ratio = contrast_ratio(value, WHITE)
-                if ratio < needed:
-                    problems.append(
-                        Problem(
-                            path,
-                            f"colors.{key}",
-                            f"contrast with white is {ratio:.2f}:1; {use} needs at least {needed:g}:1 (WCAG AA)",
-                        )
-                    )
+                problems += _contrast_problems(path, key, value)
     return colors
+
+
+def _contrast_problems(path: str, key: str, value: str) -> list[Problem]:
+    """Say when a brand color has too little contrast with white, and the nearest color that has enough."""
+    needed, use = COLOR_USES[key]
+    ratio = contrast_ratio(value, WHITE)
+    if ratio >= needed:
+        return []
+    message = f"contrast with white is {ratio:.2f}:1; {use} needs at least {needed:g}:1 (WCAG AA)"
+    # Black passes every ratio WCAG asks for, so there is always a darker color to suggest.
+    nearest = nearest_passing(value, WHITE, needed)
+    return [Problem(path, f"colors.{key}", f"{message}; nearest passing: {nearest}" if nearest else message)]
 
 
 def _optional_text(path: str, key: str, value: Any, problems: list[Problem]) -> str:
@@ -154,11 +179,16 @@ def _url_and_length_problems(
 
 
 def brand_from_data(
-    path: str, data: Mapping[str, Any], *, brand_id: str, files: Mapping[str, bytes]
+    path: str,
+    data: Mapping[str, Any],
+    *,
+    brand_id: str,
+    files: Mapping[str, bytes],
+    content_languages: Sequence[str],
 ) -> tuple[Brand | None, list[Problem]]:
-    """Build a Brand from parsed brand.toml data and the files of its folder."""
+    """Build a Brand from parsed brand.toml data, the files of its folder and the languages with content."""
     problems: list[Problem] = []
-    localized = _localized(path, data, problems)
+    localized = _localized(path, data, content_languages, problems)
     for key in REQUIRED_BRAND_FIELDS:
         if key not in data:
             problems.append(Problem(path, key, "required field missing"))
@@ -168,6 +198,9 @@ def brand_from_data(
         if key in data
     }
     note, hours = (_optional_text(path, key, data.get(key, ""), problems) for key in ("note", "hours"))
+    example = data.get("example", False)
+    if not isinstance(example, bool):
+        problems.append(Problem(path, "example", f"expected true or false, got {shown(example)}"))
     problems += _url_and_length_problems(path, values, localized)
     colors = _colors(path, data, problems)
     logo = data.get("logo", "logo.svg")
@@ -202,6 +235,7 @@ def brand_from_data(
             hours=hours.strip(),
             sources_url=values.get("sources_url", ""),
             localized=tuple(localized),
+            example=example,
         ),
         [],
     )
@@ -224,11 +258,22 @@ def logo_problems(path: str, logo: str, data: bytes) -> list[Problem]:
     return [Problem(path, "logo", f"{shown(logo)} {reason}")] if reason else []
 
 
+def brand_folders(project: Project) -> list[Path]:
+    """Return the folders under brands/: each one is a brand, whether or not its brand.toml is there."""
+    folders, _ = list_folder(project.brands_dir, "brands", project.root) if project.brands_dir.is_dir() else ([], [])
+    return [p for p in folders if p.is_dir()]
+
+
 def brand_ids(project: Project) -> list[str]:
     """Return the ids of the brand folders under brands/: each folder holding a brand.toml."""
-    folders, _ = list_folder(project.brands_dir, "brands", project.root) if project.brands_dir.is_dir() else ([], [])
     # lexists, not is_file: a brand.toml that is a pipe or a link out is listed, and loading it says why not.
-    return [p.name for p in folders if p.is_dir() and os.path.lexists(p / "brand.toml")]
+    return [p.name for p in brand_folders(project) if os.path.lexists(p / "brand.toml")]
+
+
+def missing_toml_problem(project: Project, folder: Path) -> Problem:
+    """Say that a brand folder has no brand.toml: left alone, it is no brand and no one would notice."""
+    message = "no brand.toml; every folder under brands/ is a brand: add its brand.toml, or move the folder out"
+    return Problem(shown_path(project, folder), "", message)
 
 
 def brand_files(project: Project, folder: Path) -> tuple[dict[str, bytes], list[Problem]]:
@@ -254,17 +299,55 @@ def brand_files(project: Project, folder: Path) -> tuple[dict[str, bytes], list[
 
 def load_brand(project: Project, brand_id: str) -> tuple[Brand | None, list[Problem]]:
     """Load and validate one brand folder."""
+    _, brand, problems = _load(project, brand_id, languages(project))
+    return brand, problems
+
+
+def _load(
+    project: Project, brand_id: str, content_languages: Sequence[str]
+) -> tuple[dict[str, Any] | None, Brand | None, list[Problem]]:
+    """Load one brand folder, returning its parsed brand.toml too (None when it cannot be read)."""
     folder = project.brands_dir / brand_id
     toml_path = folder / "brand.toml"
     if not is_valid_id(brand_id) or not os.path.lexists(toml_path):
+        # A folder without brand.toml is a brand half made: say what it lacks, not that there is none.
+        if is_valid_id(brand_id) and folder.is_dir():
+            return None, None, [missing_toml_problem(project, folder)]
         known = ", ".join(brand_ids(project)) or "none"
-        return None, [Problem(f"brands/{brand_id}", "", f"brand not found; available: {known}")]
+        return None, None, [Problem(f"brands/{brand_id}", "", f"brand not found; available: {known}")]
     rel = shown_path(project, toml_path)
     files, problems = brand_files(project, folder)
     if problems:
-        return None, problems
+        return None, None, problems
     text, problems = decode(rel, files["brand.toml"])
     data, problems = parse_toml(rel, text) if text is not None else (None, problems)
     if data is None:
-        return None, problems
-    return brand_from_data(rel, data, brand_id=brand_id, files=files)
+        return None, None, problems
+    brand, problems = brand_from_data(rel, data, brand_id=brand_id, files=files, content_languages=content_languages)
+    return data, brand, problems
+
+
+@dataclass(frozen=True)
+class BrandSummary:
+    """One brand folder as `brands` lists it: the brand, or what its brand.toml says, and its problems."""
+
+    id: str
+    name: str  # "" when brand.toml gives no printable name
+    example: bool
+    problems: tuple[Problem, ...]
+
+
+def brand_summaries(project: Project) -> list[BrandSummary]:
+    """Load every folder under brands/, valid or not, for a listing."""
+    found = []
+    content_languages = languages(project)
+    for folder in brand_folders(project):
+        data, brand, problems = _load(project, folder.name, content_languages)
+        if brand is not None:
+            found.append(BrandSummary(brand.id, brand.name, brand.example, ()))
+            continue
+        # An invalid brand is still named as its brand.toml names it, when that is printable text.
+        name = (data or {}).get("name")
+        name = name.strip() if isinstance(name, str) and char_problem(name.strip()) is None else ""
+        found.append(BrandSummary(folder.name, name, (data or {}).get("example") is True, tuple(problems)))
+    return found

@@ -19,6 +19,7 @@ PLACEHOLDER_RE = re.compile(r"\{[a-z_]+\}")
 PATIENT_KEYS = (
     "purpose",
     "sample_banner_text",
+    "sample_banner_example",
     "summary_sample",
     "summary_listed",
     "summary_approved",
