@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import write_atomic
+from .atomic import write_atomic, write_new
 from .compose import HandoutSpec, compose_spec, selection
 from .errors import HandoutError, Problem
 from .inputs import load_inputs
@@ -37,21 +38,49 @@ class BuildResult:
     pages: int
 
 
+# A tailored copy in a folder is numbered; past this many, the folder wants tidying, not more copies.
+MAX_PERSONAL_COPIES = 9999
+PRIVATE_MODE = 0o600
+
+
+def out_problem(out: Path) -> Problem | None:
+    """Return why `out` is neither a .pdf file name nor a folder to name the PDF in, or None."""
+    if out.is_dir():
+        if out.suffix.lower() == ".pdf":
+            return Problem("out", "", f"{out}: is a folder; name a .pdf file, or a folder not ending in .pdf")
+        return None
+    if out.suffix.lower() == ".pdf":
+        return None
+    if out.exists():
+        return Problem("out", "", f"{out}: is a file but not a .pdf; name a .pdf file or a folder")
+    if out.suffix:
+        # `-o notes.txt` is a slip, not a request for a folder called notes.txt.
+        return Problem("out", "", f"{out}: not a .pdf file name and no such folder; name a .pdf file or a folder")
+    return None
+
+
 def output_paths(request: BuildRequest, ids: tuple[str, ...], plan: Sections) -> tuple[Path, Path | None]:
-    """Return the PDF path (and HTML path) from `out`: a .pdf file, or a folder to name it in."""
+    """Return the PDF path (and HTML path) from `out`: a .pdf file, or a folder to name it in.
+
+    A tailored copy in a folder gets the first free of `personal_names` of this path when written.
+    """
     out, spec = request.out, request.spec
     if out.suffix.lower() == ".pdf":
-        if out.is_dir():
-            raise HandoutError(f"{out}: is a folder; give a .pdf file name or a folder")
         pdf_path = out
     else:
-        if out.exists() and not out.is_dir():
-            raise HandoutError(f"{out}: not a folder and not a .pdf file name")
         chosen = "all" if ids == selection(None, plan) else "+".join(ids)
-        # The name says what is in the file, never who it is for.
+        # The name says what is in the file and what it is for, never who it is for.
         what = LAYOUTS[spec.layout].stem or f"{spec.layout}-{chosen}"
-        pdf_path = out / f"{spec.brand}-{spec.language}-{what}.pdf"
+        options = spec.print_options
+        shop = "-print-shop" if options.bleed_pt or options.crop_marks else ""
+        pdf_path = out / f"{spec.brand}-{spec.language}-{what}{shop}.pdf"
     return pdf_path, (pdf_path.with_suffix(".html") if request.html else None)
+
+
+def personal_names(path: Path) -> Iterator[Path]:
+    """Yield the names a tailored copy of `path` may take: NAME-personal-1.pdf, NAME-personal-2.pdf, ..."""
+    for number in range(1, MAX_PERSONAL_COPIES + 1):
+        yield path.with_name(f"{path.stem}-personal-{number}{path.suffix}")
 
 
 def prepare(project: Project, spec: HandoutSpec, today: dt.date) -> tuple[Handout, str]:
@@ -73,11 +102,20 @@ def build(
     if request.html and request.spec.tailoring:
         # Patient text goes into the PDF only, never into a file a browser or an indexer may keep.
         raise HandoutError("cannot build", [Problem("html", "", "cannot be combined with tailoring")])
-    handout, assets = prepare(project, request.spec, today)
+    spec = request.spec
     try:
-        pdf_path, html_path = output_paths(request, handout.section_ids, project.sections)
+        problem = out_problem(request.out)
     except OSError as exc:  # a name too long, a folder that cannot be read
         raise HandoutError(f"{request.out}: {exc.strerror or exc}") from None
+    if problem is not None:
+        raise HandoutError("cannot build", [problem])
+    handout, assets = prepare(project, spec, today)
+    pdf_path, html_path = output_paths(request, handout.section_ids, project.sections)
+    # A tailored copy given a file name takes that name only while it is free: said before the render,
+    # and made sure of when the file is written.
+    named = request.out.suffix.lower() == ".pdf"
+    if spec.tailoring and named and os.path.lexists(pdf_path):
+        raise HandoutError(_taken(pdf_path))
 
     def render_both() -> tuple[RenderedPdf, str | None]:
         rendered = render_handout(handout, project, assets, render=render)
@@ -90,16 +128,36 @@ def build(
         # and this process keeps them for the next build.
         warm_tools(str(project.root), assets)
         rendered, html = run_limited(render_both, time_limit)
-    # Everything is rendered in memory first, so a failed render writes nothing. A tailored copy
-    # is the patient's: readable by its owner only, whatever the umask.
-    _write(pdf_path, rendered.data, mode=0o600 if request.spec.tailoring else None)
+    # Everything is rendered in memory first, so a failed render writes nothing.
+    if spec.tailoring:
+        pdf_path = _write_personal(pdf_path, rendered.data, numbered=not named)
+    else:
+        _write(pdf_path, rendered.data)
     if html_path is not None and html is not None:
         _write(html_path, html.encode("utf-8"))
     return BuildResult(pdf_path=pdf_path, html_path=html_path, handout=handout, pages=rendered.pages)
 
 
-def _write(path: Path, data: bytes, mode: int | None = None) -> None:
+def _taken(path: Path) -> str:
+    return f"{path}: already exists; a tailored copy never replaces a file (name a new one, or a folder)"
+
+
+def _write_personal(path: Path, data: bytes, *, numbered: bool) -> Path:
+    # A tailored copy is the patient's: it never replaces a file, nor shares a name with a generic copy
+    # or another patient's, and it is readable by its owner only, whatever the umask.
     try:
-        write_atomic(path, data, mode=mode)
+        return write_new(personal_names(path) if numbered else [path], data, mode=PRIVATE_MODE)
+    except FileExistsError:
+        if numbered:
+            raise HandoutError(f"{path.parent}: holds {MAX_PERSONAL_COPIES} personal copies of this handout") from None
+        raise HandoutError(_taken(path)) from None
+    except OSError as exc:  # a full disk, a read-only or missing folder, a name too long
+        where = f"in {path.parent}" if numbered else str(path)
+        raise HandoutError(f"cannot write {where}: {exc.strerror or exc}") from None
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        write_atomic(path, data)
     except OSError as exc:  # a full disk, a read-only or missing folder, a name too long
         raise HandoutError(f"cannot write {path}: {exc.strerror or exc}") from None

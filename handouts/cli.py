@@ -55,6 +55,10 @@ FLAGS = {
 }
 
 
+# Problems the library finds in these fields are usage errors (exit 2), as Click's own are.
+USAGE = {"sections": "--sections", "out": "-o/--out"}
+
+
 def _flag(problem: Problem) -> str:
     return str(dataclasses.replace(problem, path=FLAGS[problem.path])) if problem.path in FLAGS else str(problem)
 
@@ -130,8 +134,10 @@ def _build(ctx: click.Context, request: BuildRequest, time_limit: float) -> Buil
         click.echo("\nInterrupted; nothing was written.", err=True)
         ctx.exit(143 if isinstance(exc, Terminated) else 130)
     except HandoutError as exc:
-        if exc.problems and all(p.path == "sections" for p in exc.problems):
-            raise click.BadParameter(exc.problems[0].message, param_hint="--sections") from None
+        # What was asked for on the command line cannot be built: a usage error, named by its option.
+        options = {p.path for p in exc.problems}
+        if len(options) == 1 and (option := options.pop()) in USAGE:
+            raise click.BadParameter(exc.problems[0].message, param_hint=USAGE[option]) from None
         raise _fail(exc) from None
 
 
@@ -272,7 +278,7 @@ def init(folder: Path, brand_id: str) -> None:
 @click.option("--brand", metavar="ID", help="Brand folder under brands/ (default: default_brand in handouts.toml).")
 @click.option("--lang", "language", default=BASE_LANGUAGE, show_default=True, help="Content language folder.")
 @click.option("--layout", type=click.Choice(list(PATIENT_LAYOUTS)), default="letter", show_default=True)
-@_out_option("A .pdf file, or a folder to write a named PDF into.")
+@_out_option("A .pdf file, or a folder to name the PDF in (a tailored copy: NAME-personal-N.pdf).")
 @click.option("--html", is_flag=True, help="Also write the HTML beside the PDF.")
 @click.option(
     "--bleed",

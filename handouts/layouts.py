@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 POINTS_PER = {"in": 72.0, "mm": 72 / 25.4, "pt": 1.0}
 MAX_BLEED_PT = 36.0  # half an inch: more is a mistake, not a print-shop request
-CROP_MARK_ZONE_PT = 18.0  # room outside the bleed for the marks, 0.25 in
+CROP_MARK_ZONE_PT = 18.0  # room outside the bleed for the marks, 0.25 in (more past a wide bleed)
+MARK_CLEARANCE_PT = 3.0  # how far outside the bleed the marks stop
 LENGTH_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(in|mm|pt)\s*")
 
 
@@ -71,6 +72,12 @@ class Layout:
         return self.width_pt / self.panels if self.panels else 0.0
 
     @property
+    def folds_pt(self) -> tuple[float, ...]:
+        """Return where the sheet folds, in points from its left edge: between each two panels."""
+        # Equal panels fold at the same places on both sides of the sheet; unequal ones would mirror.
+        return tuple(self.panel_width_pt * n for n in range(1, self.panels))
+
+    @property
     def panel_height_pt(self) -> float:
         """Return the height a panel's text may take: the sheet less its top and bottom margins."""
         return self.height_pt - points(self.margin[0]) - points(self.margin[2]) if self.panels else 0.0
@@ -122,3 +129,11 @@ def parse_length(text: str) -> float:
     if length > MAX_BLEED_PT:
         raise ValueError(f"{text} is more than the 0.5in this tool allows")
     return length
+
+
+def page_bleed_pt(bleed_pt: float, marks: bool) -> float:
+    """Return the CSS @page bleed: the asked-for bleed and, with marks, the zone outside it that holds them."""
+    if not marks:
+        return bleed_pt
+    # WeasyPrint draws marks over the outer half of the whole @page bleed: that half must clear the bleed.
+    return bleed_pt + max(CROP_MARK_ZONE_PT, bleed_pt + 2 * MARK_CLEARANCE_PT)

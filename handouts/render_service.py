@@ -103,6 +103,8 @@ def render_handout(
         roots=project.readable_dirs,
         fallbacks=project.fallbacks,
         bleed_pt=handout.print_options.bleed_pt,
+        # Fold marks go where the crop marks go: a print shop reads them together, outside the trim.
+        fold_marks_pt=layout.folds_pt if handout.print_options.crop_marks else (),
         column_width_pt=layout.panel_width_pt or None,
         renderer=renderer,
         stylesheet_set=handout.layout,

@@ -193,13 +193,6 @@ def test_html_with_tailoring_is_refused(run: Invoke, tmp_path: Path) -> None:
     assert "Pat Example" not in result.output
 
 
-def test_out_pdf_path_that_is_a_folder_is_refused(run: Invoke, tmp_path: Path) -> None:
-    (tmp_path / "x.pdf").mkdir()
-    result = run("build", "-o", str(tmp_path / "x.pdf"))
-    assert result.exit_code == 1
-    assert "is a folder" in result.output
-
-
 @pytest.mark.render
 def test_help_and_sections_do_not_import_weasyprint(project: Path) -> None:
     # check does: it draws each SVG picture with the renderer, as a build would.

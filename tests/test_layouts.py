@@ -7,16 +7,18 @@ import itertools
 import math
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pdfplumber
 import pypdf
 import pytest
 from conftest import ROOT, TODAY, Invoke, replace_in
 from pdfcheck import lines
 from PIL import Image
 
-from handouts.layouts import parse_length
+from handouts.layouts import LAYOUTS, page_bleed_pt, parse_length
 
 PANEL = 792 / 3
 WEBSITE = "https://example.org/maple-street"
@@ -290,6 +292,108 @@ def test_color_runs_into_the_bleed_and_crop_marks_sit_outside_it(tmp_path: Path)
     assert all(any(dark(x, y) for x in range(trim + 790, trim + 794)) for y in range(0, 12))
     assert not any(dark(x, y) for x in range(trim + 790, trim + 794) for y in range(15, trim - 9))
     assert not any(dark(trim + 792 + 14, y) for y in range(0, 12))
+
+
+BLUE_PDF = (0.113725, 0.305882, 0.537255)  # the example brand's primary color, #1D4E89, as pdfplumber reads it
+Box = tuple[float, float, float, float]  # x0, top, x1, bottom, as pdfplumber gives them
+
+
+@dataclass(frozen=True)
+class SheetLines:
+    """What one page draws around its folds, in pdfplumber's coordinates."""
+
+    trim: Box
+    bleed: Box
+    outside: list[Box]  # lines that lie outside the trim box: crop and fold marks
+    dashed: list[Box]  # the dashed ones among them
+    at_folds: list[Box]  # vertical lines anywhere at a fold's x
+    blue_left: list[float]  # left edges of brand-colored fills
+
+
+def sheet_lines(path: Path) -> list[SheetLines]:
+    """Read each page's lines, boxes and brand-colored fills with pdfplumber."""
+    found = []
+    folds = LAYOUTS["trifold"].folds_pt
+    with pdfplumber.open(path) as pdf:
+        for page in pdf.pages:
+            left = page.trimbox[0]
+            lines = [((o["x0"], o["top"], o["x1"], o["bottom"]), bool(o["dash"][0])) for o in page.lines]
+            outside = [(box, dashed) for box, dashed in lines if not overlaps(box, page.trimbox)]
+            found.append(
+                SheetLines(
+                    trim=page.trimbox,
+                    bleed=page.bleedbox,
+                    outside=[box for box, _ in outside],
+                    dashed=[box for box, dashed in outside if dashed],
+                    at_folds=[
+                        box
+                        for box, _ in lines
+                        if box[0] == box[2] and any(abs(box[0] - left - fold) < 0.5 for fold in folds)
+                    ],
+                    blue_left=[o["x0"] - left for o in page.rects if o["non_stroking_color"] == BLUE_PDF],
+                )
+            )
+    return found
+
+
+def overlaps(box: Box, area: Box, margin: float = 0.0) -> bool:
+    """Tell whether a line's box reaches into an area (grown by `margin` on every side)."""
+    return not (
+        box[2] <= area[0] - margin
+        or box[0] >= area[2] + margin
+        or box[3] <= area[1] - margin
+        or box[1] >= area[3] + margin
+    )
+
+
+@pytest.mark.render
+@pytest.mark.parametrize("flags", [("--bleed", "0.125in"), ("--bleed", "0.5in"), ()])
+def test_print_shop_trifold_has_fold_marks_outside_the_trim_and_bleed(tmp_path: Path, flags: tuple[str, ...]) -> None:
+    folds = LAYOUTS["trifold"].folds_pt
+    assert folds == (PANEL, 2 * PANEL)  # equal thirds; the template sets the CSS --panel from the same table
+    path = build("--layout", "trifold", "--sections", "detox", *flags, "--crop-marks", out=tmp_path / "shop.pdf")
+    sheets = sheet_lines(path)
+    assert len(sheets) == 2
+    for sheet in sheets:
+        left, top, _, bottom = sheet.trim
+        # One short dashed line above and one below the trim at each fold, on both sides of the sheet.
+        marks = sorted((x0 - left, "above" if low <= top else "below") for x0, _, _, low in sheet.dashed)
+        assert marks == [(264.0, "above"), (264.0, "below"), (528.0, "above"), (528.0, "below")]
+        assert all(x0 == x1 and 9 <= low - high <= 40 for x0, high, x1, low in sheet.dashed)
+        # Every mark, fold or crop, stays at least 3 pt clear of the bleed, which is printed and cut off.
+        assert len(sheet.outside) == 8 + 4 and not any(overlaps(box, sheet.bleed, 2.9) for box in sheet.outside)
+        # Inside the trim nothing is drawn at the folds.
+        assert all(high >= bottom or low <= top for _, high, _, low in sheet.at_folds)
+    # The cover's color starts at the second fold: the marks and the panels come from one number.
+    assert sheets[0].blue_left == [folds[1]]
+
+
+@pytest.mark.render
+@pytest.mark.parametrize("flags", [(), ("--bleed", "0.125in")])
+def test_trifold_without_crop_marks_has_no_fold_marks(
+    pdfs: dict[str, Path], tmp_path: Path, flags: tuple[str, ...]
+) -> None:
+    path = (
+        build("--layout", "trifold", "--sections", "detox", *flags, out=tmp_path / "t.pdf")
+        if flags
+        else pdfs["trifold"]
+    )
+    sheets = sheet_lines(path)
+    assert len(sheets) == 2
+    assert [(s.outside, s.at_folds) for s in sheets] == [([], []), ([], [])]
+    # The office copy has no bleed; the bleed-only copy has one, with no marks in or around it.
+    assert [s.bleed != s.trim for s in sheets] == [bool(flags)] * 2
+    assert sheets[0].blue_left == [LAYOUTS["trifold"].folds_pt[1]]
+
+
+def test_marks_clear_a_wide_bleed() -> None:
+    assert page_bleed_pt(0, marks=False) == 0
+    assert page_bleed_pt(9, marks=False) == 9
+    # WeasyPrint draws marks over the outer half of the @page bleed; the inner half covers the asked-for bleed.
+    assert page_bleed_pt(0, marks=True) == 18
+    assert page_bleed_pt(9, marks=True) == 27
+    assert page_bleed_pt(36, marks=True) == 36 + 42
+    assert all(page_bleed_pt(b, marks=True) / 2 >= b + 3 for b in (0, 9, 18, 30, 36))
 
 
 def test_parse_length() -> None:

@@ -221,7 +221,9 @@ def test_tailoring_box_prints_text_literally_and_stays_out_of_names_and_logs(
         str(tmp_path),
     )
     assert result.exit_code == 0, result.output
-    path = tmp_path / "example-clinic-en-letter-detox+find-help.pdf"
+    # A tailored copy's name says it is personal, never whose.
+    path = tmp_path / "example-clinic-en-letter-detox+find-help-personal-1.pdf"
+    assert result.output == f"{path}\n"
     assert [p.name for p in tmp_path.iterdir() if p.name != "project"] == [path.name]
     text = " ".join(page_texts(path))
     assert "My plan for Pat Q. Example" in text

@@ -12,7 +12,7 @@ from markupsafe import Markup, escape
 
 from ..errors import HandoutError
 from ..inputs.catalogs import fill, parse_catalog
-from ..layouts import CROP_MARK_ZONE_PT, LAYOUTS
+from ..layouts import LAYOUTS, page_bleed_pt
 from ..markdown import add_table_scopes, image_target, images, is_outside, keep_whole, kept_pieces, parser
 from ..models import Handout
 from ..project import Project
@@ -146,7 +146,7 @@ def environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
     env.filters["camel"] = camel
     env.filters["qr_data_uri"] = qr_data_uri
     env.filters["keep"] = keep
-    env.globals["crop_mark_zone"] = CROP_MARK_ZONE_PT
+    env.globals["page_bleed"] = page_bleed_pt
     return env
 
 

@@ -260,6 +260,47 @@ def set_bleed_boxes(pdf: Any, bleed_pt: float) -> None:
         page["ArtBox"] = pydyf.Array([left, low, right, high])
 
 
+MARK_LINE_PT = 0.75  # the width of WeasyPrint's crop marks (1 CSS px)
+FOLD_MARK_DASH = (3, 2)  # dashed, as print shops tell a fold from a cut
+
+
+def draw_fold_marks(pdf: Any, folds_pt: Sequence[float]) -> None:
+    """Draw a short dashed line above and below the trim at each fold, in the band the crop marks use."""
+    import pydyf
+
+    if not folds_pt:
+        return
+    for number in pdf.pages["Kids"][::3]:
+        page = pdf.objects[number]
+        if "TrimBox" not in page:
+            continue
+        left = min(page["TrimBox"][0], page["TrimBox"][2])
+        low, high = sorted((page["TrimBox"][1], page["TrimBox"][3]))
+        media_low, media_high = sorted((page["MediaBox"][1], page["MediaBox"][3]))
+        # WeasyPrint's page stream leaves its flipped coordinates in force: a `q` before it and a `Q`
+        # after it give the marks the PDF's own coordinates, in which the boxes are given.
+        before, marks = pydyf.Stream(), pydyf.Stream()
+        before.push_state()
+        marks.pop_state()
+        # Not content: PDF/UA wants everything outside the tag tree named an artifact.
+        marks.begin_marked_content("Artifact")
+        marks.set_line_width(MARK_LINE_PT)
+        marks.set_dash(FOLD_MARK_DASH, 0)
+        marks.set_color_rgb(0, 0, 0, stroke=True)
+        for fold in folds_pt:
+            # The outer half of what lies outside the trim, where WeasyPrint draws the crop marks:
+            # clear of the bleed (layouts.page_bleed_pt makes it so), never on the trimmed page.
+            marks.move_to(left + fold, media_high)
+            marks.line_to(left + fold, media_high - (media_high - high) / 2)
+            marks.move_to(left + fold, media_low)
+            marks.line_to(left + fold, media_low + (low - media_low) / 2)
+        marks.stroke()
+        marks.end_marked_content()
+        pdf.add_object(before)
+        pdf.add_object(marks)
+        page["Contents"] = pydyf.Array([before.reference, page["Contents"], marks.reference])
+
+
 def set_header_scopes(document: Any) -> None:
     """Give every tagged header cell the /Scope its HTML scope says: /Column by default, or /Row."""
     import pydyf
@@ -274,10 +315,11 @@ def set_header_scopes(document: Any) -> None:
                 mark["A"]["Scope"] = "/Row" if box.element.get("scope") == "row" else "/Column"
 
 
-def finish_pdf(document: Any, pdf: Any, bleed_pt: float) -> None:
-    """Adjust the PDF WeasyPrint made: header-cell scopes, and bleed boxes of the size asked for."""
+def finish_pdf(document: Any, pdf: Any, bleed_pt: float, folds_pt: Sequence[float] = ()) -> None:
+    """Adjust the PDF WeasyPrint made: header-cell scopes, bleed boxes of the size asked for, fold marks."""
     set_header_scopes(document)
     set_bleed_boxes(pdf, bleed_pt)
+    draw_fold_marks(pdf, folds_pt)
 
 
 @dataclass(frozen=True)
@@ -333,12 +375,16 @@ def render_pdf(
     roots: Sequence[Path],
     fallbacks: Sequence[tuple[Path, Path]] = (),
     bleed_pt: float = 0.0,
+    fold_marks_pt: Sequence[float] = (),
     column_width_pt: float | None = None,
     renderer: Renderer | None = None,
     stylesheet_set: str = "",
     html_class: Callable[..., Any] | None = None,
 ) -> RenderedPdf:
-    """Render HTML to tagged PDF/UA-1 reading only under `roots`; measure regions per column if asked."""
+    """Render HTML to tagged PDF/UA-1 reading only under `roots`; mark folds and measure regions if asked.
+
+    `fold_marks_pt` are the folds' distances from the trim's left edge; their marks go outside the trim.
+    """
     weasyprint = load_weasyprint()
     from weasyprint.text.fonts import FontConfiguration
     from weasyprint.urls import FatalURLFetchingError
@@ -357,7 +403,7 @@ def render_pdf(
             data = document.write_pdf(
                 pdf_variant=PDF_VARIANT,
                 custom_metadata=True,
-                finisher=lambda document, pdf: finish_pdf(document, pdf, bleed_pt),
+                finisher=lambda document, pdf: finish_pdf(document, pdf, bleed_pt, fold_marks_pt),
             )
     except FatalURLFetchingError as exc:
         cause = exc.__cause__ or exc
