@@ -21,6 +21,7 @@ from .inputs.frontmatter import mapping_list, scalar, set_fields, split, split_f
 from .inputs.sections import section_from_text
 from .models import SECTION_ORDER, Reviewer, Section
 from .project import Limits, Project
+from .review import version_bump_problem
 
 # A second approve of the same folder waits this long for the first, then gives up.
 LOCK_WAIT_SECONDS = 30.0
@@ -139,11 +140,9 @@ def approve_text(path: str, text: str, approval: Approval, today: dt.date, limit
     section, problems = load(text)
     if section is None:
         raise HandoutError(f"cannot approve: {len(errors(problems))} problem(s)", problems)
-    if section.changed_since_approval and section.version == section.approved_version:
-        raise HandoutError(
-            "cannot approve",
-            [Problem(path, "version", f"body changed since version {section.version} was approved; bump the version")],
-        )
+    bump = version_bump_problem(section)
+    if bump is not None:
+        raise HandoutError("cannot approve", [bump])
     intended = _intended(section, approval)
     try:
         updated = set_fields(text, _lines(intended))

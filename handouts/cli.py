@@ -292,7 +292,9 @@ def record(ctx: click.Context, brand: str, language: str, sections: str | None, 
 
 @cli.command("sections")
 @click.option("--lang", "language", default="en", show_default=True)
-@click.option("--due", is_flag=True, help="Only sections that need review: changed since approval or due soon.")
+@click.option(
+    "--due", is_flag=True, help="Only sections that need review (drafts, changed since approval, due soon), and why."
+)
 @click.pass_context
 def sections_command(ctx: click.Context, language: str, due: bool) -> None:
     """List sections with version, review status and reading grade."""

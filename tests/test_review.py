@@ -13,6 +13,7 @@ import pytest
 from conftest import AVERY, SAM, TODAY, Invoke, approve, days_ago, in_months, replace_in, spelled
 
 MAT_EDIT = ("You do not need a year of drug use to start.", "You do not need a year of use to start.")
+BUMP = "content/en/mat.md: version: body changed since version 2.0.0 was approved; bump the version, then approve again"
 
 
 def pdf_text(path: Path) -> str:
@@ -180,9 +181,10 @@ def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_p
     replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
     check = run("check", today=None)
     assert check.exit_code == 1
-    assert f"content/en/mat.md: body changed after approval on {day}; bump version and approve again" in (
-        check.output.splitlines()
-    )
+    assert (
+        f"content/en/mat.md: body changed since version 2.0.0 was approved on {day}; "
+        "version 2.1.0 needs a review: approve again"
+    ) in check.output.splitlines()
     release = run("build", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"), today=None)
     assert release.exit_code == 1
     assert release.output.splitlines() == [
@@ -206,7 +208,7 @@ def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_p
 def test_version_must_be_bumped_when_the_body_changes(run: Invoke, project: Path, tmp_path: Path) -> None:
     approve(run, "mat")
     replace_in(project / "content/en/mat.md", *MAT_EDIT)
-    bump = "content/en/mat.md: version: body changed since version 2.0.0 was approved; bump the version"
+    bump = BUMP
     assert bump in run("check").output.splitlines()
     refused = run("approve", "mat", "--reviewer", AVERY)
     assert refused.exit_code == 1
@@ -244,15 +246,20 @@ def test_review_due_policy_and_sections_due(run: Invoke, project: Path, tmp_path
     assert "self-help" not in check.output
     due = run("sections", "--due")
     assert due.exit_code == 0
-    assert [line.split()[0] for line in due.output.splitlines()] == [
-        "id",
-        "overdose-safety",
-        "find-help",
-        "mat",
-        "detox",
+    # Unapproved text first (a changed section, then a draft), whatever its date; then soonest due.
+    assert due.output.splitlines() == [
+        "id                  title                              version  status                  next review due  why",
+        "overdose-safety     Overdose safety                    2.0.0    changed after approval  2027-11-20       "
+        "changed since approval",
+        "behavioral-therapy  Counseling and behavioral therapy  2.0.0    draft                   2027-11-20       "
+        "draft: never approved",
+        "find-help           Where to get help                  2.0.0    overdue                 2026-11-01       "
+        "overdue since 2026-11-01, 22 days ago",
+        "mat                 Medicines for opioid use disorder  2.0.0    overdue                 2026-11-01       "
+        "overdue since 2026-11-01, 22 days ago",
+        "detox               Withdrawal and detox               2.0.0    approved                2027-01-01       "
+        "due 2027-01-01, in 39 days",
     ]
-    assert "overdose-safety  Overdose safety" in due.output and "body changed since approval" in due.output
-    assert "overdue by 22 days" in due.output and "due in 39 days" in due.output
     release = run("build", "--release", "--sections", "mat", "-o", str(tmp_path / "r.pdf"))
     assert release.exit_code == 1
     assert "content/en/mat.md: next_review_due: review overdue since 2026-11-01; a release needs a current review" in (
@@ -349,3 +356,47 @@ def test_handout_version_changes_when_a_section_becomes_overdue(run: Invoke, tmp
         assert run("build", "--sections", "mat", "-o", str(out), today=day).exit_code == 0
         versions.append(pypdf.PdfReader(out).metadata["/handoutversion"])
     assert versions[0] != versions[1]
+
+
+def test_sections_due_lists_every_draft_with_its_reason(run: Invoke, project: Path) -> None:
+    # The shipped content is all draft: never approved, so all of it needs review, whatever its dates.
+    header = "id                  title                              version  status  next review due  why"
+    draft = "2.0.0    draft   2027-11-20       draft: never approved"
+    assert run("sections", "--due").output.splitlines() == [
+        header,
+        "behavioral-therapy  Counseling and behavioral therapy  " + draft,
+        "detox               Withdrawal and detox               " + draft,
+        "find-help           Where to get help                  " + draft,
+        "mat                 Medicines for opioid use disorder  " + draft,
+        "overdose-safety     Overdose safety                    " + draft,
+        "self-help           Self-help and support groups       " + draft,
+    ]
+    approve(run, "behavioral-therapy", "detox", "find-help", "mat", date="2026-11-20")
+    approve(run, "self-help", date="2025-11-24")  # due tomorrow
+    # Set back to draft by hand after its approval: a draft, but not one that was never approved.
+    approve(run, "overdose-safety", date="2026-11-20")
+    replace_in(project / "content/en/overdose-safety.md", "status: approved", "status: draft")
+    assert run("sections", "--due").output.splitlines() == [
+        "id               title                         version  status    next review due  why",
+        "overdose-safety  Overdose safety               2.0.0    draft     2027-11-20       draft: not approved",
+        "self-help        Self-help and support groups  2.0.0    approved  2026-11-24       due 2026-11-24, in 1 day",
+    ]
+
+
+def test_check_says_bump_then_approve_again_each_problem_once(run: Invoke, project: Path) -> None:
+    approve(run, "mat", date="2026-11-20")
+    replace_in(project / "content/en/mat.md", *MAT_EDIT)
+    assert run("check").output.splitlines() == [BUMP, "Aborted: 1 problem in 1 file."]
+    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    # Bumped: what is left is a review, not another bump; the translation lags behind the new version.
+    assert run("check").output.splitlines() == [
+        "content/en/mat.md: body changed since version 2.0.0 was approved on 2026-11-20; "
+        "version 2.1.0 needs a review: approve again",
+        "content/es/mat.md: translates mat 2.0.0, English is now 2.1.0 (warning)",
+        "Aborted: 1 problem and 1 warning in 2 files.",
+    ]
+    approve(run, "mat", date="2026-11-21")
+    assert run("check").output.splitlines() == [
+        "content/es/mat.md: translates mat 2.0.0, English is now 2.1.0 (warning)",
+        "OK with 1 warning in 1 file.",
+    ]
