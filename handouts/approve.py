@@ -37,6 +37,19 @@ class Approval:
     date: dt.date
     interval_months: int
 
+    @property
+    def next_review_due(self) -> dt.date:
+        """Return the date of the next review this approval sets."""
+        return add_months(self.date, self.interval_months)
+
+
+def overdue_warning(approval: Approval, today: dt.date) -> str | None:
+    """Say when an approval's next review date has already passed, as for a review dated long ago; else None."""
+    if approval.next_review_due >= today:
+        return None
+    due = approval.next_review_due
+    return f"next review due {due} is already past; this section is overdue as soon as it is approved"
+
 
 def parse_reviewer(text: str) -> Reviewer:
     """Parse "Name, Credentials[, Role]" into a Reviewer, or raise ValueError saying why."""
@@ -65,7 +78,7 @@ def _intended(section: Section, approval: Approval) -> dict[str, Any]:
         "status": "approved",
         "reviewers": _tables(approval.reviewers),
         "last_reviewed": approval.date.isoformat(),
-        "next_review_due": add_months(approval.date, approval.interval_months).isoformat(),
+        "next_review_due": approval.next_review_due.isoformat(),
         "approved_version": section.version,
         "approved_fingerprint": section.fingerprint,
     }

@@ -340,7 +340,7 @@ def approve(
     interval_months: int | None,
 ) -> None:
     """Approve a section: record its reviewers, review dates and the approved text."""
-    from .approve import Approval, latest_review_date, parse_reviewer
+    from .approve import Approval, latest_review_date, overdue_warning, parse_reviewer
     from .approve import approve as approve_section
     from .models import SECTION_ORDER
 
@@ -372,6 +372,9 @@ def approve(
         raise _fail(exc) from None
     names = "; ".join(r.signature for r in parsed)
     click.echo(f"{path}: approved by {names} on {date}")
+    # Approved all the same: the review took place; the warning says what check will say next.
+    if (warning := overdue_warning(approval, today)) is not None:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @cli.command()

@@ -383,6 +383,25 @@ def test_sections_due_lists_every_draft_with_its_reason(run: Invoke, project: Pa
     ]
 
 
+def test_approve_with_a_date_long_past_warns_that_the_section_is_overdue_at_once(run: Invoke, project: Path) -> None:
+    result = run("approve", "mat", "--reviewer", AVERY, "--date", "2025-03-01")
+    assert result.exit_code == 0
+    assert result.stdout == "content/en/mat.md: approved by Avery Example, MD on 2025-03-01\n"
+    assert result.stderr == (
+        "warning: next review due 2026-03-01 is already past; this section is overdue as soon as it is approved\n"
+    )
+    assert "status: approved\n" in (project / "content/en/mat.md").read_text()
+    assert run("check").output.splitlines() == [
+        "content/en/mat.md: next_review_due: review overdue since 2026-03-01 (warning)",
+        "OK with 1 warning in 1 file.",
+    ]
+    # Due today is not past yet; a longer interval moves the date past today.
+    for date, interval in (("2025-11-23", "12"), ("2025-03-01", "24")):
+        quiet = run("approve", "detox", "--reviewer", AVERY, "--date", date, "--interval-months", interval)
+        assert (quiet.exit_code, quiet.stderr) == (0, "")
+        assert quiet.stdout == f"content/en/detox.md: approved by Avery Example, MD on {date}\n"
+
+
 def test_check_says_bump_then_approve_again_each_problem_once(run: Invoke, project: Path) -> None:
     approve(run, "mat", date="2026-11-20")
     replace_in(project / "content/en/mat.md", *MAT_EDIT)
