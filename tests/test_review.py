@@ -332,7 +332,11 @@ def test_config_sets_window_and_reading_limits(run: Invoke, project: Path, file:
     result = run("check")
     assert result.exit_code == 0
     assert "content/en/mat.md: next_review_due: review due in 362 days, on 2027-11-20 (warning)" in result.output
-    assert re.search(r"content/en/mat.md: body: Flesch-Kincaid grade \d\.\d is over 2 \(warning\)", result.output)
+    assert re.search(
+        r"content/en/mat.md: body: Flesch-Kincaid grade \d\.\d is over 2; "
+        r'hardest sentence: "Methadone and buprenorphine ease cravings and withdrawal." \(warning\)',
+        result.output,
+    )
 
 
 def test_bad_config_is_reported_with_file_and_setting(run: Invoke, project: Path) -> None:
