@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import PROJECT_DIRS, ROOT, TODAY, Invoke, replace_in
 
+from handouts import cli as cli_module
 from handouts.batch import load_manifest
 from handouts.batch.lock import LOCK_NAME
 from handouts.cli import cli
@@ -413,3 +414,65 @@ def test_two_copies_of_a_project_render_each_from_its_own_folder(tmp_path: Path)
         result = build(Project(root), BuildRequest(spec, tmp_path / f"{name}.pdf"), TODAY)
         assert result.pages >= 1
         shutil.rmtree(root / "styles")  # a later render must never reach into this folder
+
+
+SMALL_JOBS = """
+output = "{out}"
+
+[[handout]]
+name = "overdose"
+sections = ["overdose-safety"]
+layouts = ["letter", "a4"]
+
+[[handout]]
+name = "medicines"
+sections = ["mat"]
+"""
+
+
+@pytest.fixture
+def small_jobs(project: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A job file of three English handouts (and their review record) in the project: (job file, output folder)."""
+    jobs, out = project / "jobs.toml", tmp_path / "out"
+    jobs.write_text(SMALL_JOBS.format(out=out))
+    return jobs, out
+
+
+@pytest.mark.usefixtures("fake_pool")
+def test_verbose_batch_on_a_terminal_lists_each_rebuild_and_why_before_the_bar(
+    run: Invoke, project: Path, small_jobs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs, out = small_jobs
+    assert run("batch", str(jobs)).exit_code == 0
+    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    monkeypatch.setattr(cli_module, "_on_terminal", lambda: True)
+    quiet = run("batch", str(jobs), "--dry-run")  # the plan, to compare with: nothing is written
+    verbose = run("-v", "batch", str(jobs))
+    assert verbose.exit_code == 0
+    lines = verbose.stdout.splitlines()
+    assert lines[:-1] == [
+        f"build      {out}/example-clinic/en/medicines-letter.pdf  (mat 2.0.0 -> 2.1.0)",
+        f"build      {out}/review-record-example-clinic-en.pdf  (mat 2.0.0 -> 2.1.0)",
+    ]
+    assert lines[:-1] == [line for line in quiet.stdout.splitlines() if line.startswith("build")]
+    assert lines[-1].startswith("Built 2, unchanged 2, failed 0, in ")
+    # Without -v the bar alone; --force says so as its reason.
+    plain = run("batch", str(jobs), "--force")
+    assert plain.stdout.splitlines()[0].startswith("Built 4, unchanged 0, failed 0, in ")
+    forced = run("-v", "batch", str(jobs), "--force")
+    assert forced.stdout.splitlines()[0] == f"build      {out}/example-clinic/en/overdose-letter.pdf  (forced)"
+
+
+@pytest.mark.usefixtures("fake_pool")
+def test_batch_off_a_terminal_gives_each_output_its_reason_with_or_without_verbose(
+    run: Invoke, project: Path, small_jobs: tuple[Path, Path]
+) -> None:
+    jobs, out = small_jobs
+    assert run("batch", str(jobs)).exit_code == 0
+    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    result = run("-v", "batch", str(jobs))
+    assert result.exit_code == 0
+    assert sorted(result.stdout.splitlines()[:-1]) == [
+        f"built {out}/example-clinic/en/medicines-letter.pdf (mat 2.0.0 -> 2.1.0)",
+        f"built {out}/review-record-example-clinic-en.pdf (mat 2.0.0 -> 2.1.0)",
+    ]
