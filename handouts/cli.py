@@ -455,7 +455,7 @@ def batch(
         ctx.exit(code)
     except HandoutError as exc:
         raise _fail(exc) from None
-    click.echo("\n".join(lib.summary_lines(summary, out_dir, pruned=prune)))
+    click.echo("\n".join(lib.summary_lines(summary, out_dir)))
     if summary.failed or summary.problems:
         ctx.exit(1)
 

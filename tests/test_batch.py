@@ -476,3 +476,18 @@ def test_batch_off_a_terminal_gives_each_output_its_reason_with_or_without_verbo
         f"built {out}/example-clinic/en/medicines-letter.pdf (mat 2.0.0 -> 2.1.0)",
         f"built {out}/review-record-example-clinic-en.pdf (mat 2.0.0 -> 2.1.0)",
     ]
+
+
+@pytest.mark.usefixtures("fake_pool")
+def test_pruned_outputs_are_not_counted_stale(run: Invoke, small_jobs: tuple[Path, Path]) -> None:
+    jobs, out = small_jobs
+    assert run("batch", str(jobs)).exit_code == 0
+    jobs.write_text(jobs.read_text().replace('layouts = ["letter", "a4"]', 'layouts = ["letter"]'))
+    listed = run("batch", str(jobs)).stdout.splitlines()
+    assert listed[0].startswith("Built 0, unchanged 3, failed 0, stale 1 (--prune deletes them), in ")
+    assert listed[1:] == [f"stale: {out}/example-clinic/en/overdose-a4.pdf"]
+    pruned = run("batch", str(jobs), "--prune").stdout.splitlines()
+    assert pruned[0] == f"pruned {out}/example-clinic/en/overdose-a4.pdf"
+    assert pruned[1].startswith("Built 0, unchanged 3, failed 0, 1 file(s) pruned, in ")
+    assert pruned[2:] == []
+    assert run("batch", str(jobs)).stdout.startswith("Built 0, unchanged 3, failed 0, in ")

@@ -49,19 +49,18 @@ def dry_run_lines(plan: Plan, out_dir: Path, *, prune: bool = False) -> list[str
     return lines
 
 
-def summary_lines(summary: Summary, out_dir: Path, *, pruned: bool) -> list[str]:
+def summary_lines(summary: Summary, out_dir: Path) -> list[str]:
     """Return the closing lines of a run: counts and time, then each stale, kept, failed output and problem."""
-    stale = ""
-    if summary.stale:
-        stale = f", stale {len(summary.stale)}" + ("" if pruned else " (--prune deletes them)")
-    deleted = f", {len(summary.pruned)} file(s) pruned" if pruned and summary.pruned else ""
+    # What --prune handled is no longer stale: deleted, or kept or refused with a line of its own.
+    stale = f", stale {len(summary.stale)} (--prune deletes them)" if summary.stale else ""
+    deleted = f", {len(summary.pruned)} file(s) pruned" if summary.pruned else ""
     peak = summary.peak_worker_rss_kib
     memory = f" (peak worker memory {max(peak.values()) / 1024:.0f} MiB)" if peak else ""
     lines = [
         f"Built {len(summary.built)}, unchanged {summary.unchanged}, failed {len(summary.failed)}{stale}{deleted}, "
         f"in {summary.seconds:.1f} s{memory}."
     ]
-    lines += [f"stale: {out_dir / key}" for key in (summary.stale if not pruned else ())]
+    lines += [f"stale: {out_dir / key}" for key in summary.stale]
     lines += [f"kept: {out_dir / key}: {reason}" for key, reason in summary.kept]
     lines += [f"failed: {out_dir / key}: {reason}" for key, reason in summary.failed]
     lines += [f"problem: {text}" for text in summary.problems]
