@@ -479,6 +479,42 @@ def test_batch_off_a_terminal_gives_each_output_its_reason_with_or_without_verbo
 
 
 @pytest.mark.usefixtures("fake_pool")
+def test_batch_warns_once_per_stale_translation_that_non_release_handouts_print(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    jobs = project / "jobs.toml"
+    # Spanish overdose handouts print find-help; only a release handout prints mat.
+    text = SMALL_JOBS.format(out=out).replace(
+        'layouts = ["letter", "a4"]', 'layouts = ["letter", "a4"]\nlanguages = ["es"]'
+    )
+    jobs.write_text(text.replace('sections = ["mat"]', 'sections = ["mat"]\nlanguages = ["es"]\nrelease = true'))
+    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    replace_in(project / "content/en/find-help.md", "version: 2.0.0", "version: 2.0.1")
+    warning = (
+        "warning: content/es/find-help.md: translates find-help 2.0.0, English is now 2.0.1; "
+        "the Spanish handouts print the older text"
+    )
+    for options in (("--dry-run",), ()):
+        result = run("batch", str(jobs), *options)
+        # Two Spanish handouts print it: one warning. The release handout refuses its stale mat instead.
+        assert result.stderr.splitlines() == [
+            "warning: --today is for tests; release rules use the later of it and today's real date",
+            warning,
+        ]
+        assert "content/es/mat.md: translates mat 2.0.0, English is now 2.1.0" in result.stdout
+    assert result.exit_code == 1
+    failed = next(line for line in result.stdout.splitlines() if line.startswith("failed: "))
+    assert failed.startswith(f"failed: {out}/example-clinic/es/medicines-letter.pdf: release refused: ")
+    assert "; content/es/mat.md: translates mat 2.0.0, English is now 2.1.0;" in failed
+    # Translated again: no warning.
+    replace_in(project / "content/es/find-help.md", "translation_of: 2.0.0", "translation_of: 2.0.1")
+    assert run("batch", str(jobs)).stderr.splitlines() == [
+        "warning: --today is for tests; release rules use the later of it and today's real date"
+    ]
+
+
+@pytest.mark.usefixtures("fake_pool")
 def test_pruned_outputs_are_not_counted_stale(run: Invoke, small_jobs: tuple[Path, Path]) -> None:
     jobs, out = small_jobs
     assert run("batch", str(jobs)).exit_code == 0
