@@ -21,6 +21,7 @@ from .inputs.frontmatter import mapping_list, scalar, set_fields, split, split_f
 from .inputs.sections import section_from_text
 from .models import Reviewer, Section
 from .project import Limits, Project
+from .review import version_bump_problem
 
 # A second approve of the same folder waits this long for the first, then gives up.
 LOCK_WAIT_SECONDS = 30.0
@@ -35,6 +36,19 @@ class Approval:
     reviewers: tuple[Reviewer, ...]
     date: dt.date
     interval_months: int
+
+    @property
+    def next_review_due(self) -> dt.date:
+        """Return the date of the next review this approval sets."""
+        return add_months(self.date, self.interval_months)
+
+
+def overdue_warning(approval: Approval, today: dt.date) -> str | None:
+    """Say when an approval's next review date has already passed, as for a review dated long ago; else None."""
+    if approval.next_review_due >= today:
+        return None
+    due = approval.next_review_due
+    return f"next review due {due} is already past; this section is overdue as soon as it is approved"
 
 
 def parse_reviewer(text: str) -> Reviewer:
@@ -64,7 +78,7 @@ def _intended(section: Section, approval: Approval) -> dict[str, Any]:
         "status": "approved",
         "reviewers": _tables(approval.reviewers),
         "last_reviewed": approval.date.isoformat(),
-        "next_review_due": add_months(approval.date, approval.interval_months).isoformat(),
+        "next_review_due": approval.next_review_due.isoformat(),
         "approved_version": section.version,
         "approved_fingerprint": section.fingerprint,
     }
@@ -139,11 +153,9 @@ def approve_text(path: str, text: str, approval: Approval, today: dt.date, limit
     section, problems = load(text)
     if section is None:
         raise HandoutError(f"cannot approve: {len(errors(problems))} problem(s)", problems)
-    if section.changed_since_approval and section.version == section.approved_version:
-        raise HandoutError(
-            "cannot approve",
-            [Problem(path, "version", f"body changed since version {section.version} was approved; bump the version")],
-        )
+    bump = version_bump_problem(section)
+    if bump is not None:
+        raise HandoutError("cannot approve", [bump])
     intended = _intended(section, approval)
     try:
         updated = set_fields(text, _lines(intended))

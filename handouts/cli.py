@@ -364,7 +364,9 @@ def record(
 
 @cli.command("sections", cls=ProjectCommand)
 @click.option("--lang", "language", default="en", show_default=True)
-@click.option("--due", is_flag=True, help="Only sections that need review: changed since approval or due soon.")
+@click.option(
+    "--due", is_flag=True, help="Only sections that need review (drafts, changed since approval, due soon), and why."
+)
 @click.pass_context
 def sections_command(ctx: click.Context, language: str, due: bool) -> None:
     """List sections with version, review status and reading grade."""
@@ -431,7 +433,7 @@ def approve(
     interval_months: int | None,
 ) -> None:
     """Approve a section: record its reviewers, review dates and the approved text."""
-    from .approve import Approval, latest_review_date, parse_reviewer
+    from .approve import Approval, latest_review_date, overdue_warning, parse_reviewer
     from .approve import approve as approve_section
     from .compose import unknown_section_message
 
@@ -462,6 +464,9 @@ def approve(
         raise _fail(exc) from None
     names = "; ".join(r.signature for r in parsed)
     click.echo(f"{path}: approved by {names} on {date}")
+    # Approved all the same: the review took place; the warning says what check will say next.
+    if (warning := overdue_warning(approval, today)) is not None:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @cli.command()
@@ -504,7 +509,11 @@ def batch(
     executor: str,
     time_limit: float,
 ) -> None:
-    """Build every handout a job file lists, rebuilding only what changed."""
+    """Build every handout a job file lists, rebuilding only what changed.
+
+    Each rebuild says why: on its own line, or, beside the progress bar on a terminal, listed
+    first with -v (generate.py -v batch ...).
+    """
     import os
 
     from . import batch as lib
@@ -528,14 +537,17 @@ def batch(
                 plan = make_plan()
                 _batch_warnings(ctx, plan)
                 workers = jobs or os.cpu_count() or 1
-                summary = _run_batch(project, plan, out_dir, executor, workers, time_limit, html=html, prune=prune)
+                verbose = bool(ctx.find_root().params.get("verbose"))
+                summary = _run_batch(
+                    project, plan, out_dir, executor, workers, time_limit, html=html, prune=prune, verbose=verbose
+                )
     except KeyboardInterrupt as exc:
         how, code = ("Stopped by SIGTERM", 143) if isinstance(exc, Terminated) else ("Interrupted", 130)
         click.echo(f"\n{how}. Finished outputs are saved; run the same command again to build the rest.", err=True)
         ctx.exit(code)
     except HandoutError as exc:
         raise _fail(exc) from None
-    click.echo("\n".join(lib.summary_lines(summary, out_dir, pruned=prune)))
+    click.echo("\n".join(lib.summary_lines(summary, out_dir)))
     if summary.failed or summary.problems:
         ctx.exit(1)
 
@@ -547,14 +559,34 @@ def _batch_warnings(ctx: click.Context, plan: Plan) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
+def _on_terminal() -> bool:
+    # Asked in one place, so that a test can stand in for a terminal.
+    import sys
+
+    return sys.stderr.isatty()
+
+
 def _run_batch(
-    project: Project, plan: Plan, out_dir: Path, where: str, workers: int, time_limit: float, *, html: bool, prune: bool
+    project: Project,
+    plan: Plan,
+    out_dir: Path,
+    where: str,
+    workers: int,
+    time_limit: float,
+    *,
+    html: bool,
+    prune: bool,
+    verbose: bool,
 ) -> Summary:
     import sys
 
     from . import batch as lib
 
-    show = sys.stderr.isatty()
+    show = _on_terminal()
+    # Beside a bar only failures are printed; -v lists first what will be built and why. Off a
+    # terminal every output has its line with the same reasons, so -v adds nothing there.
+    if show and verbose and plan.count("build"):
+        click.echo("\n".join(lib.rebuild_lines(plan, out_dir)))
     bar_maker = functools.partial(click.progressbar, file=sys.stderr)
     with (
         lib.executor_for(plan, where, project=project, workers=workers, time_limit=time_limit) as runner,

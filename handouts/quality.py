@@ -2,27 +2,53 @@
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Callable
+
 from .dates import add_months
 from .errors import Problem
 from .models import HELP_SECTION, Section
 from .project import Limits
-from .readability import SPANISH_WORD_RE, WORD_RE, fernandez_huerta, score, word_count
+from .readability import (
+    SPANISH_WORD_RE,
+    WORD_RE,
+    Readability,
+    fernandez_huerta,
+    hardest_sentence,
+    score,
+    spanish_syllables,
+    word_count,
+)
+
+
+def _hardest(markdown: str, difficulty: Callable[[Readability], float], language: str) -> str:
+    """Return '; hardest sentence: "..."' for a reading warning, the sentence cut short to about 80 characters."""
+    spanish = (spanish_syllables, SPANISH_WORD_RE) if language == "es" else ()
+    sentence = hardest_sentence(markdown, difficulty, *spanish)
+    short = textwrap.shorten(sentence, 80, placeholder=" ...")
+    # A first word longer than the width shortens to the placeholder alone.
+    short = sentence[:76] + " ..." if short == "..." else short
+    return f'; hardest sentence: "{short}"' if sentence else ""
 
 
 def reading_problems(path: str, field: str, markdown: str, language: str, limits: Limits) -> list[Problem]:
-    """Return reading-level warnings for patient text, by its language's formula."""
+    """Return reading-level warnings for patient text, by its language's formula, each naming its hardest sentence."""
     if language == "es":
         ease = fernandez_huerta(markdown)
         if ease >= limits.min_fernandez_huerta:
             return []
         message = f"Fernandez-Huerta reading ease {ease:.1f} is under {limits.min_fernandez_huerta:g}"
+        message += _hardest(markdown, lambda r: -r.fernandez_huerta, language)
         return [Problem(path, field, message, "warning")]
     reading, found = score(markdown), []
     if reading.fk_grade > limits.max_fk_grade:
         message = f"Flesch-Kincaid grade {reading.fk_grade:.1f} is over {limits.max_fk_grade:g}"
+        message += _hardest(markdown, lambda r: r.fk_grade, language)
         found.append(Problem(path, field, message, "warning"))
     if reading.smog > limits.max_smog:
-        found.append(Problem(path, field, f"SMOG {reading.smog:.1f} is over {limits.max_smog:g}", "warning"))
+        message = f"SMOG {reading.smog:.1f} is over {limits.max_smog:g}"
+        message += _hardest(markdown, lambda r: r.smog, language)
+        found.append(Problem(path, field, message, "warning"))
     return found
 
 

@@ -6,7 +6,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from .markdown import parsed
 
@@ -48,13 +48,7 @@ def fernandez_huerta(markdown: str) -> float:
     word - 1.02 x words per sentence. The 1959 paper's "sentences per 100 words" term rewards
     long sentences, a known slip in the adaptation of Flesch.
     """
-    blocks = text_blocks(markdown)
-    words = [w for block in blocks for w in SPANISH_WORD_RE.findall(block)]
-    sentences = count_sentences(blocks, SPANISH_WORD_RE)
-    if not words or not sentences:
-        return 0.0
-    syllables = sum(spanish_syllables(w) for w in words)
-    return 206.84 - 60 * syllables / len(words) - 1.02 * len(words) / sentences
+    return score(markdown, spanish_syllables, SPANISH_WORD_RE).fernandez_huerta
 
 
 @dataclass(frozen=True)
@@ -79,6 +73,19 @@ class Readability:
         if not self.sentences:
             return 0.0
         return 1.0430 * math.sqrt(self.polysyllables * 30 / self.sentences) + 3.1291
+
+    @property
+    def fernandez_huerta(self) -> float:
+        """Return the Fernandez-Huerta reading ease of Spanish text, as `fernandez_huerta` explains."""
+        if not self.words or not self.sentences:
+            return 0.0
+        return 206.84 - 60 * self.syllables / self.words - 1.02 * self.words / self.sentences
+
+    def __add__(self, other: Readability) -> Readability:
+        return Readability(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+    def __sub__(self, other: Readability) -> Readability:
+        return Readability(*(a - b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,28 +141,58 @@ def text_blocks(markdown: str) -> list[str]:
     return blocks
 
 
-def count_sentences(blocks: Iterable[str], word_re: re.Pattern[str] = WORD_RE) -> int:
-    """Count sentences; a list item or paragraph without end punctuation is one."""
-    total = 0
+def sentences(blocks: Iterable[str], word_re: re.Pattern[str] = WORD_RE) -> list[str]:
+    """Return the sentences of text blocks as the formulas count them; a block without end punctuation is one."""
+    found = []
     for block in blocks:
         text = block.strip().rstrip("\"')”’»")
-        total += len(SENTENCE_END_RE.findall(text))
+        start = 0
+        for end in SENTENCE_END_RE.finditer(text):
+            found.append(text[start : end.end()].strip())
+            start = end.end()
         if text and text[-1] not in ".!?" and word_re.search(text):
-            total += 1  # a list item or label with no closing stop is still one
-    return total
+            found.append(text[start:].strip())  # a list item or label with no closing stop is still one
+    return found
 
 
-def score(markdown: str, syllables: Callable[[str], int] = count_syllables) -> Readability:
+def count_sentences(blocks: Iterable[str], word_re: re.Pattern[str] = WORD_RE) -> int:
+    """Count sentences; a list item or paragraph without end punctuation is one."""
+    return len(sentences(blocks, word_re))
+
+
+def score(
+    markdown: str, syllables: Callable[[str], int] = count_syllables, word_re: re.Pattern[str] = WORD_RE
+) -> Readability:
     """Score the readable text of a Markdown body."""
     blocks = text_blocks(markdown)
-    words = [w for block in blocks for w in WORD_RE.findall(block)]
+    words = [w for block in blocks for w in word_re.findall(block)]
     counts = [syllables(w) for w in words]
     return Readability(
         words=len(words),
-        sentences=count_sentences(blocks),
+        sentences=count_sentences(blocks, word_re),
         syllables=sum(counts),
         polysyllables=sum(1 for c in counts if c >= 3),
     )
+
+
+def hardest_sentence(
+    markdown: str,
+    difficulty: Callable[[Readability], float],
+    syllables: Callable[[str], int] = count_syllables,
+    word_re: re.Pattern[str] = WORD_RE,
+) -> str:
+    """Return the sentence whose removal lowers `difficulty` (higher is harder) the most; "" for text without any.
+
+    Judged by the whole text's score, not the sentence's own: a short sentence with one long
+    medicine name grades high alone, but it is the long, dense one that lifts the text over a limit.
+    """
+    scored = []
+    for sentence in sentences(text_blocks(markdown), word_re):
+        counts = [syllables(w) for w in word_re.findall(sentence)]
+        scored.append((sentence, Readability(len(counts), 1, sum(counts), sum(1 for c in counts if c >= 3))))
+    total = sum((counts for _, counts in scored), Readability(0, 0, 0, 0))
+    # The first of equals: the reader meets it first.
+    return min(scored, key=lambda pair: difficulty(total - pair[1]), default=("", total))[0]
 
 
 def word_count(markdown: str, word_re: re.Pattern[str] = WORD_RE) -> int:

@@ -55,18 +55,11 @@ def sections_table(sections: Iterable[Section], today: dt.date, order: Sequence[
     )
 
 
-def due_table(sections: Sequence[Section], today: dt.date) -> str:
-    """Return a table of sections that need review, in the order given (soonest first)."""
-
-    def why(s: Section) -> str:
-        if s.changed_since_approval:
-            return "body changed since approval"
-        days = (s.next_review_due - today).days
-        return f"overdue by {-days} days" if days < 0 else f"due in {days} days"
-
+def due_table(due: Sequence[tuple[Section, str]], today: dt.date) -> str:
+    """Return a table of sections that need review with the reason for each, in the order given."""
     return table(
         [DUE_HEADERS]
-        + [(s.id, s.title, s.version, status(s, today), s.next_review_due.isoformat(), why(s)) for s in sections]
+        + [(s.id, s.title, s.version, status(s, today), s.next_review_due.isoformat(), why) for s, why in due]
     )
 
 

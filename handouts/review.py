@@ -10,24 +10,39 @@ from .models import BASE_LANGUAGE, Brand, Section
 from .project import Limits
 
 
+def version_bump_problem(section: Section) -> Problem | None:
+    """Return the problem of a text changed since its approval under the same version, or None."""
+    if not (section.changed_since_approval and section.version == section.approved_version):
+        return None
+    version = section.approved_version
+    return Problem(
+        section.path,
+        "version",
+        f"body changed since version {version} was approved; bump the version, then approve again",
+    )
+
+
+def unreviewed_edit_problem(section: Section) -> Problem | None:
+    """Return what an edit since the last approval still needs, a version bump or a review; None if nothing."""
+    if not section.changed_since_approval:
+        return None
+    # One problem for one edit: until the version is bumped that comes first; after it, only the review is left.
+    bump = version_bump_problem(section)
+    if bump is not None or section.status != "approved":
+        return bump
+    message = (
+        f"body changed since version {section.approved_version} was approved on {section.last_reviewed}; "
+        f"version {section.version} needs a review: approve again"
+    )
+    return Problem(section.path, "", message)
+
+
 def review_problems(section: Section, today: dt.date, limits: Limits) -> list[Problem]:
-    """Return review errors (unreviewed edits, missing version bump) and review-date warnings."""
+    """Return review errors (an unreviewed edit, once) and review-date warnings."""
     path, found = section.path, []
-    if section.changed_since_approval:
-        if section.status == "approved":
-            found.append(
-                Problem(
-                    path, "", f"body changed after approval on {section.last_reviewed}; bump version and approve again"
-                )
-            )
-        if section.version == section.approved_version:
-            found.append(
-                Problem(
-                    path,
-                    "version",
-                    f"body changed since version {section.approved_version} was approved; bump the version",
-                )
-            )
+    edit = unreviewed_edit_problem(section)
+    if edit is not None:
+        found.append(edit)
     if section.is_overdue(today):
         found.append(Problem(path, "next_review_due", f"review overdue since {section.next_review_due}", "warning"))
     elif (section.next_review_due - today).days <= limits.warning_window_days:
@@ -90,9 +105,30 @@ def brand_release_problems(brand: Brand) -> list[Problem]:
     return [Problem(f"brands/{brand.id}/brand.toml", "example", message)]
 
 
-def due_for_review(sections: Iterable[Section], today: dt.date, limits: Limits) -> list[Section]:
-    """Return sections changed since approval or due within the warning window, soonest first."""
-    window = today + dt.timedelta(days=limits.warning_window_days)
-    due = [s for s in sections if s.changed_since_approval or s.next_review_due <= window]
-    # An unreviewed edit needs review now, whatever its date says.
-    return sorted(due, key=lambda s: (not s.changed_since_approval, s.next_review_due, s.id))
+def due_reason(section: Section, today: dt.date, limits: Limits) -> str | None:
+    """Say why a section needs review, now or within the warning window; None if it does not."""
+    if section.changed_since_approval:
+        return "changed since approval"
+    if section.status != "approved":
+        # Set back to draft by hand after an approval: not "never".
+        return "draft: never approved" if section.approved_fingerprint is None else "draft: not approved"
+    days = (section.next_review_due - today).days
+    if days < 0:
+        return f"overdue since {section.next_review_due}, {-days} day{'s' if days != -1 else ''} ago"
+    if days <= limits.warning_window_days:
+        when = "today" if days == 0 else f"in {days} day{'s' if days != 1 else ''}"
+        return f"due {section.next_review_due}, {when}"
+    return None
+
+
+def due_for_review(sections: Iterable[Section], today: dt.date, limits: Limits) -> list[tuple[Section, str]]:
+    """Return each section that needs review with the reason: unapproved text first, then soonest due."""
+    due = [(s, reason) for s in sections if (reason := due_reason(s, today, limits)) is not None]
+
+    # A draft or an unreviewed edit needs review now, whatever its date says.
+    def urgency(pair: tuple[Section, str]) -> tuple[int, dt.date, str]:
+        section = pair[0]
+        rank = 0 if section.changed_since_approval else 1 if section.status != "approved" else 2
+        return rank, section.next_review_due, section.id
+
+    return sorted(due, key=urgency)

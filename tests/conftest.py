@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
+from handouts import batch as lib
 from handouts.cli import cli
+from handouts.render_service import RenderJob, RenderOutcome, ThreadExecutor
 
 ROOT = Path(__file__).resolve().parent.parent
 # A fixed "today" keeps review-date rules independent of the day the suite runs.
@@ -64,6 +67,23 @@ def own_brand(project: Path) -> str:
 Invoke = Callable[..., Result]
 # Handouts built from the shipped project, by their build options: modules of one worker share them.
 _SHIPPED: dict[tuple[str, ...], Path] = {}
+
+
+def fake_render(job: RenderJob) -> RenderOutcome:
+    """Stand in for WeasyPrint: a small 'PDF' naming what it holds, the same bytes every time."""
+    body = f"%PDF-fake {job.key} {job.handout.version}\n".encode() + b"x" * 2000
+    return RenderOutcome(job.key, body, "<html>fake</html>" if job.html else None, None, pages=1)
+
+
+@pytest.fixture
+def fake_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the batch command render on threads with the fake renderer, in this process."""
+
+    @contextlib.contextmanager
+    def open_fake(where: str, **options: object) -> Iterator[ThreadExecutor]:
+        yield ThreadExecutor(2, render=fake_render)
+
+    monkeypatch.setattr(lib, "open_executor", open_fake)
 
 
 def shipped_pdf(folder: Path, *options: str) -> Path:

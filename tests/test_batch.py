@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import PROJECT_DIRS, ROOT, TODAY, Invoke, replace_in
 
+from handouts import cli as cli_module
 from handouts.batch import load_manifest
 from handouts.batch.lock import LOCK_NAME
 from handouts.cli import cli
@@ -415,3 +416,116 @@ def test_two_copies_of_a_project_render_each_from_its_own_folder(tmp_path: Path)
         result = build(Project(root), BuildRequest(spec, tmp_path / f"{name}.pdf"), TODAY)
         assert result.pages >= 1
         shutil.rmtree(root / "styles")  # a later render must never reach into this folder
+
+
+SMALL_JOBS = """
+output = "{out}"
+
+[[handout]]
+name = "overdose"
+sections = ["overdose-safety"]
+layouts = ["letter", "a4"]
+
+[[handout]]
+name = "medicines"
+sections = ["mat"]
+"""
+
+
+@pytest.fixture
+def small_jobs(project: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A job file of three English handouts (and their review record) in the project: (job file, output folder)."""
+    jobs, out = project / "jobs.toml", tmp_path / "out"
+    jobs.write_text(SMALL_JOBS.format(out=out))
+    return jobs, out
+
+
+@pytest.mark.usefixtures("fake_pool")
+def test_verbose_batch_on_a_terminal_lists_each_rebuild_and_why_before_the_bar(
+    run: Invoke, project: Path, small_jobs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs, out = small_jobs
+    assert run("batch", str(jobs)).exit_code == 0
+    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    monkeypatch.setattr(cli_module, "_on_terminal", lambda: True)
+    quiet = run("batch", str(jobs), "--dry-run")  # the plan, to compare with: nothing is written
+    verbose = run("-v", "batch", str(jobs))
+    assert verbose.exit_code == 0
+    lines = verbose.stdout.splitlines()
+    assert lines[:-1] == [
+        f"build      {out}/example-clinic/en/medicines-letter.pdf  (mat 2.0.0 -> 2.1.0)",
+        f"build      {out}/review-record-example-clinic-en.pdf  (mat 2.0.0 -> 2.1.0)",
+    ]
+    assert lines[:-1] == [line for line in quiet.stdout.splitlines() if line.startswith("build")]
+    assert lines[-1].startswith("Built 2, unchanged 2, failed 0, in ")
+    # Without -v the bar alone; --force says so as its reason.
+    plain = run("batch", str(jobs), "--force")
+    assert plain.stdout.splitlines()[0].startswith("Built 4, unchanged 0, failed 0, in ")
+    forced = run("-v", "batch", str(jobs), "--force")
+    assert forced.stdout.splitlines()[0] == f"build      {out}/example-clinic/en/overdose-letter.pdf  (forced)"
+
+
+@pytest.mark.usefixtures("fake_pool")
+def test_batch_off_a_terminal_gives_each_output_its_reason_with_or_without_verbose(
+    run: Invoke, project: Path, small_jobs: tuple[Path, Path]
+) -> None:
+    jobs, out = small_jobs
+    assert run("batch", str(jobs)).exit_code == 0
+    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    result = run("-v", "batch", str(jobs))
+    assert result.exit_code == 0
+    assert sorted(result.stdout.splitlines()[:-1]) == [
+        f"built {out}/example-clinic/en/medicines-letter.pdf (mat 2.0.0 -> 2.1.0)",
+        f"built {out}/review-record-example-clinic-en.pdf (mat 2.0.0 -> 2.1.0)",
+    ]
+
+
+@pytest.mark.usefixtures("fake_pool")
+def test_batch_warns_once_per_stale_translation_that_non_release_handouts_print(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    jobs = project / "jobs.toml"
+    # Spanish overdose handouts print find-help; only a release handout prints mat.
+    text = SMALL_JOBS.format(out=out).replace(
+        'layouts = ["letter", "a4"]', 'layouts = ["letter", "a4"]\nlanguages = ["es"]'
+    )
+    jobs.write_text(text.replace('sections = ["mat"]', 'sections = ["mat"]\nlanguages = ["es"]\nrelease = true'))
+    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    replace_in(project / "content/en/find-help.md", "version: 2.0.0", "version: 2.0.1")
+    warning = (
+        "warning: content/es/find-help.md: translates find-help 2.0.0, English is now 2.0.1; "
+        "the Spanish handouts print the older text"
+    )
+    for options in (("--dry-run",), ()):
+        result = run("batch", str(jobs), *options)
+        # Two Spanish handouts print it: one warning. The release handout refuses its stale mat instead.
+        assert result.stderr.splitlines() == [
+            "warning: --today is for tests; release rules use the later of it and today's real date",
+            warning,
+        ]
+        assert "content/es/mat.md: translates mat 2.0.0, English is now 2.1.0" in result.stdout
+    assert result.exit_code == 1
+    failed = next(line for line in result.stdout.splitlines() if line.startswith("failed: "))
+    assert failed.startswith(f"failed: {out}/example-clinic/es/medicines-letter.pdf: release refused: ")
+    assert "; content/es/mat.md: translates mat 2.0.0, English is now 2.1.0;" in failed
+    # Translated again: no warning.
+    replace_in(project / "content/es/find-help.md", "translation_of: 2.0.0", "translation_of: 2.0.1")
+    assert run("batch", str(jobs)).stderr.splitlines() == [
+        "warning: --today is for tests; release rules use the later of it and today's real date"
+    ]
+
+
+@pytest.mark.usefixtures("fake_pool")
+def test_pruned_outputs_are_not_counted_stale(run: Invoke, small_jobs: tuple[Path, Path]) -> None:
+    jobs, out = small_jobs
+    assert run("batch", str(jobs)).exit_code == 0
+    jobs.write_text(jobs.read_text().replace('layouts = ["letter", "a4"]', 'layouts = ["letter"]'))
+    listed = run("batch", str(jobs)).stdout.splitlines()
+    assert listed[0].startswith("Built 0, unchanged 3, failed 0, stale 1 (--prune deletes them), in ")
+    assert listed[1:] == [f"stale: {out}/example-clinic/en/overdose-a4.pdf"]
+    pruned = run("batch", str(jobs), "--prune").stdout.splitlines()
+    assert pruned[0] == f"pruned {out}/example-clinic/en/overdose-a4.pdf"
+    assert pruned[1].startswith("Built 0, unchanged 3, failed 0, 1 file(s) pruned, in ")
+    assert pruned[2:] == []
+    assert run("batch", str(jobs)).stdout.startswith("Built 0, unchanged 3, failed 0, in ")

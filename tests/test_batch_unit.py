@@ -178,10 +178,16 @@ def test_dry_run_and_summary_lines(project: Path, tmp_path: Path) -> None:
         "Plan: 4 to build, 0 unchanged, 0 failing, 0 stale. Nothing written (--dry-run).",
     ]
     summary = lib.Summary(built=["a.pdf"], unchanged=2, failed=[("b.pdf", "why")], stale=["c.pdf"], seconds=1.25)
-    assert lib.summary_lines(summary, Path("o"), pruned=False) == [
+    assert lib.summary_lines(summary, Path("o")) == [
         "Built 1, unchanged 2, failed 1, stale 1 (--prune deletes them), in 1.2 s.",
         "stale: o/c.pdf",
         "failed: o/b.pdf: why",
+    ]
+    # After --prune nothing it handled is stale: it was deleted, or is named as kept.
+    pruned = lib.Summary(unchanged=2, pruned=["c.pdf"], kept=[("d.pdf", "changed since it was built")], seconds=1)
+    assert lib.summary_lines(pruned, Path("o")) == [
+        "Built 0, unchanged 2, failed 0, 1 file(s) pruned, in 1.0 s.",
+        "kept: o/d.pdf: changed since it was built",
     ]
 
 

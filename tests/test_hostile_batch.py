@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import ROOT, TODAY, Invoke
+from conftest import ROOT, TODAY, Invoke, fake_render
 
 from handouts import batch as lib
 from handouts.batch import manifest as manifest_lib
@@ -57,23 +57,6 @@ KEYS = [
     "example-clinic/en/overdose-letter.pdf",
     "review-record-example-clinic-en.pdf",
 ]
-
-
-def fake_render(job: RenderJob) -> RenderOutcome:
-    """Stand in for WeasyPrint: a small 'PDF' naming what it holds, the same bytes every time."""
-    body = f"%PDF-fake {job.key} {job.handout.version}\n".encode() + b"x" * 2000
-    return RenderOutcome(job.key, body, "<html>fake</html>" if job.html else None, None, pages=1)
-
-
-@pytest.fixture
-def fake_pool(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the batch command render on threads with the fake renderer, in this process."""
-
-    @contextlib.contextmanager
-    def open_fake(where: str, **options: object) -> Iterator[ThreadExecutor]:
-        yield ThreadExecutor(2, render=fake_render)
-
-    monkeypatch.setattr(lib, "open_executor", open_fake)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 from conftest import AVERY, SAM, TODAY, Invoke, approve, days_ago, in_months, replace_in, spelled
 
 MAT_EDIT = ("You do not need a year of drug use to start.", "You do not need a year of use to start.")
+BUMP = "content/en/mat.md: version: body changed since version 2.0.0 was approved; bump the version, then approve again"
 
 
 def pdf_text(path: Path) -> str:
@@ -180,9 +181,10 @@ def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_p
     replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
     check = run("check", today=None)
     assert check.exit_code == 1
-    assert f"content/en/mat.md: body changed after approval on {day}; bump version and approve again" in (
-        check.output.splitlines()
-    )
+    assert (
+        f"content/en/mat.md: body changed since version 2.0.0 was approved on {day}; "
+        "version 2.1.0 needs a review: approve again"
+    ) in check.output.splitlines()
     release = run(
         "build", "--release", "--brand", own_brand, "--sections", "mat", "-o", str(tmp_path / "r.pdf"), today=None
     )
@@ -208,7 +210,7 @@ def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_p
 def test_version_must_be_bumped_when_the_body_changes(run: Invoke, project: Path, tmp_path: Path) -> None:
     approve(run, "mat")
     replace_in(project / "content/en/mat.md", *MAT_EDIT)
-    bump = "content/en/mat.md: version: body changed since version 2.0.0 was approved; bump the version"
+    bump = BUMP
     assert bump in run("check").output.splitlines()
     refused = run("approve", "mat", "--reviewer", AVERY)
     assert refused.exit_code == 1
@@ -246,15 +248,20 @@ def test_review_due_policy_and_sections_due(run: Invoke, project: Path, own_bran
     assert "self-help" not in check.output
     due = run("sections", "--due")
     assert due.exit_code == 0
-    assert [line.split()[0] for line in due.output.splitlines()] == [
-        "id",
-        "overdose-safety",
-        "find-help",
-        "mat",
-        "detox",
+    # Unapproved text first (a changed section, then a draft), whatever its date; then soonest due.
+    assert due.output.splitlines() == [
+        "id                  title                              version  status                  next review due  why",
+        "overdose-safety     Overdose safety                    2.0.0    changed after approval  2027-11-20       "
+        "changed since approval",
+        "behavioral-therapy  Counseling and behavioral therapy  2.0.0    draft                   2027-11-20       "
+        "draft: never approved",
+        "find-help           Where to get help                  2.0.0    overdue                 2026-11-01       "
+        "overdue since 2026-11-01, 22 days ago",
+        "mat                 Medicines for opioid use disorder  2.0.0    overdue                 2026-11-01       "
+        "overdue since 2026-11-01, 22 days ago",
+        "detox               Withdrawal and detox               2.0.0    approved                2027-01-01       "
+        "due 2027-01-01, in 39 days",
     ]
-    assert "overdose-safety  Overdose safety" in due.output and "body changed since approval" in due.output
-    assert "overdue by 22 days" in due.output and "due in 39 days" in due.output
     release = run("build", "--release", "--brand", own_brand, "--sections", "mat", "-o", str(tmp_path / "r.pdf"))
     assert release.exit_code == 1
     assert "content/en/mat.md: next_review_due: review overdue since 2026-11-01; a release needs a current review" in (
@@ -330,7 +337,11 @@ def test_config_sets_window_and_reading_limits(run: Invoke, project: Path, file:
     result = run("check")
     assert result.exit_code == 0
     assert "content/en/mat.md: next_review_due: review due in 362 days, on 2027-11-20 (warning)" in result.output
-    assert re.search(r"content/en/mat.md: body: Flesch-Kincaid grade \d\.\d is over 2 \(warning\)", result.output)
+    assert re.search(
+        r"content/en/mat.md: body: Flesch-Kincaid grade \d\.\d is over 2; "
+        r'hardest sentence: "Methadone and buprenorphine ease cravings and withdrawal." \(warning\)',
+        result.output,
+    )
 
 
 def test_bad_config_is_reported_with_file_and_setting(run: Invoke, project: Path) -> None:
@@ -355,3 +366,66 @@ def test_handout_version_changes_when_a_section_becomes_overdue(run: Invoke, tmp
         assert run("build", "--sections", "mat", "-o", str(out), today=day).exit_code == 0
         versions.append(pypdf.PdfReader(out).metadata["/handoutversion"])
     assert versions[0] != versions[1]
+
+
+def test_sections_due_lists_every_draft_with_its_reason(run: Invoke, project: Path) -> None:
+    # The shipped content is all draft: never approved, so all of it needs review, whatever its dates.
+    header = "id                  title                              version  status  next review due  why"
+    draft = "2.0.0    draft   2027-11-20       draft: never approved"
+    assert run("sections", "--due").output.splitlines() == [
+        header,
+        "behavioral-therapy  Counseling and behavioral therapy  " + draft,
+        "detox               Withdrawal and detox               " + draft,
+        "find-help           Where to get help                  " + draft,
+        "mat                 Medicines for opioid use disorder  " + draft,
+        "overdose-safety     Overdose safety                    " + draft,
+        "self-help           Self-help and support groups       " + draft,
+    ]
+    approve(run, "behavioral-therapy", "detox", "find-help", "mat", date="2026-11-20")
+    approve(run, "self-help", date="2025-11-24")  # due tomorrow
+    # Set back to draft by hand after its approval: a draft, but not one that was never approved.
+    approve(run, "overdose-safety", date="2026-11-20")
+    replace_in(project / "content/en/overdose-safety.md", "status: approved", "status: draft")
+    assert run("sections", "--due").output.splitlines() == [
+        "id               title                         version  status    next review due  why",
+        "overdose-safety  Overdose safety               2.0.0    draft     2027-11-20       draft: not approved",
+        "self-help        Self-help and support groups  2.0.0    approved  2026-11-24       due 2026-11-24, in 1 day",
+    ]
+
+
+def test_approve_with_a_date_long_past_warns_that_the_section_is_overdue_at_once(run: Invoke, project: Path) -> None:
+    result = run("approve", "mat", "--reviewer", AVERY, "--date", "2025-03-01")
+    assert result.exit_code == 0
+    assert result.stdout == "content/en/mat.md: approved by Avery Example, MD on 2025-03-01\n"
+    assert result.stderr == (
+        "warning: next review due 2026-03-01 is already past; this section is overdue as soon as it is approved\n"
+    )
+    assert "status: approved\n" in (project / "content/en/mat.md").read_text()
+    assert run("check").output.splitlines() == [
+        "content/en/mat.md: next_review_due: review overdue since 2026-03-01 (warning)",
+        "OK with 1 warning in 1 file.",
+    ]
+    # Due today is not past yet; a longer interval moves the date past today.
+    for date, interval in (("2025-11-23", "12"), ("2025-03-01", "24")):
+        quiet = run("approve", "detox", "--reviewer", AVERY, "--date", date, "--interval-months", interval)
+        assert (quiet.exit_code, quiet.stderr) == (0, "")
+        assert quiet.stdout == f"content/en/detox.md: approved by Avery Example, MD on {date}\n"
+
+
+def test_check_says_bump_then_approve_again_each_problem_once(run: Invoke, project: Path) -> None:
+    approve(run, "mat", date="2026-11-20")
+    replace_in(project / "content/en/mat.md", *MAT_EDIT)
+    assert run("check").output.splitlines() == [BUMP, "Aborted: 1 problem in 1 file."]
+    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    # Bumped: what is left is a review, not another bump; the translation lags behind the new version.
+    assert run("check").output.splitlines() == [
+        "content/en/mat.md: body changed since version 2.0.0 was approved on 2026-11-20; "
+        "version 2.1.0 needs a review: approve again",
+        "content/es/mat.md: translates mat 2.0.0, English is now 2.1.0 (warning)",
+        "Aborted: 1 problem and 1 warning in 2 files.",
+    ]
+    approve(run, "mat", date="2026-11-21")
+    assert run("check").output.splitlines() == [
+        "content/es/mat.md: translates mat 2.0.0, English is now 2.1.0 (warning)",
+        "OK with 1 warning in 1 file.",
+    ]

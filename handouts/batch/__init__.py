@@ -16,7 +16,7 @@ from ..render_service import DEFAULT_TIME_LIMIT, Executor, InlineExecutor, open_
 from .lock import folder_lock
 from .manifest import ManifestEntry, load_manifest
 from .plan import Plan, PlanItem, plan
-from .report import dry_run_lines, event_reporter, progressbar, summary_lines
+from .report import dry_run_lines, event_reporter, progressbar, rebuild_lines, summary_lines
 from .run import Summary, run
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "plan_job_file",
     "progressbar",
     "read_job_file",
+    "rebuild_lines",
     "run",
     "summary_lines",
     "window_for",

@@ -15,9 +15,11 @@ from ..errors import HandoutError, Problem
 from ..inputs import Inputs, load_inputs
 from ..inputs.jobs import Output, record_outputs
 from ..inputs.sections import section_markdown_problems
+from ..layouts import LAYOUTS
 from ..models import BASE_LANGUAGE, Handout, Section
 from ..project import Project
 from ..render_service import failure
+from ..review import translation_problems
 from .manifest import STAT_NAME, ManifestEntry, file_sha256, load_manifest, load_stats
 
 Action = Literal["build", "unchanged", "failed"]
@@ -157,7 +159,7 @@ def plan(
             stats[output.key] = stat
     entries = manifest.entries
     wanted = {o.key for o in outputs}
-    warnings = [*manifest.problems, *([stats_note] if stats_note else [])]
+    warnings = [*manifest.problems, *([stats_note] if stats_note else []), *translation_warnings(items, inputs)]
     warnings += [
         f"{out_dir / key}: written by job file {entry.job}, which asks for it too; now recorded as this job file's"
         for key, entry in entries.items()
@@ -173,6 +175,27 @@ def plan(
         tuple(items), stale, inputs.assets_digest, tuple(warnings), entries, stats, changed,
         job=job, adopt=adopt, aside=aside, problems=tuple(manifest.problems),
     )  # fmt: skip
+
+
+def translation_warnings(items: list[PlanItem], inputs: Inputs) -> list[str]:
+    """Warn once per translation older than its English that a patient handout of the plan prints, not once per output.
+
+    The rule is check's; a release output refuses such a translation and fails, any other prints the older text.
+    """
+    english = inputs.sections.get(BASE_LANGUAGE, {})
+    stale = {
+        section.path: (section.language, problem)
+        for item in items
+        if item.handout is not None and not item.output.release and LAYOUTS[item.output.layout].for_patients
+        for section in item.handout.sections
+        for problem in translation_problems(section, english, strict=False)
+    }
+    if not stale:
+        return []
+    from babel import Locale  # only now: a batch without stale translations never needs it
+
+    names = Locale(BASE_LANGUAGE).languages
+    return [f"{problem}; the {names.get(code, code)} handouts print the older text" for code, problem in stale.values()]
 
 
 def _plan_one(

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from .plan import Plan
+from .plan import Plan, PlanItem
 from .prune import prune_steps
 from .run import Summary
 
@@ -15,15 +15,23 @@ LABELS = {"build": "build", "unchanged": "unchanged", "failed": "fail"}
 PRUNE_LABELS = {"delete": "prune", "keep": "keep", "refuse": "refuse"}
 
 
+def item_line(item: PlanItem, out_dir: Path) -> str:
+    """Return what a run does with one output and, unless it is unchanged, why."""
+    why = f"  ({', '.join(item.reasons)})" if item.action != "unchanged" else ""
+    return f"{LABELS[item.action]:<10} {out_dir / item.output.key}{why}"
+
+
+def rebuild_lines(plan: Plan, out_dir: Path) -> list[str]:
+    """Return a line for each output the run will build, with the plan's reasons, as the dry run shows them."""
+    return [item_line(item, out_dir) for item in plan.items if item.action == "build"]
+
+
 def dry_run_lines(plan: Plan, out_dir: Path, *, prune: bool = False) -> list[str]:
     """Return one line per output saying what a run would do and why, then a count.
 
     With `prune`, each stale file says whether it would be deleted, or kept and why.
     """
-    lines = []
-    for item in plan.items:
-        why = f"  ({', '.join(item.reasons)})" if item.action != "unchanged" else ""
-        lines.append(f"{LABELS[item.action]:<10} {out_dir / item.output.key}{why}")
+    lines = [item_line(item, out_dir) for item in plan.items]
     deletions = 0
     for key in plan.stale:
         if not prune:
@@ -41,19 +49,18 @@ def dry_run_lines(plan: Plan, out_dir: Path, *, prune: bool = False) -> list[str
     return lines
 
 
-def summary_lines(summary: Summary, out_dir: Path, *, pruned: bool) -> list[str]:
+def summary_lines(summary: Summary, out_dir: Path) -> list[str]:
     """Return the closing lines of a run: counts and time, then each stale, kept, failed output and problem."""
-    stale = ""
-    if summary.stale:
-        stale = f", stale {len(summary.stale)}" + ("" if pruned else " (--prune deletes them)")
-    deleted = f", {len(summary.pruned)} file(s) pruned" if pruned and summary.pruned else ""
+    # What --prune handled is no longer stale: deleted, or kept or refused with a line of its own.
+    stale = f", stale {len(summary.stale)} (--prune deletes them)" if summary.stale else ""
+    deleted = f", {len(summary.pruned)} file(s) pruned" if summary.pruned else ""
     peak = summary.peak_worker_rss_kib
     memory = f" (peak worker memory {max(peak.values()) / 1024:.0f} MiB)" if peak else ""
     lines = [
         f"Built {len(summary.built)}, unchanged {summary.unchanged}, failed {len(summary.failed)}{stale}{deleted}, "
         f"in {summary.seconds:.1f} s{memory}."
     ]
-    lines += [f"stale: {out_dir / key}" for key in (summary.stale if not pruned else ())]
+    lines += [f"stale: {out_dir / key}" for key in summary.stale]
     lines += [f"kept: {out_dir / key}: {reason}" for key, reason in summary.kept]
     lines += [f"failed: {out_dir / key}: {reason}" for key, reason in summary.failed]
     lines += [f"problem: {text}" for text in summary.problems]

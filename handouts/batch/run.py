@@ -31,6 +31,7 @@ class Summary:
     built: list[str] = field(default_factory=list)
     unchanged: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    # Stale outputs left in the manifest: none after --prune, which forgets every one it handles.
     stale: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     # Stale files pruning left in place: (file, why), e.g. changed since they were built.
@@ -221,3 +222,4 @@ def _prune(out_dir: Path, batch_plan: Plan, journal: Journal, summary: Summary, 
             else:
                 summary.problems.append(f"{out_dir / step.key}: {step.reason}")
                 on_event("problem", step.key, step.reason)
+    summary.stale = []
