@@ -212,7 +212,9 @@ def test_help_and_sections_do_not_import_weasyprint(project: Path) -> None:
 
 @pytest.mark.render
 def test_console_script_is_the_same_group() -> None:
-    out = subprocess.run(["handouts", "--help"], capture_output=True, text=True, check=True)
+    # The script installed beside this Python: the one a user of this environment runs.
+    script = Path(sys.executable).parent / "handouts"
+    out = subprocess.run([script, "--help"], capture_output=True, text=True, check=True)
     direct = subprocess.run(
         [sys.executable, str(ROOT / "generate.py"), "--help"], capture_output=True, text=True, check=True
     )

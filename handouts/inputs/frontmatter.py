@@ -104,6 +104,13 @@ def _check_events(text: str) -> None:
                     raise _Refused(f"nested more than {MAX_DEPTH} levels deep at line {line}")
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        # PyYAML 6.0.4 and later stop a deep flow collection in the scanner, before its events reach us.
+        if "maximum nesting depth" not in str(exc.problem) or exc.problem_mark is None:
+            raise
+        raise _Refused(
+            f"nested more than {MAX_DEPTH} levels deep at line {exc.problem_mark.line + FIRST_LINE}"
+        ) from None
     finally:
         loader.dispose()
 
