@@ -238,8 +238,12 @@ SLOW_LOGO = (
 
 
 def _children(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in found]
+    import psutil  # a dependency of distributed; pgrep (procps) is not on every machine
+
+    try:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.NoSuchProcess:
+        return []
 
 
 @pytest.mark.render
