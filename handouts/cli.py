@@ -259,7 +259,9 @@ def warn_today_override(ctx: click.Context) -> None:
 
 @cli.command()
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--brand", "brand_id", default="my-clinic", show_default=True, help="Id (folder name) of your brand.")
+@click.option(
+    "--brand", "brand_id", default="my-clinic", show_default=True, metavar="ID", help="Id (folder name) of your brand."
+)
 def init(folder: Path, brand_id: str) -> None:
     """Make a clinic's handout project in FOLDER: settings, sample sections, a brand to fill in."""
     from .starter import make_project
