@@ -208,7 +208,12 @@ def _find_project(root: Path | None) -> Project:
     from .inputs.settings import find_root, load_project
 
     if root is None:
-        here = Path.cwd()
+        try:
+            here = Path.cwd()
+        except OSError as exc:  # the folder the shell is in was removed, or cannot be read
+            raise click.ClickException(
+                f"cannot find the project from the current folder: {exc.strerror or exc}; pass --root DIR"
+            ) from None
         root = find_root(here)
         if root is None:
             raise click.ClickException(

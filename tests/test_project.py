@@ -112,6 +112,18 @@ def test_no_project_says_where_it_looked_and_suggests_init(tmp_path: Path, monke
     )
 
 
+def test_a_removed_current_folder_is_one_line_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    result = invoke("check")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: cannot find the project from the current folder: No such file or directory; pass --root DIR\n"
+    )
+
+
 def test_a_section_of_the_clinics_own_is_valid_once_declared(clinic: Path) -> None:
     (clinic / "content/en/our-services.md").write_text(OUR_SERVICES, encoding="utf-8")
     undeclared = invoke("--root", str(clinic), "check")
