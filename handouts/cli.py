@@ -269,8 +269,9 @@ def init(folder: Path, brand_id: str) -> None:
     """Make a clinic's handout project in FOLDER: settings, sample sections, a brand to fill in."""
     from .starter import make_project
 
+    brand_id = brand_id.strip().lower()
     try:
-        made = make_project(folder, brand_id.strip().lower())
+        made = make_project(folder, brand_id)
     except HandoutError as exc:
         raise _fail(exc) from None
     click.echo(f"Made a handout project in {folder}: {', '.join(made)}")

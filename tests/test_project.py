@@ -79,6 +79,13 @@ def test_init_refuses_a_brand_id_that_is_not_a_folder_name(tmp_path: Path) -> No
     assert not (tmp_path / "x").exists()
 
 
+def test_init_names_the_brand_folder_it_made(tmp_path: Path) -> None:
+    made = invoke("init", str(tmp_path / "up"), "--brand", " MyClinic ")
+    assert made.exit_code == 0
+    assert f"Next: put your clinic's details in {tmp_path / 'up/brands/myclinic/brand.toml'}, then run" in made.output
+    assert (tmp_path / "up/brands/myclinic/brand.toml").is_file()
+
+
 def test_the_project_is_found_from_the_nearest_handouts_toml_upward(
     clinic: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
