@@ -86,6 +86,38 @@ def test_init_names_the_brand_folder_it_made(tmp_path: Path) -> None:
     assert (tmp_path / "up/brands/myclinic/brand.toml").is_file()
 
 
+def test_init_refuses_what_it_cannot_make_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "up").mkdir()
+    (tmp_path / "a-file").write_text("")
+    under_a_file = invoke("init", str(tmp_path / "a-file/sub"))
+    assert under_a_file.exit_code == 1
+    assert under_a_file.output == f"Error: {tmp_path / 'a-file/sub'}: cannot make the project: Not a directory\n"
+    too_long = invoke("init", str(tmp_path / ("x" * 300)))
+    assert too_long.exit_code == 1
+    assert too_long.output == f"Error: {tmp_path / ('x' * 300)}: cannot make the project: File name too long\n"
+    (tmp_path / "linked").symlink_to(tmp_path / "up")
+    linked = invoke("init", str(tmp_path / "linked"))
+    assert linked.output == f"Error: {tmp_path / 'linked'}: a symbolic link; name the folder itself\n"
+
+
+def test_init_interrupted_while_moving_in_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_rename = os.rename
+    calls: list[str] = []
+
+    def interrupted(source: str, target: str) -> None:
+        calls.append(str(target))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real_rename(source, target)
+
+    monkeypatch.setattr("handouts.starter.os.rename", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        from handouts.starter import make_project
+
+        make_project(tmp_path, "our-clinic")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_project_is_found_from_the_nearest_handouts_toml_upward(
     clinic: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
