@@ -110,7 +110,8 @@ def _unknown_key(path: str, key: str, value: Any, content_languages: Sequence[st
     # folder, [sp] for [es], would otherwise never print and never be noticed.
     if isinstance(value, dict):
         reason = f"unknown field; a table is [colors] or a language with content: {known}"
-        close = difflib.get_close_matches(key, ["colors", *content_languages], n=1, cutoff=SUGGEST_TABLE)
+        # Lowercased: [ES] is es written as --lang takes it, and difflib scores it 0 against es.
+        close = difflib.get_close_matches(key.lower(), ["colors", *content_languages], n=1, cutoff=SUGGEST_TABLE)
     else:
         fields = ", ".join(BRAND_FIELDS)
         reason = f"unknown field; expected one of {fields}, or a table for a language with content: {known}"
