@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,15 @@ def test_init_makes_a_project_with_the_sample_sections_and_a_brand_to_fill_in(cl
     assert "brands/our-clinic/brand.toml" in (clinic / "README.md").read_text()
     # No templates or styles: the installed tool's are used until the clinic overrides one.
     assert not (clinic / "templates").exists() and not (clinic / "styles").exists()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_inits_gitignore_keeps_built_handouts_out_of_git_wherever_a_build_ran(clinic: Path) -> None:
+    # `handouts build` run in content/en writes content/en/out/: a tailored copy there names a patient.
+    subprocess.run(["git", "init", "-q", str(clinic)], check=True)
+    paths = ["out/a.pdf", "content/en/out/a-personal-1.pdf", "content/en/mat.md"]
+    ignored = subprocess.run(["git", "check-ignore", *paths], cwd=clinic, capture_output=True, text=True).stdout
+    assert ignored.splitlines() == paths[:2]
 
 
 def test_init_never_writes_over_a_folder_that_has_what_it_would_make(tmp_path: Path) -> None:
