@@ -34,7 +34,11 @@ def _project(ctx: click.Context) -> tuple[Project, dt.date]:
     obj = ctx.find_root().obj
     # Found on first use, not in the group: `init` needs none, and --help works outside a project.
     if "project" not in obj:
-        obj["project"] = _find_project(obj["root"])
+        root = obj["root"]
+        if root is not None and not root.is_dir():
+            reason = "not a folder" if root.exists() else "no such folder"
+            raise click.BadParameter(f"{root}: {reason}", param_hint=obj["root_from"])
+        obj["project"] = _find_project(root)
     return obj["project"], obj["today"]
 
 
@@ -180,7 +184,8 @@ def _parse_date(option: str, value: str | None, *, echo: bool = True) -> dt.date
 @click.version_option(__version__, prog_name="handouts")
 @click.option(
     "--root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
+    metavar="DIR",
     envvar="HANDOUTS_ROOT",
     show_default="the nearest folder upward holding a handouts.toml",
     help="Project folder: handouts.toml, content/, brands/, and any templates/ or styles/ of its own.",
@@ -201,6 +206,8 @@ def cli(ctx: click.Context, root: Path | None, today: str | None, verbose: bool)
         "today": _parse_date("--today", today) or dt.date.today(),
         "today_override": None if today is None else "HANDOUTS_TODAY" if by_env else "--today",
         "root": root,
+        # Named as it was given: a user who set HANDOUTS_ROOT long ago and never typed --root looks there.
+        "root_from": "HANDOUTS_ROOT" if ctx.get_parameter_source("root") == ParameterSource.ENVIRONMENT else "--root",
     }
 
 

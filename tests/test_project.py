@@ -152,6 +152,20 @@ def test_root_and_handouts_root_come_before_the_current_folder(
     assert missing not in invoke("--root", str(clinic), "check", env={"HANDOUTS_ROOT": str(other)}).output
 
 
+def test_a_root_that_is_no_folder_is_named_by_where_it_came_from(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    for given, reason in ((tmp_path / "nowhere", "no such folder"), (tmp_path / "a-file", "not a folder")):
+        by_option = invoke("--root", str(given), "check")
+        assert by_option.exit_code == 2
+        assert by_option.output.splitlines()[-1] == f"Error: Invalid value for --root: {given}: {reason}"
+        by_env = invoke("check", env={"HANDOUTS_ROOT": str(given)})
+        assert by_env.exit_code == 2
+        assert by_env.output.splitlines()[-1] == f"Error: Invalid value for HANDOUTS_ROOT: {given}: {reason}"
+    # Only a command that needs the project reads it: init does not.
+    made = invoke("init", str(tmp_path / "new"), env={"HANDOUTS_ROOT": str(tmp_path / "nowhere")})
+    assert made.exit_code == 0, made.output
+
+
 def test_no_project_says_where_it_looked_and_suggests_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = invoke("check")
