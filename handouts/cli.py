@@ -19,7 +19,7 @@ from .dates import DATE_RE, parse_date
 from .errors import HandoutError, Problem
 from .layouts import PATIENT_LAYOUTS
 from .models import BASE_LANGUAGE
-from .project import BATCH_TIME_LIMIT, BUILD_TIME_LIMIT, Project
+from .project import BATCH_TIME_LIMIT, BUILD_TIME_LIMIT, CONFIG_FILE, Project
 from .signals import Terminated, sigterm_as_interrupt
 
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ def cli(ctx: click.Context, root: Path | None, today: str | None, verbose: bool)
 
 
 def _find_project(root: Path | None) -> Project:
-    from .inputs.settings import find_root, load_project
+    from .inputs.settings import find_root, load_project, owned_by_another
 
     if root is None:
         try:
@@ -226,6 +226,11 @@ def _find_project(root: Path | None) -> Project:
             raise click.ClickException(
                 f"no handouts.toml in {here} or any folder above it, and neither --root nor HANDOUTS_ROOT is set; "
                 "make a project with `handouts init DIR`, or pass --root DIR"
+            )
+        if owned_by_another(root):
+            raise click.ClickException(
+                f"{root / CONFIG_FILE}: owned by another user, so not used as the project here (its templates "
+                f"would run as you); pass --root {root} if you trust it"
             )
     project, problems = load_project(root.resolve())
     if problems:

@@ -166,6 +166,25 @@ def test_a_root_that_is_no_folder_is_named_by_where_it_came_from(tmp_path: Path)
     assert made.exit_code == 0, made.output
 
 
+def test_a_handouts_toml_of_another_user_found_upward_is_not_used(
+    clinic: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As git refuses a repository another user owns: a handouts.toml in /tmp would run its templates as you.
+    inside = clinic / "content"
+    monkeypatch.chdir(inside)
+    owner = os.lstat(clinic).st_uid
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)
+    result = invoke("sections")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {clinic}/handouts.toml: owned by another user, so not used as the project here (its templates "
+        f"would run as you); pass --root {clinic} if you trust it\n"
+    )
+    # Named on purpose, it is used.
+    assert invoke("--root", str(clinic), "sections").exit_code == 0
+    assert invoke("sections", env={"HANDOUTS_ROOT": str(clinic)}).exit_code == 0
+
+
 def test_no_project_says_where_it_looked_and_suggests_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = invoke("check")
