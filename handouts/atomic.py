@@ -32,10 +32,14 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
     _sync_folder(path.parent)
 
 
+class NamesTaken(FileExistsError):
+    """Every name `write_new` was offered names something already."""
+
+
 def write_new(candidates: Iterable[Path], data: bytes, mode: int = NEW_FILE_MODE) -> Path:
     """Write bytes under the first of `candidates` (all in one folder) that names nothing yet; return it.
 
-    Raise FileExistsError when every name is taken. Two writers racing for a name cannot both get it.
+    Raise NamesTaken when every name is taken. Two writers racing for a name cannot both get it.
     """
     names = iter(candidates)
     first = next(names)
@@ -46,7 +50,7 @@ def write_new(candidates: Iterable[Path], data: bytes, mode: int = NEW_FILE_MODE
             if _take_name(tmp, path):
                 break
         else:
-            raise FileExistsError(errno.EEXIST, "every name is taken", str(first))
+            raise NamesTaken(errno.EEXIST, "every name is taken", str(first))
     finally:
         tmp.unlink(missing_ok=True)
     _sync_folder(path.parent)

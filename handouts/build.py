@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import write_atomic, write_new
+from .atomic import NamesTaken, write_atomic, write_new
 from .compose import HandoutSpec, compose_spec, selection
 from .errors import HandoutError, Problem
 from .inputs import load_inputs
@@ -147,7 +147,8 @@ def _write_personal(path: Path, data: bytes, *, numbered: bool) -> Path:
     # or another patient's, and it is readable by its owner only, whatever the umask.
     try:
         return write_new(personal_names(path) if numbered else [path], data, mode=PRIVATE_MODE)
-    except FileExistsError:
+    # Only every name taken: the folder itself may fail with EEXIST too (a file or a broken link there).
+    except NamesTaken:
         if numbered:
             raise HandoutError(f"{path.parent}: holds {MAX_PERSONAL_COPIES} personal copies of this handout") from None
         raise HandoutError(_taken(path)) from None

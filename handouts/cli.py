@@ -19,7 +19,7 @@ from .dates import DATE_RE, parse_date
 from .errors import HandoutError, Problem
 from .layouts import PATIENT_LAYOUTS
 from .models import BASE_LANGUAGE
-from .project import BATCH_TIME_LIMIT, BUILD_TIME_LIMIT, Project
+from .project import BATCH_TIME_LIMIT, BUILD_TIME_LIMIT, CONFIG_FILE, Project
 from .signals import Terminated, sigterm_as_interrupt
 
 if TYPE_CHECKING:
@@ -34,7 +34,11 @@ def _project(ctx: click.Context) -> tuple[Project, dt.date]:
     obj = ctx.find_root().obj
     # Found on first use, not in the group: `init` needs none, and --help works outside a project.
     if "project" not in obj:
-        obj["project"] = _find_project(obj["root"])
+        root = obj["root"]
+        if root is not None and not root.is_dir():
+            reason = "not a folder" if root.exists() else "no such folder"
+            raise click.BadParameter(f"{root}: {reason}", param_hint=obj["root_from"])
+        obj["project"] = _find_project(root)
     return obj["project"], obj["today"]
 
 
@@ -180,7 +184,8 @@ def _parse_date(option: str, value: str | None, *, echo: bool = True) -> dt.date
 @click.version_option(__version__, prog_name="handouts")
 @click.option(
     "--root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
+    metavar="DIR",
     envvar="HANDOUTS_ROOT",
     show_default="the nearest folder upward holding a handouts.toml",
     help="Project folder: handouts.toml, content/, brands/, and any templates/ or styles/ of its own.",
@@ -201,19 +206,31 @@ def cli(ctx: click.Context, root: Path | None, today: str | None, verbose: bool)
         "today": _parse_date("--today", today) or dt.date.today(),
         "today_override": None if today is None else "HANDOUTS_TODAY" if by_env else "--today",
         "root": root,
+        # Named as it was given: a user who set HANDOUTS_ROOT long ago and never typed --root looks there.
+        "root_from": "HANDOUTS_ROOT" if ctx.get_parameter_source("root") == ParameterSource.ENVIRONMENT else "--root",
     }
 
 
 def _find_project(root: Path | None) -> Project:
-    from .inputs.settings import find_root, load_project
+    from .inputs.settings import find_root, load_project, owned_by_another
 
     if root is None:
-        here = Path.cwd()
+        try:
+            here = Path.cwd()
+        except OSError as exc:  # the folder the shell is in was removed, or cannot be read
+            raise click.ClickException(
+                f"cannot find the project from the current folder: {exc.strerror or exc}; pass --root DIR"
+            ) from None
         root = find_root(here)
         if root is None:
             raise click.ClickException(
                 f"no handouts.toml in {here} or any folder above it, and neither --root nor HANDOUTS_ROOT is set; "
                 "make a project with `handouts init DIR`, or pass --root DIR"
+            )
+        if owned_by_another(root):
+            raise click.ClickException(
+                f"{root / CONFIG_FILE}: owned by another user, so not used as the project here (its templates "
+                f"would run as you); pass --root {root} if you trust it"
             )
     project, problems = load_project(root.resolve())
     if problems:
@@ -266,8 +283,9 @@ def init(folder: Path, brand_id: str) -> None:
     """Make a clinic's handout project in FOLDER: settings, sample sections, a brand to fill in."""
     from .starter import make_project
 
+    brand_id = brand_id.strip().lower()
     try:
-        made = make_project(folder, brand_id.strip().lower())
+        made = make_project(folder, brand_id)
     except HandoutError as exc:
         raise _fail(exc) from None
     click.echo(f"Made a handout project in {folder}: {', '.join(made)}")

@@ -29,17 +29,22 @@ def make_project(target: Path, brand_id: str, *, tool: Path | None = None) -> li
     """Make a project in `target` (new or without any of the files init writes); return what it made."""
     if not is_valid_id(brand_id):
         raise HandoutError(f"--brand: {brand_id!r} is not a folder name of lowercase letters, digits and hyphens")
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise HandoutError(f"{target}: not a folder")
-    taken = [name for name in MADE if os.path.lexists(target / name)]
-    if taken:
-        # Never over anything that is not ours: a second init, or a folder with its own README.
-        raise HandoutError(f"{target}: already has {', '.join(taken)}; init writes only into a new or empty folder")
+    try:
+        if target.is_symlink():
+            raise HandoutError(f"{target}: a symbolic link; name the folder itself")
+        if target.exists() and not target.is_dir():
+            raise HandoutError(f"{target}: not a folder")
+        taken = [name for name in MADE if os.path.lexists(target / name)]
+        if taken:
+            # Never over anything that is not ours: a second init, or a folder with its own README.
+            raise HandoutError(f"{target}: already has {', '.join(taken)}; init writes only into a new or empty folder")
+        target.mkdir(parents=True, exist_ok=True)
+        # Everything is made in a folder beside the others, then moved into place entry by entry: an
+        # init that fails part way leaves no half-made project.
+        staging = Path(tempfile.mkdtemp(prefix=".handouts-init-", dir=target))
+    except OSError as exc:  # a parent that is a file, a read-only folder, a name too long
+        raise HandoutError(f"{target}: cannot make the project: {exc.strerror or exc}") from None
     content = (tool or tool_data_dir()) / "content"
-    target.mkdir(parents=True, exist_ok=True)
-    # Everything is made in a folder beside the others, then moved into place entry by entry: an
-    # init that fails part way leaves no half-made project.
-    staging = Path(tempfile.mkdtemp(prefix=".handouts-init-", dir=target))
     try:
         values = {"brand_id": brand_id, "brand_name": brand_id, "version": __version__}
         (staging / CONFIG_FILE).write_text(_skeleton(CONFIG_FILE, **values), encoding="utf-8")
@@ -62,7 +67,7 @@ def make_project(target: Path, brand_id: str, *, tool: Path | None = None) -> li
             for name in MADE:
                 os.rename(staging / name, target / name)
                 moved.append(name)
-        except OSError:
+        except BaseException:  # Ctrl-C too: a project is made whole or not at all
             for name in moved:  # ours, moved a moment ago: back into the staging folder, removed below
                 os.rename(target / name, staging / name)
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -292,6 +293,20 @@ def test_brands_lists_every_brand_folder_with_its_state(run: Invoke, project: Pa
         "brands/empty: no brand.toml; every folder under brands/ is a brand: add its brand.toml, "
         "or move the folder out",
     ]
+
+
+def test_a_brand_folder_whose_name_is_not_an_id_is_named_as_such(run: Invoke, project: Path, tmp_path: Path) -> None:
+    shutil.copytree(project / "brands/example-clinic", project / "brands/North")
+    problem = "brands/North: not a brand id; rename the folder with lowercase letters, digits and hyphens"
+    listed = run("brands")
+    assert listed.exit_code == 1
+    assert listed.output.splitlines()[-1] == problem
+    assert problem in run("check").output.splitlines()
+    # --brand is taken in lowercase: the folder cannot be built with, and is not offered as if it could.
+    built = run("build", "--brand", "North", "-o", str(tmp_path / "out"))
+    assert (
+        built.output == "Error: cannot build: 1 problem(s)\nbrands/north: brand not found; available: example-clinic\n"
+    )
 
 
 def test_brands_of_a_valid_project_exit_0(run: Invoke) -> None:

@@ -130,6 +130,20 @@ def test_a_tailored_copy_takes_the_first_free_number_and_never_follows_a_link(pr
     assert (tmp_path / f"{STEM}-personal-3.pdf").read_bytes() == b"third"
 
 
+@pytest.mark.parametrize("out", ["gone", "a-file/copy.pdf"])
+def test_a_tailored_copy_whose_folder_is_a_broken_link_or_a_file_says_it_cannot_write(
+    project: Path, tmp_path: Path, out: str
+) -> None:
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "a-file").write_text("keep me")
+    request = BuildRequest(spec(Tailoring(note="private")), tmp_path / out)
+    with pytest.raises(HandoutError) as caught:
+        build(Project(project), request, TODAY, render=fake, time_limit=None)
+    where = f"in {tmp_path / out}" if out == "gone" else str(tmp_path / out)
+    assert str(caught.value) == f"cannot write {where}: File exists"
+    assert (tmp_path / "a-file").read_text() == "keep me" and not (tmp_path / "nowhere").exists()
+
+
 def test_a_tailored_print_shop_copy_is_numbered_after_its_print_shop_name(project: Path, tmp_path: Path) -> None:
     request = BuildRequest(spec(Tailoring(counselor="Sam"), PrintOptions(bleed_pt=9)), tmp_path)
     result = build(Project(project), request, TODAY, render=fake, time_limit=None)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,15 @@ def test_init_makes_a_project_with_the_sample_sections_and_a_brand_to_fill_in(cl
     assert not (clinic / "templates").exists() and not (clinic / "styles").exists()
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_inits_gitignore_keeps_built_handouts_out_of_git_wherever_a_build_ran(clinic: Path) -> None:
+    # `handouts build` run in content/en writes content/en/out/: a tailored copy there names a patient.
+    subprocess.run(["git", "init", "-q", str(clinic)], check=True)
+    paths = ["out/a.pdf", "content/en/out/a-personal-1.pdf", "content/en/mat.md"]
+    ignored = subprocess.run(["git", "check-ignore", *paths], cwd=clinic, capture_output=True, text=True).stdout
+    assert ignored.splitlines() == paths[:2]
+
+
 def test_init_never_writes_over_a_folder_that_has_what_it_would_make(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("ours\n")
     (tmp_path / ".git").mkdir()
@@ -77,6 +88,45 @@ def test_init_refuses_a_brand_id_that_is_not_a_folder_name(tmp_path: Path) -> No
     assert result.exit_code == 1
     assert result.output == "Error: --brand: '../up' is not a folder name of lowercase letters, digits and hyphens\n"
     assert not (tmp_path / "x").exists()
+
+
+def test_init_names_the_brand_folder_it_made(tmp_path: Path) -> None:
+    made = invoke("init", str(tmp_path / "up"), "--brand", " MyClinic ")
+    assert made.exit_code == 0
+    assert f"Next: put your clinic's details in {tmp_path / 'up/brands/myclinic/brand.toml'}, then run" in made.output
+    assert (tmp_path / "up/brands/myclinic/brand.toml").is_file()
+
+
+def test_init_refuses_what_it_cannot_make_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "up").mkdir()
+    (tmp_path / "a-file").write_text("")
+    under_a_file = invoke("init", str(tmp_path / "a-file/sub"))
+    assert under_a_file.exit_code == 1
+    assert under_a_file.output == f"Error: {tmp_path / 'a-file/sub'}: cannot make the project: Not a directory\n"
+    too_long = invoke("init", str(tmp_path / ("x" * 300)))
+    assert too_long.exit_code == 1
+    assert too_long.output == f"Error: {tmp_path / ('x' * 300)}: cannot make the project: File name too long\n"
+    (tmp_path / "linked").symlink_to(tmp_path / "up")
+    linked = invoke("init", str(tmp_path / "linked"))
+    assert linked.output == f"Error: {tmp_path / 'linked'}: a symbolic link; name the folder itself\n"
+
+
+def test_init_interrupted_while_moving_in_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_rename = os.rename
+    calls: list[str] = []
+
+    def interrupted(source: str, target: str) -> None:
+        calls.append(str(target))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        real_rename(source, target)
+
+    monkeypatch.setattr("handouts.starter.os.rename", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        from handouts.starter import make_project
+
+        make_project(tmp_path, "our-clinic")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_project_is_found_from_the_nearest_handouts_toml_upward(
@@ -102,6 +152,39 @@ def test_root_and_handouts_root_come_before_the_current_folder(
     assert missing not in invoke("--root", str(clinic), "check", env={"HANDOUTS_ROOT": str(other)}).output
 
 
+def test_a_root_that_is_no_folder_is_named_by_where_it_came_from(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    for given, reason in ((tmp_path / "nowhere", "no such folder"), (tmp_path / "a-file", "not a folder")):
+        by_option = invoke("--root", str(given), "check")
+        assert by_option.exit_code == 2
+        assert by_option.output.splitlines()[-1] == f"Error: Invalid value for --root: {given}: {reason}"
+        by_env = invoke("check", env={"HANDOUTS_ROOT": str(given)})
+        assert by_env.exit_code == 2
+        assert by_env.output.splitlines()[-1] == f"Error: Invalid value for HANDOUTS_ROOT: {given}: {reason}"
+    # Only a command that needs the project reads it: init does not.
+    made = invoke("init", str(tmp_path / "new"), env={"HANDOUTS_ROOT": str(tmp_path / "nowhere")})
+    assert made.exit_code == 0, made.output
+
+
+def test_a_handouts_toml_of_another_user_found_upward_is_not_used(
+    clinic: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As git refuses a repository another user owns: a handouts.toml in /tmp would run its templates as you.
+    inside = clinic / "content"
+    monkeypatch.chdir(inside)
+    owner = os.lstat(clinic).st_uid
+    monkeypatch.setattr(os, "getuid", lambda: owner + 1)
+    result = invoke("sections")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {clinic}/handouts.toml: owned by another user, so not used as the project here (its templates "
+        f"would run as you); pass --root {clinic} if you trust it\n"
+    )
+    # Named on purpose, it is used.
+    assert invoke("--root", str(clinic), "sections").exit_code == 0
+    assert invoke("sections", env={"HANDOUTS_ROOT": str(clinic)}).exit_code == 0
+
+
 def test_no_project_says_where_it_looked_and_suggests_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = invoke("check")
@@ -109,6 +192,18 @@ def test_no_project_says_where_it_looked_and_suggests_init(tmp_path: Path, monke
     assert result.output == (
         f"Error: no handouts.toml in {tmp_path} or any folder above it, and neither --root nor HANDOUTS_ROOT is set; "
         "make a project with `handouts init DIR`, or pass --root DIR\n"
+    )
+
+
+def test_a_removed_current_folder_is_one_line_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    result = invoke("check")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: cannot find the project from the current folder: No such file or directory; pass --root DIR\n"
     )
 
 

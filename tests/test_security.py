@@ -56,6 +56,23 @@ def test_fetcher_refuses_paths_that_climb_out_or_symlink_out(fetcher: object, pr
         fetcher.fetch((project / "styles/escape.css").as_uri())  # type: ignore[attr-defined]
 
 
+def test_fetcher_refuses_a_climb_that_the_fallback_to_the_tools_folder_would_let_out(project: Path) -> None:
+    # The project's styles/ links to a folder deep inside it: the climb stays in brands/ from there,
+    # but from the tool's styles/, which a file missing from the project's is read from, it reaches /.
+    from handouts.project import tool_data_dir
+
+    climb = len((tool_data_dir() / "styles").resolve().parts) - 1
+    deep = project / "brands/example-clinic" / "/".join(["d"] * climb)
+    deep.mkdir(parents=True)
+    own = project / "styles"
+    own.rename(project / "old-styles")
+    own.symlink_to(deep)
+    url = own.as_uri() + "/" + "%2e%2e/" * climb + "etc/hostname"
+    fetcher = fetcher_class()(Project(project).readable_dirs, Project(project).fallbacks)
+    with pytest.raises(RefusedURL, match="outside the templates"):
+        fetcher.fetch(url)  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("target", ["/etc/hostname", "../../../../../../etc/hostname", *FORBIDDEN])
 def test_content_image_outside_the_project_is_a_check_error_and_stops_the_build(
     run: Invoke, project: Path, tmp_path: Path, target: str

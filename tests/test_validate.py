@@ -405,6 +405,9 @@ def test_a_language_table_must_name_a_language_with_content() -> None:
     assert brand({**BRAND, "sp": {"name": "Clínica de prueba"}}) == [
         f"brands/test/brand.toml: sp: {table}; did you mean es?"
     ]
+    assert brand({**BRAND, "ES": {"name": "Clínica de prueba"}}) == [
+        f"brands/test/brand.toml: ES: {table}; did you mean es?"
+    ]
     # No content in French: the table would never print. Nothing is close enough to suggest.
     assert brand({**BRAND, "fr": {"name": "Clinique"}}) == [f"brands/test/brand.toml: fr: {table}"]
     assert brand({**BRAND, "colours": {"primary": "#112233"}}) == [

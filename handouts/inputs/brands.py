@@ -110,7 +110,8 @@ def _unknown_key(path: str, key: str, value: Any, content_languages: Sequence[st
     # folder, [sp] for [es], would otherwise never print and never be noticed.
     if isinstance(value, dict):
         reason = f"unknown field; a table is [colors] or a language with content: {known}"
-        close = difflib.get_close_matches(key, ["colors", *content_languages], n=1, cutoff=SUGGEST_TABLE)
+        # Lowercased: [ES] is es written as --lang takes it, and difflib scores it 0 against es.
+        close = difflib.get_close_matches(key.lower(), ["colors", *content_languages], n=1, cutoff=SUGGEST_TABLE)
     else:
         fields = ", ".join(BRAND_FIELDS)
         reason = f"unknown field; expected one of {fields}, or a table for a language with content: {known}"
@@ -313,7 +314,12 @@ def _load(
         # A folder without brand.toml is a brand half made: say what it lacks, not that there is none.
         if is_valid_id(brand_id) and folder.is_dir():
             return None, None, [missing_toml_problem(project, folder)]
-        known = ", ".join(brand_ids(project)) or "none"
+        ids = brand_ids(project)
+        if brand_id in ids:
+            # Listed as a brand folder, but --brand could never name it (ids are taken in lowercase).
+            message = "not a brand id; rename the folder with lowercase letters, digits and hyphens"
+            return None, None, [Problem(f"brands/{brand_id}", "", message)]
+        known = ", ".join(i for i in ids if is_valid_id(i)) or "none"
         return None, None, [Problem(f"brands/{brand_id}", "", f"brand not found; available: {known}")]
     rel = shown_path(project, toml_path)
     files, problems = brand_files(project, folder)

@@ -132,3 +132,13 @@ def find_root(start: Path) -> Path | None:
         if os.path.lexists(folder / CONFIG_FILE):
             return folder
     return None
+
+
+def owned_by_another(root: Path) -> bool:
+    """Tell whether a found project folder or its handouts.toml belongs to another user, as git asks of a repository."""
+    # Its templates run as whoever builds: a handouts.toml left in /tmp or a shared parent folder would
+    # otherwise take over every build started below it.
+    try:
+        return any(os.lstat(path).st_uid != os.getuid() for path in (root, root / CONFIG_FILE))
+    except OSError:
+        return False  # gone since it was found: loading it says so

@@ -190,6 +190,12 @@ def fetcher_class() -> type[Any]:
             for own, tools in self.fallbacks:
                 if not path.is_file() and path.is_relative_to(own):
                     path = tools / path.relative_to(own)
+                    # Checked again: the same `..` climbs further from the tool's folder when a link
+                    # in the project made the first path deeper than it looks.
+                    if not is_inside(path, (tools,)):
+                        raise RefusedURL(
+                            f"refused to load {url}: outside the templates, styles, brands and content folders"
+                        )
             if not path.is_file():
                 raise RefusedURL(f"cannot load {url}: no such file")
             content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
