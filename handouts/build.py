@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ class BuildResult:
 
 # A tailored copy in a folder is numbered; past this many, the folder wants tidying, not more copies.
 MAX_PERSONAL_COPIES = 9999
+# Room for the brand, language, layout and suffixes too within a file name's 255 bytes.
+MAX_CHOSEN_NAME = 120
 PRIVATE_MODE = 0o600
 
 
@@ -69,6 +72,10 @@ def output_paths(request: BuildRequest, ids: tuple[str, ...], plan: Sections) ->
         pdf_path = out
     else:
         chosen = "all" if ids == selection(None, plan) else "+".join(ids)
+        if len(chosen) > MAX_CHOSEN_NAME:
+            # Many long ids would pass a file name's 255 bytes: the count and a short hash of them instead.
+            digest = hashlib.sha256("+".join(ids).encode()).hexdigest()[:8]
+            chosen = f"{len(ids)}-sections-{digest}"
         # The name says what is in the file and what it is for, never who it is for.
         what = LAYOUTS[spec.layout].stem or f"{spec.layout}-{chosen}"
         options = spec.print_options

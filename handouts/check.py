@@ -40,6 +40,10 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
             path = section_path(project, language, section_id)
             if language == BASE_LANGUAGE:
                 problems.append(Problem(path, "", "file not found; every section needs an English version"))
+            elif section_id in project.sections.always:
+                # Every handout prints it: without it no handout in this language can be built.
+                message = f"file not found; every handout prints {section_id}, so none can be built in {language}"
+                problems.append(Problem(path, "", message))
             elif section_id in english:
                 # Only a build that needs this section fails; the others may go ahead.
                 original = english[section_id].version

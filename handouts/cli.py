@@ -297,7 +297,9 @@ def init(folder: Path, brand_id: str) -> None:
 @click.option("--sections", "sections", metavar="IDS", help="Comma-separated section ids (default: all).")
 @click.option("--brand", metavar="ID", help="Brand folder under brands/ (default: default_brand in handouts.toml).")
 @click.option("--lang", "language", default=BASE_LANGUAGE, show_default=True, help="Content language folder.")
-@click.option("--layout", type=click.Choice(list(PATIENT_LAYOUTS)), default="letter", show_default=True)
+@click.option(
+    "--layout", type=click.Choice(list(PATIENT_LAYOUTS), case_sensitive=False), default="letter", show_default=True
+)
 @_out_option("A .pdf file, or a folder to name the PDF in (a tailored copy: NAME-personal-N.pdf).")
 @click.option("--html", is_flag=True, help="Also write the HTML beside the PDF.")
 @click.option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -244,6 +245,7 @@ def test_a_declared_section_without_a_file_is_reported(clinic: Path) -> None:
         ('sections = ["Our Services", "find-help"]', "sections: 'Our Services' is not an id: lowercase letters, "),
         ('sections = "mat"', "sections: expected a list of section ids, got 'mat'"),
         ("default_brand = 7", "default_brand: expected a brand folder name, got 7"),
+        (f'sections = ["{"a" * 33}", "find-help"]', f"sections: '{'a' * 33}' is 33 characters; at most 32"),
     ],
 )
 def test_bad_section_settings_are_named_by_file_and_setting(tmp_path: Path, settings: str, message: str) -> None:
@@ -271,7 +273,19 @@ def test_section_ids_and_languages_are_case_insensitive_and_a_typo_gets_a_sugges
 def test_a_clinic_project_builds_its_own_section_with_its_own_brand(clinic: Path) -> None:
     add_own_section_and_brand(clinic)
     out = clinic / "out"
-    result = invoke("--root", str(clinic), "build", "--brand", "North", "--sections", "OUR-SERVICES", "-o", str(out))
+    result = invoke(
+        "--root",
+        str(clinic),
+        "build",
+        "--brand",
+        "North",
+        "--sections",
+        "OUR-SERVICES",
+        "--layout",
+        "Letter",
+        "-o",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
     pdf = Path(result.output.strip())
     assert pdf == out / "north-en-letter-our-services+find-help.pdf"
@@ -321,3 +335,34 @@ def test_help_lists_the_projects_section_ids_layouts_languages_and_brands(
     outside = invoke("approve", "--help")
     assert outside.exit_code == 0
     assert "In this project: project no handouts.toml in" in " ".join(outside.output.split())
+
+
+def test_a_section_every_handout_prints_must_be_translated(clinic: Path) -> None:
+    add_own_section_and_brand(clinic)
+    settings = clinic / "handouts.toml"
+    settings.write_text(
+        settings.read_text().replace('always = ["find-help"]', 'always = ["find-help", "our-services"]')
+    )
+    result = invoke("--root", str(clinic), "check")
+    assert result.exit_code == 1
+    assert (
+        "content/es/our-services.md: file not found; every handout prints our-services, so none can be built in es"
+    ) in result.output.splitlines()
+
+
+def test_a_handout_of_many_long_ids_gets_a_short_file_name(tmp_path: Path) -> None:
+    from handouts.build import BuildRequest, output_paths
+    from handouts.compose import HandoutSpec
+    from handouts.project import Sections
+
+    ids = (*(f"section-with-a-long-name-{i:02}" for i in range(12)), "find-help")
+    plan = Sections(order=(*ids, "extra"), always=("find-help",))
+    spec = HandoutSpec(ids, "north", "en", "letter")
+    pdf, _ = output_paths(BuildRequest(spec, tmp_path), ids, plan)
+    digest = hashlib.sha256("+".join(ids).encode()).hexdigest()[:8]
+    assert pdf == tmp_path / f"north-en-letter-13-sections-{digest}.pdf"
+    # A short choice keeps its readable name.
+    few = (ids[0], "find-help")
+    assert output_paths(BuildRequest(spec, tmp_path), few, plan)[0].name == (
+        "north-en-letter-section-with-a-long-name-00+find-help.pdf"
+    )

@@ -28,6 +28,7 @@ SETTINGS: dict[str, tuple[type, float, float]] = {
 PROJECT_SETTINGS = ("sections", "always", "default_brand")
 # More sections than this is no longer a handout but a book; a typo'd list would make every build slow.
 MAX_SECTIONS = 40
+MAX_ID_LENGTH = 32
 
 
 def limits_from_data(path: str, data: Mapping[str, Any]) -> tuple[Limits, list[Problem]]:
@@ -59,6 +60,11 @@ def _ids(path: str, key: str, value: Any, problems: list[Problem]) -> tuple[str,
     bad = [v for v in value if not is_valid_id(v)]
     if bad:
         problems.append(Problem(path, key, f"{shown(bad[0])} is not an id: lowercase letters, digits and hyphens"))
+        return None
+    long = [v for v in value if len(v) > MAX_ID_LENGTH]
+    if long:
+        # Ids make file names; a handout of a few long ones would not fit a file name's 255 bytes.
+        problems.append(Problem(path, key, f"{shown(long[0])} is {len(long[0])} characters; at most {MAX_ID_LENGTH}"))
         return None
     twice = sorted({v for v in value if value.count(v) > 1})
     if twice:
