@@ -463,7 +463,7 @@ def approve(
     language = _language(language)
     section = section.strip().lower()
     if section not in project.sections.order:
-        raise click.BadParameter(unknown_section_message(project, [section]), param_hint="SECTION")
+        raise click.BadParameter(unknown_section_message(project.sections.order, [section]), param_hint="SECTION")
     try:
         parsed = tuple(parse_reviewer(r) for r in reviewers)
     except ValueError as exc:

@@ -21,7 +21,7 @@ from .models import (
     Section,
     Tailoring,
 )
-from .project import Project, Sections
+from .project import Sections
 from .review import brand_release_problems, release_problems
 
 NO_PRINT_OPTIONS = PrintOptions()
@@ -47,9 +47,8 @@ def unknown_sections(requested: Iterable[str] | None, plan: Sections) -> list[st
     return sorted({r.strip() for r in requested or () if r.strip()} - set(plan.order))
 
 
-def unknown_section_message(project: Project | Sections, unknown: Sequence[str]) -> str:
+def unknown_section_message(order: Sequence[str], unknown: Sequence[str]) -> str:
     """Say which requested ids are unknown, suggest the closest declared one, and list the valid ids."""
-    order = project.sections.order if isinstance(project, Project) else project.order
     names = ", ".join(repr(u) for u in unknown)
     return f"unknown section {names}{did_you_mean(unknown[0], order)}; valid ids: {', '.join(order)}"
 
@@ -121,7 +120,7 @@ def check_spec(spec: HandoutSpec, inputs: Inputs, today: dt.date) -> tuple[str, 
 def _build_problems(spec: HandoutSpec, inputs: Inputs) -> list[Problem]:
     unknown = unknown_sections(spec.sections, inputs.plan)
     if unknown:
-        return [Problem("sections", "", unknown_section_message(inputs.plan, unknown))]
+        return [Problem("sections", "", unknown_section_message(inputs.plan.order, unknown))]
     layout = LAYOUTS.get(spec.layout)
     if layout is None:
         return [Problem("layout", "", f"unknown layout {spec.layout!r}; choose one of {', '.join(LAYOUTS)}")]

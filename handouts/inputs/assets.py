@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import posixpath
 import re
 from pathlib import Path
 
 from ..errors import Problem
 from ..project import Project
-from .files import FILE_CAP, FONT_CAP, list_folder, read_bytes, shown_path
+from .files import FILE_CAP, FONT_CAP, layer_folders, list_folder, read_bytes, shown_path
 
 FONT_SUFFIXES = (".ttf", ".otf", ".woff")
 # A url() in a stylesheet, quoted or not: what a missing font or picture would be named by.
@@ -37,10 +36,7 @@ def asset_files(project: Project) -> tuple[dict[str, Path], list[Problem]]:
     chosen: dict[str, Path] = {}
     problems: list[Problem] = []
     for kind, layers in (("templates", project.template_dirs), ("styles", project.style_dirs)):
-        for folder in layers:
-            # A project need not have templates or styles of its own; the tool's must be there.
-            if not os.path.lexists(folder) and folder != layers[-1]:
-                continue
+        for folder in layer_folders(layers):
             paths, found = _files(project, folder, project.root_of(folder))
             problems += found
             for path in paths:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import re
@@ -16,7 +15,7 @@ from ..errors import Problem
 from ..images import raster_problem, svg_problem
 from ..models import Brand
 from ..project import Project
-from .fields import URL_RE, char_problem, decode, is_valid_id, key_name, shown, text_field, unknown_fields
+from .fields import URL_RE, char_problem, closest, decode, is_valid_id, key_name, shown, text_field, unknown_fields
 from .files import FILE_CAP, MIB, TOML_CAP, list_folder, parse_toml, read_bytes, shown_path, size_text
 from .sections import languages
 
@@ -111,12 +110,12 @@ def _unknown_key(path: str, key: str, value: Any, content_languages: Sequence[st
     if isinstance(value, dict):
         reason = f"unknown field; a table is [colors] or a language with content: {known}"
         # Lowercased: [ES] is es written as --lang takes it, and difflib scores it 0 against es.
-        close = difflib.get_close_matches(key.lower(), ["colors", *content_languages], n=1, cutoff=SUGGEST_TABLE)
+        close = closest(key.lower(), ["colors", *content_languages], SUGGEST_TABLE)
     else:
         fields = ", ".join(BRAND_FIELDS)
         reason = f"unknown field; expected one of {fields}, or a table for a language with content: {known}"
-        close = difflib.get_close_matches(key, BRAND_FIELDS, n=1, cutoff=SUGGEST_FIELD)
-    return Problem(path, key_name(key), f"{reason}; did you mean {close[0]}?" if close else reason)
+        close = closest(key, BRAND_FIELDS, SUGGEST_FIELD)
+    return Problem(path, key_name(key), f"{reason}; did you mean {close}?" if close else reason)
 
 
 def _colors(path: str, data: Mapping[str, Any], problems: list[Problem]) -> dict[str, Any]:

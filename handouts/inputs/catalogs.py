@@ -10,7 +10,7 @@ from ..errors import Problem
 from ..models import BASE_LANGUAGE
 from ..project import Limits, Project
 from .fields import char_problem, decode, key_name, shown
-from .files import TOML_CAP, list_folder, parse_toml, read_bytes, shown_path
+from .files import TOML_CAP, layer_folders, list_folder, parse_toml, read_bytes, shown_path
 
 PLACEHOLDER_RE = re.compile(r"\{[a-z_]+\}")
 
@@ -97,14 +97,11 @@ def read_catalogs(project: Project) -> tuple[dict[str, dict[str, object]], list[
     catalogs: dict[str, dict[str, object]] = {}
     problems: list[Problem] = []
     paths: list[Path] = []
-    folders = [folder / "i18n" for folder in project.template_dirs]
-    for folder in folders:
-        # A project need not have catalogs of its own; the tool's must be there.
-        if os.path.lexists(folder) or folder == folders[-1]:
-            listed, more = list_folder(folder, shown_path(project, folder), project.root_of(folder))
-            problems += more
-            # The project's own catalog of a language stands in for the tool's.
-            paths += [path for path in listed if path.name not in {p.name for p in paths}]
+    for folder in layer_folders([folder / "i18n" for folder in project.template_dirs]):
+        listed, more = list_folder(folder, shown_path(project, folder), project.root_of(folder))
+        problems += more
+        # The project's own catalog of a language stands in for the tool's.
+        paths += [path for path in listed if path.name not in {p.name for p in paths}]
     for path in paths:
         if path.suffix != ".toml":
             continue

@@ -108,12 +108,18 @@ def unknown_fields(
     ]
 
 
-def did_you_mean(value: str, choices: Sequence[str]) -> str:
-    """Return " (did you mean 'x'?)" naming the closest choice to a mistyped value, or nothing."""
+def closest(value: str, choices: Sequence[str], cutoff: float = 0.6) -> str | None:
+    """Return the choice a mistyped value most likely means (difflib's ratio at least `cutoff`), or None."""
     import difflib
 
-    close = difflib.get_close_matches(value.lower(), choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = difflib.get_close_matches(value, choices, n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def did_you_mean(value: str, choices: Sequence[str]) -> str:
+    """Return " (did you mean 'x'?)" naming the closest choice to a mistyped value, or nothing."""
+    close = closest(value.lower(), choices)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def key_name(key: Any) -> str:

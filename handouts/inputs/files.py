@@ -6,6 +6,7 @@ import errno
 import os
 import stat
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,11 @@ def read_toml(path: Path, where: str, *, root: Path | None) -> tuple[dict[str, A
     if text is None:
         return None, problems
     return parse_toml(where, text)
+
+
+def layer_folders(layers: Sequence[Path]) -> list[Path]:
+    """Return the layered folders to list, the project's first; a project need not have one, the tool must."""
+    return [folder for folder in layers if os.path.lexists(folder) or folder == layers[-1]]
 
 
 def list_folder(folder: Path, where: str, root: Path) -> tuple[list[Path], list[Problem]]:
