@@ -24,6 +24,7 @@ from .models import Handout
 from .output.fit import require_fit
 from .output.pdf import RenderedPdf, Renderer, render_pdf
 from .project import BATCH_TIME_LIMIT, Project
+from .signals import STOP_SIGNALS, stop_signals_held
 
 # Handouts per worker process before a fresh one takes over. Memory grows about 1 MiB per 15
 # renders (measured), so this bounds a worker well under 300 MiB.
@@ -387,6 +388,8 @@ def limit_memory(extra: int = RENDER_MEMORY_BYTES) -> None:
 def _child(task: Callable[[], Any], parent: int, send: Any) -> None:
     # Ctrl-C reaches the whole process group; the parent answers it by killing this child.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Held by the parent across the fork (stop_signals_held); the child starts with none pending.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     die_with_parent(parent)
     with contextlib.suppress(OSError, ValueError):
         limit_memory()
@@ -410,9 +413,11 @@ def run_limited(task: Callable[[], Any], time_limit: float) -> Any:
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(task, os.getpid(), send), daemon=True)
-    child.start()
-    send.close()
     try:
+        # A stop that comes while forking is delivered just after, here, where the finally kills the child.
+        with stop_signals_held():
+            child.start()
+        send.close()
         if not receive.poll(time_limit):
             raise HandoutError(f"stopped: the render ran past its time limit of {time_limit:g} seconds")
         try:
@@ -424,7 +429,9 @@ def run_limited(task: Callable[[], Any], time_limit: float) -> Any:
         # Also on Ctrl-C: nothing of an interrupted render may outlive the command.
         if child.is_alive():
             child.kill()
-        child.join()
+        if child.pid is not None:
+            child.join()
+        send.close()
         receive.close()
     if kind == "error":
         raise HandoutError(value[0], value[1])

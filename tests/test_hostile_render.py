@@ -275,6 +275,28 @@ def test_ctrl_c_sigterm_or_sigkill_stop_a_build_at_once_and_write_nothing(
 
 
 @pytest.mark.render
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_that_comes_while_the_render_is_forked_is_not_lost(
+    project: Path, tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    # Python ignores an exception raised in a fork's own hooks: a handler that raised there lost the
+    # stop, and the build went on to write its PDF. The signal is sent from inside such a hook.
+    out = tmp_path / "h.pdf"
+    args = ["--root", str(project), "--today", TODAY.isoformat(), "build", "--sections", "detox", "-o", str(out)]
+    script = (
+        "import os, sys\n"
+        f"os.register_at_fork(after_in_parent=lambda: os.kill(os.getpid(), {int(sig)}))\n"
+        "from handouts.cli import cli\n"
+        f"cli({args!r})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == code, done.stderr
+    assert "Interrupted; nothing was written." in done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    assert not out.exists()
+
+
+@pytest.mark.render
 def test_build_time_limit_option_stops_a_slow_render(project: Path, run: Invoke, tmp_path: Path) -> None:
     use_logo(project, "slow.svg", SLOW_LOGO)
     result = run("build", "--sections", "detox", "--time-limit", "1", "-o", str(tmp_path / "h.pdf"))
