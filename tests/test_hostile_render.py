@@ -238,10 +238,13 @@ SLOW_LOGO = (
 
 
 def _children(pid: int) -> list[int]:
+    """Return the forked children of a process (its render process), not a program it runs (ldconfig)."""
     import psutil  # a dependency of distributed; pgrep (procps) is not on every machine
 
     try:
-        return [child.pid for child in psutil.Process(pid).children()]
+        parent = psutil.Process(pid)
+        # A fork keeps its parent's command line; a program the parent starts has its own.
+        return [child.pid for child in parent.children() if child.cmdline() == parent.cmdline()]
     except psutil.NoSuchProcess:
         return []
 
