@@ -180,6 +180,15 @@ def _parse_date(option: str, value: str | None, *, echo: bool = True) -> dt.date
         raise click.BadParameter(reason, param_hint=option) from None
 
 
+def _parse_time(option: str, value: str | None) -> dt.time | None:
+    from .dates import parse_time
+
+    try:
+        return None if value is None else parse_time(value.strip())
+    except ValueError as exc:  # the reason only: the value may be a patient's appointment
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="handouts")
 @click.option(
@@ -316,6 +325,7 @@ def init(folder: Path, brand_id: str) -> None:
 @click.option("--counselor", default="", metavar="NAME", help="Counselor's name, printed in 'My plan'.")
 @click.option("--note", default="", metavar="TEXT", help="A short note, printed in 'My plan'.")
 @click.option("--next-visit", metavar="YYYY-MM-DD", help="Date of the next visit, printed in 'My plan'.")
+@click.option("--next-visit-time", metavar="HH:MM", help="Time of the next visit (24-hour), printed in 'My plan'.")
 @_time_limit_option(BUILD_TIME_LIMIT)
 @click.pass_context
 def build(
@@ -334,6 +344,7 @@ def build(
     counselor: str,
     note: str,
     next_visit: str | None,
+    next_visit_time: str | None,
     time_limit: float,
 ) -> None:
     """Build one handout PDF and print its path."""
@@ -346,6 +357,7 @@ def build(
         counselor=counselor.strip(),
         note=note.strip(),
         next_visit=_parse_date("--next-visit", next_visit, echo=False),
+        next_visit_time=_parse_time("--next-visit-time", next_visit_time),
     )
     spec = HandoutSpec(
         sections=_requested(sections),
@@ -489,6 +501,81 @@ def approve(
     # Approved all the same: the review took place; the warning says what check will say next.
     if (warning := overdue_warning(approval, today)) is not None:
         click.echo(f"warning: {warning}", err=True)
+
+
+@cli.command(cls=ProjectCommand)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; any but this computer's needs --auth-file.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8750, show_default=True, help="Port to listen on.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Warm render processes (default: CPU count).")
+@click.option(
+    "--release", is_flag=True, help="Offer only approved sections within their review date; refuse example brands."
+)
+@click.option(
+    "--auth-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Counselors' names and password hashes (handouts add-counselor); needed for any --host but loopback.",
+)
+@_time_limit_option(BUILD_TIME_LIMIT)
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    workers: int | None,
+    release: bool,
+    auth_file: Path | None,
+    time_limit: float,
+) -> None:
+    """Serve the counselor's web page: choose sections, fill in the patient's plan, get the PDF."""
+    import os
+
+    from .serve.run import ServeOptions
+    from .serve.run import serve as run_server
+
+    project, today = _project(ctx)
+    override = ctx.find_root().obj.get("today_override")
+    options = ServeOptions(
+        host=host.strip(),
+        port=port,
+        workers=workers or max(1, min(os.cpu_count() or 1, 8)),
+        release=release,
+        auth_file=auth_file,
+        time_limit=time_limit,
+    )
+    if release:
+        warn_today_override(ctx)
+    # A test's --today stays fixed; otherwise the page's day moves at midnight with the real one.
+    clock = (lambda: today) if override else dt.date.today
+    try:
+        run_server(project, options, clock=clock, announce=click.echo)
+    except HandoutError as exc:
+        raise _fail(exc) from None
+
+
+@cli.command("add-counselor")
+@click.argument("auth_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("name")
+def add_counselor_command(auth_file: Path, name: str) -> None:
+    """Add a counselor (or change their password) in an --auth-file for `serve`; asks for the password."""
+    from .serve.security import add_counselor, password_problem
+
+    def valid(password: str) -> str:
+        if (reason := password_problem(password)) is not None:
+            raise click.BadParameter(reason)
+        return password
+
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True, value_proc=valid)
+    try:
+        new = add_counselor(auth_file, name.strip(), password)
+    except HandoutError as exc:
+        raise _fail(exc) from None
+    click.echo(f"{'Added' if new else 'Changed the password of'} {name.strip()} in {auth_file}")
 
 
 @cli.command()

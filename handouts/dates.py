@@ -8,6 +8,8 @@ import re
 # ASCII digits only: `\d` would take other scripts' digits, and fromisoformat alone takes
 # week dates (2026-W48-1) and compact dates (20261125).
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# A time of day as a browser's time field sends it and people write it: 24-hour HH:MM.
+TIME_RE = re.compile(r"[0-9]{2}:[0-9]{2}")
 
 
 def parse_date(text: str) -> dt.date:
@@ -18,6 +20,16 @@ def parse_date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"no such date: {text!r}") from None
+
+
+def parse_time(text: str) -> dt.time:
+    """Parse exactly HH:MM (24-hour), or raise ValueError saying why not."""
+    if not TIME_RE.fullmatch(text):
+        raise ValueError("expected a time as HH:MM, 24-hour")
+    hour, minute = int(text[:2]), int(text[3:])
+    if hour > 23 or minute > 59:
+        raise ValueError("no such time of day")
+    return dt.time(hour, minute)
 
 
 def add_months(day: dt.date, months: int) -> dt.date:

@@ -152,9 +152,10 @@ class Tailoring:
     counselor: str = ""
     note: str = ""
     next_visit: dt.date | None = None
+    next_visit_time: dt.time | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.prepared_for or self.counselor or self.note or self.next_visit)
+        return bool(self.prepared_for or self.counselor or self.note or self.next_visit or self.next_visit_time)
 
     def __repr__(self) -> str:
         # Keep patient text out of tracebacks and debug logs.

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import HandoutError
+from .errors import HandoutError, Problem
 from .layouts import LAYOUTS
 from .models import Handout
 from .output.fit import require_fit
@@ -55,6 +55,8 @@ class RenderOutcome:
     pages: int = 0
     pid: int = 0
     peak_rss_kib: int = 0
+    # The error's problems one by one, for a caller that shows each beside its field (the web page).
+    problems: tuple[Problem, ...] = ()
 
 
 def failure(exc: HandoutError) -> str:
@@ -128,6 +130,7 @@ def render_job(job: RenderJob) -> RenderOutcome:
     """Render one output; any failure becomes the outcome's error, never an exception."""
     pdf = html = error = None
     pages = 0
+    problems: tuple[Problem, ...] = ()
     project = Project(Path(job.root))
     try:
         rendered = render_handout(job.handout, project, job.assets)
@@ -135,11 +138,12 @@ def render_job(job: RenderJob) -> RenderOutcome:
         if job.html:
             html = standalone_html(job.handout, project, job.assets)
     except HandoutError as exc:
-        error = failure(exc)
+        error, problems = failure(exc), tuple(exc.problems)
     except Exception as exc:  # one broken job must not stop the others
         error = f"{type(exc).__name__}: {exc}"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return RenderOutcome(job.key, pdf if error is None else None, html, error, pages, os.getpid(), peak)
+    pdf = pdf if error is None else None
+    return RenderOutcome(job.key, pdf, html, error, pages, os.getpid(), peak, problems)
 
 
 def warm_worker(root: str, assets: str) -> None:
@@ -264,6 +268,10 @@ class ProcessExecutor:
     def submit(self, job: RenderJob) -> cf.Future[RenderOutcome]:
         """Queue the job on a worker process, with the time limit."""
         return self.pool.schedule(self.render, args=(job,), timeout=self.time_limit)
+
+    def call(self, function: Callable[..., Any], *args: Any) -> cf.Future[Any]:
+        """Run another picklable function on a warm worker, with the time limit (the server's `check`)."""
+        return self.pool.schedule(function, args=args, timeout=self.time_limit)
 
     def close(self) -> None:
         """Stop the workers at once: whatever they still hold is not wanted any more."""

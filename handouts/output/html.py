@@ -110,6 +110,14 @@ def localized_date(context: jinja2.runtime.Context, day: dt.date) -> str:
 
 
 @jinja2.pass_context
+def localized_time(context: jinja2.runtime.Context, time: dt.time) -> str:
+    """Format a time of day the way the handout's language writes it: 2:30 PM; 14:30."""
+    from babel.dates import format_time
+
+    return str(format_time(time, format="short", locale=context["handout"].language))
+
+
+@jinja2.pass_context
 def localized_short_date(context: jinja2.runtime.Context, day: dt.date) -> str:
     """Format a date short, for the tri-fold's review line: Nov 20, 2026; 20 nov 2026."""
     return long_date(day, context["handout"].language, "medium")
@@ -140,6 +148,7 @@ def environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
     env.filters["markdown"] = markdown_to_html
     env.filters["long_date"] = localized_date
     env.filters["short_date"] = localized_short_date
+    env.filters["time_of_day"] = localized_time
     env.filters["css_string"] = css_string
     env.globals["t"] = translate
     env.globals["t_plain"] = translate_plain

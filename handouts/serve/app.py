@@ -1,0 +1,593 @@
+"""The counselor's web page and the Infobutton door, as a Starlette app over the warm render workers."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..compose import HandoutSpec, compose_spec
+from ..errors import HandoutError, Problem
+from ..layouts import LAYOUTS, PATIENT_LAYOUTS
+from ..models import BASE_LANGUAGE, Handout
+from ..render_service import Executor, RenderJob, RenderOutcome
+from .form import LABELS, FormValues, check_form, problem_field, read_values
+from .security import Accounts, Csrf
+from .state import ContentState, Snapshot, offered_brands, section_choices
+
+HERE = Path(__file__).resolve().parent
+LOG = logging.getLogger("handouts.serve")
+ACCESS_LOG = logging.getLogger("handouts.serve.access")
+
+# A form with every field full is under 30 KiB; a body past this is refused before it is read.
+MAX_BODY_BYTES = 64 * 1024
+# A made PDF is held for the browser that asked, in memory only, this long: enough to view and print it.
+PDF_SECONDS = 600.0
+MAX_HELD_PDFS = 64
+MAX_GENERIC_PDFS = 64
+CSRF_COOKIE = "handouts_browser"
+SESSION_COOKIE = "handouts_session"
+# No inline script or style anywhere; the PDF is framed by this page only.
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; form-action 'self'; "
+    "frame-src 'self'; frame-ancestors 'self'; base-uri 'none'"
+)
+SECURITY_HEADERS = [
+    (b"cache-control", b"no-store"),
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+LAYOUT_NAMES = {
+    "letter": "Letter (US)",
+    "a4": "A4",
+    "large-print": "Large print",
+    "trifold": "Tri-fold brochure",
+}
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How the server was started: which project, what it may offer, and who may use it."""
+
+    root: Path
+    release: bool = False
+    accounts: Accounts | None = None
+    # Host headers a browser may send: on loopback without passwords, only this computer's names,
+    # so a web page that points its own domain at 127.0.0.1 (DNS rebinding) is refused.
+    allowed_hosts: tuple[str, ...] = ()
+    time_limit: float = 120.0
+
+
+class Guard:
+    """Every request: a capped body, security headers, a log line of method, path and status, and no traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 0
+        headers = dict(scope.get("headers") or [])
+        try:
+            length = int(headers.get(b"content-length", b"0"))
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY_BYTES:
+            await _plain(send, 413, "Too much data for one handout.")
+            self._log(scope, 413)
+            return
+        received = 0
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                raise BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in dict(SECURITY_HEADERS)]
+                message = {**message, "headers": kept + SECURITY_HEADERS}
+            await send(message)
+
+        try:
+            await self.app(scope, capped_receive, guarded_send)
+        except BodyTooLarge:
+            if not status:
+                status = 413
+                await _plain(send, 413, "Too much data for one handout.")
+        except Exception as exc:
+            # The type only: a message may quote what was sent, and that may be a patient's.
+            LOG.error("internal error: %s", type(exc).__name__)
+            if not status:
+                status = 500
+                await _plain(send, 500, "Something went wrong on the server. Nothing was saved.")
+        self._log(scope, status)
+
+    @staticmethod
+    def _log(scope: Scope, status: int) -> None:
+        # Method, path and status only: never the query, a header, or a PDF's token.
+        path = str(scope.get("path", ""))
+        if path.startswith("/pdf/"):
+            path = "/pdf/…"
+        ACCESS_LOG.info("%s %s %d", scope.get("method", ""), path[:200], status)
+
+
+class BodyTooLarge(Exception):
+    """A request body went past MAX_BODY_BYTES while it was read."""
+
+
+async def _plain(send: Send, status: int, text: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), *SECURITY_HEADERS],
+        }
+    )
+    await send({"type": "http.response.body", "body": text.encode()})
+
+
+@dataclass
+class HeldPdf:
+    """A made PDF waiting for its browser to show it."""
+
+    owner: str
+    data: bytes
+    name: str
+    expires: float
+
+
+class PdfShelf:
+    """Made PDFs in memory, each readable only by the browser that made it, for a few minutes."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.items: OrderedDict[str, HeldPdf] = OrderedDict()
+        self.lock = threading.Lock()
+        self.clock = clock
+
+    def put(self, owner: str, data: bytes, name: str) -> str:
+        """Hold a PDF for a browser and return its unguessable token."""
+        token = secrets.token_urlsafe(32)
+        with self.lock:
+            self._drop_old()
+            self.items[token] = HeldPdf(owner, data, name, self.clock() + PDF_SECONDS)
+            while len(self.items) > MAX_HELD_PDFS:
+                self.items.popitem(last=False)
+        return token
+
+    def get(self, owner: str, token: str) -> HeldPdf | None:
+        """Return a held PDF for its own browser, or None."""
+        with self.lock:
+            self._drop_old()
+            held = self.items.get(token)
+            if held is None or not secrets.compare_digest(held.owner, owner):
+                return None
+            return held
+
+    def _drop_old(self) -> None:
+        now = self.clock()
+        for token in [t for t, held in self.items.items() if held.expires < now]:
+            del self.items[token]
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["labels"] = LABELS
+    env.globals["layout_names"] = LAYOUT_NAMES
+    return env
+
+
+def language_name(code: str) -> str:
+    """Return a language's own name and its English one: Español (Spanish)."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        locale = Locale.parse(code)
+    except (ValueError, UnknownLocaleError):
+        return code
+    own, english = locale.get_display_name(code) or code, locale.get_display_name("en") or code
+    return own[:1].upper() + own[1:] + ("" if own.lower() == english.lower() else f" ({english})")
+
+
+def chart_note(handout: Handout, title: str, today: dt.date) -> str:
+    """Return the one line a counselor copies into the patient's record; the server keeps no copy."""
+    from babel import Locale
+
+    sections = "; ".join(s.title for s in handout.body_sections) or handout.help_section.title
+    language = Locale.parse(handout.language).get_display_name("en") or handout.language
+    who = f", by {handout.tailoring.counselor}" if handout.tailoring.counselor else ""
+    sample = " (draft sample, not for patients)" if handout.is_sample else ""
+    return (
+        f'Gave patient handout "{title}"{sample}: {sections}. Version {handout.version}, {language}, '
+        f"{LAYOUTS[handout.layout].description.split(',')[0]}, {today.isoformat()}{who}."
+    )
+
+
+class Handlers:
+    """The routes, sharing the content state, the render workers and the security parts."""
+
+    def __init__(self, config: ServeConfig, state: ContentState, executor: Executor, clock: Callable[[], dt.date]):
+        self.config = config
+        self.state = state
+        self.executor = executor
+        self.clock = clock
+        self.csrf = Csrf()
+        self.shelf = PdfShelf()
+        self.generic: OrderedDict[str, bytes] = OrderedDict()
+        self.generic_lock = threading.Lock()
+        self.env = _environment()
+
+    # -- who is asking ---------------------------------------------------------------------------
+
+    def browser(self, request: Request) -> tuple[str, bool]:
+        """Return this browser's id, and whether it is new (the response must set the cookie)."""
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        if len(cookie) == 43:
+            return cookie, False
+        return self.csrf.new_cookie(), True
+
+    def user(self, request: Request) -> str | None:
+        """Return the signed-in counselor, or "" when no passwords are asked, or None when sign-in is needed."""
+        if self.config.accounts is None:
+            return ""
+        return self.config.accounts.user(request.cookies.get(SESSION_COOKIE))
+
+    def refusal(self, request: Request) -> Response | None:
+        """Return why this request may not be answered at all, or None."""
+        host = request.headers.get("host", "").lower()
+        if self.config.allowed_hosts and host not in self.config.allowed_hosts:
+            return PlainTextResponse("This page answers to this computer's own address only.", 421)
+        if self.config.accounts is None and any(h in request.headers for h in ("forwarded", "x-forwarded-for")):
+            # Behind a proxy, other computers reach a server that asks no password: refuse, do not guess.
+            message = (
+                "This page was reached through a proxy, so other computers can reach it. "
+                "Start it with --auth-file so each counselor signs in."
+            )
+            return PlainTextResponse(message, 403)
+        return None
+
+    def _cookies(self, response: Response, request: Request, browser: str, new: bool) -> Response:
+        if new:
+            secure = request.url.scheme == "https"
+            response.set_cookie(CSRF_COOKIE, browser, httponly=True, samesite="strict", secure=secure, path="/")
+        return response
+
+    # -- pages -----------------------------------------------------------------------------------
+
+    def page(
+        self,
+        request: Request,
+        snapshot: Snapshot | None,
+        rejected: list[Problem],
+        *,
+        values: FormValues | None = None,
+        errors: dict[str, list[str]] | None = None,
+        result: dict[str, Any] | None = None,
+        status: int = 200,
+    ) -> Response:
+        """Render the one page: the form, its errors, and after a PDF its chart note."""
+        browser, new = self.browser(request)
+        today = self.clock()
+        context: dict[str, Any] = {
+            "csrf": self.csrf.token(browser),
+            "release": self.config.release,
+            "rejected": [str(p) for p in rejected],
+            "errors": errors or {},
+            "result": result,
+            "user": self.user(request),
+            "signing_in": self.config.accounts is not None,
+            "layouts": list(PATIENT_LAYOUTS),
+            "ready": snapshot is not None,
+        }
+        if snapshot is not None:
+            brands = offered_brands(snapshot, release=self.config.release)
+            language = (values.language if values else "") or request.query_params.get("language", "").lower()
+            if language not in snapshot.languages:
+                language = BASE_LANGUAGE
+            values = values or FormValues(
+                brand=(
+                    snapshot.project.default_brand
+                    if snapshot.project.default_brand in {b.id for b in brands}
+                    else (brands[0].id if brands else "")
+                ),
+                language=language,
+            )
+            choices = section_choices(snapshot, language, today, release=self.config.release)
+            context.update(
+                brands=brands,
+                languages=[(code, language_name(code)) for code in snapshot.languages],
+                language=language,
+                choices=choices,
+                values=values,
+                drafts=any(c.offered and c.state != "approved" for c in choices) or any(b.example for b in brands),
+                not_offered=[c for c in choices if not c.offered],
+            )
+        html = self.env.get_template("page.html.j2").render(**context)
+        return self._cookies(HTMLResponse(html, status), request, browser, new)
+
+    async def home(self, request: Request) -> Response:
+        """Show the form."""
+        if (refused := self.refusal(request)) is not None:
+            return refused
+        if self.user(request) is None:
+            return RedirectResponse("/login", 303)
+        snapshot, rejected = await _in_thread(self.state.current)
+        return self.page(request, snapshot, rejected, status=200 if snapshot else 503)
+
+    async def make(self, request: Request) -> Response:
+        """Check the form, compose and render the handout, hold the PDF for this browser, show the chart note."""
+        if (refused := self.refusal(request)) is not None:
+            return refused
+        if self.user(request) is None:
+            return RedirectResponse("/login", 303)
+        form = await _form(request)
+        if form is None:
+            return PlainTextResponse("Send the form as the page does.", 415)
+        fields, sections = form
+        browser, _new = self.browser(request)
+        if not self.csrf.valid(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
+            return self._expired(request)
+        snapshot, rejected = await _in_thread(self.state.current)
+        if snapshot is None:
+            return self.page(request, None, rejected, status=503)
+        today = self.clock()
+        values = read_values(fields, sections)
+        language = values.language if values.language in snapshot.languages else BASE_LANGUAGE
+        checked = check_form(
+            values,
+            brands=[b.id for b in offered_brands(snapshot, release=self.config.release)],
+            languages=snapshot.languages,
+            choices=section_choices(snapshot, language, today, release=self.config.release),
+            today=today,
+            release=self.config.release,
+        )
+        if checked.spec is None:
+            return self.page(request, snapshot, rejected, values=values, errors=checked.errors, status=422)
+        try:
+            handout = compose_spec(checked.spec, snapshot.inputs, today)
+        except HandoutError as exc:
+            return self.page(request, snapshot, rejected, values=values, errors=_by_field(exc.problems), status=422)
+        outcome = await _in_thread(self._render, handout, snapshot)
+        if outcome.pdf is None:
+            errors = _by_field(outcome.problems) if outcome.problems else {"": [_render_failure(outcome.error)]}
+            if "layout" in errors:
+                errors["layout"] = [_fit_message(handout.layout, errors["layout"])]
+            return self.page(request, snapshot, rejected, values=values, errors=errors, status=422)
+        name = f"handout-{handout.language}-{handout.layout}.pdf"
+        token = self.shelf.put(browser, outcome.pdf, name)
+        title = _catalog_title(snapshot, handout.language)
+        result = {
+            "pdf_url": f"/pdf/{token}",
+            "chart_note": chart_note(handout, title, today),
+            "pages": outcome.pages,
+            "sample": handout.is_sample,
+        }
+        return self.page(request, snapshot, rejected, values=values, result=result)
+
+    def _render(self, handout: Handout, snapshot: Snapshot) -> RenderOutcome:
+        job = RenderJob("page", str(snapshot.project.root), snapshot.inputs.assets_digest, handout)
+        try:
+            return self.executor.submit(job).result(timeout=self.config.time_limit + 10)
+        except (cf.TimeoutError, TimeoutError):
+            return RenderOutcome("page", None, None, f"took longer than {self.config.time_limit:g} seconds")
+        except Exception as exc:  # a worker that died: say so, in one line, with nothing of the request
+            return RenderOutcome("page", None, None, f"the renderer stopped ({type(exc).__name__})")
+
+    async def pdf(self, request: Request) -> Response:
+        """Return a PDF this browser made, inline, for the browser's own viewer."""
+        if (refused := self.refusal(request)) is not None:
+            return refused
+        if self.user(request) is None:
+            return RedirectResponse("/login", 303)
+        held = self.shelf.get(request.cookies.get(CSRF_COOKIE, ""), request.path_params["token"])
+        if held is None:
+            return PlainTextResponse("This PDF is gone: it is kept for 10 minutes. Make it again.", 404)
+        return Response(
+            held.data,
+            media_type="application/pdf",
+            headers={"content-disposition": f'inline; filename="{held.name}"'},
+        )
+
+    def _expired(self, request: Request) -> Response:
+        # A form from before a restart, or from another site: nothing was made.
+        html = self.env.get_template("message.html.j2").render(
+            title="Please try again",
+            message="This form has expired or did not come from this page. Nothing was made.",
+            link="/",
+        )
+        browser, new = self.browser(request)
+        return self._cookies(HTMLResponse(html, 403), request, browser, new)
+
+    # -- signing in ------------------------------------------------------------------------------
+
+    async def login_form(self, request: Request) -> Response:
+        """Show the sign-in form."""
+        if (refused := self.refusal(request)) is not None:
+            return refused
+        return self._login(request, "")
+
+    def _login(self, request: Request, error: str, status: int = 200) -> Response:
+        browser, new = self.browser(request)
+        html = self.env.get_template("login.html.j2").render(csrf=self.csrf.token(browser), error=error)
+        return self._cookies(HTMLResponse(html, status), request, browser, new)
+
+    async def login(self, request: Request) -> Response:
+        """Sign a counselor in."""
+        if (refused := self.refusal(request)) is not None:
+            return refused
+        accounts = self.config.accounts
+        form = await _form(request)
+        if accounts is None:
+            return RedirectResponse("/", 303)
+        if form is None:
+            return PlainTextResponse("Send the form as the page does.", 415)
+        fields, _ = form
+        if not self.csrf.valid(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
+            return self._expired(request)
+        name = fields.get("username", "").strip()[:64]
+        session = await _in_thread(accounts.sign_in, name, fields.get("password", ""))
+        if session is None:
+            return self._login(request, "That name and password do not match, or too many tries; wait a while.", 401)
+        response = RedirectResponse("/", 303)
+        secure = request.url.scheme == "https"
+        response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict", secure=secure, path="/")
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        """Sign out."""
+        form = await _form(request)
+        if form is None or not self.csrf.valid(request.cookies.get(CSRF_COOKIE), form[0].get("csrf")):
+            return self._expired(request)
+        if self.config.accounts is not None:
+            self.config.accounts.sign_out(request.cookies.get(SESSION_COOKIE))
+        response = RedirectResponse("/login" if self.config.accounts else "/", 303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    # -- Infobutton --------------------------------------------------------------------------------
+
+    async def generic_pdf(self, request: Request) -> Response:
+        """Return the untailored letter handout of one section in one language (the Infobutton links)."""
+        if (refused := self.refusal(request)) is not None:
+            return refused
+        snapshot, _ = await _in_thread(self.state.current)
+        language, section_id = request.path_params["language"].lower(), request.path_params["section"].lower()
+        if snapshot is None:
+            return PlainTextResponse("The handouts are not ready.", 503)
+        brands = offered_brands(snapshot, release=self.config.release)
+        brand = snapshot.project.default_brand if snapshot.project.default_brand in {b.id for b in brands} else ""
+        brand = brand or (brands[0].id if brands else "")
+        choices = {c.id: c for c in section_choices(snapshot, language, self.clock(), release=self.config.release)}
+        choice = choices.get(section_id)
+        if language not in snapshot.languages or choice is None or not choice.offered or not brand:
+            return PlainTextResponse("No such handout.", 404)
+        spec = HandoutSpec((section_id,), brand, language, "letter", release=self.config.release)
+        try:
+            handout = compose_spec(spec, snapshot.inputs, self.clock())
+        except HandoutError:
+            return PlainTextResponse("This handout cannot be made now.", 409)
+        with self.generic_lock:
+            data = self.generic.get(handout.version)
+        if data is None:
+            outcome = await _in_thread(self._render, handout, snapshot)
+            if outcome.pdf is None:
+                return PlainTextResponse("This handout cannot be made now.", 500)
+            data = outcome.pdf
+            with self.generic_lock:
+                self.generic[handout.version] = data
+                while len(self.generic) > MAX_GENERIC_PDFS:
+                    self.generic.popitem(last=False)
+        name = f"{section_id}-{language}.pdf"
+        return Response(
+            data, media_type="application/pdf", headers={"content-disposition": f'inline; filename="{name}"'}
+        )
+
+    async def static_check(self, request: Request) -> Response:
+        """Say the server is up (for a reverse proxy's health check)."""
+        return PlainTextResponse("ok")
+
+
+async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(function, *args)
+
+
+async def _form(request: Request) -> tuple[dict[str, str], list[str]] | None:
+    """Read a urlencoded form with bounded fields; None for any other kind of body."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        return None
+    # The Guard caps the body; this caps the fields the parser keeps.
+    data = await request.form(max_files=0, max_fields=120)
+    fields = {k: v for k, v in data.items() if isinstance(v, str)}
+    sections = [v for v in data.getlist("sections") if isinstance(v, str)]
+    return fields, sections
+
+
+def _by_field(problems: Any) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for problem in problems:
+        name = problem_field(problem)
+        message = problem.message if name else str(problem)
+        found.setdefault(name, []).append(message[:1].upper() + message[1:])
+    return found
+
+
+def _fit_message(layout: str, overruns: list[str]) -> str:
+    name = LAYOUT_NAMES.get(layout, layout)
+    return f"Does not fit the {name}: " + "; ".join(overruns) + ". Choose fewer sections, or the Letter layout."
+
+
+def _render_failure(error: str | None) -> str:
+    return f"The PDF could not be made: {error or 'no reason given'}. Nothing was saved."
+
+
+def _catalog_title(snapshot: Snapshot, language: str) -> str:
+    from ..inputs.catalogs import read_catalog
+
+    for folder in snapshot.project.template_dirs:
+        path = folder / "i18n" / f"{language}.toml"
+        if path.is_file():
+            catalog, _ = read_catalog(snapshot.project, path)
+            if catalog and isinstance(catalog.get("title"), str):
+                return str(catalog["title"])
+    return "Patient handout"
+
+
+def make_app(
+    config: ServeConfig,
+    executor: Executor,
+    *,
+    clock: Callable[[], dt.date] = dt.date.today,
+    check: Callable[[Path, dt.date], list[Problem]] | None = None,
+) -> ASGIApp:
+    """Build the app: one page, its PDFs, sign-in, and the Infobutton door, all behind the Guard."""
+    state = ContentState(config.root, clock, check=check)
+    handlers = Handlers(config, state, executor, clock)
+    routes = [
+        Route("/", handlers.home, methods=["GET"]),
+        Route("/handout", handlers.make, methods=["POST"]),
+        Route("/pdf/{token}", handlers.pdf, methods=["GET"]),
+        Route("/login", handlers.login_form, methods=["GET"]),
+        Route("/login", handlers.login, methods=["POST"]),
+        Route("/logout", handlers.logout, methods=["POST"]),
+        Route("/handouts/{language}/{section}.pdf", handlers.generic_pdf, methods=["GET"]),
+        Route("/health", handlers.static_check, methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes)
+    app.state.handlers = handlers
+    return Guard(app)

@@ -1,0 +1,138 @@
+"""Start the page: check who may reach it, warm the render workers, and run it on uvicorn."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import HandoutError, Problem, errors
+from ..project import Project
+from .security import is_loopback, load_accounts
+
+LOG = logging.getLogger("handouts.serve")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """The `serve` command's options."""
+
+    host: str = "127.0.0.1"
+    port: int = 8750
+    workers: int = 2
+    release: bool = False
+    auth_file: Path | None = None
+    time_limit: float = 120.0
+
+
+def host_problem(options: ServeOptions) -> str | None:
+    """Return why the page may not listen on this host as asked, or None."""
+    if options.auth_file is None and not is_loopback(options.host):
+        return (
+            f"--host {options.host} lets other computers open the page, and the page prints patients' names: "
+            "give --auth-file FILE with a password for each counselor "
+            "(make it with: handouts add-counselor FILE NAME), "
+            "or leave --host out to serve this computer only"
+        )
+    return None
+
+
+def allowed_hosts(options: ServeOptions) -> tuple[str, ...]:
+    """Return the Host headers to accept: this computer's names on loopback without passwords, else any."""
+    if options.auth_file is not None:
+        return ()
+    names = ("127.0.0.1", "localhost", "[::1]")
+    return tuple(f"{name}:{options.port}" for name in names) + (names if options.port == 80 else ())
+
+
+def page_url(options: ServeOptions) -> str:
+    """Return the address to open, as a person on this or another computer types it."""
+    host = options.host
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - shown to the user, not bound here
+        host = socket.gethostname()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{options.port}/"
+
+
+def serve(
+    project: Project,
+    options: ServeOptions,
+    *,
+    clock: Callable[[], dt.date] = dt.date.today,
+    announce: Callable[[str], None] = print,
+) -> None:
+    """Check the options and the content, start warm workers, and serve until stopped."""
+    import uvicorn
+
+    from ..render_service import ProcessExecutor
+    from .app import ServeConfig, make_app
+    from .state import check_here, load_snapshot
+
+    if (reason := host_problem(options)) is not None:
+        raise HandoutError(reason)
+    accounts = load_accounts(options.auth_file) if options.auth_file is not None else None
+    root = str(project.root)
+    # The first look at the content runs here, so the workers start with the assets they will use.
+    executor = ProcessExecutor(options.workers, root, _assets(project), options.time_limit)
+    try:
+
+        def check(folder: Path, today: dt.date) -> list[Problem]:
+            # On a worker: drawing the SVGs loads WeasyPrint, which this process never does.
+            found: list[Problem] = executor.call(check_here, folder, today).result()
+            return found
+
+        snapshot, problems = load_snapshot(project.root, clock(), check)
+        if snapshot is None:
+            raise HandoutError("cannot serve: the content does not pass check", errors(problems))
+        config = ServeConfig(
+            root=project.root,
+            release=options.release,
+            accounts=accounts,
+            allowed_hosts=allowed_hosts(options),
+            time_limit=options.time_limit,
+        )
+        app = make_app(config, executor, clock=clock, check=check)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=options.host,
+                port=options.port,
+                # Our own access log (method, path, status); uvicorn's would add the query string.
+                access_log=False,
+                log_config=None,
+                server_header=False,
+                # A reverse proxy on this computer may say the browser used https (for Secure cookies).
+                proxy_headers=True,
+                forwarded_allow_ips="127.0.0.1",
+                limit_concurrency=200,
+                timeout_keep_alive=5,
+            )
+        )
+        _access_log()
+        announce(f"Serving patient handouts at {page_url(options)}  (open it in a browser; Ctrl-C stops)")
+        if options.release:
+            announce("Release mode: only approved sections within their review date are offered.")
+        server.run()
+    finally:
+        executor.close()
+
+
+def _access_log() -> None:
+    # One line per request on stderr: when, method, path, status. Nothing a patient typed is in any of them.
+    access = logging.getLogger("handouts.serve.access")
+    if not access.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+
+
+def _assets(project: Project) -> str:
+    from ..inputs.assets import combine_digests, read_assets
+
+    return combine_digests(read_assets(project)[0])

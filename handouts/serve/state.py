@@ -1,0 +1,188 @@
+"""What the page offers: the project's content and brands, reloaded when their files change, kept when broken."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..check import check_project
+from ..errors import Problem, errors
+from ..inputs import Inputs, load_inputs
+from ..inputs.brands import brand_ids
+from ..inputs.sections import languages
+from ..inputs.settings import load_project
+from ..markdown import parsed
+from ..models import BASE_LANGUAGE, Brand, ReviewState, Section
+from ..project import CONFIG_FILE, Project
+from ..review import brand_release_problems
+
+# The folders whose files make a handout; a change to any of them is a new snapshot.
+WATCHED = ("content", "brands", "templates", "styles")
+# More files than this in the watched folders is not a handout project; stop looking, reload on every count change.
+MAX_WATCHED_FILES = 5000
+DESCRIPTION_CHARS = 160
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent, checked load of the project: what every request of that moment is composed from."""
+
+    project: Project
+    inputs: Inputs
+    languages: tuple[str, ...]
+    brands: tuple[Brand, ...]
+    loaded: dt.datetime
+
+
+@dataclass(frozen=True)
+class SectionChoice:
+    """A checkbox on the page: a section in one language, its review state, and whether it may be chosen."""
+
+    id: str
+    title: str
+    description: str
+    state: ReviewState | None  # None: no file in this language
+    always: bool
+    offered: bool
+    reason: str = ""
+
+
+def files_fingerprint(root: Path) -> tuple[tuple[str, int, int, int], ...]:
+    """Return each watched file's path, size, modification time and inode: cheap to take on every request."""
+    found: list[tuple[str, int, int, int]] = []
+    for name in (CONFIG_FILE, "pyproject.toml"):
+        try:
+            st = os.lstat(root / name)
+            found.append((name, st.st_size, st.st_mtime_ns, st.st_ino))
+        except OSError:
+            pass
+    for folder in WATCHED:
+        # Links are not followed: the loaders refuse what lies outside the project anyway.
+        for dirpath, dirnames, filenames in os.walk(root / folder):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                found.append((path, st.st_size, st.st_mtime_ns, st.st_ino))
+                if len(found) > MAX_WATCHED_FILES:
+                    return tuple(found)
+    return tuple(found)
+
+
+def check_here(root: Path, today: dt.date) -> list[Problem]:
+    """Run `check` on a project folder in this process (a render worker, in the server: it draws the SVGs)."""
+    project, problems = load_project(root)
+    return problems if errors(problems) else check_project(project, today)
+
+
+def load_snapshot(
+    root: Path, today: dt.date, check: Callable[[Path, dt.date], list[Problem]] = check_here
+) -> tuple[Snapshot | None, list[Problem]]:
+    """Load and check the project; return it with its warnings, or None with every problem when check fails."""
+    project, problems = load_project(root)
+    if errors(problems):
+        return None, problems
+    problems = check(root, today)
+    if errors(problems):
+        return None, problems
+    found = languages(project)
+    ids = brand_ids(project)
+    inputs = load_inputs(project, found, ids, today)
+    brands = tuple(brand for brand, _ in (inputs.brands[i] for i in ids) if brand is not None)
+    loaded = dt.datetime.now(dt.UTC)
+    return Snapshot(project, inputs, tuple(found), brands, loaded), problems
+
+
+class ContentState:
+    """The last good snapshot of a project, taken again whenever its files change."""
+
+    def __init__(
+        self,
+        root: Path,
+        clock: Callable[[], dt.date] = dt.date.today,
+        check: Callable[[Path, dt.date], list[Problem]] | None = None,
+    ) -> None:
+        self.root = root
+        self.clock = clock
+        self.check = check or check_here
+        self.lock = threading.Lock()
+        self.fingerprint: tuple[object, ...] = ()
+        self.snapshot: Snapshot | None = None
+        # Problems of the newest files when they fail check: shown on the page while the last good load serves.
+        self.rejected: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def current(self) -> tuple[Snapshot | None, list[Problem]]:
+        """Return the snapshot to serve, reloading first if a file changed, and the problems of a refused change."""
+        today = self.clock()
+        fingerprint = (today, files_fingerprint(self.root))
+        with self.lock:
+            if fingerprint != self.fingerprint:
+                self.fingerprint = fingerprint
+                snapshot, problems = load_snapshot(self.root, today, self.check)
+                if snapshot is None:
+                    self.rejected = errors(problems)
+                else:
+                    self.snapshot, self.rejected, self.warnings = snapshot, [], problems
+            return self.snapshot, list(self.rejected)
+
+
+def plain_text(markdown: str) -> str:
+    """Return the words of Markdown text without its marks, in one line."""
+    words = [
+        t.content
+        for token in parsed(markdown)
+        if token.type == "inline"
+        for t in token.children or ()
+        if t.type == "text"
+    ]
+    return " ".join(" ".join(words).split())
+
+
+def first_sentence(markdown: str, limit: int = DESCRIPTION_CHARS) -> str:
+    """Return the first sentence of Markdown text as plain words, shortened to `limit` characters."""
+    text = plain_text(markdown)
+    for end in (". ", "? ", "! "):
+        if end in text:
+            text = text[: text.index(end) + 1]
+            break
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def section_choices(snapshot: Snapshot, language: str, today: dt.date, *, release: bool) -> list[SectionChoice]:
+    """Return a checkbox for every section of the project in `language`, saying which may be chosen and why not."""
+    plan = snapshot.project.sections
+    sections: dict[str, Section] = snapshot.inputs.sections.get(language, {})
+    english = snapshot.inputs.sections.get(BASE_LANGUAGE, {})
+    choices = []
+    for section_id in plan.order:
+        section = sections.get(section_id)
+        always = section_id in plan.always
+        if section is None:
+            title = english[section_id].title if section_id in english else section_id
+            choices.append(SectionChoice(section_id, title, "", None, always, False, "not translated yet"))
+            continue
+        state = section.review_state(today)
+        reason = ""
+        if release and state != "approved":
+            reason = {"overdue": "past its review date", "changed": "edited since approval"}.get(state, "not approved")
+        description = first_sentence(section.brief or section.body)
+        choices.append(SectionChoice(section_id, section.title, description, state, always, not reason, reason))
+    return choices
+
+
+def offered_brands(snapshot: Snapshot, *, release: bool) -> list[Brand]:
+    """Return the brands the page offers: all of them, or in a release those that are not examples."""
+    return [b for b in snapshot.brands if not (release and brand_release_problems(b))]
+
+
+def names(problems: Sequence[Problem]) -> list[str]:
+    """Return problems as the lines `check` prints."""
+    return [str(p) for p in problems]

@@ -1,0 +1,404 @@
+"""The counselor's page through Starlette's test client: fields, privacy, CSRF, sign-in, reload, release."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import TODAY, Invoke, approve, fake_render, replace_in
+
+from handouts.cli import cli
+from handouts.render_service import RenderJob, RenderOutcome, ThreadExecutor, render_job
+from handouts.serve.app import MAX_BODY_BYTES, ServeConfig, make_app
+from handouts.serve.run import ServeOptions, allowed_hosts, host_problem
+from handouts.serve.security import Accounts, add_counselor, is_loopback, parse_auth_file
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+BASE = "http://127.0.0.1:8750"
+FORM = {"language": "en", "brand": "example-clinic", "layout": "letter", "sections": ["mat", "overdose-safety"]}
+Client = Callable[..., TestClient]
+
+
+@pytest.fixture
+def client(project: Path) -> Iterator[Client]:
+    """Return a maker of test clients for an app over the temporary project, rendering with `render`."""
+    made: list[TestClient] = []
+
+    def make(
+        render: Callable[[RenderJob], RenderOutcome] = fake_render,
+        *,
+        release: bool = False,
+        accounts: Accounts | None = None,
+        hosts: tuple[str, ...] = ("127.0.0.1:8750",),
+    ) -> TestClient:
+        config = ServeConfig(root=project, release=release, accounts=accounts, allowed_hosts=hosts)
+        app = make_app(config, ThreadExecutor(2, render), clock=lambda: TODAY)
+        test_client = TestClient(app, base_url=BASE, follow_redirects=False)
+        made.append(test_client)
+        return test_client
+
+    yield make
+    for test_client in made:
+        test_client.close()
+
+
+def token(page: str) -> str:
+    """Return the CSRF token of a page's form."""
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match, page
+    return match[1]
+
+
+def post(test_client: TestClient, **fields: object) -> Any:
+    """Fill the form as a browser would (after loading the page) and submit it."""
+    page = test_client.get("/")
+    data = {**FORM, "csrf": token(page.text), **fields}
+    return test_client.post("/handout", data={k: v for k, v in data.items() if v is not None})
+
+
+def field_error(page: str, name: str) -> str:
+    """Return the error text shown next to a field."""
+    found = re.findall(rf'<span class="field-error" id="error-{name}(?:-\d+)?">([^<]*)</span>', page)
+    assert found, f"no error next to {name}"
+    return " ".join(found)
+
+
+def chart_note(page: str) -> str:
+    match = re.search(r'<textarea id="chart-note" readonly rows="3">([^<]*)</textarea>', page)
+    assert match, page
+    return match[1]
+
+
+# -- the page and its fields ------------------------------------------------------------------------
+
+
+def test_page_offers_sections_with_their_review_state_in_words(client: Client) -> None:
+    page = client().get("/")
+    assert page.status_code == 200
+    text = page.text
+    for section_id in ("mat", "overdose-safety", "detox", "self-help", "behavioral-therapy"):
+        assert f'id="section-{section_id}" name="sections" value="{section_id}"' in text
+    # The always-printed section is shown checked and cannot be unchecked.
+    assert 'id="section-find-help" checked disabled' in text
+    assert '<span class="state state-draft">Draft</span>' in text
+    assert "Draft sample." in text
+    for name in ("prepared_for", "counselor", "note", "next_visit", "next_visit_time"):
+        assert f'<label for="{name}">' in text and f'id="{name}" name="{name}"' in text
+    assert "<script" not in text and "style=" not in text
+
+
+def test_page_lists_spanish_titles_when_asked(client: Client) -> None:
+    text = client().get("/", params={"language": "es"}).text
+    assert "Medicamentos para el trastorno por consumo de opioides" in text
+    assert '<input type="hidden" name="language" value="es">' in text
+
+
+def test_approved_and_overdue_states_are_words(client: Client, run: Invoke) -> None:
+    approve(run, "mat")
+    text = client().get("/").text
+    assert re.search(r'for="section-mat">[^<]+</label>\s*<span class="state state-approved">Approved</span>', text)
+
+
+@pytest.mark.parametrize(
+    ("fields", "name", "message"),
+    [
+        ({"brand": "nobody"}, "brand", "Choose one of the clinics listed."),
+        ({"layout": "poster"}, "layout", "Choose one of the layouts listed."),
+        ({"sections": []}, "sections", "Choose at least one section."),
+        ({"sections": ["mat", "astrology"]}, "sections", "not in this project"),
+        ({"note": "x" * 601}, "note", "601 characters; at most 600 fit the box."),
+        ({"prepared_for": "x" * 700}, "prepared_for", "700 characters; at most 600"),
+        ({"counselor": "Dana\x07"}, "counselor", "a control or invisible character"),
+        ({"prepared_for": "Ana\nBell"}, "prepared_for", "Contains U+000A"),
+        ({"next_visit": "12/03/2026"}, "next_visit", "Enter the date as YYYY-MM-DD"),
+        ({"next_visit": "2026-02-30"}, "next_visit", "Enter the date as YYYY-MM-DD"),
+        ({"next_visit": "2026-11-01"}, "next_visit", "That day has passed; today is 2026-11-23."),
+        ({"next_visit": "2026-12-01", "next_visit_time": "25:00"}, "next_visit_time", "Enter the time as HH:MM"),
+        ({"next_visit_time": "09:00"}, "next_visit", "Enter the date of the visit too."),
+    ],
+)
+def test_each_field_error_comes_back_next_to_its_field(
+    client: Client, fields: dict[str, object], name: str, message: str
+) -> None:
+    response = post(client(), **fields)
+    assert response.status_code == 422
+    page = response.text
+    assert message.lower() in field_error(page, name).lower()
+    assert f'href="#field-{name}"' in page  # the summary links to the field
+    assert "Traceback" not in page
+
+
+def test_language_not_offered_is_refused(client: Client) -> None:
+    response = post(client(), language="fr")
+    assert response.status_code == 422
+    assert "Choose one of the languages listed." in response.text
+
+
+def test_a_refused_form_keeps_what_was_typed(client: Client) -> None:
+    page = post(client(), prepared_for="Rosalind", next_visit="2020-01-01").text
+    assert 'value="Rosalind"' in page
+    assert 'id="section-mat" name="sections" value="mat" checked' in page
+
+
+def test_a_good_form_gives_a_pdf_link_and_a_chart_note(client: Client) -> None:
+    test_client = client()
+    response = post(test_client, prepared_for="Ana", counselor="Dana Reyes", next_visit="2026-12-02")
+    assert response.status_code == 200
+    page = response.text
+    note = chart_note(page)
+    assert note.startswith("Gave patient handout &#34;Opioid use disorder: treatment and support&#34; (draft sample")
+    assert "Medicines for opioid use disorder; Overdose safety." in note
+    assert re.search(r"Version [0-9a-f]{12}, English, US Letter, 2026-11-23, by Dana Reyes\.$", note)
+    assert "Ana" not in note  # the patient's name is the PDF's, not the chart's
+    link = re.search(r'href="(/pdf/[^"]+)"', page)
+    assert link
+    pdf = test_client.get(link[1])
+    assert pdf.status_code == 200
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["content-disposition"] == 'inline; filename="handout-en-letter.pdf"'
+    assert pdf.content.startswith(b"%PDF-fake")
+    # Another browser (no cookie of this one) cannot read it.
+    with TestClient(test_client.app, base_url=BASE) as other:
+        assert other.get(link[1]).status_code == 404
+
+
+# -- private by construction ------------------------------------------------------------------------
+
+
+def test_every_response_is_no_store_with_a_strict_policy(client: Client) -> None:
+    test_client = client()
+    for response in (test_client.get("/"), post(test_client), test_client.get("/static/serve.css")):
+        headers = response.headers
+        assert headers["cache-control"] == "no-store"
+        policy = headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy
+        assert headers["referrer-policy"] == "no-referrer"
+
+
+def test_tailoring_travels_only_in_post_bodies(client: Client) -> None:
+    test_client = client()
+    assert test_client.get("/handout", params={"prepared_for": "Ana"}).status_code == 405
+    # A name put in the page's address is neither shown nor used.
+    assert "Zoltan" not in test_client.get("/", params={"prepared_for": "Zoltan"}).text
+
+
+def test_bodies_are_capped_and_only_plain_forms_are_read(client: Client) -> None:
+    test_client = client()
+    csrf = token(test_client.get("/").text)
+    big = test_client.post("/handout", data={**FORM, "csrf": csrf, "note": "x" * (MAX_BODY_BYTES + 10)})
+    assert big.status_code == 413
+    files = test_client.post("/handout", data={"csrf": csrf}, files={"note": ("a.txt", b"hello")})
+    assert files.status_code == 415
+
+
+def test_a_form_without_its_token_is_refused(client: Client) -> None:
+    test_client = client()
+    test_client.get("/")
+    missing = test_client.post("/handout", data=FORM)
+    assert missing.status_code == 403
+    assert "Nothing was made" in missing.text
+    # A token made for another browser does not pass either.
+    with TestClient(test_client.app, base_url=BASE) as other:
+        foreign = token(other.get("/").text)
+    assert test_client.post("/handout", data={**FORM, "csrf": foreign}).status_code == 403
+
+
+def test_other_host_names_and_proxies_are_refused_without_passwords(client: Client) -> None:
+    test_client = client()
+    assert test_client.get("/", headers={"host": "rebind.example:8750"}).status_code == 421
+    proxied = test_client.get("/", headers={"x-forwarded-for": "10.0.0.9"})
+    assert proxied.status_code == 403
+    assert "--auth-file" in proxied.text
+
+
+def test_any_host_but_loopback_needs_an_auth_file(tmp_path: Path) -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.20")
+    reason = host_problem(ServeOptions(host="0.0.0.0"))
+    assert reason is not None and "--auth-file" in reason and "patients' names" in reason
+    assert host_problem(ServeOptions(host="0.0.0.0", auth_file=tmp_path / "users")) is None
+    assert allowed_hosts(ServeOptions()) == ("127.0.0.1:8750", "localhost:8750", "[::1]:8750")
+    assert allowed_hosts(ServeOptions(host="0.0.0.0", auth_file=tmp_path / "users")) == ()
+
+
+def test_serve_refuses_a_lan_host_without_auth_before_starting(run: Invoke) -> None:
+    result = run("serve", "--host", "0.0.0.0")
+    assert result.exit_code == 1
+    assert "--host 0.0.0.0 lets other computers open the page" in result.output
+    assert "Traceback" not in result.output
+
+
+# -- signing in -------------------------------------------------------------------------------------
+
+
+def test_add_counselor_writes_an_argon2_hash_readable_by_its_owner_only(tmp_path: Path) -> None:
+    users = tmp_path / "counselors"
+    result = CliRunner().invoke(cli, ["add-counselor", str(users), "dana"], input="correct horse\ncorrect horse\n")
+    assert result.exit_code == 0, result.output
+    assert "Added dana" in result.output
+    assert oct(users.stat().st_mode & 0o777) == "0o600"
+    hashes, problems = parse_auth_file(users)
+    assert problems == [] and hashes["dana"].startswith("$argon2id$")
+    assert "correct horse" not in users.read_text()
+    short = CliRunner().invoke(cli, ["add-counselor", str(users), "lee"], input="short\nshort\n")
+    assert "at least 10 characters" in short.output
+
+
+def test_add_counselor_never_rewrites_a_file_that_is_not_a_password_file(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my shopping list\n")
+    result = CliRunner().invoke(cli, ["add-counselor", str(notes), "dana"], input="correct horse\ncorrect horse\n")
+    assert result.exit_code == 1
+    assert "cannot update it" in result.output
+    assert notes.read_text() == "my shopping list\n"
+
+
+def test_sign_in_is_needed_and_works(client: Client, tmp_path: Path) -> None:
+    users = tmp_path / "counselors"
+    add_counselor(users, "dana", "correct horse battery")
+    accounts = Accounts(parse_auth_file(users)[0])
+    test_client = client(accounts=accounts, hosts=())
+    assert test_client.get("/").headers["location"] == "/login"
+    login = test_client.get("/login")
+    csrf = token(login.text)
+    wrong = test_client.post("/login", data={"csrf": csrf, "username": "dana", "password": "wrong password"})
+    assert wrong.status_code == 401
+    right = test_client.post("/login", data={"csrf": csrf, "username": "dana", "password": "correct horse battery"})
+    assert right.status_code == 303
+    page = test_client.get("/")
+    assert page.status_code == 200 and "Signed in as dana" in page.text
+    assert post(test_client).status_code == 200
+    test_client.post("/logout", data={"csrf": token(page.text)})
+    assert test_client.get("/").status_code == 303
+
+
+def test_too_many_wrong_passwords_lock_the_name_for_a_while(tmp_path: Path) -> None:
+    users = tmp_path / "counselors"
+    add_counselor(users, "dana", "correct horse battery")
+    now = [1000.0]
+    accounts = Accounts(parse_auth_file(users)[0], clock=lambda: now[0])
+    for _ in range(5):
+        assert accounts.sign_in("dana", "guess") is None
+    assert accounts.sign_in("dana", "correct horse battery") is None
+    now[0] += 601
+    assert accounts.sign_in("dana", "correct horse battery") is not None
+
+
+# -- reload -----------------------------------------------------------------------------------------
+
+
+def test_an_edit_is_offered_without_a_restart_and_a_broken_one_keeps_the_last_good(
+    client: Client, project: Path
+) -> None:
+    test_client = client()
+    assert "Medicines for opioid use disorder" in test_client.get("/").text
+    mat = project / "content/en/mat.md"
+    replace_in(mat, "title: Medicines for opioid use disorder", "title: Medicines that treat opioid use disorder")
+    page = test_client.get("/").text
+    assert "Medicines that treat opioid use disorder" in page
+    replace_in(mat, "version: 2.0.0", "version: two")
+    page = test_client.get("/").text
+    assert "The latest changes to the handouts were not used" in page
+    assert "content/en/mat.md: version:" in page
+    assert "Medicines that treat opioid use disorder" in page  # the last good load still serves
+    replace_in(mat, "version: two", "version: 2.0.1")
+    page = test_client.get("/").text
+    assert "were not used" not in page
+
+
+# -- release ----------------------------------------------------------------------------------------
+
+
+def test_release_offers_only_approved_sections_and_no_example_brand(
+    client: Client, run: Invoke, own_brand: str
+) -> None:
+    page = client(release=True).get("/").text
+    assert 'name="sections"' not in page
+    assert "Not offered: Medicines for opioid use disorder (not approved)" in page
+    # The example clinic is not offered; the clinic's own brand (here a copy of it) is.
+    assert "made-up example" not in page
+    assert f'<input type="hidden" name="brand" value="{own_brand}">' in page
+    approve(run, "mat", "find-help", today=None)
+    test_client = client(release=True)
+    page = test_client.get("/").text
+    assert 'value="mat"' in page and 'value="detox"' not in page
+    assert "Draft sample." not in page
+    refused = post(test_client, brand=own_brand, sections=["mat", "detox"])
+    assert refused.status_code == 422
+    assert "approved and in date" in field_error(refused.text, "sections")
+    example = post(test_client, brand="example-clinic", sections=["mat"])
+    assert "Choose one of the clinics listed." in field_error(example.text, "brand")
+    assert post(test_client, brand=own_brand, sections=["mat"]).status_code == 200
+
+
+# -- real renders -----------------------------------------------------------------------------------
+
+
+@pytest.mark.render
+def test_a_brochure_that_does_not_fit_says_by_how_much(client: Client) -> None:
+    every = ["mat", "overdose-safety", "behavioral-therapy", "self-help", "detox"]
+    response = post(client(render_job), layout="trifold", sections=every, language="es")
+    assert response.status_code == 422
+    message = field_error(response.text, "layout")
+    assert message.startswith("Does not fit the Tri-fold brochure:")
+    assert re.search(r"\d\.\d in too long", message)
+
+
+@pytest.mark.render
+def test_no_patient_name_reaches_a_file_or_a_log(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    name = "Quillonmarta" + os.urandom(4).hex()
+    started = time.time()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    caplog.set_level(logging.DEBUG)
+    try:
+        test_client = client(render_job)
+        response = post(test_client, prepared_for=name, counselor="Dana", note=f"See you soon, {name}.")
+        assert response.status_code == 200
+        link = re.search(r'href="(/pdf/[^"]+)"', response.text)
+        assert link
+        pdf = test_client.get(link[1]).content
+    finally:
+        root.removeHandler(handler)
+    from pypdf import PdfReader
+
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert name in text
+    assert name not in caplog.text and name not in stream.getvalue()
+    assert "GET / 200" in caplog.text and "POST /handout 200" in caplog.text
+    assert name not in chart_note(response.text)
+    assert files_holding(name.encode(), since=started) == []
+
+
+def files_holding(needle: bytes, since: float) -> list[str]:
+    """Return every file on this machine changed since `since` that holds `needle` (any file it can read)."""
+    found = []
+    skip = {"/proc", "/sys", "/dev", "/run/user"}
+    for top, dirs, files in os.walk("/", followlinks=False):
+        dirs[:] = [d for d in dirs if os.path.join(top, d) not in skip]
+        for name in files:
+            path = os.path.join(top, name)
+            try:
+                st = os.lstat(path)
+                if not (st.st_mtime >= since or st.st_ctime >= since) or not os.path.isfile(path):
+                    continue
+                with open(path, "rb") as handle:
+                    if needle in handle.read(64 * 1024 * 1024):
+                        found.append(path)
+            except OSError:
+                continue
+    return found
