@@ -27,4 +27,17 @@ pdftoppm -r 40 -png -f 1 -l 1 -singlefile "$out/large-print.pdf" docs/layout-lar
 pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/trifold.pdf" docs/layout-trifold-outside
 pdftoppm -r 45 -png -f 2 -l 2 -singlefile "$out/trifold.pdf" docs/layout-trifold-inside
 pdftoppm -r 40 -png -f 1 -l 1 -singlefile "$out/print-shop.pdf" docs/layout-print-shop
+# The counselor's page, from the real server, filled in and after "Make PDF" (Playwright and Debian's chromium).
+port=8799
+python generate.py serve --port "$port" --workers 1 >/dev/null 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null; rm -rf "$out"' EXIT
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
+python docs/page_screenshot.py "http://127.0.0.1:$port/" docs/serve-page.png
+python - <<'PY'
+from PIL import Image  # shrink to the README's width
+image = Image.open("docs/serve-page.png")
+image.thumbnail((700, 4000))
+image.save("docs/serve-page.png", optimize=True)
+PY
 ls -1 docs/*.png

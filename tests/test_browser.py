@@ -1,0 +1,177 @@
+"""The real server in a real browser: Debian's chromium through Playwright, axe-core, and 20 patients at once."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TODAY
+
+# One server for the module: its tests share it (the last reads its log), so they stay on one worker.
+pytestmark = [pytest.mark.render, pytest.mark.xdist_group("browser")]
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# CI installs chromium and sets this, so a missing browser fails there instead of skipping.
+REQUIRED = os.environ.get("HANDOUTS_REQUIRE_BROWSER") == "1"
+
+
+def free_port() -> int:
+    """Return a port nobody listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Start `handouts serve` on the shipped project, as a counselor would, and stop it after the module."""
+    root = tmp_path_factory.mktemp("served")
+    for name in ("content", "templates", "styles", "brands"):
+        shutil.copytree(ROOT / name, root / name)
+    port = free_port()
+    command = [sys.executable, str(ROOT / "generate.py"), "--root", str(root), "--today", TODAY.isoformat()]
+    process = subprocess.Popen(
+        [*command, "serve", "--port", str(port), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert f"http://127.0.0.1:{port}/" in line, line
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            assert time.monotonic() < deadline, "the server did not start listening"
+            time.sleep(0.1)
+    yield url, process
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Launch Debian's chromium through Playwright (Playwright's own download does not work offline)."""
+    if CHROMIUM is None:
+        if REQUIRED:
+            pytest.fail("chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def pdf_text(data: bytes) -> str:
+    from pypdf import PdfReader
+
+    return "".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+
+
+def test_a_counselor_fills_the_form_and_gets_the_pdf(server: tuple[str, object], browser: object) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    url, _ = server
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.goto(url + "/")
+    report = Axe().run(page)
+    assert report.violations_count == 0, report.generate_report()
+    # Keyboard first: the skip link, then the form's fields in reading order.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the form"
+    page.get_by_label("Medicines for opioid use disorder").check()
+    page.get_by_label("Overdose safety").check()
+    page.get_by_label("Large print").check()
+    page.get_by_label("Patient's first name").fill("Wilhelmina")
+    page.get_by_label("Counselor").fill("Dana Reyes")
+    page.get_by_label("Note").fill("Bring your pill bottle.")
+    page.get_by_label("Next visit date").fill("2026-12-02")
+    page.get_by_label("Next visit time").fill("14:30")
+    page.get_by_role("button", name="Make PDF").click()
+    page.wait_for_selector("#result-title")
+    note = page.get_by_label("Chart note to copy into the patient's record (this page keeps no copy)").input_value()
+    assert "Medicines for opioid use disorder; Overdose safety" in note and "by Dana Reyes." in note
+    assert "Wilhelmina" not in note
+    report = Axe().run(page)
+    assert report.violations_count == 0, report.generate_report()
+    href = page.get_by_role("link", name="Open the PDF to print").get_attribute("href")
+    response = page.request.get(url + href)
+    assert response.headers["content-type"] == "application/pdf"
+    text = pdf_text(response.body())
+    assert "My plan for Wilhelmina" in text
+    assert "December 2, 2026, 2:30 PM" in text
+    # An error comes back next to its field, and axe finds nothing wrong with the page that shows it.
+    page.goto(url + "/")
+    page.get_by_role("button", name="Make PDF").click()
+    assert "Choose at least one section." in page.locator("#error-sections").inner_text()
+    report = Axe().run(page)
+    assert report.violations_count == 0, report.generate_report()
+    page.close()
+
+
+def test_twenty_patients_at_once_each_get_only_their_own_name(server: tuple[str, object]) -> None:
+    import httpx
+
+    url, _ = server
+    names = [f"Patient{chr(65 + i)}{os.urandom(3).hex()}" for i in range(20)]
+
+    def make(name: str) -> str:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            page = client.get("/").text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+            assert csrf
+            form = {
+                "csrf": csrf[1],
+                "language": "en",
+                "brand": "example-clinic",
+                "layout": "letter",
+                "sections": ["mat", "overdose-safety"],
+                "prepared_for": name,
+            }
+            result = client.post("/handout", data=form)
+            assert result.status_code == 200, result.text[:500]
+            link = re.search(r'href="(/pdf/[^"]+)"', result.text)
+            assert link
+            return pdf_text(client.get(link[1]).content)
+
+    with cf.ThreadPoolExecutor(20) as pool:
+        texts = list(pool.map(make, names))
+    for name, text in zip(names, texts, strict=True):
+        assert f"My plan for {name}" in text
+        assert [other for other in names if other != name and other in text] == []
+
+
+def test_the_server_process_never_loads_weasyprint(server: tuple[str, subprocess.Popen[str]]) -> None:
+    import psutil
+
+    _, process = server
+    maps = Path(f"/proc/{process.pid}/maps").read_text()
+    # Rendering happened (the tests above), in the warm workers: their maps hold Pango, the server's do not.
+    assert "libpango" not in maps
+    workers = psutil.Process(process.pid).children(recursive=True)
+    assert any("libpango" in Path(f"/proc/{w.pid}/maps").read_text() for w in workers if w.is_running())
+
+
+def test_the_access_log_has_method_path_and_status_only(server: tuple[str, subprocess.Popen[str]]) -> None:
+    _, process = server
+    process.terminate()
+    output, _ = process.communicate(timeout=30)
+    assert re.search(r"\d\d:\d\d:\d\d POST /handout 200", output)
+    assert re.search(r"\d\d:\d\d:\d\d GET /pdf/… 200", output)
+    assert "Wilhelmina" not in output and "Patient" not in output and "csrf" not in output
