@@ -240,6 +240,13 @@ def test_serve_refuses_a_lan_host_without_auth_before_starting(run: Invoke) -> N
     assert "Traceback" not in result.output
 
 
+@pytest.mark.render  # starts the warm workers, which check the content
+def test_serve_release_refuses_to_start_with_only_the_example_brand(run: Invoke) -> None:
+    result = run("serve", "--release", "--workers", "1")
+    assert result.exit_code == 1
+    assert "cannot serve --release: every brand is a made-up example (example = true)" in result.output
+
+
 # -- signing in -------------------------------------------------------------------------------------
 
 

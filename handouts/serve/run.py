@@ -70,7 +70,7 @@ def serve(
 
     from ..render_service import ProcessExecutor
     from .app import ServeConfig, make_app
-    from .state import check_here, load_snapshot
+    from .state import check_here, load_snapshot, offered_brands
 
     if (reason := host_problem(options)) is not None:
         raise HandoutError(reason)
@@ -88,6 +88,12 @@ def serve(
         snapshot, problems = load_snapshot(project.root, clock(), check)
         if snapshot is None:
             raise HandoutError("cannot serve: the content does not pass check", errors(problems))
+        if options.release and not offered_brands(snapshot, release=True):
+            # Said now, not as an empty page later: an IT lead starting a release server needs the clinic's brand.
+            raise HandoutError(
+                "cannot serve --release: every brand is a made-up example (example = true); "
+                "put your clinic's details in a brand and remove that line"
+            )
         config = ServeConfig(
             root=project.root,
             release=options.release,
