@@ -8,6 +8,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .codes import Codes
+
 Status = Literal["draft", "approved"]
 # What a printed copy says about a section's review.
 ReviewState = Literal["draft", "approved", "changed", "overdue"]
@@ -75,6 +77,9 @@ class Section:
     translation_of: str | None = None
     approved_version: str | None = None
     approved_fingerprint: str | None = None
+    # (code system, (code, ...)) in name order, declared by the English file for every language: an
+    # Infobutton request finds the section by them. Never printed, so not part of the fingerprint.
+    codes: Codes = ()
 
     def is_overdue(self, today: dt.date) -> bool:
         """Tell whether the section is past its review date."""

@@ -193,7 +193,7 @@ def test_unknown_field_names_the_valid_ones() -> None:
     assert problems == [
         "content/en/mat.md: author: unknown field; expected one of id, title, version, language, status, "
         "reviewers, last_reviewed, next_review_due, sources, brief, key_points, translation_of, approved_version, "
-        "approved_fingerprint"
+        "approved_fingerprint, codes"
     ]
 
 

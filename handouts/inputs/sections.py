@@ -7,9 +7,10 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..codes import CODE_SYSTEMS, Codes, code_problem, normalized_code
 from ..dates import add_months
 from ..errors import Problem, errors
 from ..models import BASE_LANGUAGE, Reviewer, Section, Source
@@ -21,6 +22,7 @@ from .fields import (
     date_field,
     decode,
     did_you_mean,
+    key_name,
     markdown_char_problem,
     shown,
     shown_text,
@@ -46,6 +48,7 @@ SECTION_FIELDS = (
     "translation_of",
     "approved_version",
     "approved_fingerprint",
+    "codes",
 )
 
 
@@ -116,6 +119,53 @@ def _key_points(path: str, value: Any, problems: list[Problem]) -> tuple[str, ..
         )
         return ()
     return tuple(text_field(path, f"key_points[{i}]", item, problems) for i, item in enumerate(value))
+
+
+def _codes(path: str, meta: dict[str, Any], expected_id: str, language: str, problems: list[Problem]) -> Codes:
+    if "codes" not in meta:
+        return ()
+    value = meta["codes"]
+    if language != BASE_LANGUAGE:
+        # One list for all languages: a translation's own could only drift from the English one.
+        english = PurePosixPath(path).parent.parent / BASE_LANGUAGE / f"{expected_id}.md"
+        problems.append(Problem(path, "codes", f"codes are declared once, in {english}, and apply to every language"))
+        return ()
+    if not isinstance(value, dict) or not value:
+        message = f'expected code systems with their codes, like icd10cm: ["F11.*"], got {shown(value)}'
+        problems.append(Problem(path, "codes", message))
+        return ()
+    names = tuple(CODE_SYSTEMS)
+    found = []
+    for key in sorted(value, key=shown):
+        if key not in CODE_SYSTEMS:
+            hint = did_you_mean(key, names) if isinstance(key, str) else ""
+            message = f"unknown code system{hint}; expected one of {', '.join(names)}"
+            problems.append(Problem(path, f"codes.{key_name(key)}", message))
+            continue
+        where, example = f"codes.{key}", CODE_SYSTEMS[key].example
+        codes = value[key]
+        if not isinstance(codes, list):
+            problems.append(Problem(path, where, f'expected a list of codes, like ["{example}"], got {shown(codes)}'))
+            continue
+        if not codes:
+            problems.append(Problem(path, where, f"empty; list at least one code, or leave {key} out"))
+            continue
+        kept: dict[str, None] = {}
+        for code in codes:
+            if not isinstance(code, str):
+                # YAML reads 75544000 unquoted as a number: a SNOMED CT or RxNorm code must be quoted.
+                message = f'expected each code as quoted text, like "{example}", got {shown(code)}'
+                problems.append(Problem(path, where, message))
+                continue
+            code = normalized_code(key, code)
+            if (reason := code_problem(key, code)) is not None:
+                problems.append(Problem(path, where, f"{shown(code)} {reason}"))
+            elif code in kept:
+                problems.append(Problem(path, where, f"{shown(code)} is listed twice"))
+            else:
+                kept[code] = None
+        found.append((key, tuple(sorted(kept))))
+    return tuple(sorted(found))
 
 
 def markdown_problems(path: str, field: str, text: str) -> list[Problem]:
@@ -269,6 +319,7 @@ def section_from_text(
         problems += markdown_problems(path, "body", body.strip() + "\n")
         problems += markdown_problems(path, "brief", brief + "\n") if brief else []
     key_points = _key_points(path, meta.get("key_points"), problems)
+    codes = _codes(path, meta, expected_id, expected_language, problems)
     if errors(problems):
         return None, problems
     assert last_reviewed is not None and next_due is not None  # guaranteed by the checks above
@@ -290,6 +341,7 @@ def section_from_text(
         translation_of=translation_of,
         approved_version=approved_version,
         approved_fingerprint=fingerprint,
+        codes=codes,
     )
     # Warnings (a link that prints as text) come with the section; check shows them.
     return section, problems
