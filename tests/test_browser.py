@@ -94,7 +94,7 @@ def test_a_counselor_fills_the_form_and_gets_the_pdf(server: tuple[str, object],
     assert report.violations_count == 0, report.generate_report()
     # Keyboard first: the skip link, then the form's fields in reading order.
     page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.textContent") == "Skip to the form"
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the main content"
     page.get_by_label("Medicines for opioid use disorder").check()
     page.get_by_label("Overdose safety").check()
     page.get_by_label("Large print").check()

@@ -409,3 +409,92 @@ def files_holding(needle: bytes, since: float) -> list[str]:
             except OSError:
                 continue
     return found
+
+
+# -- Infobutton -------------------------------------------------------------------------------------
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+ICD10CM, RXNORM, SNOMED = "2.16.840.1.113883.6.90", "2.16.840.1.113883.6.88", "2.16.840.1.113883.6.96"
+
+
+def infobutton(test_client: TestClient, code: str, system: str, **extra: str) -> Any:
+    params = {"mainSearchCriteria.v.c": code, "mainSearchCriteria.v.cs": system, **extra}
+    # EHRs send more than the search criteria; what the door does not use is ignored.
+    params |= {"patientPerson.administrativeGenderCode.c": "F", "age.v.v": "34", "age.v.u": "a"}
+    return test_client.get("/infobutton", params=params)
+
+
+def atom_entries(response: Any) -> list[tuple[str, str, str]]:
+    """Return (title, link, hreflang) of each entry of an Atom answer."""
+    import xml.etree.ElementTree as ET
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/xml; charset=utf-8"
+    feed = ET.fromstring(response.content)  # noqa: S314 - our own answer
+    assert feed.tag == f"{ATOM}feed"
+    found = []
+    for entry in feed.findall(f"{ATOM}entry"):
+        link = entry.find(f"{ATOM}link")
+        title = entry.find(f"{ATOM}title")
+        assert link is not None and title is not None and link.get("type") == "application/pdf"
+        found.append((title.text or "", link.get("href", ""), link.get("hreflang", "")))
+    return found
+
+
+def test_infobutton_answers_an_icd10_code_with_an_atom_feed(client: Client) -> None:
+    entries = atom_entries(infobutton(client(), "F11.20", ICD10CM))
+    links = [link for _, link, _ in entries]
+    assert links[:2] == [f"{BASE}/handouts/en/mat.pdf", f"{BASE}/handouts/en/overdose-safety.pdf"]
+    assert f"{BASE}/handouts/en/find-help.pdf" not in links
+    # The dot is optional in ICD-10-CM codes as EHRs send them.
+    assert atom_entries(infobutton(client(), "F1120", ICD10CM)) == entries
+
+
+def test_infobutton_answers_an_rxnorm_code_in_json(client: Client) -> None:
+    response = infobutton(client(), "7242", RXNORM, knowledgeResponseType="application/json")
+    assert response.headers["content-type"] == "application/json"
+    feed = response.json()["feed"]
+    assert [e["title"]["_value"] for e in feed["entry"]] == ["Overdose safety"]
+    assert feed["entry"][0]["link"][0]["href"] == f"{BASE}/handouts/en/overdose-safety.pdf"
+    buprenorphine = infobutton(client(), "1819", RXNORM, knowledgeResponseType="application/json").json()
+    assert [e["title"]["_value"] for e in buprenorphine["feed"]["entry"]] == ["Medicines for opioid use disorder"]
+
+
+def test_infobutton_answers_in_spanish(client: Client) -> None:
+    for code in ("es", "es-MX", "sp"):
+        entries = atom_entries(infobutton(client(), "7242", RXNORM, **{"informationRecipient.languageCode.c": code}))
+        assert entries == [("Seguridad ante una sobredosis", f"{BASE}/handouts/es/overdose-safety.pdf", "es")]
+
+
+def test_infobutton_gives_an_empty_feed_for_an_unknown_code(client: Client) -> None:
+    test_client = client()
+    assert atom_entries(infobutton(test_client, "J45.909", ICD10CM)) == []
+    assert atom_entries(infobutton(test_client, "F11.20", "1.2.3.4.5")) == []
+    assert atom_entries(test_client.get("/infobutton")) == []
+    page = infobutton(test_client, "J45.909", ICD10CM, knowledgeResponseType="text/html")
+    assert page.status_code == 200 and "No handout here matches ICD-10-CM J45.909." in page.text
+
+
+def test_infobutton_html_lists_links_to_the_pdfs(client: Client) -> None:
+    page = infobutton(client(), "75544000", SNOMED, knowledgeResponseType="text/html").text
+    assert f'<a href="{BASE}/handouts/en/mat.pdf" hreflang="en" type="application/pdf">' in page
+    assert "Patient handouts for SNOMED CT 75544000" in page
+
+
+def test_infobutton_in_a_release_lists_only_approved_sections(client: Client, run: Invoke, own_brand: str) -> None:
+    approve(run, "overdose-safety", "find-help", today=None)
+    entries = atom_entries(infobutton(client(release=True), "F11.20", ICD10CM))
+    assert [title for title, _, _ in entries] == ["Overdose safety"]
+
+
+@pytest.mark.render
+def test_an_infobutton_link_returns_the_untailored_pdf(client: Client) -> None:
+    test_client = client(render_job)
+    link = atom_entries(infobutton(test_client, "7242", RXNORM, **{"informationRecipient.languageCode.c": "es"}))[0][1]
+    pdf = test_client.get(link.removeprefix(BASE))
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    from pypdf import PdfReader
+
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "Seguridad ante una sobredosis" in text
+    assert test_client.get("/handouts/es/astrology.pdf").status_code == 404

@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -514,6 +514,53 @@ class Handlers:
             data, media_type="application/pdf", headers={"content-disposition": f'inline; filename="{name}"'}
         )
 
+    async def infobutton(self, request: Request) -> Response:
+        """Answer an HL7 Infobutton URL-based request with the matching handouts: Atom (default), JSON or HTML."""
+        from .infobutton import (
+            FeedEntry,
+            atom_feed,
+            feed_entry,
+            json_feed,
+            matching_sections,
+            parse_request,
+            search_description,
+        )
+
+        if (refused := self.refusal(request)) is not None:
+            return refused
+        snapshot, _ = await _in_thread(self.state.current)
+        if snapshot is None:
+            return PlainTextResponse("The handouts are not ready.", 503)
+        asked = parse_request(request.query_params.multi_items(), snapshot.languages)
+        today = self.clock()
+        # Codes are declared once, in English; each entry is in the asked language where it is offered there.
+        english = snapshot.inputs.sections.get(BASE_LANGUAGE, {})
+        found = matching_sections(asked, english, snapshot.project.sections.order)
+        entries: list[FeedEntry] = []
+        for language in dict.fromkeys((asked.language, BASE_LANGUAGE)):
+            offered = {
+                c.id for c in section_choices(snapshot, language, today, release=self.config.release) if c.offered
+            }
+            for section_id in found:
+                if section_id in offered and section_id not in {e.section_id for e in entries}:
+                    url = f"{str(request.base_url).rstrip('/')}/handouts/{language}/{section_id}.pdf"
+                    entries.append(feed_entry(snapshot.inputs.sections[language][section_id], url))
+        entries.sort(key=lambda e: found.index(e.section_id))
+        brands = offered_brands(snapshot, release=self.config.release)
+        author = brands[0].name if brands else "Patient handouts"
+        title = _catalog_title(snapshot, asked.language)
+        feed = {"feed_url": str(request.url), "title": title, "updated": snapshot.loaded, "author": author}
+        # Public content, no patient data: an EHR's page on another origin may read the feed.
+        headers = {"access-control-allow-origin": "*"}
+        if asked.response_type == "json":
+            return JSONResponse(json_feed(asked, entries, **feed), headers=headers)
+        if asked.response_type == "html":
+            html = self.env.get_template("infobutton.html.j2").render(
+                title=title, entries=entries, asked=search_description(asked), language_name=language_name
+            )
+            return HTMLResponse(html, headers=headers)
+        return Response(atom_feed(asked, entries, **feed), media_type=asked.media_type, headers=headers)
+
     async def static_check(self, request: Request) -> Response:
         """Say the server is up (for a reverse proxy's health check)."""
         return PlainTextResponse("ok")
@@ -584,6 +631,7 @@ def make_app(
         Route("/login", handlers.login_form, methods=["GET"]),
         Route("/login", handlers.login, methods=["POST"]),
         Route("/logout", handlers.logout, methods=["POST"]),
+        Route("/infobutton", handlers.infobutton, methods=["GET"]),
         Route("/handouts/{language}/{section}.pdf", handlers.generic_pdf, methods=["GET"]),
         Route("/health", handlers.static_check, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),

@@ -15,7 +15,6 @@ from ..inputs import Inputs, load_inputs
 from ..inputs.brands import brand_ids
 from ..inputs.sections import languages
 from ..inputs.settings import load_project
-from ..markdown import parsed
 from ..models import BASE_LANGUAGE, Brand, ReviewState, Section
 from ..project import CONFIG_FILE, Project
 from ..review import brand_release_problems
@@ -134,26 +133,15 @@ class ContentState:
             return self.snapshot, list(self.rejected)
 
 
-def plain_text(markdown: str) -> str:
-    """Return the words of Markdown text without its marks, in one line."""
-    words = [
-        t.content
-        for token in parsed(markdown)
-        if token.type == "inline"
-        for t in token.children or ()
-        if t.type == "text"
-    ]
-    return " ".join(" ".join(words).split())
-
-
 def first_sentence(markdown: str, limit: int = DESCRIPTION_CHARS) -> str:
-    """Return the first sentence of Markdown text as plain words, shortened to `limit` characters."""
-    text = plain_text(markdown)
-    for end in (". ", "? ", "! "):
-        if end in text:
-            text = text[: text.index(end) + 1]
-            break
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+    """Return the first sentence of Markdown text's first paragraph as plain words, within `limit` characters."""
+    from .infobutton import SENTENCE_END_RE, plain_blocks, shortened
+
+    blocks = plain_blocks(markdown)
+    if not blocks:
+        return ""
+    first = SENTENCE_END_RE.search(blocks[0])
+    return shortened(blocks[0][: first.end()] if first else blocks[0], limit)
 
 
 def section_choices(snapshot: Snapshot, language: str, today: dt.date, *, release: bool) -> list[SectionChoice]:
