@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TODAY
 
-# One server for the module: its tests share it (the last reads its log), so they stay on one worker.
+# One server for the module's tests, on one worker; each test makes what it checks itself.
 pytestmark = [pytest.mark.render, pytest.mark.xdist_group("browser")]
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -32,10 +32,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """Start `handouts serve` on the shipped project, as a counselor would, and stop it after the module."""
-    root = tmp_path_factory.mktemp("served")
+def start_server(root: Path) -> tuple[str, subprocess.Popen[str]]:
+    """Start `handouts serve` on a copy of the shipped project, as a counselor would; return its address."""
     for name in ("content", "templates", "styles", "brands"):
         shutil.copytree(ROOT / name, root / name)
     port = free_port()
@@ -49,15 +47,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subp
     assert process.stdout is not None
     line = process.stdout.readline()
     assert f"http://127.0.0.1:{port}/" in line, line
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
+                return f"http://127.0.0.1:{port}", process
         except OSError:
             assert time.monotonic() < deadline, "the server did not start listening"
             time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Run one server for the module's tests (a module fixture may still be made again between them)."""
+    url, process = start_server(tmp_path_factory.mktemp("served"))
     yield url, process
     process.terminate()
     process.wait(timeout=30)
@@ -126,52 +129,58 @@ def test_a_counselor_fills_the_form_and_gets_the_pdf(server: tuple[str, object],
 
 
 def test_twenty_patients_at_once_each_get_only_their_own_name(server: tuple[str, object]) -> None:
-    import httpx
-
     url, _ = server
     names = [f"Patient{chr(65 + i)}{os.urandom(3).hex()}" for i in range(20)]
-
-    def make(name: str) -> str:
-        with httpx.Client(base_url=url, timeout=120) as client:
-            page = client.get("/").text
-            csrf = re.search(r'name="csrf" value="([^"]+)"', page)
-            assert csrf
-            form = {
-                "csrf": csrf[1],
-                "language": "en",
-                "brand": "example-clinic",
-                "layout": "letter",
-                "sections": ["mat", "overdose-safety"],
-                "prepared_for": name,
-            }
-            result = client.post("/handout", data=form)
-            assert result.status_code == 200, result.text[:500]
-            link = re.search(r'href="(/pdf/[^"]+)"', result.text)
-            assert link
-            return pdf_text(client.get(link[1]).content)
-
     with cf.ThreadPoolExecutor(20) as pool:
-        texts = list(pool.map(make, names))
+        texts = list(pool.map(lambda name: make_handout(url, name), names))
     for name, text in zip(names, texts, strict=True):
         assert f"My plan for {name}" in text
         assert [other for other in names if other != name and other in text] == []
 
 
+def make_handout(url: str, name: str) -> str:
+    """Make one tailored handout through the page, as a browser posts it; return its PDF's text."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=120) as client:
+        page = client.get("/").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf
+        form = {
+            "csrf": csrf[1],
+            "language": "en",
+            "brand": "example-clinic",
+            "layout": "letter",
+            "sections": ["mat", "overdose-safety"],
+            "prepared_for": name,
+        }
+        result = client.post("/handout", data=form)
+        assert result.status_code == 200, result.text[:500]
+        link = re.search(r'href="(/pdf/[^"]+)"', result.text)
+        assert link
+        return pdf_text(client.get(link[1]).content)
+
+
 def test_the_server_process_never_loads_weasyprint(server: tuple[str, subprocess.Popen[str]]) -> None:
     import psutil
 
-    _, process = server
+    url, process = server
+    assert "My plan for Ottoline" in make_handout(url, "Ottoline")
     maps = Path(f"/proc/{process.pid}/maps").read_text()
-    # Rendering happened (the tests above), in the warm workers: their maps hold Pango, the server's do not.
+    # It rendered, in the warm workers: their maps hold Pango, the server's own do not.
     assert "libpango" not in maps
     workers = psutil.Process(process.pid).children(recursive=True)
     assert any("libpango" in Path(f"/proc/{w.pid}/maps").read_text() for w in workers if w.is_running())
 
 
-def test_the_access_log_has_method_path_and_status_only(server: tuple[str, subprocess.Popen[str]]) -> None:
-    _, process = server
-    process.terminate()
-    output, _ = process.communicate(timeout=30)
+def test_the_access_log_has_method_path_and_status_only(tmp_path: Path) -> None:
+    url, process = start_server(tmp_path)
+    try:
+        assert "My plan for Ermengarde" in make_handout(url, "Ermengarde")
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert re.search(r"\d\d:\d\d:\d\d GET / 200", output)
     assert re.search(r"\d\d:\d\d:\d\d POST /handout 200", output)
     assert re.search(r"\d\d:\d\d:\d\d GET /pdf/… 200", output)
-    assert "Wilhelmina" not in output and "Patient" not in output and "csrf" not in output
+    assert "Ermengarde" not in output and "csrf" not in output
