@@ -11,7 +11,7 @@ python generate.py build --layout large-print -o "$out/large-print.pdf" >/dev/nu
 python generate.py build --layout trifold --sections mat,overdose-safety,detox -o "$out/trifold.pdf" >/dev/null
 python generate.py build --sections overdose-safety --bleed 0.125in --crop-marks -o "$out/print-shop.pdf" >/dev/null
 python generate.py build --sections mat,overdose-safety --prepared-for "Alex Example" --counselor "Jamie Example, LADC" \
-    --next-visit 2026-12-03 --note "Bring your pill bottle to your next visit." -o "$out/tailored.pdf" >/dev/null
+    --next-visit 2026-12-03 --next-visit-time 14:30 --note "Bring your pill bottle to your next visit." -o "$out/tailored.pdf" >/dev/null
 python generate.py record -o "$out/record.pdf" >/dev/null
 python generate.py build --lang es -o "$out/es-letter.pdf" >/dev/null
 python generate.py build --lang es --layout trifold --sections mat,overdose-safety,detox -o "$out/es-trifold.pdf" >/dev/null

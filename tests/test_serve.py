@@ -498,3 +498,12 @@ def test_an_infobutton_link_returns_the_untailored_pdf(client: Client) -> None:
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
     assert "Seguridad ante una sobredosis" in text
     assert test_client.get("/handouts/es/astrology.pdf").status_code == 404
+
+
+def test_build_takes_the_next_visit_time_and_never_echoes_a_bad_one(run: Invoke) -> None:
+    result = run("build", "--next-visit", "2026-12-01", "--next-visit-time", "25:61")
+    assert result.exit_code == 2
+    assert "Invalid value for --next-visit-time: no such time of day" in result.output
+    assert "25:61" not in result.output
+    shape = run("build", "--next-visit-time", "2pm")
+    assert "expected a time as HH:MM, 24-hour" in shape.output and "2pm" not in shape.output

@@ -114,7 +114,8 @@ def localized_time(context: jinja2.runtime.Context, time: dt.time) -> str:
     """Format a time of day the way the handout's language writes it: 2:30 PM; 14:30."""
     from babel.dates import format_time
 
-    return str(format_time(time, format="short", locale=context["handout"].language))
+    # CLDR puts a narrow no-break space before AM/PM, which the bundled font lacks: a plain no-break space.
+    return str(format_time(time, format="short", locale=context["handout"].language)).replace("\u202f", "\u00a0")
 
 
 @jinja2.pass_context
