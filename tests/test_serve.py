@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import TODAY, Invoke, approve, fake_render, replace_in
 
+import handouts.serve.app as app_module
 from handouts.cli import cli
 from handouts.render_service import RenderJob, RenderOutcome, ThreadExecutor, render_job
 from handouts.serve.app import MAX_BODY_BYTES, ServeConfig, make_app
@@ -498,3 +499,68 @@ def test_an_infobutton_link_returns_the_untailored_pdf(client: Client) -> None:
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
     assert "Seguridad ante una sobredosis" in text
     assert test_client.get("/handouts/es/astrology.pdf").status_code == 404
+
+
+# -- hostile requests -------------------------------------------------------------------------------
+
+FORM_TYPE = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def test_a_chunked_body_past_the_cap_is_refused_as_too_large(client: Client) -> None:
+    test_client = client()
+    csrf = token(test_client.get("/").text)
+
+    def chunks() -> Iterator[bytes]:
+        # No Content-Length: the cap must hold while the body streams in.
+        yield f"csrf={csrf}&language=en&brand=example-clinic&sections=mat&note=".encode()
+        for _ in range(MAX_BODY_BYTES // 1024 + 2):
+            yield b"x" * 1024
+
+    response = test_client.post("/handout", content=chunks(), headers=FORM_TYPE)
+    assert response.status_code == 413
+    assert response.text == "Too much data for one handout."
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_a_chunked_body_under_the_cap_is_read(client: Client) -> None:
+    test_client = client()
+    csrf = token(test_client.get("/").text)
+    body = f"csrf={csrf}&language=en&brand=example-clinic&layout=letter&sections=mat&prepared_for=Ana".encode()
+    response = test_client.post("/handout", content=iter([body[:10], body[10:]]), headers=FORM_TYPE)
+    assert response.status_code == 200
+    assert "Your handout is ready" in response.text
+
+
+def test_an_error_in_a_handler_says_so_in_plain_words_and_logs_only_its_type(
+    client: Client, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(spec: object, inputs: object, today: object) -> None:
+        raise ValueError(f"cannot place {spec.tailoring.prepared_for}")  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(app_module, "compose_spec", broken)
+    caplog.set_level(logging.INFO)
+    response = post(client(), prepared_for="Quillonmarta")
+    assert response.status_code == 500
+    assert response.text == "Something went wrong on the server. Nothing was saved."
+    assert response.headers["cache-control"] == "no-store"
+    assert "Quillonmarta" not in caplog.text
+    assert "internal error: ValueError" in caplog.text
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP", "Via"])
+def test_any_proxy_header_is_refused_without_passwords(client: Client, header: str) -> None:
+    assert client().get("/", headers={header: "1.2.3.4"}).status_code == 403
+
+
+def test_sign_out_answers_only_this_computers_names(client: Client) -> None:
+    test_client = client()
+    csrf = token(test_client.get("/").text)
+    response = test_client.post("/logout", data={"csrf": csrf}, headers={"host": "rebind.example:8750"})
+    assert response.status_code == 421
+
+
+def test_the_access_log_line_cannot_be_split_by_the_path(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="handouts.serve.access")
+    client().get("/x%0a2026-01-01%2000:00:00%20GET%20/%20200")
+    lines = [r.getMessage() for r in caplog.records if r.name == "handouts.serve.access"]
+    assert lines and all("\n" not in line for line in lines)

@@ -37,6 +37,9 @@ ACCESS_LOG = logging.getLogger("handouts.serve.access")
 
 # A form with every field full is under 30 KiB; a body past this is refused before it is read.
 MAX_BODY_BYTES = 64 * 1024
+# Any of these says a proxy passed the request on (nginx, Apache, Caddy, Traefik, HAProxy set one or more).
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "via")
+SERVER_ERROR = "Something went wrong on the server. Nothing was saved."
 # A made PDF is held for the browser that asked, in memory only, this long: enough to view and print it.
 PDF_SECONDS = 600.0
 MAX_HELD_PDFS = 64
@@ -97,15 +100,28 @@ class Guard:
             await _plain(send, 413, "Too much data for one handout.")
             self._log(scope, 413)
             return
-        received = 0
-
-        async def capped_receive() -> Message:
-            nonlocal received
+        # The whole body is read here, at most the cap, before any route sees it: a chunked body
+        # with no Content-Length is stopped at the cap as well, with the same answer.
+        body = bytearray()
+        more = True
+        while more:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > MAX_BODY_BYTES:
-                raise BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # the browser went away; nothing to answer
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY_BYTES:
+                await _plain(send, 413, "Too much data for one handout.")
+                self._log(scope, 413)
+                return
+            more = message.get("more_body", False)
+        read = False
+
+        async def replay() -> Message:
+            nonlocal read
+            if read:
+                return await receive()
+            read = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
 
         async def guarded_send(message: Message) -> None:
             nonlocal status
@@ -116,17 +132,13 @@ class Guard:
             await send(message)
 
         try:
-            await self.app(scope, capped_receive, guarded_send)
-        except BodyTooLarge:
-            if not status:
-                status = 413
-                await _plain(send, 413, "Too much data for one handout.")
+            await self.app(scope, replay, guarded_send)
         except Exception as exc:
             # The type only: a message may quote what was sent, and that may be a patient's.
             LOG.error("internal error: %s", type(exc).__name__)
             if not status:
                 status = 500
-                await _plain(send, 500, "Something went wrong on the server. Nothing was saved.")
+                await _plain(send, 500, SERVER_ERROR)
         self._log(scope, status)
 
     @staticmethod
@@ -135,11 +147,9 @@ class Guard:
         path = str(scope.get("path", ""))
         if path.startswith("/pdf/"):
             path = "/pdf/…"
-        ACCESS_LOG.info("%s %s %d", scope.get("method", ""), path[:200], status)
-
-
-class BodyTooLarge(Exception):
-    """A request body went past MAX_BODY_BYTES while it was read."""
+        # A decoded path may hold a line break: shown escaped, so no request can write a log line of its own.
+        shown = "".join(char if char.isprintable() else f"\\x{ord(char):02x}" for char in path[:200])
+        ACCESS_LOG.info("%s %s %d", scope.get("method", ""), shown, status)
 
 
 async def _plain(send: Send, status: int, text: str) -> None:
@@ -269,7 +279,7 @@ class Handlers:
         host = request.headers.get("host", "").lower()
         if self.config.allowed_hosts and host not in self.config.allowed_hosts:
             return PlainTextResponse("This page answers to this computer's own address only.", 421)
-        if self.config.accounts is None and any(h in request.headers for h in ("forwarded", "x-forwarded-for")):
+        if self.config.accounts is None and any(h in request.headers for h in PROXY_HEADERS):
             # Behind a proxy, other computers reach a server that asks no password: refuse, do not guess.
             message = (
                 "This page was reached through a proxy, so other computers can reach it. "
@@ -467,6 +477,8 @@ class Handlers:
 
     async def logout(self, request: Request) -> Response:
         """Sign out."""
+        if (refused := self.refusal(request)) is not None:
+            return refused
         form = await _form(request)
         if form is None or not self.csrf.valid(request.cookies.get(CSRF_COOKIE), form[0].get("csrf")):
             return self._expired(request)
@@ -584,6 +596,10 @@ async def _form(request: Request) -> tuple[dict[str, str], list[str]] | None:
     return fields, sections
 
 
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse(SERVER_ERROR, 500)
+
+
 def _by_field(problems: Any) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for problem in problems:
@@ -636,6 +652,7 @@ def make_app(
         Route("/health", handlers.static_check, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes)
+    # Starlette answers an error before the Guard sees it: with the same plain words, not its own.
+    app = Starlette(routes=routes, exception_handlers={500: _server_error})
     app.state.handlers = handlers
     return Guard(app)
