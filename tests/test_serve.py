@@ -564,3 +564,29 @@ def test_the_access_log_line_cannot_be_split_by_the_path(client: Client, caplog:
     client().get("/x%0a2026-01-01%2000:00:00%20GET%20/%20200")
     lines = [r.getMessage() for r in caplog.records if r.name == "handouts.serve.access"]
     assert lines and all("\n" not in line for line in lines)
+
+
+def test_guesses_spread_over_other_names_do_not_unlock_a_counselor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import handouts.serve.security as security
+
+    users = tmp_path / "counselors"
+    add_counselor(users, "dana", "correct horse battery")
+    accounts = Accounts(parse_auth_file(users)[0], clock=lambda: 1000.0)
+    monkeypatch.setattr(security, "MAX_FAILURE_NAMES", 3)
+    for _ in range(5):
+        assert accounts.sign_in("dana", "guess") is None
+    # Failures under many made-up names fill the table; dana's record must stay.
+    for number in range(10):
+        accounts.sign_in(f"nobody{number}", "guess")
+    assert accounts.sign_in("dana", "correct horse battery") is None
+    assert len(accounts.failures) <= 3
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_an_auth_file_that_is_a_named_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
+    pipe = tmp_path / "counselors"
+    os.mkfifo(pipe)
+    users, problems = parse_auth_file(pipe)
+    assert users == {} and problems and "named pipe" in problems[0].message
