@@ -232,6 +232,11 @@ def test_any_host_but_loopback_needs_an_auth_file(tmp_path: Path) -> None:
     assert host_problem(ServeOptions(host="0.0.0.0", auth_file=tmp_path / "users")) is None
     assert allowed_hosts(ServeOptions()) == ("127.0.0.1:8750", "localhost:8750", "[::1]:8750")
     assert allowed_hosts(ServeOptions(host="0.0.0.0", auth_file=tmp_path / "users")) == ()
+    assert "127.0.0.2:8750" in allowed_hosts(ServeOptions(host="127.0.0.2"))
+    assert "localhost.:8750" not in allowed_hosts(ServeOptions(host="localhost"))
+    # Spellings that are loopback only to some resolvers, or not in this Python, are refused, not guessed.
+    for host in ("127.1", "localhost.", "", "0", "0x7f000001"):
+        assert host_problem(ServeOptions(host=host)) is not None, host
 
 
 def test_serve_refuses_a_lan_host_without_auth_before_starting(run: Invoke) -> None:

@@ -44,7 +44,10 @@ def allowed_hosts(options: ServeOptions) -> tuple[str, ...]:
     """Return the Host headers to accept: this computer's names on loopback without passwords, else any."""
     if options.auth_file is not None:
         return ()
-    names = ("127.0.0.1", "localhost", "[::1]")
+    names: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
+    if ":" not in options.host and options.host.lower() not in names:
+        # Another loopback address (127.0.0.2): the address printed at start must open the page.
+        names += (options.host.lower(),)
     return tuple(f"{name}:{options.port}" for name in names) + (names if options.port == 80 else ())
 
 
