@@ -595,3 +595,23 @@ def test_an_auth_file_that_is_a_named_pipe_is_refused_not_waited_on(tmp_path: Pa
     os.mkfifo(pipe)
     users, problems = parse_auth_file(pipe)
     assert users == {} and problems and "named pipe" in problems[0].message
+
+
+def test_signing_out_ends_access_to_the_pdfs_this_browser_made(client: Client, tmp_path: Path) -> None:
+    users = tmp_path / "counselors"
+    add_counselor(users, "dana", "correct horse battery")
+    add_counselor(users, "lee", "staple battery horse")
+    test_client = client(accounts=Accounts(parse_auth_file(users)[0]), hosts=())
+
+    def sign_in(name: str, password: str) -> None:
+        csrf = token(test_client.get("/login").text)
+        assert test_client.post("/login", data={"csrf": csrf, "username": name, "password": password}).is_redirect
+
+    sign_in("dana", "correct horse battery")
+    made = post(test_client, prepared_for="Ana")
+    link = re.search(r'href="(/pdf/[^"]+)"', made.text)
+    assert link and test_client.get(link[1]).status_code == 200
+    test_client.post("/logout", data={"csrf": token(made.text)})
+    # The next counselor at this shared computer finds the address in the history: it is gone.
+    sign_in("lee", "staple battery horse")
+    assert test_client.get(link[1]).status_code == 404

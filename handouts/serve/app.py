@@ -200,6 +200,12 @@ class PdfShelf:
                 return None
             return held
 
+    def drop(self, owner: str) -> None:
+        """Forget every PDF a browser made."""
+        with self.lock:
+            for token in [t for t, held in self.items.items() if secrets.compare_digest(held.owner, owner)]:
+                del self.items[token]
+
     def _drop_old(self) -> None:
         now = self.clock()
         for token in [t for t, held in self.items.items() if held.expires < now]:
@@ -484,8 +490,12 @@ class Handlers:
             return self._expired(request)
         if self.config.accounts is not None:
             self.config.accounts.sign_out(request.cookies.get(SESSION_COOKIE))
+        # A shared computer: the next counselor finds the PDFs' addresses in the history, so they go too,
+        # and the browser gets a new id (and form token) at its next page.
+        self.shelf.drop(request.cookies.get(CSRF_COOKIE, ""))
         response = RedirectResponse("/login" if self.config.accounts else "/", 303)
         response.delete_cookie(SESSION_COOKIE, path="/")
+        response.delete_cookie(CSRF_COOKIE, path="/")
         return response
 
     # -- Infobutton --------------------------------------------------------------------------------
