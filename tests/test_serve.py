@@ -615,3 +615,17 @@ def test_signing_out_ends_access_to_the_pdfs_this_browser_made(client: Client, t
     # The next counselor at this shared computer finds the address in the history: it is gone.
     sign_in("lee", "staple battery horse")
     assert test_client.get(link[1]).status_code == 404
+
+
+def test_serve_turns_off_core_dumps_that_would_write_a_patients_name_to_disk() -> None:
+    import resource
+
+    from handouts.serve.run import no_core_dumps
+
+    before = resource.getrlimit(resource.RLIMIT_CORE)
+    try:
+        no_core_dumps()
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        assert soft <= 1 and hard == before[1]
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, before)
