@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import TODAY, Invoke, approve, fake_render, replace_in
 
+import handouts.serve.app as app_module
 from handouts.cli import cli
 from handouts.render_service import RenderJob, RenderOutcome, ThreadExecutor, render_job
 from handouts.serve.app import MAX_BODY_BYTES, ServeConfig, make_app
@@ -231,6 +232,11 @@ def test_any_host_but_loopback_needs_an_auth_file(tmp_path: Path) -> None:
     assert host_problem(ServeOptions(host="0.0.0.0", auth_file=tmp_path / "users")) is None
     assert allowed_hosts(ServeOptions()) == ("127.0.0.1:8750", "localhost:8750", "[::1]:8750")
     assert allowed_hosts(ServeOptions(host="0.0.0.0", auth_file=tmp_path / "users")) == ()
+    assert "127.0.0.2:8750" in allowed_hosts(ServeOptions(host="127.0.0.2"))
+    assert "localhost.:8750" not in allowed_hosts(ServeOptions(host="localhost"))
+    # Spellings that are loopback only to some resolvers, or not in this Python, are refused, not guessed.
+    for host in ("127.1", "localhost.", "", "0", "0x7f000001"):
+        assert host_problem(ServeOptions(host=host)) is not None, host
 
 
 def test_serve_refuses_a_lan_host_without_auth_before_starting(run: Invoke) -> None:
@@ -507,3 +513,163 @@ def test_build_takes_the_next_visit_time_and_never_echoes_a_bad_one(run: Invoke)
     assert "25:61" not in result.output
     shape = run("build", "--next-visit-time", "2pm")
     assert "expected a time as HH:MM, 24-hour" in shape.output and "2pm" not in shape.output
+
+
+# -- hostile requests -------------------------------------------------------------------------------
+
+FORM_TYPE = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def test_a_chunked_body_past_the_cap_is_refused_as_too_large(client: Client) -> None:
+    test_client = client()
+    csrf = token(test_client.get("/").text)
+
+    def chunks() -> Iterator[bytes]:
+        # No Content-Length: the cap must hold while the body streams in.
+        yield f"csrf={csrf}&language=en&brand=example-clinic&sections=mat&note=".encode()
+        for _ in range(MAX_BODY_BYTES // 1024 + 2):
+            yield b"x" * 1024
+
+    response = test_client.post("/handout", content=chunks(), headers=FORM_TYPE)
+    assert response.status_code == 413
+    assert response.text == "Too much data for one handout."
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_a_chunked_body_under_the_cap_is_read(client: Client) -> None:
+    test_client = client()
+    csrf = token(test_client.get("/").text)
+    body = f"csrf={csrf}&language=en&brand=example-clinic&layout=letter&sections=mat&prepared_for=Ana".encode()
+    response = test_client.post("/handout", content=iter([body[:10], body[10:]]), headers=FORM_TYPE)
+    assert response.status_code == 200
+    assert "Your handout is ready" in response.text
+
+
+def test_an_error_in_a_handler_says_so_in_plain_words_and_logs_only_its_type(
+    client: Client, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(spec: object, inputs: object, today: object) -> None:
+        raise ValueError(f"cannot place {spec.tailoring.prepared_for}")  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(app_module, "compose_spec", broken)
+    caplog.set_level(logging.INFO)
+    response = post(client(), prepared_for="Quillonmarta")
+    assert response.status_code == 500
+    assert response.text == "Something went wrong on the server. Nothing was saved."
+    assert response.headers["cache-control"] == "no-store"
+    assert "Quillonmarta" not in caplog.text
+    assert "internal error: ValueError" in caplog.text
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP", "Via"])
+def test_any_proxy_header_is_refused_without_passwords(client: Client, header: str) -> None:
+    assert client().get("/", headers={header: "1.2.3.4"}).status_code == 403
+
+
+def test_sign_out_answers_only_this_computers_names(client: Client) -> None:
+    test_client = client()
+    csrf = token(test_client.get("/").text)
+    response = test_client.post("/logout", data={"csrf": csrf}, headers={"host": "rebind.example:8750"})
+    assert response.status_code == 421
+
+
+def test_the_access_log_line_cannot_be_split_by_the_path(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="handouts.serve.access")
+    client().get("/x%0a2026-01-01%2000:00:00%20GET%20/%20200")
+    lines = [r.getMessage() for r in caplog.records if r.name == "handouts.serve.access"]
+    assert lines and all("\n" not in line for line in lines)
+
+
+def test_guesses_spread_over_other_names_do_not_unlock_a_counselor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import handouts.serve.security as security
+
+    users = tmp_path / "counselors"
+    add_counselor(users, "dana", "correct horse battery")
+    accounts = Accounts(parse_auth_file(users)[0], clock=lambda: 1000.0)
+    monkeypatch.setattr(security, "MAX_FAILURE_NAMES", 3)
+    for _ in range(5):
+        assert accounts.sign_in("dana", "guess") is None
+    # Failures under many made-up names fill the table; dana's record must stay.
+    for number in range(10):
+        accounts.sign_in(f"nobody{number}", "guess")
+    assert accounts.sign_in("dana", "correct horse battery") is None
+    assert len(accounts.failures) <= 3
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_an_auth_file_that_is_a_named_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
+    pipe = tmp_path / "counselors"
+    os.mkfifo(pipe)
+    users, problems = parse_auth_file(pipe)
+    assert users == {} and problems and "named pipe" in problems[0].message
+
+
+def test_signing_out_ends_access_to_the_pdfs_this_browser_made(client: Client, tmp_path: Path) -> None:
+    users = tmp_path / "counselors"
+    add_counselor(users, "dana", "correct horse battery")
+    add_counselor(users, "lee", "staple battery horse")
+    test_client = client(accounts=Accounts(parse_auth_file(users)[0]), hosts=())
+
+    def sign_in(name: str, password: str) -> None:
+        csrf = token(test_client.get("/login").text)
+        assert test_client.post("/login", data={"csrf": csrf, "username": name, "password": password}).is_redirect
+
+    sign_in("dana", "correct horse battery")
+    made = post(test_client, prepared_for="Ana")
+    link = re.search(r'href="(/pdf/[^"]+)"', made.text)
+    assert link and test_client.get(link[1]).status_code == 200
+    test_client.post("/logout", data={"csrf": token(made.text)})
+    # The next counselor at this shared computer finds the address in the history: it is gone.
+    sign_in("lee", "staple battery horse")
+    assert test_client.get(link[1]).status_code == 404
+
+
+def test_serve_turns_off_core_dumps_that_would_write_a_patients_name_to_disk() -> None:
+    import resource
+
+    from handouts.serve.run import no_core_dumps
+
+    before = resource.getrlimit(resource.RLIMIT_CORE)
+    try:
+        no_core_dumps()
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        assert soft <= 1 and hard == before[1]
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, before)
+
+
+def test_a_reload_that_raised_is_tried_again(project: Path) -> None:
+    from handouts.serve.state import ContentState, check_here
+
+    calls = []
+
+    def flaky(root: Path, today: object) -> list[object]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the worker died")
+        return check_here(root, today)  # type: ignore[arg-type]
+
+    state = ContentState(project, lambda: TODAY, check=flaky)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError):
+        state.current()
+    snapshot, rejected = state.current()
+    assert snapshot is not None and rejected == [] and len(calls) == 2
+
+
+def test_many_asking_at_once_for_a_generic_pdf_cause_one_render(client: Client) -> None:
+    import concurrent.futures as cf
+
+    renders = []
+
+    def slow(job: RenderJob) -> RenderOutcome:
+        renders.append(job.key)
+        time.sleep(0.3)
+        return fake_render(job)
+
+    test_client = client(slow)
+    with cf.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: test_client.get("/handouts/en/mat.pdf"), range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    assert len(renders) == 1

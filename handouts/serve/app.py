@@ -37,6 +37,9 @@ ACCESS_LOG = logging.getLogger("handouts.serve.access")
 
 # A form with every field full is under 30 KiB; a body past this is refused before it is read.
 MAX_BODY_BYTES = 64 * 1024
+# Any of these says a proxy passed the request on (nginx, Apache, Caddy, Traefik, HAProxy set one or more).
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "via")
+SERVER_ERROR = "Something went wrong on the server. Nothing was saved."
 # A made PDF is held for the browser that asked, in memory only, this long: enough to view and print it.
 PDF_SECONDS = 600.0
 MAX_HELD_PDFS = 64
@@ -97,15 +100,28 @@ class Guard:
             await _plain(send, 413, "Too much data for one handout.")
             self._log(scope, 413)
             return
-        received = 0
-
-        async def capped_receive() -> Message:
-            nonlocal received
+        # The whole body is read here, at most the cap, before any route sees it: a chunked body
+        # with no Content-Length is stopped at the cap as well, with the same answer.
+        body = bytearray()
+        more = True
+        while more:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > MAX_BODY_BYTES:
-                raise BodyTooLarge
-            return message
+            if message["type"] != "http.request":
+                return  # the browser went away; nothing to answer
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY_BYTES:
+                await _plain(send, 413, "Too much data for one handout.")
+                self._log(scope, 413)
+                return
+            more = message.get("more_body", False)
+        read = False
+
+        async def replay() -> Message:
+            nonlocal read
+            if read:
+                return await receive()
+            read = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
 
         async def guarded_send(message: Message) -> None:
             nonlocal status
@@ -116,17 +132,13 @@ class Guard:
             await send(message)
 
         try:
-            await self.app(scope, capped_receive, guarded_send)
-        except BodyTooLarge:
-            if not status:
-                status = 413
-                await _plain(send, 413, "Too much data for one handout.")
+            await self.app(scope, replay, guarded_send)
         except Exception as exc:
             # The type only: a message may quote what was sent, and that may be a patient's.
             LOG.error("internal error: %s", type(exc).__name__)
             if not status:
                 status = 500
-                await _plain(send, 500, "Something went wrong on the server. Nothing was saved.")
+                await _plain(send, 500, SERVER_ERROR)
         self._log(scope, status)
 
     @staticmethod
@@ -135,11 +147,9 @@ class Guard:
         path = str(scope.get("path", ""))
         if path.startswith("/pdf/"):
             path = "/pdf/…"
-        ACCESS_LOG.info("%s %s %d", scope.get("method", ""), path[:200], status)
-
-
-class BodyTooLarge(Exception):
-    """A request body went past MAX_BODY_BYTES while it was read."""
+        # A decoded path may hold a line break: shown escaped, so no request can write a log line of its own.
+        shown = "".join(char if char.isprintable() else f"\\x{ord(char):02x}" for char in path[:200])
+        ACCESS_LOG.info("%s %s %d", scope.get("method", ""), shown, status)
 
 
 async def _plain(send: Send, status: int, text: str) -> None:
@@ -189,6 +199,12 @@ class PdfShelf:
             if held is None or not secrets.compare_digest(held.owner, owner):
                 return None
             return held
+
+    def drop(self, owner: str) -> None:
+        """Forget every PDF a browser made."""
+        with self.lock:
+            for token in [t for t, held in self.items.items() if secrets.compare_digest(held.owner, owner)]:
+                del self.items[token]
 
     def _drop_old(self) -> None:
         now = self.clock()
@@ -247,6 +263,7 @@ class Handlers:
         self.shelf = PdfShelf()
         self.generic: OrderedDict[str, bytes] = OrderedDict()
         self.generic_lock = threading.Lock()
+        self.generic_renders: dict[str, threading.Lock] = {}
         self.env = _environment()
 
     # -- who is asking ---------------------------------------------------------------------------
@@ -269,7 +286,7 @@ class Handlers:
         host = request.headers.get("host", "").lower()
         if self.config.allowed_hosts and host not in self.config.allowed_hosts:
             return PlainTextResponse("This page answers to this computer's own address only.", 421)
-        if self.config.accounts is None and any(h in request.headers for h in ("forwarded", "x-forwarded-for")):
+        if self.config.accounts is None and any(h in request.headers for h in PROXY_HEADERS):
             # Behind a proxy, other computers reach a server that asks no password: refuse, do not guess.
             message = (
                 "This page was reached through a proxy, so other computers can reach it. "
@@ -467,13 +484,19 @@ class Handlers:
 
     async def logout(self, request: Request) -> Response:
         """Sign out."""
+        if (refused := self.refusal(request)) is not None:
+            return refused
         form = await _form(request)
         if form is None or not self.csrf.valid(request.cookies.get(CSRF_COOKIE), form[0].get("csrf")):
             return self._expired(request)
         if self.config.accounts is not None:
             self.config.accounts.sign_out(request.cookies.get(SESSION_COOKIE))
+        # A shared computer: the next counselor finds the PDFs' addresses in the history, so they go too,
+        # and the browser gets a new id (and form token) at its next page.
+        self.shelf.drop(request.cookies.get(CSRF_COOKIE, ""))
         response = RedirectResponse("/login" if self.config.accounts else "/", 303)
         response.delete_cookie(SESSION_COOKIE, path="/")
+        response.delete_cookie(CSRF_COOKIE, path="/")
         return response
 
     # -- Infobutton --------------------------------------------------------------------------------
@@ -498,21 +521,35 @@ class Handlers:
             handout = compose_spec(spec, snapshot.inputs, self.clock())
         except HandoutError:
             return PlainTextResponse("This handout cannot be made now.", 409)
-        with self.generic_lock:
-            data = self.generic.get(handout.version)
+        data = await _in_thread(self._generic_pdf, handout, snapshot)
         if data is None:
-            outcome = await _in_thread(self._render, handout, snapshot)
-            if outcome.pdf is None:
-                return PlainTextResponse("This handout cannot be made now.", 500)
-            data = outcome.pdf
-            with self.generic_lock:
-                self.generic[handout.version] = data
-                while len(self.generic) > MAX_GENERIC_PDFS:
-                    self.generic.popitem(last=False)
+            return PlainTextResponse("This handout cannot be made now.", 500)
         name = f"{section_id}-{language}.pdf"
         return Response(
             data, media_type="application/pdf", headers={"content-disposition": f'inline; filename="{name}"'}
         )
+
+    def _generic_pdf(self, handout: Handout, snapshot: Snapshot) -> bytes | None:
+        """Return an untailored PDF, rendering it once however many ask at the same time."""
+        with self.generic_lock:
+            if (data := self.generic.get(handout.version)) is not None:
+                return data
+            # Anyone may ask for these: a crowd asking at once waits for one render, not one each.
+            while len(self.generic_renders) >= MAX_GENERIC_PDFS:
+                self.generic_renders.pop(next(iter(self.generic_renders)))
+            once = self.generic_renders.setdefault(handout.version, threading.Lock())
+        with once:
+            with self.generic_lock:
+                if (data := self.generic.get(handout.version)) is not None:
+                    return data
+            outcome = self._render(handout, snapshot)
+            if outcome.pdf is None:
+                return None
+            with self.generic_lock:
+                self.generic[handout.version] = outcome.pdf
+                while len(self.generic) > MAX_GENERIC_PDFS:
+                    self.generic.popitem(last=False)
+            return outcome.pdf
 
     async def infobutton(self, request: Request) -> Response:
         """Answer an HL7 Infobutton URL-based request with the matching handouts: Atom (default), JSON or HTML."""
@@ -584,6 +621,10 @@ async def _form(request: Request) -> tuple[dict[str, str], list[str]] | None:
     return fields, sections
 
 
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse(SERVER_ERROR, 500)
+
+
 def _by_field(problems: Any) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for problem in problems:
@@ -636,6 +677,7 @@ def make_app(
         Route("/health", handlers.static_check, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes)
+    # Starlette answers an error before the Guard sees it: with the same plain words, not its own.
+    app = Starlette(routes=routes, exception_handlers={500: _server_error})
     app.state.handlers = handlers
     return Guard(app)

@@ -44,7 +44,10 @@ def allowed_hosts(options: ServeOptions) -> tuple[str, ...]:
     """Return the Host headers to accept: this computer's names on loopback without passwords, else any."""
     if options.auth_file is not None:
         return ()
-    names = ("127.0.0.1", "localhost", "[::1]")
+    names: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
+    if ":" not in options.host and options.host.lower() not in names:
+        # Another loopback address (127.0.0.2): the address printed at start must open the page.
+        names += (options.host.lower(),)
     return tuple(f"{name}:{options.port}" for name in names) + (names if options.port == 80 else ())
 
 
@@ -74,6 +77,7 @@ def serve(
 
     if (reason := host_problem(options)) is not None:
         raise HandoutError(reason)
+    no_core_dumps()
     accounts = load_accounts(options.auth_file) if options.auth_file is not None else None
     root = str(project.root)
     # The first look at the content runs here, so the workers start with the assets they will use.
@@ -125,6 +129,17 @@ def serve(
         server.run()
     finally:
         executor.close()
+
+
+def no_core_dumps() -> None:
+    """Keep a crash of this process or a render worker from writing its memory, and a patient's name, to disk."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    # 1, not 0: a core file needs at least a page, and the kernel skips a piped dump (apport,
+    # systemd-coredump) only at exactly 1. Workers inherit the limit.
+    soft = 1 if hard == resource.RLIM_INFINITY or hard >= 1 else 0
+    resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
 
 
 def _access_log() -> None:

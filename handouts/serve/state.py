@@ -124,8 +124,9 @@ class ContentState:
         fingerprint = (today, files_fingerprint(self.root))
         with self.lock:
             if fingerprint != self.fingerprint:
-                self.fingerprint = fingerprint
+                # Taken as seen only once loaded: a load that raised (a worker that died in check) is tried again.
                 snapshot, problems = load_snapshot(self.root, today, self.check)
+                self.fingerprint = fingerprint
                 if snapshot is None:
                     self.rejected = errors(problems)
                 else:
