@@ -137,15 +137,20 @@ def qr_data_uri(url: str) -> str:
     return str(segno.make(url, error="m", micro=False).svg_data_uri(scale=1, border=4, omitsize=True, nl=False))
 
 
-def environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
+def strict_environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
     """Return a Jinja2 environment over folders searched in order, autoescaping everything and failing on any typo."""
-    env = jinja2.Environment(
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(list(template_dirs)),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+
+
+def environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
+    """Return the handout templates' strict environment with their filters and globals."""
+    env = strict_environment(template_dirs)
     env.filters["markdown"] = markdown_to_html
     env.filters["long_date"] = localized_date
     env.filters["short_date"] = localized_short_date

@@ -9,7 +9,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..compose import HandoutSpec, compose_spec
 from ..errors import HandoutError, Problem
 from ..layouts import LAYOUTS, PATIENT_LAYOUTS
-from ..models import BASE_LANGUAGE, Handout
+from ..models import BASE_LANGUAGE, Brand, Handout
+from ..output.html import strict_environment
 from ..render_service import Executor, RenderJob, RenderOutcome
 from .form import LABELS, FormValues, check_form, problem_field, read_values
 from .security import Accounts, Csrf
-from .state import ContentState, Snapshot, offered_brands, section_choices
+from .state import DEFAULT_TITLE, ContentState, Snapshot, offered_brands, section_choices
 
 HERE = Path(__file__).resolve().parent
 LOG = logging.getLogger("handouts.serve")
@@ -213,16 +214,16 @@ class PdfShelf:
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(HERE / "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = strict_environment([HERE / "templates"])
     env.globals["labels"] = LABELS
     env.globals["layout_names"] = LAYOUT_NAMES
     return env
+
+
+def first_brand(snapshot: Snapshot, brands: Sequence[Brand]) -> str:
+    """Return the brand a handout takes unless one is chosen: the project's default if offered, else the first."""
+    ids = [b.id for b in brands]
+    return snapshot.project.default_brand if snapshot.project.default_brand in ids else (ids[0] if ids else "")
 
 
 def language_name(code: str) -> str:
@@ -295,6 +296,12 @@ class Handlers:
             return PlainTextResponse(message, 403)
         return None
 
+    def gate(self, request: Request) -> Response | None:
+        """Return the answer to a request for a counselor's route that may not go on: refused, or sign in first."""
+        if (refused := self.refusal(request)) is not None:
+            return refused
+        return RedirectResponse("/login", 303) if self.user(request) is None else None
+
     def _cookies(self, response: Response, request: Request, browser: str, new: bool) -> Response:
         if new:
             secure = request.url.scheme == "https"
@@ -333,14 +340,7 @@ class Handlers:
             language = (values.language if values else "") or request.query_params.get("language", "").lower()
             if language not in snapshot.languages:
                 language = BASE_LANGUAGE
-            values = values or FormValues(
-                brand=(
-                    snapshot.project.default_brand
-                    if snapshot.project.default_brand in {b.id for b in brands}
-                    else (brands[0].id if brands else "")
-                ),
-                language=language,
-            )
+            values = values or FormValues(brand=first_brand(snapshot, brands), language=language)
             choices = section_choices(snapshot, language, today, release=self.config.release)
             context.update(
                 brands=brands,
@@ -356,19 +356,15 @@ class Handlers:
 
     async def home(self, request: Request) -> Response:
         """Show the form."""
-        if (refused := self.refusal(request)) is not None:
+        if (refused := self.gate(request)) is not None:
             return refused
-        if self.user(request) is None:
-            return RedirectResponse("/login", 303)
         snapshot, rejected = await _in_thread(self.state.current)
         return self.page(request, snapshot, rejected, status=200 if snapshot else 503)
 
     async def make(self, request: Request) -> Response:
         """Check the form, compose and render the handout, hold the PDF for this browser, show the chart note."""
-        if (refused := self.refusal(request)) is not None:
+        if (refused := self.gate(request)) is not None:
             return refused
-        if self.user(request) is None:
-            return RedirectResponse("/login", 303)
         form = await _form(request)
         if form is None:
             return PlainTextResponse("Send the form as the page does.", 415)
@@ -404,7 +400,7 @@ class Handlers:
             return self.page(request, snapshot, rejected, values=values, errors=errors, status=422)
         name = f"handout-{handout.language}-{handout.layout}.pdf"
         token = self.shelf.put(browser, outcome.pdf, name)
-        title = _catalog_title(snapshot, handout.language)
+        title = snapshot.titles.get(handout.language, DEFAULT_TITLE)
         result = {
             "pdf_url": f"/pdf/{token}",
             "chart_note": chart_note(handout, title, today),
@@ -424,10 +420,8 @@ class Handlers:
 
     async def pdf(self, request: Request) -> Response:
         """Return a PDF this browser made, inline, for the browser's own viewer."""
-        if (refused := self.refusal(request)) is not None:
+        if (refused := self.gate(request)) is not None:
             return refused
-        if self.user(request) is None:
-            return RedirectResponse("/login", 303)
         held = self.shelf.get(request.cookies.get(CSRF_COOKIE, ""), request.path_params["token"])
         if held is None:
             return PlainTextResponse("This PDF is gone: it is kept for 10 minutes. Make it again.", 404)
@@ -509,9 +503,7 @@ class Handlers:
         language, section_id = request.path_params["language"].lower(), request.path_params["section"].lower()
         if snapshot is None:
             return PlainTextResponse("The handouts are not ready.", 503)
-        brands = offered_brands(snapshot, release=self.config.release)
-        brand = snapshot.project.default_brand if snapshot.project.default_brand in {b.id for b in brands} else ""
-        brand = brand or (brands[0].id if brands else "")
+        brand = first_brand(snapshot, offered_brands(snapshot, release=self.config.release))
         choices = {c.id: c for c in section_choices(snapshot, language, self.clock(), release=self.config.release)}
         choice = choices.get(section_id)
         if language not in snapshot.languages or choice is None or not choice.offered or not brand:
@@ -585,7 +577,7 @@ class Handlers:
         entries.sort(key=lambda e: found.index(e.section_id))
         brands = offered_brands(snapshot, release=self.config.release)
         author = brands[0].name if brands else "Patient handouts"
-        title = _catalog_title(snapshot, asked.language)
+        title = snapshot.titles.get(asked.language, DEFAULT_TITLE)
         feed = {"feed_url": str(request.url), "title": title, "updated": snapshot.loaded, "author": author}
         # Public content, no patient data: an EHR's page on another origin may read the feed.
         headers = {"access-control-allow-origin": "*"}
@@ -641,18 +633,6 @@ def _fit_message(layout: str, overruns: list[str]) -> str:
 
 def _render_failure(error: str | None) -> str:
     return f"The PDF could not be made: {error or 'no reason given'}. Nothing was saved."
-
-
-def _catalog_title(snapshot: Snapshot, language: str) -> str:
-    from ..inputs.catalogs import read_catalog
-
-    for folder in snapshot.project.template_dirs:
-        path = folder / "i18n" / f"{language}.toml"
-        if path.is_file():
-            catalog, _ = read_catalog(snapshot.project, path)
-            if catalog and isinstance(catalog.get("title"), str):
-                return str(catalog["title"])
-    return "Patient handout"
 
 
 def make_app(

@@ -24,6 +24,7 @@ WATCHED = ("content", "brands", "templates", "styles")
 # More files than this in the watched folders is not a handout project; stop looking, reload on every count change.
 MAX_WATCHED_FILES = 5000
 DESCRIPTION_CHARS = 160
+DEFAULT_TITLE = "Patient handout"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Snapshot:
     languages: tuple[str, ...]
     brands: tuple[Brand, ...]
     loaded: dt.datetime
+    titles: dict[str, str]  # language -> the handout's title, for chart notes and feeds
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,23 @@ def load_snapshot(
     inputs = load_inputs(project, found, ids, today)
     brands = tuple(brand for brand, _ in (inputs.brands[i] for i in ids) if brand is not None)
     loaded = dt.datetime.now(dt.UTC)
-    return Snapshot(project, inputs, tuple(found), brands, loaded), problems
+    return Snapshot(project, inputs, tuple(found), brands, loaded, handout_titles(project, found)), problems
+
+
+def handout_titles(project: Project, found: Sequence[str]) -> dict[str, str]:
+    """Read each language's handout title from its string catalog (the project's, else the tool's)."""
+    from ..inputs.catalogs import read_catalog
+
+    titles = {}
+    for language in found:
+        for folder in project.template_dirs:
+            path = folder / "i18n" / f"{language}.toml"
+            if path.is_file():
+                catalog, _ = read_catalog(project, path)
+                if catalog and isinstance(catalog.get("title"), str):
+                    titles[language] = str(catalog["title"])
+                    break
+    return titles
 
 
 class ContentState:
@@ -116,7 +134,6 @@ class ContentState:
         self.snapshot: Snapshot | None = None
         # Problems of the newest files when they fail check: shown on the page while the last good load serves.
         self.rejected: list[Problem] = []
-        self.warnings: list[Problem] = []
 
     def current(self) -> tuple[Snapshot | None, list[Problem]]:
         """Return the snapshot to serve, reloading first if a file changed, and the problems of a refused change."""
@@ -130,7 +147,7 @@ class ContentState:
                 if snapshot is None:
                     self.rejected = errors(problems)
                 else:
-                    self.snapshot, self.rejected, self.warnings = snapshot, [], problems
+                    self.snapshot, self.rejected = snapshot, []
             return self.snapshot, list(self.rejected)
 
 
@@ -170,8 +187,3 @@ def section_choices(snapshot: Snapshot, language: str, today: dt.date, *, releas
 def offered_brands(snapshot: Snapshot, *, release: bool) -> list[Brand]:
     """Return the brands the page offers: all of them, or in a release those that are not examples."""
     return [b for b in snapshot.brands if not (release and brand_release_problems(b))]
-
-
-def names(problems: Sequence[Problem]) -> list[str]:
-    """Return problems as the lines `check` prints."""
-    return [str(p) for p in problems]
