@@ -15,8 +15,9 @@ from mdit_py_plugins.container import container_plugin
 from .errors import Severity
 
 # Boxes a section may draw around a part of itself: `::: safety` ... `:::`; `columns` sets a
-# list of short items in two columns, without a frame.
-BOXES = ("safety", "box", "columns")
+# list of short items in two columns, without a frame; `picture` sets a list of pictures side by
+# side, each item an image and its caption, so every caption prints under its own panel.
+BOXES = ("safety", "box", "columns", "picture")
 BOX_LINE_RE = re.compile(r"^ {0,3}:::[ \t]*(\S*)", re.MULTILINE)
 # Phone numbers, web addresses and domains: never hyphenated or split across lines. Any other
 # run of 24 or more characters without a space (no word of the shipped text has more than 20)
@@ -168,6 +169,29 @@ def box_problems(text: str) -> list[str]:
     elif depth < 0:
         found.append("a ':::' line closes no box")
     return found
+
+
+def picture_problems(tokens: Sequence[Token]) -> list[str]:
+    """Return why a `::: picture` box is not a list of panels, each an image followed by its caption."""
+    found, depth, in_picture = [], 0, False
+    for index, token in enumerate(tokens):
+        if token.type == "container_picture_open":
+            in_picture, depth = True, token.level
+        elif token.type == "container_picture_close":
+            in_picture = False
+        elif in_picture and token.level == depth + 1 and token.nesting == 1 and token.type != "bullet_list_open":
+            found.append("a '::: picture' box holds only a list: one item per panel, its image then its caption")
+        elif in_picture and token.type == "list_item_open":
+            # A tight list item holds one paragraph: its inline token follows the paragraph_open.
+            inline = tokens[index + 2] if index + 2 < len(tokens) else None
+            children = [c for c in (inline.children or []) if c.type != "softbreak"] if inline else []
+            has_image = bool(children) and children[0].type == "image"
+            caption = "".join(c.content for c in children[1:] if c.type == "text").strip()
+            if not (has_image and caption):
+                found.append(
+                    "each item of a '::: picture' box is an image then its caption: - ![what it shows](file) Caption"
+                )
+    return list(dict.fromkeys(found))
 
 
 def add_table_scopes(tokens: list[Token]) -> None:

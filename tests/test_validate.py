@@ -255,7 +255,7 @@ def test_reading_level_and_length_warnings() -> None:
     section, _ = parse(GOOD.replace("You can take medicine. It helps.", hard))
     assert section is not None
     messages = [str(p) for p in section_warnings(section, Limits())]  # type: ignore[arg-type]
-    assert messages[0] == "content/en/mat.md: body: 21 words; keep it 80-700"
+    assert messages[0] == "content/en/mat.md: body: 21 words; keep it 80-850"
     assert messages[1].startswith("content/en/mat.md: body: Flesch-Kincaid grade ")
     # The sentence is longer than 80 characters: cut at a word, marked with "...".
     assert messages[1].endswith(
@@ -326,7 +326,7 @@ def test_a_section_without_brief_or_key_points_keeps_its_old_fingerprint() -> No
         (
             "You can take medicine.",
             "::: warning\nYou can take medicine.\n:::\n",
-            "content/en/mat.md: body: unknown box '::: warning'; expected one of safety, box, columns",
+            "content/en/mat.md: body: unknown box '::: warning'; expected one of safety, box, columns, picture",
         ),
         (
             "You can take medicine.",
@@ -342,6 +342,34 @@ def test_a_section_without_brief_or_key_points_keeps_its_old_fingerprint() -> No
 )
 def test_brief_key_point_and_box_problems(old: str, new: str, message: str) -> None:
     assert message in parse(GOOD.replace(old, new, 1))[1]
+
+
+PANEL = "- ![Step 1: a hand holds a spray.](step-1.svg) Give naloxone\n"
+NOT_A_LIST = (
+    "content/en/mat.md: body: a '::: picture' box holds only a list: one item per panel, its image then its caption"
+)
+NO_CAPTION = (
+    "content/en/mat.md: body: each item of a '::: picture' box is an image then its caption: "
+    "- ![what it shows](file) Caption"
+)
+
+
+@pytest.mark.parametrize(
+    ("box", "expected"),
+    [
+        (PANEL + PANEL.replace("1", "2"), []),
+        ("Give naloxone.\n", [NOT_A_LIST]),
+        (PANEL + "\nA paragraph under the panels.\n", [NOT_A_LIST]),
+        ("- ![Step 1: a hand holds a spray.](step-1.svg)\n", [NO_CAPTION]),
+        ("- Give naloxone ![Step 1: a hand holds a spray.](step-1.svg)\n", [NO_CAPTION]),
+        ("- Give naloxone\n", [NO_CAPTION]),
+    ],
+)
+def test_a_picture_box_is_a_list_of_images_each_with_its_caption(box: str, expected: list[str]) -> None:
+    # Each caption must print under its own panel, so each item pairs one image with its words.
+    text = GOOD.replace("You can take medicine.", f"::: picture\n{box}:::\n\nYou can take medicine.", 1)
+    found = [message for message in parse(text)[1] if "picture" in message]
+    assert found == expected
 
 
 def test_review_date_past_the_interval_warns() -> None:

@@ -184,6 +184,7 @@ def markdown_problems(path: str, field: str, text: str) -> list[Problem]:
         nesting_problem,
         parsed,
         parser,
+        picture_problems,
     )
 
     found = [Problem(path, field, message) for message in box_problems(text)]
@@ -196,6 +197,7 @@ def markdown_problems(path: str, field: str, text: str) -> list[Problem]:
             break
     if (nesting := nesting_problem(tokens, parser().options["maxNesting"])) is not None:
         found.append(Problem(path, field, nesting))
+    found += [Problem(path, field, message) for message in picture_problems(tokens)]
     no_alt = False
     for image in images(tokens):
         target = image_target(image)
