@@ -125,13 +125,13 @@ def test_expansion_and_manifest(built: tuple[Path, Path, Path, str]) -> None:
     assert entry["path"] == "second-clinic/en/overdose-a4.pdf"
     assert entry["sha256"] == hashlib.sha256(pdf.read_bytes()).hexdigest()
     assert entry["handout_version"] == meta["/handoutversion"]
-    assert entry["sections"] == {"overdose-safety": "2.0.0", "find-help": "2.0.0"}
+    assert entry["sections"] == {"overdose-safety": "3.0.0", "find-help": "2.1.0"}
     assert (entry["brand"], entry["language"], entry["layout"]) == ("second-clinic", "en", "a4")
     assert len(str(entry["fingerprint"])) == 64
     assert meta["/Author"] == "Second Example Clinic"
     assert round(float(pypdf.PdfReader(pdf).pages[0].mediabox.width)) == 595
     record = entries["review-record-second-clinic-en.pdf"]
-    assert (record["layout"], record["sections"]) == ("record", {"overdose-safety": "2.0.0", "find-help": "2.0.0"})
+    assert (record["layout"], record["sections"]) == ("record", {"overdose-safety": "3.0.0", "find-help": "2.1.0"})
     record_text = " ".join(page.extract_text() for page in pypdf.PdfReader(out / record["path"]).pages)  # type: ignore[operator]
     assert "Review record" in record_text and "Second Example Clinic" in record_text
 
@@ -165,12 +165,12 @@ def test_only_handouts_with_a_changed_section_are_rebuilt_with_reasons(
     run: Invoke, rebuilt: tuple[Path, Path, Path]
 ) -> None:
     project, jobs, out = rebuilt
-    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    replace_in(project / "content/en/mat.md", "version: 3.0.0", "version: 3.1.0")
     result = run("batch", str(jobs), "-j", "2")
     assert result.exit_code == 0, result.output
     assert sorted(result.output.splitlines()[:-1]) == [
-        f"built {out}/example-clinic/en/medicines-letter.pdf (mat 2.0.0 -> 2.1.0)",
-        f"built {out}/review-record-example-clinic-en.pdf (mat 2.0.0 -> 2.1.0)",
+        f"built {out}/example-clinic/en/medicines-letter.pdf (mat 3.0.0 -> 3.1.0)",
+        f"built {out}/review-record-example-clinic-en.pdf (mat 3.0.0 -> 3.1.0)",
     ]
     assert result.output.splitlines()[-1].startswith("Built 2, unchanged 5, failed 0, in ")
     assert_manifest_matches_disk(out)
@@ -446,15 +446,15 @@ def test_verbose_batch_on_a_terminal_lists_each_rebuild_and_why_before_the_bar(
 ) -> None:
     jobs, out = small_jobs
     assert run("batch", str(jobs)).exit_code == 0
-    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    replace_in(project / "content/en/mat.md", "version: 3.0.0", "version: 3.1.0")
     monkeypatch.setattr(cli_module, "_on_terminal", lambda: True)
     quiet = run("batch", str(jobs), "--dry-run")  # the plan, to compare with: nothing is written
     verbose = run("-v", "batch", str(jobs))
     assert verbose.exit_code == 0
     lines = verbose.stdout.splitlines()
     assert lines[:-1] == [
-        f"build      {out}/example-clinic/en/medicines-letter.pdf  (mat 2.0.0 -> 2.1.0)",
-        f"build      {out}/review-record-example-clinic-en.pdf  (mat 2.0.0 -> 2.1.0)",
+        f"build      {out}/example-clinic/en/medicines-letter.pdf  (mat 3.0.0 -> 3.1.0)",
+        f"build      {out}/review-record-example-clinic-en.pdf  (mat 3.0.0 -> 3.1.0)",
     ]
     assert lines[:-1] == [line for line in quiet.stdout.splitlines() if line.startswith("build")]
     assert lines[-1].startswith("Built 2, unchanged 2, failed 0, in ")
@@ -471,12 +471,12 @@ def test_batch_off_a_terminal_gives_each_output_its_reason_with_or_without_verbo
 ) -> None:
     jobs, out = small_jobs
     assert run("batch", str(jobs)).exit_code == 0
-    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    replace_in(project / "content/en/mat.md", "version: 3.0.0", "version: 3.1.0")
     result = run("-v", "batch", str(jobs))
     assert result.exit_code == 0
     assert sorted(result.stdout.splitlines()[:-1]) == [
-        f"built {out}/example-clinic/en/medicines-letter.pdf (mat 2.0.0 -> 2.1.0)",
-        f"built {out}/review-record-example-clinic-en.pdf (mat 2.0.0 -> 2.1.0)",
+        f"built {out}/example-clinic/en/medicines-letter.pdf (mat 3.0.0 -> 3.1.0)",
+        f"built {out}/review-record-example-clinic-en.pdf (mat 3.0.0 -> 3.1.0)",
     ]
 
 
@@ -491,10 +491,10 @@ def test_batch_warns_once_per_stale_translation_that_non_release_handouts_print(
         'layouts = ["letter", "a4"]', 'layouts = ["letter", "a4"]\nlanguages = ["es"]'
     )
     jobs.write_text(text.replace('sections = ["mat"]', 'sections = ["mat"]\nlanguages = ["es"]\nrelease = true'))
-    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
-    replace_in(project / "content/en/find-help.md", "version: 2.0.0", "version: 2.0.1")
+    replace_in(project / "content/en/mat.md", "version: 3.0.0", "version: 3.1.0")
+    replace_in(project / "content/en/find-help.md", "version: 2.1.0", "version: 2.1.1")
     warning = (
-        "warning: content/es/find-help.md: translates find-help 2.0.0, English is now 2.0.1; "
+        "warning: content/es/find-help.md: translates find-help 2.1.0, English is now 2.1.1; "
         "the Spanish handouts print the older text"
     )
     for options in (("--dry-run",), ()):
@@ -504,13 +504,13 @@ def test_batch_warns_once_per_stale_translation_that_non_release_handouts_print(
             "warning: --today is for tests; release rules use the later of it and today's real date",
             warning,
         ]
-        assert "content/es/mat.md: translates mat 2.0.0, English is now 2.1.0" in result.stdout
+        assert "content/es/mat.md: translates mat 3.0.0, English is now 3.1.0" in result.stdout
     assert result.exit_code == 1
     failed = next(line for line in result.stdout.splitlines() if line.startswith("failed: "))
     assert failed.startswith(f"failed: {out}/example-clinic/es/medicines-letter.pdf: release refused: ")
-    assert "; content/es/mat.md: translates mat 2.0.0, English is now 2.1.0;" in failed
+    assert "; content/es/mat.md: translates mat 3.0.0, English is now 3.1.0;" in failed
     # Translated again: no warning.
-    replace_in(project / "content/es/find-help.md", "translation_of: 2.0.0", "translation_of: 2.0.1")
+    replace_in(project / "content/es/find-help.md", "translation_of: 2.1.0", "translation_of: 2.1.1")
     assert run("batch", str(jobs)).stderr.splitlines() == [
         "warning: --today is for tests; release rules use the later of it and today's real date"
     ]

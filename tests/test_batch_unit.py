@@ -74,11 +74,11 @@ def test_first_run_builds_everything_and_the_second_nothing(project: Path, tmp_p
 def test_a_changed_section_rebuilds_only_its_outputs_and_says_why(project: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     plan_and_run(project, out)
-    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    replace_in(project / "content/en/mat.md", "version: 3.0.0", "version: 3.1.0")
     plan, _ = plan_and_run(project, out)
     assert {i.output.key: i.reasons for i in plan.items if i.action == "build"} == {
-        "example-clinic/en/medicines-letter.pdf": ("mat 2.0.0 -> 2.1.0",),
-        "review-record-example-clinic-en.pdf": ("mat 2.0.0 -> 2.1.0",),
+        "example-clinic/en/medicines-letter.pdf": ("mat 3.0.0 -> 3.1.0",),
+        "review-record-example-clinic-en.pdf": ("mat 3.0.0 -> 3.1.0",),
     }
 
 

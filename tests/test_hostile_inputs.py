@@ -802,8 +802,8 @@ def test_a_catalog_brace_that_is_not_a_plain_placeholder_is_refused(
 def test_an_image_with_a_query_or_fragment_is_refused_by_check_and_build(
     run: Invoke, project: Path, tmp_path: Path
 ) -> None:
-    replace_in(project / DETOX, ANCHOR, "![Steps](naloxone-steps.svg?x=1#frag)\n\n" + ANCHOR)
-    image = "image 'naloxone-steps.svg?x=1#frag'"
+    replace_in(project / DETOX, ANCHOR, "![Steps](naloxone-step-1.svg?x=1#frag)\n\n" + ANCHOR)
+    image = "image 'naloxone-step-1.svg?x=1#frag'"
     line = f"{DETOX}: body: {image} must be a file beside the section, not a URL or outside path"
     assert line in check_lines(run)
     assert line in build_fails(run, tmp_path)

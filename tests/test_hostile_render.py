@@ -88,7 +88,7 @@ def test_damaged_or_hostile_pictures_are_named_with_the_reason(data: bytes, kind
 
 def test_sound_pictures_pass() -> None:
     assert image_problem(png(), "image/png") is None
-    assert image_problem((ROOT / "content/en/naloxone-steps.svg").read_bytes(), "image/svg+xml") is None
+    assert image_problem((ROOT / "content/en/naloxone-step-1.svg").read_bytes(), "image/svg+xml") is None
     assert image_problem((ROOT / LOGO_DIR / "logo.svg").read_bytes(), "image/svg+xml") is None
 
 
@@ -223,10 +223,10 @@ def test_a_content_picture_that_cannot_be_loaded_fails_the_build_naming_the_file
 
 @pytest.mark.render
 def test_a_content_picture_that_cannot_be_drawn_fails_the_build(project: Path, run: Invoke, tmp_path: Path) -> None:
-    (project / "content/en/naloxone-steps.svg").write_bytes(RECURSIVE_USE)
+    (project / "content/en/naloxone-step-4.svg").write_bytes(RECURSIVE_USE)
     result = run("build", "--sections", "overdose-safety", "-o", str(tmp_path / "h.pdf"))
     assert result.exit_code == 1
-    assert "content/en/naloxone-steps.svg" in result.output
+    assert "content/en/naloxone-step-4.svg" in result.output
     assert not (tmp_path / "h.pdf").exists()
 
 
@@ -360,7 +360,7 @@ def test_a_slow_render_on_a_dask_worker_is_stopped_at_the_time_limit(
 @pytest.mark.render
 def test_check_draws_svg_pictures_as_a_build_would(project: Path, run: Invoke) -> None:
     use_logo(project, "logo.svg", RECURSIVE_USE)
-    (project / "content/es/naloxone-steps.svg").write_bytes(RECURSIVE_USE)
+    (project / "content/es/naloxone-step-2.svg").write_bytes(RECURSIVE_USE)
     result = run("check")
     assert result.exit_code == 1
     lines = result.output.splitlines()
@@ -368,8 +368,8 @@ def test_check_draws_svg_pictures_as_a_build_would(project: Path, run: Invoke) -
         "brands/example-clinic/brand.toml: logo: logo.svg cannot be drawn: Failed to render SVG image logo.svg" in lines
     )
     assert (
-        "content/es/overdose-safety.md: body: naloxone-steps.svg cannot be drawn: "
-        "Failed to render SVG image naloxone-steps.svg"
+        "content/es/overdose-safety.md: brief: naloxone-step-2.svg cannot be drawn: "
+        "Failed to render SVG image naloxone-step-2.svg"
     ) in lines
 
 

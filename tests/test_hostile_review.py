@@ -60,7 +60,7 @@ def assert_new_approval(path: Path) -> None:
     assert found["status"] == "approved"
     assert found["reviewers"] == NEW_REVIEWERS
     assert (found["last_reviewed"], found["next_review_due"]) == ("2026-11-20", "2027-11-20")
-    assert found["approved_version"] == "2.0.0" and found["approved_fingerprint"].startswith("sha256:")
+    assert found["approved_version"] == "3.0.0" and found["approved_fingerprint"].startswith("sha256:")
 
 
 # --- 1. Keys given twice are an error for check, build and approve -----------------------------------
@@ -73,8 +73,8 @@ FORGED = (
         "duplicate key 'reviewers' at line 14 (first at line 7)",
     ),
     (
-        "next_review_due: 2027-11-20\n",
-        'next_review_due: 2027-11-20\n"next_review_due": 2099-01-01\n',
+        "next_review_due: 2027-05-20\n",
+        'next_review_due: 2027-05-20\n"next_review_due": 2099-01-01\n',
         "duplicate key 'next_review_due' at line 16 (first at line 15)",
     ),
     (
@@ -183,7 +183,7 @@ def test_approve_adds_missing_fields_before_a_document_end_marker_and_trailing_c
     run: Invoke, project: Path
 ) -> None:
     path = project / MAT
-    text = path.read_text().replace("next_review_due: 2027-11-20\n", "")
+    text = path.read_text().replace("next_review_due: 2027-05-20\n", "")
     head, body = text.split("\n---\n", 1)
     path.write_text(f"{head}\n# trailing comment\n...\n---\n{body}")
     assert approve_new(run).exit_code == 0
@@ -541,7 +541,7 @@ def test_release_rules_use_the_later_of_today_and_the_clock(project: Path) -> No
         chosen, dt.date(2000, 1, 1), None, clock=lambda: TODAY
     )
     late = [str(p) for p in release_refusals(chosen, TODAY, None, clock=lambda: dt.date(2028, 1, 1))]
-    assert f"{MAT}: next_review_due: review overdue since 2027-11-20; a release needs a current review" in late
+    assert f"{MAT}: next_review_due: review overdue since 2027-05-20; a release needs a current review" in late
     stricter = [str(p) for p in release_refusals(chosen, dt.date(2028, 1, 1), None, clock=lambda: TODAY)]
     assert stricter == late
 

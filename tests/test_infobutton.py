@@ -530,7 +530,10 @@ def test_feed_entry_takes_the_section_and_its_pdf_url(english: dict[str, Section
     assert entry == FeedEntry(
         section_id="mat",
         title="Medicines for opioid use disorder",
-        summary="You can choose from three medicines. You do not need detox first for two of them.",
+        summary=(
+            "You can choose from three medicines. You do not need detox first for two of them. "
+            "Detox is care that gets you through withdrawal, the sick feeling when you stop."
+        ),
         url="https://handouts.example/en/mat.pdf",
         language="en",
         updated=dt.date(2026, 11, 20),

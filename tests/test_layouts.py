@@ -141,7 +141,7 @@ def test_trifold_fold_order(pdfs: dict[str, Path]) -> None:
     assert "This handout does not replace advice from your care team. Ask us for the list of sources." in back
     assert re.search(
         r"Draft, not approved\. Reviewers named: Avery Example, MD; Sam Placeholder, PharmD; Jordan Sample, LCSW\. "
-        r"Last review Nov 20, 2026; next review Nov 20, 2027\. Handout [0-9a-f]{12}\.",
+        r"Last review Nov 20, 2026; next review May 20, 2027\. Handout [0-9a-f]{12}\.",
         back,
     )
     assert "Opioid use disorder: treatment and support" in cover and "Maple Street Example Clinic" in cover
@@ -153,7 +153,7 @@ def test_trifold_fold_order(pdfs: dict[str, Path]) -> None:
     inside = [panel_text(path, 2, i) for i in range(3)]
     assert inside[0].strip().startswith("Medicines for opioid use disorder You can choose from three medicines.")
     text = " ".join(inside)
-    assert text.index("Overdose safety Naloxone") < text.index("Withdrawal and detox Detox alone is not treatment.")
+    assert text.index("Overdose safety Naloxone") < text.index("Withdrawal and detox Withdrawal is the sick feeling")
     assert "Where to get help" not in text
 
 

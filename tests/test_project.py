@@ -50,7 +50,7 @@ def test_init_makes_a_project_with_the_sample_sections_and_a_brand_to_fill_in(cl
             "content",
             *(f"content/{lang}" for lang in ("en", "es")),
             *(f"content/{lang}/{name}" for lang in ("en", "es") for name in [*(f"{i}.md" for i in SAMPLE_IDS)]),
-            *(f"content/{lang}/naloxone-steps.svg" for lang in ("en", "es")),
+            *(f"content/{lang}/naloxone-step-{n}.svg" for lang in ("en", "es") for n in range(1, 7)),
         ]
     )
     # The sample sections are the shipped ones, still drafts; the settings name the new brand.

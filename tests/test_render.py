@@ -28,7 +28,14 @@ TITLES = {
 }
 
 
-VERSIONS = {section_id: "2.0.0" for section_id in TITLES}
+VERSIONS = {
+    "mat": "3.0.0",
+    "overdose-safety": "3.0.0",
+    "behavioral-therapy": "2.1.0",
+    "self-help": "2.1.0",
+    "detox": "3.0.0",
+    "find-help": "2.1.0",
+}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +79,7 @@ def test_default_handout_shows_brand_title_sections_in_order_and_about(default_p
     # Every reviewer once, with credentials; no roles, no per-section record, no source links.
     assert (
         "Reviewers named: Avery Example, MD; Sam Placeholder, PharmD; Jordan Sample, LCSW. "
-        "Last review: November 20, 2026. Next review: November 20, 2027." in about
+        "Last review: November 20, 2026. Next review: May 20, 2027." in about
     )
     assert about.count("Avery Example") == 1
     assert "Fictional example reviewer" not in text
@@ -101,8 +108,8 @@ def test_metadata(default_pdf: Path) -> None:
     assert meta["/Keywords"] == ", ".join(SECTION_ORDER)
     assert meta["/handoutstatus"] == "sample"
     assert meta["/handoutsections"] == "; ".join(f"{s} {VERSIONS[s]}" for s in SECTION_ORDER)
-    assert meta["/sectionmatversion"] == "2.0.0"
-    assert meta["/sectionbehavioraltherapyversion"] == "2.0.0"
+    assert meta["/sectionmatversion"] == "3.0.0"
+    assert meta["/sectionbehavioraltherapyversion"] == "2.1.0"
     assert meta["/handoutversion"] == version_of(ROOT)
     # No clock time anywhere.
     assert "/CreationDate" not in meta and "/ModDate" not in meta
@@ -117,9 +124,11 @@ def test_tagged_pdf_with_language_alt_text_and_embedded_font(default_pdf: Path) 
 
     figures = [str(node.get("/Alt")) for node in structure(default_pdf) if node["/S"] == "/Figure"]
     assert figures[0] == "Maple Street Example Clinic logo: a maple leaf over a rising sun"
-    assert figures[1].startswith("Six steps, left to right: 1, a helper shouts and rubs the chest")
-    assert figures[2] == "QR code that opens https://example.org/maple-street"
-    assert len(figures) == 3
+    # The overdose picture is six panels, each with its own alt text, in step order.
+    assert figures[1] == "Step 1: a helper shouts and rubs the chest of a person lying on their back."
+    assert [figure.split(":")[0] for figure in figures[1:7]] == [f"Step {n}" for n in range(1, 7)]
+    assert figures[7] == "QR code that opens https://example.org/maple-street"
+    assert len(figures) == 8
 
     fonts = set()
     for page in reader.pages:
@@ -164,12 +173,12 @@ def test_building_twice_gives_identical_bytes(run: Invoke, project: Path, tmp_pa
     [
         (
             "content/en/mat.md",
-            "You do not need a year of drug use to start.",
-            "You do not need a year of use to start.",
+            "You do not need detox before you start methadone or buprenorphine.",
+            "You do not need detox before you start methadone or buprenorphine!",
         ),
         ("content/en/mat.md", "  - Lock up medicine you take home.", "  - Lock up the medicine you take home."),
         ("content/en/mat.md", "  - **Methadone:** you take it", "  - **Methadone:** you swallow it"),
-        ("content/en/find-help.md", "version: 2.0.0", "version: 2.0.1"),
+        ("content/en/find-help.md", "version: 2.1.0", "version: 2.1.1"),
         ("templates/partials/section.html.j2", "</section>", "</section>\n"),
         ("styles/base.css", "font-size: 11.5pt", "font-size: 11.6pt"),
         ("brands/example-clinic/brand.toml", "(802) 555-0142", "(802) 555-0143"),

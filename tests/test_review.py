@@ -12,8 +12,11 @@ import pypdf
 import pytest
 from conftest import AVERY, SAM, TODAY, Invoke, approve, days_ago, in_months, replace_in, spelled
 
-MAT_EDIT = ("You do not need a year of drug use to start.", "You do not need a year of use to start.")
-BUMP = "content/en/mat.md: version: body changed since version 2.0.0 was approved; bump the version, then approve again"
+MAT_EDIT = (
+    "You do not need detox before you start methadone or buprenorphine.",
+    "You do not need to detox before you start methadone or buprenorphine.",
+)
+BUMP = "content/en/mat.md: version: body changed since version 3.0.0 was approved; bump the version, then approve again"
 
 
 def pdf_text(path: Path) -> str:
@@ -178,12 +181,12 @@ def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_p
     approve(run, "mat", "find-help", date=day.isoformat(), today=None)
     assert run("check", today=None).exit_code == 0
     replace_in(project / "content/en/mat.md", *MAT_EDIT)
-    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    replace_in(project / "content/en/mat.md", "version: 3.0.0", "version: 3.1.0")
     check = run("check", today=None)
     assert check.exit_code == 1
     assert (
-        f"content/en/mat.md: body changed since version 2.0.0 was approved on {day}; "
-        "version 2.1.0 needs a review: approve again"
+        f"content/en/mat.md: body changed since version 3.0.0 was approved on {day}; "
+        "version 3.1.0 needs a review: approve again"
     ) in check.output.splitlines()
     release = run(
         "build", "--release", "--brand", own_brand, "--sections", "mat", "-o", str(tmp_path / "r.pdf"), today=None
@@ -202,8 +205,8 @@ def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_p
     assert "Draft, not approved for patient use" in text  # the footer
     assert run("record", "--sections", "mat", "-o", str(tmp_path / "rec.pdf"), today=None).exit_code == 0
     record = pdf_text(tmp_path / "rec.pdf")
-    assert "Version 2.1.0 Review state Changed after approval, not approved" in record
-    assert "Approved version 2.0.0" in record
+    assert "Version 3.1.0 Review state Changed after approval, not approved" in record
+    assert "Approved version 3.0.0" in record
 
 
 @pytest.mark.render
@@ -215,13 +218,13 @@ def test_version_must_be_bumped_when_the_body_changes(run: Invoke, project: Path
     refused = run("approve", "mat", "--reviewer", AVERY)
     assert refused.exit_code == 1
     assert refused.output.splitlines() == ["Error: cannot approve", bump]
-    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.0.1")
+    replace_in(project / "content/en/mat.md", "version: 3.0.0", "version: 3.0.1")
     assert bump not in run("check").output
     approve(run, "mat")
-    assert "approved_version: 2.0.1\n" in (project / "content/en/mat.md").read_text()
+    assert "approved_version: 3.0.1\n" in (project / "content/en/mat.md").read_text()
     # English is clean again; the Spanish translation now lags behind it.
     assert run("check", "--strict").output.splitlines() == [
-        "content/es/mat.md: translates mat 2.0.0, English is now 2.0.1",
+        "content/es/mat.md: translates mat 3.0.0, English is now 3.0.1",
         "Aborted: 1 problem in 1 file.",
     ]
 
@@ -251,15 +254,15 @@ def test_review_due_policy_and_sections_due(run: Invoke, project: Path, own_bran
     # Unapproved text first (a changed section, then a draft), whatever its date; then soonest due.
     assert due.output.splitlines() == [
         "id                  title                              version  status                  next review due  why",
-        "overdose-safety     Overdose safety                    2.0.0    changed after approval  2027-11-20       "
+        "overdose-safety     Overdose safety                    3.0.0    changed after approval  2027-11-20       "
         "changed since approval",
-        "behavioral-therapy  Counseling and behavioral therapy  2.0.0    draft                   2027-11-20       "
+        "behavioral-therapy  Counseling and behavioral therapy  2.1.0    draft                   2027-11-20       "
         "draft: never approved",
-        "find-help           Where to get help                  2.0.0    overdue                 2026-11-01       "
+        "find-help           Where to get help                  2.1.0    overdue                 2026-11-01       "
         "overdue since 2026-11-01, 22 days ago",
-        "mat                 Medicines for opioid use disorder  2.0.0    overdue                 2026-11-01       "
+        "mat                 Medicines for opioid use disorder  3.0.0    overdue                 2026-11-01       "
         "overdue since 2026-11-01, 22 days ago",
-        "detox               Withdrawal and detox               2.0.0    approved                2027-01-01       "
+        "detox               Withdrawal and detox               3.0.0    approved                2027-01-01       "
         "due 2027-01-01, in 39 days",
     ]
     release = run("build", "--release", "--brand", own_brand, "--sections", "mat", "-o", str(tmp_path / "r.pdf"))
@@ -283,7 +286,7 @@ def test_record_tells_draft_approved_changed_and_overdue_apart(run: Invoke, proj
     approve(run, "mat", date="2026-11-20")
     approve(run, "self-help", date="2026-11-20")
     replace_in(project / "content/en/self-help.md", "Groups are free.", "Groups cost nothing.")
-    replace_in(project / "content/en/self-help.md", "version: 2.0.0", "version: 2.0.1")
+    replace_in(project / "content/en/self-help.md", "version: 2.1.0", "version: 2.1.1")
     approve(run, "overdose-safety", date="2026-01-01", reviewers=(SAM,))
     replace_in(project / "content/en/overdose-safety.md", "next_review_due: 2027-01-01", "next_review_due: 2026-06-01")
     # Editing the due date by hand is not a body change: the approval still holds.
@@ -293,9 +296,9 @@ def test_record_tells_draft_approved_changed_and_overdue_apart(run: Invoke, proj
     detox = record[record.index("Withdrawal and detox") :]
     assert "Review state Draft, not approved Reviewers Avery Example, MD (Fictional example reviewer" in detox
     mat = record[record.index("Medicines for opioid use disorder File") :]
-    assert "Version 2.0.0 Review state Approved Reviewers Avery Example, MD" in mat
+    assert "Version 3.0.0 Review state Approved Reviewers Avery Example, MD" in mat
     self_help = record[record.index("Self-help and support groups") :]
-    assert "Version 2.0.1 Review state Changed after approval, not approved" in self_help
+    assert "Version 2.1.1 Review state Changed after approval, not approved" in self_help
     overdose = record[record.index("Overdose safety File") :]
     assert "Review state Approved, review overdue Reviewers Sam Placeholder, PharmD" in overdose
     assert "Next review due June 1, 2026 (2026-06-01)" in overdose
@@ -336,10 +339,11 @@ def test_config_sets_window_and_reading_limits(run: Invoke, project: Path, file:
     (project / file).write_text(content)
     result = run("check")
     assert result.exit_code == 0
-    assert "content/en/mat.md: next_review_due: review due in 362 days, on 2027-11-20 (warning)" in result.output
+    assert "content/en/mat.md: next_review_due: review due in 178 days, on 2027-05-20 (warning)" in result.output
     assert re.search(
         r"content/en/mat.md: body: Flesch-Kincaid grade \d\.\d is over 2; "
-        r'hardest sentence: "Methadone and buprenorphine ease cravings and withdrawal." \(warning\)',
+        r'hardest sentence: "The law protects people in treatment or recovery who are not using '
+        r'drugs \.\.\." \(warning\)',
         result.output,
     )
 
@@ -371,15 +375,16 @@ def test_handout_version_changes_when_a_section_becomes_overdue(run: Invoke, tmp
 def test_sections_due_lists_every_draft_with_its_reason(run: Invoke, project: Path) -> None:
     # The shipped content is all draft: never approved, so all of it needs review, whatever its dates.
     header = "id                  title                              version  status  next review due  why"
-    draft = "2.0.0    draft   2027-11-20       draft: never approved"
+    draft = "draft   {}       draft: never approved"
     assert run("sections", "--due").output.splitlines() == [
         header,
-        "behavioral-therapy  Counseling and behavioral therapy  " + draft,
-        "detox               Withdrawal and detox               " + draft,
-        "find-help           Where to get help                  " + draft,
-        "mat                 Medicines for opioid use disorder  " + draft,
-        "overdose-safety     Overdose safety                    " + draft,
-        "self-help           Self-help and support groups       " + draft,
+        # The soonest due first: the medicines section is due sooner, its telehealth rule is dated.
+        "mat                 Medicines for opioid use disorder  3.0.0    " + draft.format("2027-05-20"),
+        "behavioral-therapy  Counseling and behavioral therapy  2.1.0    " + draft.format("2027-11-20"),
+        "detox               Withdrawal and detox               3.0.0    " + draft.format("2027-11-20"),
+        "find-help           Where to get help                  2.1.0    " + draft.format("2027-11-20"),
+        "overdose-safety     Overdose safety                    3.0.0    " + draft.format("2027-11-20"),
+        "self-help           Self-help and support groups       2.1.0    " + draft.format("2027-11-20"),
     ]
     approve(run, "behavioral-therapy", "detox", "find-help", "mat", date="2026-11-20")
     approve(run, "self-help", date="2025-11-24")  # due tomorrow
@@ -388,8 +393,8 @@ def test_sections_due_lists_every_draft_with_its_reason(run: Invoke, project: Pa
     replace_in(project / "content/en/overdose-safety.md", "status: approved", "status: draft")
     assert run("sections", "--due").output.splitlines() == [
         "id               title                         version  status    next review due  why",
-        "overdose-safety  Overdose safety               2.0.0    draft     2027-11-20       draft: not approved",
-        "self-help        Self-help and support groups  2.0.0    approved  2026-11-24       due 2026-11-24, in 1 day",
+        "overdose-safety  Overdose safety               3.0.0    draft     2027-11-20       draft: not approved",
+        "self-help        Self-help and support groups  2.1.0    approved  2026-11-24       due 2026-11-24, in 1 day",
     ]
 
 
@@ -416,16 +421,16 @@ def test_check_says_bump_then_approve_again_each_problem_once(run: Invoke, proje
     approve(run, "mat", date="2026-11-20")
     replace_in(project / "content/en/mat.md", *MAT_EDIT)
     assert run("check").output.splitlines() == [BUMP, "Aborted: 1 problem in 1 file."]
-    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
+    replace_in(project / "content/en/mat.md", "version: 3.0.0", "version: 3.1.0")
     # Bumped: what is left is a review, not another bump; the translation lags behind the new version.
     assert run("check").output.splitlines() == [
-        "content/en/mat.md: body changed since version 2.0.0 was approved on 2026-11-20; "
-        "version 2.1.0 needs a review: approve again",
-        "content/es/mat.md: translates mat 2.0.0, English is now 2.1.0 (warning)",
+        "content/en/mat.md: body changed since version 3.0.0 was approved on 2026-11-20; "
+        "version 3.1.0 needs a review: approve again",
+        "content/es/mat.md: translates mat 3.0.0, English is now 3.1.0 (warning)",
         "Aborted: 1 problem and 1 warning in 2 files.",
     ]
     approve(run, "mat", date="2026-11-21")
     assert run("check").output.splitlines() == [
-        "content/es/mat.md: translates mat 2.0.0, English is now 2.1.0 (warning)",
+        "content/es/mat.md: translates mat 3.0.0, English is now 3.1.0 (warning)",
         "OK with 1 warning in 1 file.",
     ]

@@ -321,7 +321,7 @@ def test_an_edit_is_offered_without_a_restart_and_a_broken_one_keeps_the_last_go
     replace_in(mat, "title: Medicines for opioid use disorder", "title: Medicines that treat opioid use disorder")
     page = test_client.get("/").text
     assert "Medicines that treat opioid use disorder" in page
-    replace_in(mat, "version: 2.0.0", "version: two")
+    replace_in(mat, "version: 3.0.0", "version: two")
     page = test_client.get("/").text
     assert "The latest changes to the handouts were not used" in page
     assert "content/en/mat.md: version:" in page

@@ -43,7 +43,7 @@ def test_spanish_pdf_has_spanish_headings_footer_dates_and_language(spanish_lett
         assert f"Página {number} de {len(pages)}" in page
         assert "Maple Street (ejemplo) · Folleto " in page and "Borrador, no aprobado para pacientes" in page
         assert "MUESTRA – AÚN NO APROBADO PARA PACIENTES" in page
-    assert "Última revisión: 21 de noviembre de 2026. Próxima revisión: 21 de noviembre de 2027." in text
+    assert "Última revisión: 21 de noviembre de 2026. Próxima revisión: 21 de mayo de 2027." in text
     assert "Revisores: Lucía Ejemplo, MD; Mateo Muestra, PharmD; Elena Borrador, LCSW." in text
     assert "Revisora ficticia" not in text  # roles are for the record, not the patient's copy
     reader = pypdf.PdfReader(spanish_letter)
@@ -104,8 +104,8 @@ def test_stale_translation_warns_then_fails_strict_and_release(
     assert f"Revisado y aprobado por Lucía Ejemplo, MD. Última revisión: {reviewed}." in " ".join(
         texts(tmp_path / "ok.pdf")
     )
-    replace_in(project / "content/en/mat.md", "version: 2.0.0", "version: 2.1.0")
-    message = "content/es/mat.md: translates mat 2.0.0, English is now 2.1.0"
+    replace_in(project / "content/en/mat.md", "version: 3.0.0", "version: 3.1.0")
+    message = "content/es/mat.md: translates mat 3.0.0, English is now 3.1.0"
     relaxed = run("check", today=None)
     assert f"{message} (warning)" in relaxed.output.splitlines()
     strict = run("check", "--strict", today=None)
@@ -120,7 +120,7 @@ def test_missing_translation_fails_only_builds_that_need_it(run: Invoke, project
     (project / "content/es/self-help.md").unlink()
     check = run("check")
     assert check.exit_code == 0
-    assert "content/es/self-help.md: file not found; no translation of self-help 2.0.0 yet (warning)" in check.output
+    assert "content/es/self-help.md: file not found; no translation of self-help 2.1.0 yet (warning)" in check.output
     needed = run("build", "--lang", "es", "--sections", "self-help", "-o", str(tmp_path / "a.pdf"))
     assert needed.exit_code == 1
     assert needed.output.splitlines() == [
@@ -131,7 +131,7 @@ def test_missing_translation_fails_only_builds_that_need_it(run: Invoke, project
 
 
 def test_translation_needs_translation_of(run: Invoke, project: Path) -> None:
-    replace_in(project / "content/es/detox.md", "translation_of: 2.0.0\n", "")
+    replace_in(project / "content/es/detox.md", "translation_of: 3.0.0\n", "")
     assert (
         "content/es/detox.md: translation_of: required: the English version this translates, like 1.0.0"
         in run("check").output
@@ -176,7 +176,7 @@ def test_spanish_readability_uses_its_own_formula_and_limit(run: Invoke, project
     output = run("check").output
     assert re.search(
         r"content/es/mat.md: body: Fernandez-Huerta reading ease \d+\.\d is under 90; "
-        r'hardest sentence: "Muchos médicos y enfermeras practicantes pueden recetarla." \(warning\)',
+        r'hardest sentence: "No tiene que desintoxicarse antes de empezar la metadona o la buprenorfina." \(warning\)',
         output,
     )
     assert "content/en/mat.md: body: Fernandez" not in output

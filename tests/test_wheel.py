@@ -54,7 +54,7 @@ def test_the_wheel_carries_templates_styles_fonts_catalogs_and_the_sample_sectio
         "handouts/_data/styles/fonts/AtkinsonHyperlegible-Regular.ttf",
         "handouts/_data/styles/fonts/OFL.txt",
         "handouts/_data/content/en/mat.md",
-        "handouts/_data/content/es/naloxone-steps.svg",
+        "handouts/_data/content/es/naloxone-step-6.svg",
         "handouts/skeleton/brand.toml",
     ):
         assert name in names, name
