@@ -11,14 +11,14 @@ python generate.py build --layout large-print -o "$out/large-print.pdf" >/dev/nu
 python generate.py build --layout trifold --sections mat,overdose-safety,detox -o "$out/trifold.pdf" >/dev/null
 python generate.py build --sections overdose-safety --bleed 0.125in --crop-marks -o "$out/print-shop.pdf" >/dev/null
 python generate.py build --sections mat,overdose-safety --prepared-for "Alex Example" --counselor "Jamie Example, LADC" \
-    --next-visit 2026-12-03 --next-visit-time 14:30 --note "Bring your pill bottle to your next visit." -o "$out/tailored.pdf" >/dev/null
+    --next-visit "$(date -d "+7 days" +%F)" --next-visit-time 14:30 --note "Bring your pill bottle to your next visit." -o "$out/tailored.pdf" >/dev/null
 python generate.py record -o "$out/record.pdf" >/dev/null
 python generate.py build --lang es -o "$out/es-letter.pdf" >/dev/null
 python generate.py build --lang es --layout trifold --sections mat,overdose-safety,detox -o "$out/es-trifold.pdf" >/dev/null
 pdftoppm -r 60 -png -f 1 -l 1 -singlefile "$out/letter.pdf" docs/handout-page1
 pdftoppm -r 45 -png -f 2 -l 2 -singlefile "$out/letter.pdf" docs/handout-table
-pdftoppm -r 45 -png -f 3 -l 3 -singlefile "$out/letter.pdf" docs/handout-steps
-pdftoppm -r 45 -png -f 4 -l 4 -singlefile "$out/tailored.pdf" docs/handout-my-plan
+pdftoppm -r 45 -png -f 4 -l 4 -singlefile "$out/letter.pdf" docs/handout-steps
+pdftoppm -r 45 -png -f 5 -l 5 -singlefile "$out/tailored.pdf" docs/handout-my-plan
 pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/record.pdf" docs/review-record
 pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/es-letter.pdf" docs/spanish-letter
 pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/es-trifold.pdf" docs/spanish-trifold-outside

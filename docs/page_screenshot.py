@@ -5,6 +5,7 @@ python docs/page_screenshot.py URL OUT.png
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import sys
 
@@ -23,7 +24,8 @@ def main(url: str, out: str) -> None:
         page.get_by_label("Overdose safety").check()
         page.get_by_label("Patient's first name").fill("Alex")
         page.get_by_label("Counselor").fill("Jamie Example, LADC")
-        page.get_by_label("Next visit date").fill("2026-12-03")
+        # A visit in the past is refused, so the picture always books one a week ahead.
+        page.get_by_label("Next visit date").fill((dt.date.today() + dt.timedelta(days=7)).isoformat())
         page.get_by_label("Next visit time").fill("14:30")
         page.get_by_role("button", name="Make PDF").click()
         page.wait_for_selector("#result-title")
