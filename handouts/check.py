@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import mmap
+import struct
+from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import Problem
+from .errors import HandoutError, Problem
 from .inputs.assets import read_assets
 from .inputs.brands import brand_folders, brand_ids, load_brand, missing_toml_problem
 from .inputs.catalogs import catalog_problems, catalog_reading_problems, read_catalogs
 from .inputs.files import list_folder
 from .inputs.sections import image_file_problems, languages, load_sections, section_images, section_path
 from .models import BASE_LANGUAGE
-from .project import Project
+from .project import BUILD_TIME_LIMIT, Project
 from .quality import section_warnings
 from .review import review_problems, translation_problems
 
@@ -83,14 +87,65 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
 
 def drawing_problems(project: Project, drawings: dict[Path, tuple[str, str]]) -> list[Problem]:
     """Draw each SVG picture with the renderer, as a build would; one that parses may still not draw."""
+    from .output.pdf import load_weasyprint
+    from .render_service import run_limited
+
+    # A raster has no drawing step of its own; a missing picture is named by the input checks.
+    waiting = [(path, where) for path, where in drawings.items() if path.suffix.lower() == ".svg" and path.is_file()]
+    if not waiting:
+        return []
+    # Loaded here, so each child starts warm and a next check in this process does not load it again.
+    load_weasyprint()
+    found: list[Problem] = []
+    while waiting:
+        # One child draws them all (a fork per picture would double the time of a check). It marks the
+        # picture it is drawing, so the one that hangs or blows up can be named once the child is killed.
+        with mmap.mmap(-1, DRAWING_MARK.size) as mark:
+            try:
+                reasons = run_limited(
+                    functools.partial(_draw_all, [path for path, _ in waiting], project.readable_dirs, mark),
+                    DRAWING_TIME_LIMIT,
+                )
+            except HandoutError as exc:
+                started = DRAWING_MARK.unpack(mark[:])[0]
+                if not started:  # the child ended before its first picture: nothing to blame but the machine
+                    path, (file, field) = waiting[0]
+                    return [*found, Problem(file, field, f"pictures cannot be drawn: {exc}")]
+                path, (file, field) = waiting[started - 1]
+                found.append(Problem(file, field, f"{path.name} {_stopped(exc)}"))
+                # The others are drawn again in a fresh child: those done before were lost with this one.
+                del waiting[started - 1]
+                continue
+        found += [
+            Problem(file, field, f"{path.name} cannot be drawn: {reason}")
+            for (path, (file, field)), reason in zip(waiting, reasons, strict=True)
+            if reason is not None
+        ]
+        break
+    return found
+
+
+# The number (from 1) of the picture a drawing child has started on, shared with its parent.
+DRAWING_MARK = struct.Struct("=Q")
+# A picture gets the time a whole handout may take to render in `build`, which draws it too.
+DRAWING_TIME_LIMIT = BUILD_TIME_LIMIT
+
+
+def _draw_all(paths: list[Path], roots: Sequence[Path], mark: mmap.mmap) -> list[str | None]:
     from .output.pdf import picture_problem
 
-    found = []
-    for path, (file, field) in drawings.items():
-        # A raster has no drawing step of its own; a missing picture is named by the input checks.
-        if path.suffix.lower() != ".svg" or not path.is_file():
-            continue
-        reason = picture_problem(path, project.readable_dirs)
-        if reason is not None:
-            found.append(Problem(file, field, f"{path.name} cannot be drawn: {reason}"))
-    return found
+    reasons: list[str | None] = []
+    for number, path in enumerate(paths, 1):
+        mark[:] = DRAWING_MARK.pack(number)
+        try:
+            reasons.append(picture_problem(path, roots))
+        except MemoryError:  # the child's memory cap; the next picture starts with it freed
+            reasons.append("it needs more memory than a render may use")
+    return reasons
+
+
+def _stopped(exc: HandoutError) -> str:
+    # The child was killed at the time limit (the parent stops waiting), or died without an answer.
+    if str(exc).startswith("stopped:"):
+        return f"cannot be drawn within {DRAWING_TIME_LIMIT:g} seconds, the time a render may take"
+    return f"cannot be drawn: {str(exc).removeprefix('cannot render: ')}"

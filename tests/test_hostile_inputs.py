@@ -697,6 +697,40 @@ def test_a_logo_weasyprint_could_not_load_is_refused_by_check_and_build(
     assert len(lines) == 2 and lines[1].startswith(prefix)
 
 
+def laughing_svg(levels: int = 20, copies: int = 10) -> bytes:
+    """Return a small SVG whose nested <use> elements draw `copies ** levels` squares: a billion laughs."""
+    groups = "".join(
+        f'<g id="l{level}">' + f'<use href="#l{level - 1}"/>' * copies + "</g>" for level in range(1, levels + 1)
+    )
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+        f'<defs><rect id="l0" width="1" height="1"/>{groups}</defs><use href="#l{levels}"/></svg>'
+    ).encode()
+
+
+@pytest.mark.render
+def test_check_stops_drawing_a_picture_at_the_render_time_limit_and_draws_the_others(
+    run: Invoke, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `build` stopped at its time limit on such a logo; `check` drew it with no limit and never ended.
+    import handouts.check
+
+    monkeypatch.setattr(handouts.check, "DRAWING_TIME_LIMIT", 2.0)
+    (project / "brands/example-clinic/logo.svg").write_bytes(laughing_svg())
+    # A picture drawn after the one that hangs is still drawn, and its own problem named.
+    (project / "content/en/chart.svg").write_bytes(
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">'
+        b'<image href="file:///etc/hostname" width="5" height="5"/></svg>'
+    )
+    add_to_body(project, "![A chart](chart.svg)")
+    assert check_lines(run) == [
+        f"{BRAND}: logo: logo.svg cannot be drawn within 2 seconds, the time a render may take",
+        f"{DETOX}: body: chart.svg cannot be drawn: refused to load file:///etc/hostname: outside the templates,"
+        " styles, brands and content folders",
+        "Aborted: 2 problems in 2 files.",
+    ]
+
+
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
