@@ -146,8 +146,16 @@ def _build(ctx: click.Context, request: BuildRequest, time_limit: float) -> Buil
 
 
 def _executor(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from .render_service import dask_address
+
     if value != "local" and not value.startswith("dask://"):
-        raise click.BadParameter("expected local or dask://HOST:PORT")
+        raise click.BadParameter(f"expected local or dask://HOST:PORT, got {value!r}", param_hint="--executor")
+    if value != "local":
+        # Checked before anything starts: a bad address would otherwise surface deep inside Dask.
+        try:
+            dask_address(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--executor") from None
     return value
 
 

@@ -7,7 +7,9 @@ import contextlib
 import ctypes
 import functools
 import hashlib
+import ipaddress
 import os
+import re
 import resource
 import signal
 import sys
@@ -31,6 +33,8 @@ from .signals import STOP_SIGNALS, stop_signals_held
 RECYCLE_AFTER = 200
 DEFAULT_TIME_LIMIT = BATCH_TIME_LIMIT
 PACKAGE_DIR = Path(__file__).resolve().parent
+# A host name or an IPv4 address in a dask:// address; IPv6 comes in brackets and is checked apart.
+HOST_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -360,6 +364,45 @@ class DaskExecutor:
         self.client.close()  # type: ignore[no-untyped-call]
 
 
+def dask_address(where: str) -> str:
+    """Return the scheduler's tcp:// address for "dask://HOST:PORT", or raise ValueError saying what is wrong."""
+
+    def wrong(reason: str) -> ValueError:
+        return ValueError(f"expected dask://HOST:PORT, got {where!r} ({reason})")
+
+    rest = where.removeprefix("dask://")
+    if not rest:
+        raise wrong("no host and port")
+    if rest.startswith("["):  # IPv6, as [::1]:8786
+        host, bracket, port = rest[1:].partition("]")
+        if not bracket:
+            raise wrong("the IPv6 address has no closing bracket")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise wrong(f"{host!r} is not an IPv6 address") from None
+        if port[:1] not in ("", ":"):
+            raise wrong("expected :PORT after the IPv6 address")
+        host, colon, port = f"[{host}]", port[:1], port[1:]
+    else:
+        host, colon, port = rest.rpartition(":")
+        if ":" in host:
+            raise wrong("an IPv6 address goes in brackets, as [::1]:8786")
+        if not colon:
+            host, port = port, ""
+        if not host:
+            raise wrong("no host")
+        if not HOST_RE.fullmatch(host):
+            raise wrong(f"{host!r} is not a host name or address")
+    if not colon or not port:
+        raise wrong("no port")
+    if not port.isascii() or not port.isdigit():
+        raise wrong("the port is not a number")
+    if not 1 <= int(port) <= 65535:
+        raise wrong("the port is not from 1 to 65535")
+    return f"tcp://{host}:{int(port)}"
+
+
 @contextlib.contextmanager
 def open_executor(
     where: str, *, project: Project, assets: str, workers: int, time_limit: float = DEFAULT_TIME_LIMIT
@@ -371,7 +414,11 @@ def open_executor(
     if where == "local":
         executor = ProcessExecutor(workers, str(project.root), assets, time_limit)
     else:
-        executor = DaskExecutor("tcp://" + where.removeprefix("dask://"), time_limit)
+        try:
+            address = dask_address(where)
+        except ValueError as exc:
+            raise HandoutError(str(exc)) from None
+        executor = DaskExecutor(address, time_limit)
     try:
         yield executor
     finally:
