@@ -446,7 +446,22 @@ def test_a_kept_aside_name_is_never_reused(run: Invoke, jobs: Path, tmp_path: Pa
     assert (out / "manifest.json.unreadable-2").read_text() == "[]"
 
 
-@pytest.mark.parametrize("kind", ["folder", "symlink", "hardlink", "binary", "bad-put", "bad-drop", "unknown-change"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "folder",
+        "symlink",
+        "hardlink",
+        "binary",
+        "bad-put",
+        "bad-drop",
+        "unknown-change",
+        "text",
+        "text-unended",
+        "deep",
+        "deep-unended",
+    ],
+)
 @pytest.mark.usefixtures("fake_pool")
 def test_a_journal_the_tool_did_not_write_is_kept_aside_and_never_followed(
     run: Invoke, jobs: Path, tmp_path: Path, kind: str
@@ -455,13 +470,21 @@ def test_a_journal_the_tool_did_not_write_is_kept_aside_and_never_followed(
     journal = out / JOURNAL_NAME
     outside = tmp_path / "outside.log"
     entry = {**entries(out)[KEYS[0]], "path": "../outside.pdf"}
+    # Plain text and deep nesting were once taken for lines a killed run cut short, and deleted.
     lines = {
-        "bad-put": (json.dumps({"put": entry}), "line 1: put: path: expected a relative path inside the output"),
-        "bad-drop": (json.dumps({"drop": "/etc/passwd"}), "line 1: drop: expected a relative path ending in .pdf"),
-        "unknown-change": (json.dumps({"delete": KEYS[0]}), "line 1: expected a drop or a put, got {'delete'"),
+        "bad-put": (json.dumps({"put": entry}) + "\n", "line 1: put: path: expected a relative path inside the output"),
+        "bad-drop": (
+            json.dumps({"drop": "/etc/passwd"}) + "\n",
+            "line 1: drop: expected a relative path ending in .pdf",
+        ),
+        "unknown-change": (json.dumps({"delete": KEYS[0]}) + "\n", "line 1: expected a drop or a put, got {'delete'"),
+        "text": ("my notes\nsecond line\n", "line 1: not JSON, nor the start of a change, got 'my notes')"),
+        "text-unended": ("my notes", "line 1: not JSON, nor the start of a change, got 'my notes')"),
+        "deep": ("[" * 100_000 + "\n", "line 1: not JSON (nested too deeply))"),
+        "deep-unended": ("[" * 100_000, "line 1: not JSON, nor the start of a change, got '[[[["),
     }
     if kind in lines:
-        journal.write_text(lines[kind][0] + "\n")
+        journal.write_text(lines[kind][0])
     else:
         make_not_ours(journal, kind, outside)
     outside_before = outside.read_bytes() if kind in ("symlink", "hardlink") else None

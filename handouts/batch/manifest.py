@@ -195,16 +195,33 @@ def replay(journal: Path, entries: Mapping[str, ManifestEntry]) -> dict[str, Man
         raise NotOurs(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     replayed = dict(entries)
     # The last line of a killed run may be cut short; one that a later run then ended with a
-    # newline is not JSON either. A complete change is never a prefix of valid JSON, so lines that
-    # do not parse are such cuts and are skipped: what they described is rebuilt. A line that
-    # parses but is no change this tool writes means someone else wrote the file.
-    for number, line in enumerate(lines[:-1], start=1):
+    # newline is not JSON either. A complete change is never a prefix of valid JSON, so a line that
+    # does not parse but begins as a change does is such a cut and is skipped: what it described is
+    # rebuilt. Any other line (plain text, JSON of another shape, nesting no change has) means
+    # someone else wrote the file.
+    for number, line in enumerate(lines, start=1):
         try:
-            change = json.loads(line)
-        except (ValueError, RecursionError):
+            # The text after the last newline is being written, or was cut off: never a whole change.
+            change = json.loads(line) if number < len(lines) else None
+        except RecursionError:
+            raise NotOurs(f"line {number}: not JSON (nested too deeply)") from None
+        except ValueError:
+            change = None
+        if change is None:
+            if line and not is_cut_change(line):
+                raise NotOurs(f"line {number}: not JSON, nor the start of a change, got {shown(line)}")
             continue
         _change(number, change, replayed)
     return replayed
+
+
+# How every line the journal writes begins: json.dumps of a drop or a put, keys sorted, ASCII only.
+CHANGE_STARTS = ('{"drop": "', '{"put": {"')
+
+
+def is_cut_change(line: str) -> bool:
+    """Return whether a line could be the first part of a change the journal writes, cut off by a kill."""
+    return bool(line) and line.isascii() and any(s.startswith(line) or line.startswith(s) for s in CHANGE_STARTS)
 
 
 def load_manifest(out_dir: Path) -> Manifest:
