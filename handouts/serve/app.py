@@ -27,6 +27,7 @@ from ..errors import HandoutError, Problem
 from ..layouts import LAYOUTS, PATIENT_LAYOUTS
 from ..models import BASE_LANGUAGE, Brand, Handout
 from ..output.html import strict_environment
+from ..pool import HealingPool, WorkerStopped
 from ..render_service import Executor, RenderJob, RenderOutcome
 from .form import LABELS, FormValues, check_form, problem_field, read_values
 from .security import Accounts, Csrf
@@ -415,7 +416,9 @@ class Handlers:
             return self.executor.submit(job).result(timeout=self.config.time_limit + 10)
         except (cf.TimeoutError, TimeoutError):
             return RenderOutcome("page", None, None, f"took longer than {self.config.time_limit:g} seconds")
-        except Exception as exc:  # a worker that died: say so, in one line, with nothing of the request
+        except WorkerStopped as exc:  # our own words: the worker died twice, or the pool is closing
+            return RenderOutcome("page", None, None, str(exc))
+        except Exception as exc:  # anything else: say so, in one line, with nothing of the request
             return RenderOutcome("page", None, None, f"the renderer stopped ({type(exc).__name__})")
 
     async def pdf(self, request: Request) -> Response:
@@ -594,6 +597,17 @@ class Handlers:
         """Say the server is up (for a reverse proxy's health check)."""
         return PlainTextResponse("ok")
 
+    async def healthz(self, request: Request) -> Response:
+        """Say whether a handout can be made now: ready render workers and loaded content (503 when not)."""
+        answer: dict[str, Any] = {"content": "loaded" if self.state.snapshot is not None else "not loaded"}
+        ok = self.state.snapshot is not None
+        if isinstance(self.executor, HealingPool):
+            health = self.executor.health()
+            answer.update(workers=health.workers, ready=health.ready, replaced=health.replaced, queued=health.queued)
+            ok = ok and health.ok
+        answer["ok"] = ok
+        return JSONResponse(answer, 200 if ok else 503)
+
 
 async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
     from starlette.concurrency import run_in_threadpool
@@ -641,9 +655,12 @@ def make_app(
     *,
     clock: Callable[[], dt.date] = dt.date.today,
     check: Callable[[Path, dt.date], list[Problem]] | None = None,
+    loaded: tuple[tuple[object, ...], Snapshot] | None = None,
 ) -> ASGIApp:
     """Build the app: one page, its PDFs, sign-in, and the Infobutton door, all behind the Guard."""
-    state = ContentState(config.root, clock, check=check)
+    state = ContentState(config.root, clock, check=check, time_limit=config.time_limit)
+    if loaded is not None:  # checked at start-up: the first request need not check it again
+        state.seed(*loaded)
     handlers = Handlers(config, state, executor, clock)
     routes = [
         Route("/", handlers.home, methods=["GET"]),
@@ -655,6 +672,7 @@ def make_app(
         Route("/infobutton", handlers.infobutton, methods=["GET"]),
         Route("/handouts/{language}/{section}.pdf", handlers.generic_pdf, methods=["GET"]),
         Route("/health", handlers.static_check, methods=["GET"]),
+        Route("/healthz", handlers.healthz, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     # Starlette answers an error before the Guard sees it: with the same plain words, not its own.

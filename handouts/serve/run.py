@@ -71,9 +71,9 @@ def serve(
     """Check the options and the content, start warm workers, and serve until stopped."""
     import uvicorn
 
-    from ..render_service import ProcessExecutor
+    from ..pool import START_SECONDS, HealingPool
     from .app import ServeConfig, make_app
-    from .state import check_here, load_snapshot, offered_brands
+    from .state import check_here, files_fingerprint, load_snapshot, offered_brands
 
     if (reason := host_problem(options)) is not None:
         raise HandoutError(reason)
@@ -81,15 +81,24 @@ def serve(
     accounts = load_accounts(options.auth_file) if options.auth_file is not None else None
     root = str(project.root)
     # The first look at the content runs here, so the workers start with the assets they will use.
-    executor = ProcessExecutor(options.workers, root, _assets(project), options.time_limit)
+    executor = HealingPool(options.workers, root, _assets(project), options.time_limit)
     try:
 
         def check(folder: Path, today: dt.date) -> list[Problem]:
-            # On a worker: drawing the SVGs loads WeasyPrint, which this process never does.
-            found: list[Problem] = executor.call(check_here, folder, today).result()
+            # On a worker: drawing the SVGs loads WeasyPrint, which this process never does; a check
+            # past the time limit has its worker killed and is a problem of those files.
+            try:
+                found: list[Problem] = executor.call(check_here, folder, today).result(
+                    timeout=options.time_limit + START_SECONDS
+                )
+            except TimeoutError:
+                limit = f"{options.time_limit:g}"
+                return [Problem(str(folder), "", f"check did not finish within {limit} seconds")]
             return found
 
-        snapshot, problems = load_snapshot(project.root, clock(), check)
+        today = clock()
+        fingerprint = (today, files_fingerprint(project.root))
+        snapshot, problems = load_snapshot(project.root, today, check)
         if snapshot is None:
             raise HandoutError("cannot serve: the content does not pass check", errors(problems))
         if options.release and not offered_brands(snapshot, release=True):
@@ -105,7 +114,7 @@ def serve(
             allowed_hosts=allowed_hosts(options),
             time_limit=options.time_limit,
         )
-        app = make_app(config, executor, clock=clock, check=check)
+        app = make_app(config, executor, clock=clock, check=check, loaded=(fingerprint, snapshot))
         server = uvicorn.Server(
             uvicorn.Config(
                 app,

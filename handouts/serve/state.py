@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,38 +118,85 @@ def handout_titles(project: Project, found: Sequence[str]) -> dict[str, str]:
     return titles
 
 
+# A request after a save waits this long for the new files to be checked, so the page shows the
+# edit; a check that takes longer runs on in the background while the last good content serves.
+RELOAD_WAIT_SECONDS = 2.0
+
+
 class ContentState:
-    """The last good snapshot of a project, taken again whenever its files change."""
+    """The last good snapshot of a project, checked again in the background whenever its files change."""
 
     def __init__(
         self,
         root: Path,
         clock: Callable[[], dt.date] = dt.date.today,
         check: Callable[[Path, dt.date], list[Problem]] | None = None,
+        *,
+        time_limit: float = 120.0,
+        wait: float = RELOAD_WAIT_SECONDS,
     ) -> None:
         self.root = root
         self.clock = clock
         self.check = check or check_here
+        self.time_limit = time_limit
+        self.wait = wait
         self.lock = threading.Lock()
         self.fingerprint: tuple[object, ...] = ()
         self.snapshot: Snapshot | None = None
         # Problems of the newest files when they fail check: shown on the page while the last good load serves.
         self.rejected: list[Problem] = []
+        self.loading: threading.Event | None = None  # set when the reload in flight ends
+        self.loading_since = 0.0
+
+    def seed(self, fingerprint: tuple[object, ...], snapshot: Snapshot) -> None:
+        """Start from a snapshot loaded and checked at start-up, taken when the files had this fingerprint."""
+        with self.lock:
+            self.fingerprint, self.snapshot = fingerprint, snapshot
 
     def current(self) -> tuple[Snapshot | None, list[Problem]]:
-        """Return the snapshot to serve, reloading first if a file changed, and the problems of a refused change."""
+        """Return the snapshot to serve and the problems of a refused change; a changed file starts a reload."""
         today = self.clock()
         fingerprint = (today, files_fingerprint(self.root))
         with self.lock:
-            if fingerprint != self.fingerprint:
-                # Taken as seen only once loaded: a load that raised (a worker that died in check) is tried again.
-                snapshot, problems = load_snapshot(self.root, today, self.check)
-                self.fingerprint = fingerprint
-                if snapshot is None:
-                    self.rejected = errors(problems)
-                else:
-                    self.snapshot, self.rejected = snapshot, []
-            return self.snapshot, list(self.rejected)
+            if fingerprint != self.fingerprint and self.loading is None:
+                self.loading, self.loading_since = threading.Event(), time.monotonic()
+                threading.Thread(
+                    target=self._reload, args=(fingerprint, today, self.loading), name="reload", daemon=True
+                ).start()
+            loading, first, since = self.loading, self.snapshot is None, self.loading_since
+        if loading is not None:
+            # Nothing to serve yet: wait for the first load as long as a check may take. Else only the
+            # first moments of a reload wait, so the page after a save shows it; later ones never do.
+            loading.wait(self.time_limit if first else max(0.0, since + self.wait - time.monotonic()))
+        with self.lock:
+            rejected = list(self.rejected)
+            if self.loading is not None and time.monotonic() - self.loading_since > self.time_limit:
+                message = (
+                    f"checking the changed files did not finish within {self.time_limit:g} seconds; "
+                    "the last good content is served"
+                )
+                rejected.append(Problem(str(self.root), "", message))
+            return self.snapshot, rejected
+
+    def _reload(self, fingerprint: tuple[object, ...], today: dt.date, done: threading.Event) -> None:
+        """Load and check the project off the request path; keep the result, or the last good one."""
+        try:
+            snapshot, problems = load_snapshot(self.root, today, self.check)
+        except Exception as exc:  # a worker that died in check: listed, and tried again at the next request
+            message = f"the changed files could not be checked ({type(exc).__name__}); trying again"
+            with self.lock:
+                self.rejected = [Problem(str(self.root), "", message)]
+                self.loading = None
+            done.set()
+            return
+        with self.lock:
+            self.fingerprint = fingerprint
+            if snapshot is None:
+                self.rejected = errors(problems)
+            else:
+                self.snapshot, self.rejected = snapshot, []
+            self.loading = None
+        done.set()
 
 
 def first_sentence(markdown: str, limit: int = DESCRIPTION_CHARS) -> str:
