@@ -314,17 +314,54 @@ def check_workers(identities: dict[str, Any], expected: dict[str, Any]) -> list[
     return found
 
 
+# Seconds to reach a Dask scheduler and hear its handshake; then to hear every worker say what it runs
+# (a cold worker imports WeasyPrint first).
+CONNECT_TIMEOUT = 15.0
+WORKER_CHECK_TIMEOUT = 60.0
+
+
+def reach_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Connect to a Dask scheduler and hear its handshake within `timeout` seconds, or raise HandoutError."""
+    import asyncio
+
+    from distributed.comm.core import connect
+
+    async def handshake() -> None:
+        comm = await connect(address, timeout=timeout)  # type: ignore[no-untyped-call]
+        await comm.close()
+
+    # distributed bounds the TCP connect but not the handshake after it: a listener that accepts and
+    # never answers (or answers as a web server) would hold Client() forever. This deadline holds.
+    # A second more than connect() takes: a refused or unknown address ends with connect()'s own reason.
+    try:
+        asyncio.run(asyncio.wait_for(handshake(), timeout + 1))
+    except TimeoutError:  # before OSError: it is one
+        reason = f"no Dask handshake within {timeout:g} seconds"
+    except OSError as exc:  # connect() retried until its timeout; the last try's error says why
+        cause = exc.__cause__
+        # A CommClosedError reads "in <TCPConnector object at 0x...>: ConnectionRefusedError: ...".
+        reason = f"{str(cause).rpartition('>: ')[2]} (tried for {timeout:g} seconds)" if cause else str(exc)
+    except Exception as exc:  # bytes that are not Dask's
+        reason = f"{type(exc).__name__}: {exc}"
+    else:
+        return
+    raise HandoutError(f"cannot reach the Dask scheduler at {address}: {reason}")
+
+
 class DaskExecutor:
     """A Dask cluster, checked before any work is sent: same handouts code, same renderer versions."""
 
-    def __init__(self, address: str, time_limit: float = DEFAULT_TIME_LIMIT) -> None:
+    def __init__(
+        self, address: str, time_limit: float = DEFAULT_TIME_LIMIT, *, connect_timeout: float = CONNECT_TIMEOUT
+    ) -> None:
         self.time_limit = time_limit
         try:
             from distributed import Client
         except ImportError:
             raise HandoutError("--executor dask://... needs the dask extra: pip install 'handouts[dask]'") from None
+        reach_scheduler(address, connect_timeout)
         try:
-            self.client = Client(address, timeout=15)  # type: ignore[no-untyped-call]
+            self.client = Client(address, timeout=connect_timeout)  # type: ignore[no-untyped-call]
         except OSError as exc:
             raise HandoutError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         try:
@@ -337,7 +374,7 @@ class DaskExecutor:
     def _check(self) -> None:
         # A worker without handouts cannot even unpickle a job: the batch would wait forever.
         try:
-            identities = self.client.run(worker_identity, on_error="return")
+            identities = self.client.run(worker_identity, on_error="return", callback_timeout=WORKER_CHECK_TIMEOUT)
         except Exception as exc:
             raise HandoutError(f"cannot ask the Dask workers what they run: {exc}") from None
         lines = [
@@ -405,7 +442,13 @@ def dask_address(where: str) -> str:
 
 @contextlib.contextmanager
 def open_executor(
-    where: str, *, project: Project, assets: str, workers: int, time_limit: float = DEFAULT_TIME_LIMIT
+    where: str,
+    *,
+    project: Project,
+    assets: str,
+    workers: int,
+    time_limit: float = DEFAULT_TIME_LIMIT,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> Iterator[Executor]:
     """Open where render jobs run: "local" (warm worker processes) or "dask://HOST:PORT"; close it after."""
     if where != "local" and not where.startswith("dask://"):
@@ -418,7 +461,7 @@ def open_executor(
             address = dask_address(where)
         except ValueError as exc:
             raise HandoutError(str(exc)) from None
-        executor = DaskExecutor(address, time_limit)
+        executor = DaskExecutor(address, time_limit, connect_timeout=connect_timeout)
     try:
         yield executor
     finally:
