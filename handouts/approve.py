@@ -15,7 +15,7 @@ from typing import Any
 from .atomic import write_atomic
 from .dates import add_months
 from .errors import HandoutError, Problem, errors
-from .inputs.fields import is_language_code
+from .inputs.fields import char_problem, is_language_code, person_text, person_text_problem, shown
 from .inputs.files import SECTION_CAP, read_bytes
 from .inputs.frontmatter import mapping_list, scalar, set_fields, split, split_front_matter
 from .inputs.sections import section_from_text
@@ -52,11 +52,19 @@ def overdue_warning(approval: Approval, today: dt.date) -> str | None:
 
 
 def parse_reviewer(text: str) -> Reviewer:
-    """Parse "Name, Credentials[, Role]" into a Reviewer, or raise ValueError saying why."""
-    parts = [part.strip() for part in text.split(",", 2)]
+    """Parse "Name, Credentials[, Role]" into a Reviewer (NFKC), or raise ValueError naming the part and why."""
+    parts = [person_text(part) for part in text.split(",", 2)]
     if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise ValueError(f"expected 'Name, Credentials[, Role]', got {text!r}")
-    return Reviewer(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+        raise ValueError(f"expected 'Name, Credentials[, Role]', got {shown(text)}")
+    # The same rules as loading, so a name approve writes is one check accepts.
+    for part, value in zip(("name", "credentials"), parts, strict=False):
+        reason = person_text_problem(value)
+        if reason is not None:
+            raise ValueError(f"{part}: {reason}")
+    role = parts[2] if len(parts) == 3 else ""
+    if (reason := char_problem(role)) is not None:
+        raise ValueError(f"role: {reason}")
+    return Reviewer(parts[0], parts[1], role)
 
 
 def latest_review_date(today: dt.date, clock: Callable[[], dt.date] = dt.date.today) -> dt.date:

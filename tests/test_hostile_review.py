@@ -259,9 +259,9 @@ def test_approve_refuses_front_matter_it_cannot_edit_line_by_line(run: Invoke, p
 def test_reviewer_text_yaml_would_misread_round_trips_exactly(run: Invoke, project: Path, reviewer: str) -> None:
     before = (project / MAT).read_bytes()
     result = run("approve", "mat", "--reviewer", reviewer, "--date", "2026-11-20")
-    if result.exit_code == 1:
-        # Text fields may refuse control characters: then the approval is refused whole, naming the field.
-        assert "\n" in reviewer and f"{MAT}: reviewers[0].name: " in result.output
+    if result.exit_code != 0:
+        # Names refuse control characters: then the approval is refused whole, naming the field.
+        assert "\n" in reviewer and "Invalid value for --reviewer: name: contains U+000A" in result.output
         assert (project / MAT).read_bytes() == before
         return
     assert result.exit_code == 0, result.output
@@ -555,3 +555,75 @@ def test_a_batch_with_release_jobs_warns_about_the_override_and_one_without_does
         jobs.write_text(f'[[handout]]\nname = "r"\nsections = ["mat"]\nlayouts = ["letter"]\nrelease = {release}\n')
         result = run("batch", str(jobs), "--out", str(tmp_path / "out"), "--dry-run")
         assert (warning in result.output.splitlines()) == (release == "true"), result.output
+
+
+# --- Reviewer names print in the About box: one script, nothing hidden, short ----------------------------------
+
+LOOK_ALIKE = "mixes Latin and Cyrillic letters; U+0410 (CYRILLIC CAPITAL LETTER A) may pass for a Latin one"
+BAD_NAMES = [
+    ("\u0410very Example", LOOK_ALIKE),
+    ("Avery\u200b Example", "contains U+200B (ZERO WIDTH SPACE), a control or invisible character"),
+    ("Avery \u202eelpmaxE", "contains U+202E (RIGHT-TO-LEFT OVERRIDE), a control or invisible character"),
+    ("Av\u200dery Example", "contains U+200D (ZERO WIDTH JOINER), an invisible character this name has no use for"),
+    ("Av\u00adery Example", "contains U+00AD (SOFT HYPHEN), an invisible character this name has no use for"),
+    ("A" * 81, "81 characters; at most 80 fit the About this handout box"),
+]
+
+
+@pytest.mark.parametrize(("name", "reason"), BAD_NAMES, ids=["cyrillic", "zwsp", "rlo", "zwj", "shy", "long"])
+def test_approve_refuses_a_reviewer_name_that_could_pass_for_another_or_overflow_the_box(
+    run: Invoke, project: Path, name: str, reason: str
+) -> None:
+    before = (project / MAT).read_bytes()
+    result = run("approve", "mat", "--reviewer", f"{name}, MD", "--date", "2026-11-20")
+    assert result.exit_code == 2
+    assert result.output.splitlines()[-1].startswith(f"Error: Invalid value for --reviewer: name: {reason}")
+    assert "Traceback" not in result.output and name not in result.output
+    assert (project / MAT).read_bytes() == before
+
+
+def test_approve_refuses_look_alike_credentials(run: Invoke, project: Path) -> None:
+    result = run("approve", "mat", "--reviewer", "Avery Example, M\u0414", "--date", "2026-11-20")
+    assert result.exit_code == 2
+    assert "Error: Invalid value for --reviewer: credentials: mixes Latin and Cyrillic letters" in result.output
+
+
+@pytest.mark.parametrize(
+    ("given", "written"),
+    [
+        ("\uff21very \uff25xample, \uff2dD", ("Avery Example", "MD")),  # fullwidth letters
+        ("\ufb01lomena Garc\u0131a, MD", ("filomena Garc\u0131a", "MD")),  # a ligature; a dotless i is Latin
+        ("\u4f50\u3005\u6728 \u30b8\u30e7\u30fc\u30b8, MD", ("\u4f50\u3005\u6728 \u30b8\u30e7\u30fc\u30b8", "MD")),
+        (
+            "\u0645\u062d\u0645\u062f\u200c\u0639\u0644\u06cc, MD",
+            ("\u0645\u062d\u0645\u062f\u200c\u0639\u0644\u06cc", "MD"),
+        ),
+    ],
+    ids=["fullwidth", "ligature", "japanese", "persian-zwnj"],
+)
+def test_approve_writes_reviewer_names_in_nfkc_and_keeps_scripts_that_belong_together(
+    run: Invoke, project: Path, given: str, written: tuple[str, str]
+) -> None:
+    result = run("approve", "mat", "--reviewer", given, "--date", "2026-11-20")
+    assert result.exit_code == 0, result.output
+    assert meta(project / MAT)["reviewers"] == [{"name": written[0], "credentials": written[1]}]
+    assert result.output.startswith(f"{MAT}: approved by {written[0]}, {written[1]} on 2026-11-20")
+
+
+@pytest.mark.parametrize(("name", "reason"), BAD_NAMES, ids=["cyrillic", "zwsp", "rlo", "zwj", "shy", "long"])
+def test_check_refuses_the_same_reviewer_names_in_front_matter(
+    run: Invoke, project: Path, name: str, reason: str
+) -> None:
+    replace_in(project / MAT, "  - name: Avery Example\n", f'  - name: "{name}"\n')
+    result = run("check")
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if not line.endswith("(warning)")]
+    assert errors[0].startswith(f"{MAT}: reviewers[0].name: {reason}"), errors
+    assert errors[1:] == ["Aborted: 1 problem in 1 file."]
+
+
+def test_check_reads_a_fullwidth_reviewer_name_as_the_plain_one(run: Invoke, project: Path) -> None:
+    replace_in(project / MAT, "  - name: Avery Example\n", "  - name: \uff21very Example\n")
+    assert run("check").exit_code == 0
+    section = load_sections(Project(project), "en", TODAY).sections["mat"]
+    assert section.reviewers[0].name == "Avery Example"

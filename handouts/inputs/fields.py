@@ -98,6 +98,62 @@ def markdown_char_problem(text: str) -> str | None:
     return f"contains {char_name(match[0])}, a control or invisible character that can hide or reorder text"
 
 
+# A reviewer's name and credentials print in the patient's "About this handout" box, which keeps to
+# 8 lines; a name of 80 characters is a long one, and two such reviewers still fit.
+MAX_PERSON_TEXT = 80
+# Scripts that may share one name beside a single script, as in Unicode's "highly restrictive" level
+# (UTS #39): Japanese, Chinese with Bopomofo, and Korean, each also with Latin.
+MIXABLE_SCRIPTS = (
+    frozenset({"LATIN", "CJK", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "CJK", "BOPOMOFO"}),
+    frozenset({"LATIN", "CJK", "HANGUL"}),
+)
+# Alphabets whose letters never join or ligate: a zero-width joiner or non-joiner in them only hides.
+UNJOINED_SCRIPTS = frozenset({"LATIN", "GREEK", "CYRILLIC"})
+JOINERS = frozenset("\u200c\u200d")
+
+
+def person_text(value: str) -> str:
+    """Return a name or credentials as printed: NFKC, so a fullwidth or ligature letter is the plain one, stripped."""
+    return unicodedata.normalize("NFKC", value).strip()
+
+
+def letter_script(char: str) -> str | None:
+    """Return the script of a letter as its Unicode name begins (LATIN, CYRILLIC, CJK), or None for other characters."""
+    category = unicodedata.category(char)
+    # Modifier letters (the Japanese iteration and length marks, the Hawaiian okina) go with any script.
+    if not category.startswith("L") or category == "Lm":
+        return None
+    word = unicodedata.name(char, "").partition(" ")[0]
+    return "CJK" if word == "IDEOGRAPHIC" else word or None
+
+
+def person_text_problem(text: str) -> str | None:
+    """Say why a reviewer's name or credentials (NFKC, stripped) may not print, without quoting it, or return None."""
+    reason = char_problem(text)
+    if reason is not None:
+        return reason
+    if len(text) > MAX_PERSON_TEXT:
+        return f"{len(text)} characters; at most {MAX_PERSON_TEXT} fit the About this handout box"
+    letters: dict[str, list[str]] = {}
+    for char in text:
+        script = letter_script(char)
+        if script is not None:
+            letters.setdefault(script, []).append(char)
+    scripts = set(letters)
+    if len(scripts) > 1 and not any(scripts <= allowed for allowed in MIXABLE_SCRIPTS):
+        # The fewer letters are the odd ones out: a look-alike letter in a name of another script.
+        first, odd = sorted(letters, key=lambda script: (-len(letters[script]), text.index(letters[script][0])))[:2]
+        return (
+            f"mixes {first.title()} and {odd.title()} letters; {char_name(letters[odd][0])} may pass for a "
+            f"{first.title()} one; write it in one script"
+        )
+    hidden = next((char for char in text if char in JOINERS or char == "\u00ad"), None)
+    if hidden is not None and (hidden == "\u00ad" or scripts <= UNJOINED_SCRIPTS):
+        return f"contains {char_name(hidden)}, an invisible character this name has no use for"
+    return None
+
+
 def unknown_fields(
     path: str, data: Mapping[Any, Any], allowed: Sequence[str], prefix: str = "", noun: str = "field"
 ) -> list[Problem]:

@@ -24,6 +24,8 @@ from .fields import (
     did_you_mean,
     key_name,
     markdown_char_problem,
+    person_text,
+    person_text_problem,
     shown,
     shown_text,
     tables,
@@ -71,8 +73,8 @@ def _reviewers(path: str, value: Any, problems: list[Problem]) -> tuple[Reviewer
     reviewers = []
     fields = ("name", "credentials", "role")
     for where, item in tables(path, "reviewers", value, fields, "expected name, credentials and role", problems):
-        name = text_field(path, f"{where}.name", item.get("name"), problems)
-        credentials = text_field(path, f"{where}.credentials", item.get("credentials"), problems)
+        name = _person(path, f"{where}.name", item.get("name"), problems)
+        credentials = _person(path, f"{where}.credentials", item.get("credentials"), problems)
         role = item.get("role", "")
         reason = f"expected text, got {shown(role)}" if not isinstance(role, str) else char_problem(role.strip())
         if reason is not None:
@@ -80,6 +82,16 @@ def _reviewers(path: str, value: Any, problems: list[Problem]) -> tuple[Reviewer
             role = ""
         reviewers.append(Reviewer(name, credentials, role.strip()))
     return tuple(reviewers)
+
+
+def _person(path: str, field: str, value: Any, problems: list[Problem]) -> str:
+    # As approve writes it: NFKC, one script, no hidden characters, short enough for the About box.
+    text = person_text(text_field(path, field, value, problems))
+    reason = person_text_problem(text) if text else None
+    if reason is not None:
+        problems.append(Problem(path, field, reason))
+        return ""
+    return text
 
 
 def _sources(path: str, value: Any, problems: list[Problem]) -> tuple[Source, ...]:
