@@ -444,6 +444,34 @@ def test_brand_fields_of_the_wrong_type_are_each_named(run: Invoke, project: Pat
         assert any(line.startswith(f"{BRAND}: {field}: ") for line in lines), field
 
 
+def test_values_that_are_not_text_are_named_in_plain_words_never_as_python_objects(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    # TOML reads unquoted dates and times as such; check showed them as datetime.date(2026, 1, 1).
+    replace_in(project / BRAND, 'name = "Maple Street Example Clinic"', "name = 2026-01-01")
+    replace_in(project / BRAND, 'phone = "(802) 555-0142"', "phone = 1979-05-27T07:32:00Z")
+    replace_in(project / BRAND, 'logo = "logo.svg"', "logo = 12:30:00")
+    replace_in(project / BRAND, 'hours = "Monday to Friday, 8 a.m. to 6 p.m."', "hours = true")
+    replace_in(project / "content/en/mat.md", "version: 3.0.0", "version: {major: 3}")
+    replace_in(project / "content/en/mat.md", "    credentials: MD\n", "    credentials:\n")
+    assert check_lines(run) == [
+        f"{BRAND}: hours: expected text, got true",
+        f"{BRAND}: logo: expected a file name inside the brand folder, got the time 12:30:00",
+        f"{BRAND}: name: expected non-empty text, got the date 2026-01-01",
+        f"{BRAND}: phone: expected non-empty text, got the date and time 1979-05-27T07:32:00+00:00",
+        "content/en/mat.md: reviewers[0].credentials: expected non-empty text, got nothing",
+        "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got {'major': 3}",
+        "Aborted: 6 problems in 2 files.",
+    ]
+    job = tmp_path / "job.toml"
+    job.write_text('output = 2026-01-01\n[[handout]]\nname = "x"\nsections = ["mat"]\n')
+    result = run("batch", str(job), "--dry-run")
+    assert result.exit_code == 1
+    assert f"{job}: output: expected a folder path, got the date 2026-01-01" in result.output.splitlines()
+    replace_in(project / DETOX, "---\nid: detox", "---\nnull: 1\n~: 2\nid: detox")
+    assert f"{DETOX}: front matter: duplicate key null at line 3 (first at line 2)" in check_lines(run)
+
+
 def test_a_yaml_alias_bomb_is_quoted_briefly(run: Invoke, project: Path) -> None:
     bomb = "a0: &a0 [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
         f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]\n" for i in range(1, 9)

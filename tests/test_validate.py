@@ -126,7 +126,7 @@ def test_good_section_builds_a_model() -> None:
         (
             "    credentials: MD\n",
             "",
-            "content/en/mat.md: reviewers[0].credentials: expected non-empty text, got None",
+            "content/en/mat.md: reviewers[0].credentials: expected non-empty text, got nothing",
         ),
         (
             "You can take medicine.",

@@ -26,12 +26,29 @@ ID_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 # The one way a bad value is quoted in a message: short, and safe for any value YAML or TOML can
 # give. A plain repr of an alias-expanded YAML list takes exponential time, one of a deep list
-# exceeds the recursion limit, and one of an int of more than 4300 digits raises.
+# exceeds the recursion limit, and one of an int of more than 4300 digits raises. Values that are
+# not text or numbers are named in the words of the file, never as Python objects: TOML reads an
+# unquoted 2026-01-01 as a date, which Python would show as datetime.date(2026, 1, 1).
 class _Shown(reprlib.Repr):
     def repr_int(self, x: int, level: int) -> str:
         if x.bit_length() > 128:
             return f"a number of about {int(x.bit_length() * math.log10(2)) + 1} digits"
         return repr(x)
+
+    def repr_bool(self, x: bool, level: int) -> str:
+        return "true" if x else "false"
+
+    def repr_NoneType(self, x: None, level: int) -> str:
+        return "nothing"
+
+    def repr_date(self, x: dt.date, level: int) -> str:
+        return f"the date {x.isoformat()}"
+
+    def repr_datetime(self, x: dt.datetime, level: int) -> str:
+        return f"the date and time {x.isoformat()}"
+
+    def repr_time(self, x: dt.time, level: int) -> str:
+        return f"the time {x.isoformat()}"
 
 
 _SHOWN = _Shown()
@@ -46,7 +63,9 @@ def shown(value: Any) -> str:
 
 def shown_text(value: Any) -> str:
     """Quote a value as the text it was written as (a version 2 shows as '2'), short and safe."""
-    return shown(value if isinstance(value, str) else shown(value))
+    # Only a number reads as the text it was written as; a date or a list is named as one.
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return shown(shown(value) if number else value)
 
 
 # Characters no printed one-line field may hold (a name, a title, a brand's phone): controls (Cc),

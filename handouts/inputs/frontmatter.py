@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from ..errors import Problem
+from .fields import shown
 
 LINE_RE = re.compile(r"[^\n]*\n|[^\n]+")
 
@@ -50,7 +51,8 @@ class _Refused(yaml.YAMLError):
 
 
 def _shown(value: Any) -> str:
-    text = repr(value)
+    # A key may be any YAML value: null or true is named as YAML writes it, not as None or True.
+    text = "null" if value is None else shown(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
