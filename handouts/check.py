@@ -22,8 +22,11 @@ from .quality import section_warnings
 from .review import review_problems, translation_problems
 
 
-def check_project(project: Project, today: dt.date, *, strict: bool = False) -> list[Problem]:
+def check_project(
+    project: Project, today: dt.date, *, strict: bool = False, time_limit: float | None = None
+) -> list[Problem]:
     """Return every problem in content and brands; with `strict`, warnings become errors."""
+    # `time_limit`: seconds the SVG drawings may take (a server passes its own); DRAWING_TIME_LIMIT if None.
     problems: list[Problem] = []
     # The listings that find languages and brands: a folder linked out, huge, or with a garbled name.
     for folder, where in ((project.content_dir, "content"), (project.brands_dir, "brands")):
@@ -78,15 +81,18 @@ def check_project(project: Project, today: dt.date, *, strict: bool = False) -> 
     for content in loaded.values():
         for section in content.sections.values():
             drawings.update((path, (section.path, field)) for field, _, path in section_images(project, section))
-    problems += drawing_problems(project, drawings)
+    problems += drawing_problems(project, drawings, time_limit)
     if strict:
         problems = [dataclasses.replace(p, severity="error") for p in problems]
     # A catalog is a template too: one that cannot be read is named once, not by both readers.
     return sorted(dict.fromkeys(problems), key=lambda p: (p.path, p.field))
 
 
-def drawing_problems(project: Project, drawings: dict[Path, tuple[str, str]]) -> list[Problem]:
+def drawing_problems(
+    project: Project, drawings: dict[Path, tuple[str, str]], time_limit: float | None = None
+) -> list[Problem]:
     """Draw each SVG picture with the renderer, as a build would; one that parses may still not draw."""
+    limit = DRAWING_TIME_LIMIT if time_limit is None else time_limit
     from .output.pdf import load_weasyprint
     from .render_service import run_limited
 
@@ -104,7 +110,7 @@ def drawing_problems(project: Project, drawings: dict[Path, tuple[str, str]]) ->
             try:
                 reasons = run_limited(
                     functools.partial(_draw_all, [path for path, _ in waiting], project.readable_dirs, mark),
-                    DRAWING_TIME_LIMIT,
+                    limit,
                 )
             except HandoutError as exc:
                 started = DRAWING_MARK.unpack(mark[:])[0]
@@ -112,7 +118,7 @@ def drawing_problems(project: Project, drawings: dict[Path, tuple[str, str]]) ->
                     path, (file, field) = waiting[0]
                     return [*found, Problem(file, field, f"pictures cannot be drawn: {exc}")]
                 path, (file, field) = waiting[started - 1]
-                found.append(Problem(file, field, f"{path.name} {_stopped(exc)}"))
+                found.append(Problem(file, field, f"{path.name} {_stopped(exc, limit)}"))
                 # The others are drawn again in a fresh child: those done before were lost with this one.
                 del waiting[started - 1]
                 continue
@@ -144,8 +150,8 @@ def _draw_all(paths: list[Path], roots: Sequence[Path], mark: mmap.mmap) -> list
     return reasons
 
 
-def _stopped(exc: HandoutError) -> str:
+def _stopped(exc: HandoutError, limit: float) -> str:
     # The child was killed at the time limit (the parent stops waiting), or died without an answer.
     if str(exc).startswith("stopped:"):
-        return f"cannot be drawn within {DRAWING_TIME_LIMIT:g} seconds, the time a render may take"
+        return f"cannot be drawn within {limit:g} seconds, the time a render may take"
     return f"cannot be drawn: {str(exc).removeprefix('cannot render: ')}"

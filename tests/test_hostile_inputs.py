@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Invoke, replace_in
+from conftest import TODAY, Invoke, replace_in
 
 from handouts.inputs.fields import shown
 from handouts.inputs.files import MAX_ENTRIES, SECTION_CAP, TOML_CAP
@@ -756,6 +756,19 @@ def test_check_stops_drawing_a_picture_at_the_render_time_limit_and_draws_the_ot
         f"{DETOX}: body: chart.svg cannot be drawn: refused to load file:///etc/hostname: outside the templates,"
         " styles, brands and content folders",
         "Aborted: 2 problems in 2 files.",
+    ]
+
+
+@pytest.mark.render
+def test_a_caller_of_check_may_give_the_drawings_its_own_time_limit(project: Path) -> None:
+    # The server checks content with its --time-limit, not the build's.
+    from handouts.check import check_project
+    from handouts.project import Project
+
+    (project / "brands/example-clinic/logo.svg").write_bytes(laughing_svg())
+    problems = check_project(Project(project), TODAY, time_limit=1.5)
+    assert [str(p) for p in problems if p.severity == "error"] == [
+        f"{BRAND}: logo: logo.svg cannot be drawn within 1.5 seconds, the time a render may take"
     ]
 
 
