@@ -9,8 +9,10 @@ import functools
 import hashlib
 import ipaddress
 import os
+import pickle
 import re
 import resource
+import select
 import signal
 import sys
 import threading
@@ -18,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from .errors import HandoutError, Problem
 from .layouts import LAYOUTS
@@ -483,54 +485,116 @@ def limit_memory(extra: int = RENDER_MEMORY_BYTES) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (wanted, hard))
 
 
-def _child(task: Callable[[], Any], parent: int, send: Any) -> None:
-    # Ctrl-C reaches the whole process group; the parent answers it by killing this child.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Held by the parent across the fork (stop_signals_held); the child starts with none pending.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    die_with_parent(parent)
-    with contextlib.suppress(OSError, ValueError):
-        limit_memory()
+def _child(task: Callable[[], Any], parent: int, send: int, receive: int) -> NoReturn:
+    """Run the task in this forked child, write its answer to `send`, and end without any cleanup."""
+    code = 1
     try:
-        answer: tuple[str, Any] = ("ok", task())
-    except HandoutError as exc:
-        answer = ("error", (str(exc), exc.problems))
-    except MemoryError:
-        answer = ("error", ("cannot render: the handout needs more memory than a render may use", ()))
-    except Exception as exc:  # reported in one line by the parent; a traceback helps no user
-        answer = ("error", (f"cannot render: {type(exc).__name__}: {exc}", ()))
-    send.send(answer)
+        os.close(receive)
+        # Ctrl-C reaches the whole process group; the parent answers it by killing this child.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Held by the parent across the fork (stop_signals_held); the child starts with none pending.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        die_with_parent(parent)
+        with contextlib.suppress(OSError, ValueError):
+            limit_memory()
+        try:
+            answer: tuple[str, Any] = ("ok", task())
+        except HandoutError as exc:
+            answer = ("error", (str(exc), exc.problems))
+        except MemoryError:
+            answer = ("error", ("cannot render: the handout needs more memory than a render may use", ()))
+        except Exception as exc:  # reported in one line by the parent; a traceback helps no user
+            answer = ("error", (f"cannot render: {type(exc).__name__}: {exc}", ()))
+        try:
+            data = pickle.dumps(answer)
+        except Exception as exc:
+            data = pickle.dumps(("error", (f"cannot render: the answer cannot be sent: {exc}", ())))
+        with open(send, "wb", closefd=False) as pipe:
+            pipe.write(len(data).to_bytes(8, "big") + data)
+        code = 0
+    finally:
+        # The parent's threads, atexit handlers and buffered files are the parent's: none of them runs here.
+        os._exit(code)
+
+
+# How often a parent waiting on a child's answer looks whether the child has ended without one.
+CHILD_POLL_SECONDS = 0.2
+
+
+@dataclass
+class _Child:
+    """A forked child as its parent sees it: its pid, the read end of its pipe, its exit code once reaped."""
+
+    pid: int
+    receive: int
+    exit_code: int | None = None
+
+    def reap(self, flags: int = 0) -> bool:
+        """Collect the child's exit code if it has ended (at once unless `flags` says wait)."""
+        done, status = os.waitpid(self.pid, flags)
+        if done:
+            self.exit_code = os.waitstatus_to_exitcode(status)
+        return bool(done)
+
+    def answer(self, time_limit: float) -> bytes | None:
+        """Read the child's length-prefixed answer; None if it ended without one."""
+        # Not until end of file: a child forked at the same time by another thread (a Dask worker with
+        # several) holds a copy of this pipe's write end, so end of file may come only when that one ends.
+        deadline = time.monotonic() + time_limit
+        poller = select.poll()
+        poller.register(self.receive, select.POLLIN)
+        buffer = bytearray()
+        while len(buffer) < 8 or len(buffer) < 8 + int.from_bytes(buffer[:8], "big"):
+            if self.exit_code is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise HandoutError(f"stopped: the render ran past its time limit of {time_limit:g} seconds")
+                ready = poller.poll(min(left, CHILD_POLL_SECONDS) * 1000)
+            else:  # ended: all it wrote is in the pipe; take what is left, without waiting
+                ready = poller.poll(0)
+            chunk = os.read(self.receive, 1 << 20) if ready else b""
+            if chunk:
+                buffer += chunk
+            elif self.exit_code is not None:
+                return None
+            else:
+                self.reap(os.WNOHANG)
+        return bytes(buffer[8:])
 
 
 def run_limited(task: Callable[[], Any], time_limit: float) -> Any:
     """Run a task in a forked child and return its result; past the time limit the child is killed."""
-    import multiprocessing
-
     # Forked, so the child starts with this process's warm fonts and stylesheets; a thread could not
-    # be stopped inside C code, and a spawned process would load everything again.
-    context = multiprocessing.get_context("fork")
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(task, os.getpid(), send), daemon=True)
+    # be stopped inside C code, and a spawned process would load everything again. os.fork, not
+    # multiprocessing: a Dask worker under its nanny is a daemonic process, and multiprocessing
+    # refuses a daemonic process children.
+    parent = os.getpid()
+    receive, send = os.pipe()
+    child = None
     try:
         # A stop that comes while forking is delivered just after, here, where the finally kills the child.
         with stop_signals_held():
-            child.start()
-        send.close()
-        if not receive.poll(time_limit):
-            raise HandoutError(f"stopped: the render ran past its time limit of {time_limit:g} seconds")
-        try:
-            kind, value = receive.recv()
-        except EOFError:
-            child.join()
-            raise HandoutError(f"cannot render: the renderer ended without an answer (exit {child.exitcode})") from None
+            pid = os.fork()
+            if pid == 0:
+                _child(task, parent, send, receive)
+        child = _Child(pid, receive)
+        os.close(send)
+        send = -1
+        answer = child.answer(time_limit)
     finally:
-        # Also on Ctrl-C: nothing of an interrupted render may outlive the command.
-        if child.is_alive():
-            child.kill()
-        if child.pid is not None:
-            child.join()
-        send.close()
-        receive.close()
+        # Also on Ctrl-C: nothing of an interrupted render may outlive the command. A reaped child's
+        # pid may already be another process's: it is never signalled.
+        if child is not None and child.exit_code is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                child.reap()
+        for fd in (receive, send):
+            if fd >= 0:
+                os.close(fd)
+    if answer is None:
+        raise HandoutError(f"cannot render: the renderer ended without an answer (exit {child.exit_code})")
+    kind, value = pickle.loads(answer)  # noqa: S301 - from our own forked child
     if kind == "error":
         raise HandoutError(value[0], value[1])
     return value
