@@ -529,6 +529,14 @@ def approve(
     metavar="FILE",
     help="Counselors' names and password hashes (handouts add-counselor); needed for any --host but loopback.",
 )
+@click.option(
+    "--public-name",
+    "public_names",
+    multiple=True,
+    metavar="NAME",
+    help="A name browsers use for this server (a reverse proxy's site, handouts.clinic.example); "
+    "the first is used in links. Repeatable.",
+)
 @_time_limit_option(BUILD_TIME_LIMIT)
 @click.pass_context
 def serve(
@@ -538,6 +546,7 @@ def serve(
     workers: int | None,
     release: bool,
     auth_file: Path | None,
+    public_names: tuple[str, ...],
     time_limit: float,
 ) -> None:
     """Serve the counselor's web page: choose sections, fill in the patient's plan, get the PDF."""
@@ -555,6 +564,7 @@ def serve(
         release=release,
         auth_file=auth_file,
         time_limit=time_limit,
+        public_names=tuple(name.strip() for name in public_names),
     )
     if release:
         warn_today_override(ctx)

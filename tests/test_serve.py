@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import re
+import socket
 import threading
 import time
 import warnings
@@ -234,7 +235,11 @@ def test_any_host_but_loopback_needs_an_auth_file(tmp_path: Path) -> None:
     assert reason is not None and "--auth-file" in reason and "patients' names" in reason
     assert host_problem(ServeOptions(host="0.0.0.0", auth_file=tmp_path / "users")) is None
     assert allowed_hosts(ServeOptions()) == ("127.0.0.1:8750", "localhost:8750", "[::1]:8750")
-    assert allowed_hosts(ServeOptions(host="0.0.0.0", auth_file=tmp_path / "users")) == ()
+    lan = allowed_hosts(ServeOptions(host="0.0.0.0", auth_file=tmp_path / "users"))
+    assert "127.0.0.1:8750" in lan and f"{socket.gethostname().lower()}:8750" in lan
+    assert not any("0.0.0.0" in host for host in lan)
+    public = allowed_hosts(ServeOptions(host="0.0.0.0", auth_file=tmp_path / "u", public_names=("Handouts.Example",)))
+    assert "handouts.example" in public and "handouts.example:8750" in public
     assert "127.0.0.2:8750" in allowed_hosts(ServeOptions(host="127.0.0.2"))
     assert "localhost.:8750" not in allowed_hosts(ServeOptions(host="localhost"))
     # Spellings that are loopback only to some resolvers, or not in this Python, are refused, not guessed.
@@ -300,16 +305,110 @@ def test_sign_in_is_needed_and_works(client: Client, tmp_path: Path) -> None:
     assert test_client.get("/").status_code == 303
 
 
-def test_too_many_wrong_passwords_lock_the_name_for_a_while(tmp_path: Path) -> None:
+def test_wrong_passwords_lock_only_the_address_they_come_from(tmp_path: Path) -> None:
     users = tmp_path / "counselors"
     add_counselor(users, "dana", "correct horse battery")
     now = [1000.0]
     accounts = Accounts(parse_auth_file(users)[0], clock=lambda: now[0])
     for _ in range(5):
-        assert accounts.sign_in("dana", "guess") is None
-    assert accounts.sign_in("dana", "correct horse battery") is None
+        assert accounts.sign_in("dana", "guess", "203.0.113.9").session is None
+    # The stranger's address now waits, twice as long with each further wrong try...
+    assert accounts.sign_in("dana", "correct horse battery", "203.0.113.9").wait_seconds == 1.0
+    now[0] += 1.5
+    assert accounts.sign_in("dana", "guess", "203.0.113.9").session is None
+    assert accounts.sign_in("dana", "guess", "203.0.113.9").wait_seconds == 2.0
+    # ...while the counselor at another computer signs in at once.
+    assert accounts.name_wait("dana") == 0
+    assert accounts.sign_in("dana", "correct horse battery", "192.0.2.20").session is not None
+    # Quiet for the window, and the stranger's address is forgiven.
     now[0] += 601
-    assert accounts.sign_in("dana", "correct horse battery") is not None
+    assert accounts.sign_in("dana", "correct horse battery", "203.0.113.9").session is not None
+
+
+def test_many_wrong_passwords_for_a_name_slow_it_down_but_never_refuse_it(tmp_path: Path) -> None:
+    users = tmp_path / "counselors"
+    add_counselor(users, "dana", "correct horse battery")
+    now = [1000.0]
+    accounts = Accounts(parse_auth_file(users)[0], clock=lambda: now[0])
+    for number in range(12):  # from twelve computers, each under its own limit
+        assert accounts.sign_in("dana", "guess", f"198.51.100.{number}").session is None
+    assert 0 < accounts.name_wait("dana") <= 10
+    now[0] += accounts.name_wait("dana")
+    assert accounts.sign_in("dana", "correct horse battery", "192.0.2.20").session is not None
+
+
+def test_a_stranger_cannot_lock_the_counselor_out_through_the_page(client: Client, tmp_path: Path) -> None:
+    users = tmp_path / "counselors"
+    add_counselor(users, "dana", "correct horse battery")
+    accounts = Accounts(parse_auth_file(users)[0])
+    app = client(accounts=accounts, hosts=()).app
+    stranger = TestClient(app, base_url=BASE, follow_redirects=False, client=("203.0.113.9", 5000))
+    counselor = TestClient(app, base_url=BASE, follow_redirects=False, client=("192.0.2.20", 5000))
+
+    def sign_in(test_client: TestClient, password: str) -> Any:
+        csrf = token(test_client.get("/login").text)
+        return test_client.post("/login", data={"csrf": csrf, "username": "dana", "password": password})
+
+    assert [sign_in(stranger, "guess").status_code for _ in range(5)] == [401] * 5
+    refused = sign_in(stranger, "correct horse battery")
+    assert refused.status_code == 429 and "Too many wrong passwords from this computer. Try again in" in refused.text
+    assert sign_in(counselor, "correct horse battery").status_code == 303
+
+
+def test_sixty_sign_ins_at_once_hash_at_most_two_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import concurrent.futures as cf
+
+    users = tmp_path / "counselors"
+    add_counselor(users, "dana", "correct horse battery")
+    accounts = Accounts(parse_auth_file(users)[0])
+    running, most = [0], [0]
+    lock = threading.Lock()
+    real = accounts.hasher
+
+    class Counted:
+        def verify(self, hashed: str, password: str) -> bool:
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            try:
+                time.sleep(0.2)  # a slow machine: many wait for the two hashing slots
+                return bool(real.verify(hashed, password))
+            finally:
+                with lock:
+                    running[0] -= 1
+
+    monkeypatch.setattr(accounts, "hasher", Counted())
+    with cf.ThreadPoolExecutor(60) as pool:
+        answers = list(pool.map(lambda n: accounts.sign_in(f"made-up-{n}", "guess", f"10.0.0.{n}"), range(60)))
+    assert most[0] == 2
+    busy = [a for a in answers if a.busy]
+    assert 0 < len(busy) <= 60 - 18 and all(a.session is None for a in answers)
+
+
+def test_a_counselor_removed_from_the_password_file_is_signed_out_and_cannot_sign_in(tmp_path: Path) -> None:
+    from handouts.serve.security import load_accounts
+
+    users = tmp_path / "counselors"
+    add_counselor(users, "dana", "correct horse battery")
+    add_counselor(users, "lee", "staple battery horse")
+    accounts = load_accounts(users)
+    session = accounts.sign_in("lee", "staple battery horse", "192.0.2.20").session
+    assert accounts.user(session) == "lee"
+    kept = [line for line in users.read_text().splitlines() if not line.startswith("lee:")]
+    users.write_text("\n".join(kept) + "\n")
+    assert accounts.user(session) is None
+    assert accounts.sign_in("lee", "staple battery horse", "192.0.2.20").session is None
+    assert accounts.sign_in("dana", "correct horse battery", "192.0.2.20").session is not None
+
+
+def test_a_password_file_others_can_change_is_refused(tmp_path: Path, run: Invoke) -> None:
+    users = tmp_path / "counselors"
+    add_counselor(users, "dana", "correct horse battery")
+    users.chmod(0o666)
+    result = run("serve", "--host", "0.0.0.0", "--auth-file", str(users), "--workers", "1")
+    assert result.exit_code == 1
+    assert f"{users}: others can change it (mode 666); run: chmod 600 {users}" in result.output
+    assert "Traceback" not in result.output
 
 
 # -- reload -----------------------------------------------------------------------------------------
@@ -590,15 +689,15 @@ def test_guesses_spread_over_other_names_do_not_unlock_a_counselor(
 
     users = tmp_path / "counselors"
     add_counselor(users, "dana", "correct horse battery")
-    accounts = Accounts(parse_auth_file(users)[0], clock=lambda: 1000.0)
     monkeypatch.setattr(security, "MAX_FAILURE_NAMES", 3)
-    for _ in range(5):
-        assert accounts.sign_in("dana", "guess") is None
+    accounts = Accounts(parse_auth_file(users)[0], clock=lambda: 1000.0)
+    for number in range(12):
+        assert accounts.sign_in("dana", "guess", f"198.51.100.{number}").session is None
     # Failures under many made-up names fill the table; dana's record must stay.
     for number in range(10):
-        accounts.sign_in(f"nobody{number}", "guess")
-    assert accounts.sign_in("dana", "correct horse battery") is None
-    assert len(accounts.failures) <= 3
+        accounts.sign_in(f"nobody{number}", "guess", f"198.51.100.{number}")
+    assert accounts.name_wait("dana") > 0
+    assert len(accounts.names.failures) <= 3 and len(accounts.addresses.failures) <= 3
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
@@ -715,3 +814,44 @@ def test_a_check_that_hangs_during_a_reload_never_holds_up_the_page(project: Pat
         while "Medicines that work" not in (page := test_client.get("/").text) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert "Medicines that work" in page and "did not finish" not in page
+
+
+def test_with_passwords_a_made_up_host_is_refused_and_never_reaches_the_feed(client: Client, tmp_path: Path) -> None:
+    users = tmp_path / "counselors"
+    add_counselor(users, "dana", "correct horse battery")
+    options = ServeOptions(host="0.0.0.0", auth_file=users, public_names=("handouts.clinic.example",))
+    test_client = client(accounts=Accounts(parse_auth_file(users)[0]), hosts=allowed_hosts(options))
+    params = {"mainSearchCriteria.v.c": "F11.20", "mainSearchCriteria.v.cs": ICD10CM}
+    evil = test_client.get("/infobutton", params=params, headers={"host": "evil.example"})
+    assert evil.status_code == 421 and "evil.example" not in evil.text
+    feed = test_client.get("/infobutton", params=params, headers={"host": "handouts.clinic.example"})
+    assert feed.status_code == 200
+    assert "http://handouts.clinic.example/handouts/en/mat.pdf" in [link for _, link, _ in atom_entries(feed)]
+
+
+def test_a_browser_id_the_server_did_not_issue_is_replaced(client: Client) -> None:
+    test_client = client()
+    made = post(test_client)
+    link = re.search(r'href="(/pdf/[^"]+)"', made.text)
+    assert link
+    issued = test_client.cookies["handouts_browser"]
+    browser, _, signature = issued.partition(".")
+    assert len(browser) == 43 and len(signature) == 43
+    # A cookie the client made up (the old format, or a changed id under the same signature) is not taken.
+    for forged in ("A" * 43, f"{'B' * 43}.{signature}"):
+        other = TestClient(test_client.app, base_url=BASE, follow_redirects=False, cookies={"handouts_browser": forged})
+        page = other.get("/")
+        assert page.cookies.get("handouts_browser") not in (None, forged)
+        assert other.get(link[1]).status_code == 404
+    assert test_client.get(link[1]).status_code == 200
+
+
+def test_one_browser_making_many_pdfs_never_evicts_another_browsers() -> None:
+    from handouts.serve.app import MAX_PDFS_PER_BROWSER, PdfShelf
+
+    shelf = PdfShelf()
+    kept = shelf.put("browser-b", b"%PDF b", "b.pdf")
+    tokens = [shelf.put("browser-a", b"%PDF a", "a.pdf") for _ in range(66)]
+    assert shelf.get("browser-b", kept) is not None
+    assert sum(shelf.get("browser-a", t) is not None for t in tokens) == MAX_PDFS_PER_BROWSER
+    assert shelf.get("browser-a", tokens[-1]) is not None and shelf.get("browser-a", tokens[0]) is None

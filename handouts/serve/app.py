@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures as cf
 import datetime as dt
+import functools
+import ipaddress
 import logging
+import math
 import secrets
+import socket
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +49,10 @@ PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarde
 SERVER_ERROR = "Something went wrong on the server. Nothing was saved."
 # A made PDF is held for the browser that asked, in memory only, this long: enough to view and print it.
 PDF_SECONDS = 600.0
-MAX_HELD_PDFS = 64
+# At most this many made PDFs in memory (a few hundred KiB each), and this many for one browser: a
+# browser making many evicts its own oldest, never another's before its ten minutes.
+MAX_HELD_PDFS = 256
+MAX_PDFS_PER_BROWSER = 16
 MAX_GENERIC_PDFS = 64
 CSRF_COOKIE = "handouts_browser"
 SESSION_COOKIE = "handouts_session"
@@ -80,6 +88,11 @@ class ServeConfig:
     # so a web page that points its own domain at 127.0.0.1 (DNS rebinding) is refused.
     allowed_hosts: tuple[str, ...] = ()
     time_limit: float = 120.0
+    # Also accept a Host that is one of this computer's own IP addresses (when listening on all of them).
+    local_addresses: bool = False
+    port: int = 8750
+    # The name links are made with (the Infobutton feed), instead of the request's Host.
+    public_name: str = ""
 
 
 class Guard:
@@ -189,9 +202,15 @@ class PdfShelf:
         with self.lock:
             self._drop_old()
             self.items[token] = HeldPdf(owner, data, name, self.clock() + PDF_SECONDS)
-            while len(self.items) > MAX_HELD_PDFS:
-                self.items.popitem(last=False)
+            while len(self.items) > MAX_HELD_PDFS or self._count(owner) > MAX_PDFS_PER_BROWSER:
+                # The oldest PDF of the browser holding the most: this one's own while over its share.
+                held = Counter(h.owner for h in self.items.values())
+                greedy = owner if held[owner] > MAX_PDFS_PER_BROWSER else held.most_common(1)[0][0]
+                del self.items[next(t for t, h in self.items.items() if h.owner == greedy)]
         return token
+
+    def _count(self, owner: str) -> int:
+        return sum(1 for held in self.items.values() if held.owner == owner)
 
     def get(self, owner: str, token: str) -> HeldPdf | None:
         """Return a held PDF for its own browser, or None."""
@@ -273,9 +292,15 @@ class Handlers:
     def browser(self, request: Request) -> tuple[str, bool]:
         """Return this browser's id, and whether it is new (the response must set the cookie)."""
         cookie = request.cookies.get(CSRF_COOKIE, "")
-        if len(cookie) == 43:
+        if self.csrf.genuine(cookie):
             return cookie, False
+        # Issued here, signed: a client that sends an id of its own choosing gets a new one.
         return self.csrf.new_cookie(), True
+
+    def browser_id(self, request: Request) -> str:
+        """Return this browser's id if this process issued it, else "" (which owns nothing)."""
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        return cookie if self.csrf.genuine(cookie) else ""
 
     def user(self, request: Request) -> str | None:
         """Return the signed-in counselor, or "" when no passwords are asked, or None when sign-in is needed."""
@@ -286,7 +311,7 @@ class Handlers:
     def refusal(self, request: Request) -> Response | None:
         """Return why this request may not be answered at all, or None."""
         host = request.headers.get("host", "").lower()
-        if self.config.allowed_hosts and host not in self.config.allowed_hosts:
+        if self.config.allowed_hosts and host not in self.config.allowed_hosts and not self._own_address(host):
             return PlainTextResponse("This page answers to this computer's own address only.", 421)
         if self.config.accounts is None and any(h in request.headers for h in PROXY_HEADERS):
             # Behind a proxy, other computers reach a server that asks no password: refuse, do not guess.
@@ -296,6 +321,15 @@ class Handlers:
             )
             return PlainTextResponse(message, 403)
         return None
+
+    def _own_address(self, host: str) -> bool:
+        """Tell whether a Host header is one of this computer's IP addresses with the server's port."""
+        if not self.config.local_addresses:
+            return False
+        address, _, port = host.rpartition(":")
+        if port != str(self.config.port) or not address:
+            return False
+        return is_local_address(address.strip("[]"))
 
     def gate(self, request: Request) -> Response | None:
         """Return the answer to a request for a counselor's route that may not go on: refused, or sign in first."""
@@ -425,7 +459,7 @@ class Handlers:
         """Return a PDF this browser made, inline, for the browser's own viewer."""
         if (refused := self.gate(request)) is not None:
             return refused
-        held = self.shelf.get(request.cookies.get(CSRF_COOKIE, ""), request.path_params["token"])
+        held = self.shelf.get(self.browser_id(request), request.path_params["token"])
         if held is None:
             return PlainTextResponse("This PDF is gone: it is kept for 10 minutes. Make it again.", 404)
         return Response(
@@ -471,12 +505,23 @@ class Handlers:
         if not self.csrf.valid(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
             return self._expired(request)
         name = fields.get("username", "").strip()[:64]
-        session = await _in_thread(accounts.sign_in, name, fields.get("password", ""))
-        if session is None:
-            return self._login(request, "That name and password do not match, or too many tries; wait a while.", 401)
+        address = request.client.host if request.client else ""
+        if (wait := accounts.name_wait(name)) > 0:
+            # Many wrong passwords for this name from anywhere: slowed, never refused, so the counselor gets in.
+            await asyncio.sleep(wait)
+        answer = await _in_thread(accounts.sign_in, name, fields.get("password", ""), address)
+        if answer.busy:
+            return self._login(request, "Many people are signing in right now. Please try again in a minute.", 429)
+        if answer.wait_seconds > 0:
+            minutes = max(1, math.ceil(answer.wait_seconds / 60))
+            again = "in 1 minute" if minutes == 1 else f"in {minutes} minutes"
+            message = f"Too many wrong passwords from this computer. Try again {again}."
+            return self._login(request, message, 429)
+        if answer.session is None:
+            return self._login(request, "That name and password do not match.", 401)
         response = RedirectResponse("/", 303)
         secure = request.url.scheme == "https"
-        response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict", secure=secure, path="/")
+        response.set_cookie(SESSION_COOKIE, answer.session, httponly=True, samesite="strict", secure=secure, path="/")
         return response
 
     async def logout(self, request: Request) -> Response:
@@ -490,7 +535,7 @@ class Handlers:
             self.config.accounts.sign_out(request.cookies.get(SESSION_COOKIE))
         # A shared computer: the next counselor finds the PDFs' addresses in the history, so they go too,
         # and the browser gets a new id (and form token) at its next page.
-        self.shelf.drop(request.cookies.get(CSRF_COOKIE, ""))
+        self.shelf.drop(self.browser_id(request))
         response = RedirectResponse("/login" if self.config.accounts else "/", 303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         response.delete_cookie(CSRF_COOKIE, path="/")
@@ -575,7 +620,7 @@ class Handlers:
             }
             for section_id in found:
                 if section_id in offered and section_id not in {e.section_id for e in entries}:
-                    url = f"{str(request.base_url).rstrip('/')}/handouts/{language}/{section_id}.pdf"
+                    url = f"{self._base(request)}/handouts/{language}/{section_id}.pdf"
                     entries.append(feed_entry(snapshot.inputs.sections[language][section_id], url))
         entries.sort(key=lambda e: found.index(e.section_id))
         brands = offered_brands(snapshot, release=self.config.release)
@@ -593,6 +638,12 @@ class Handlers:
             return HTMLResponse(html, headers=headers)
         return Response(atom_feed(asked, entries, **feed), media_type=asked.media_type, headers=headers)
 
+    def _base(self, request: Request) -> str:
+        """Return the address links start with: the configured public name, else the (checked) Host."""
+        if self.config.public_name:
+            return f"{request.url.scheme}://{self.config.public_name}"
+        return str(request.base_url).rstrip("/")
+
     async def static_check(self, request: Request) -> Response:
         """Say the server is up (for a reverse proxy's health check)."""
         return PlainTextResponse("ok")
@@ -607,6 +658,22 @@ class Handlers:
             ok = ok and health.ok
         answer["ok"] = ok
         return JSONResponse(answer, 200 if ok else 503)
+
+
+@functools.lru_cache(maxsize=256)
+def is_local_address(text: str) -> bool:
+    """Tell whether an IP address is this computer's own: only those can be bound to."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False  # a name: only those listed are accepted
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((str(address), 0))
+    except OSError:
+        return False
+    return True
 
 
 async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from ..project import Project
 from .security import is_loopback, load_accounts
 
 LOG = logging.getLogger("handouts.serve")
+LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+PUBLIC_NAME_RE = re.compile(rf"{LABEL}(?:\.{LABEL})*(?::[0-9]{{1,5}})?")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,8 @@ class ServeOptions:
     release: bool = False
     auth_file: Path | None = None
     time_limit: float = 120.0
+    # The names browsers use for this server (a reverse proxy's site name): accepted as Host, and used in links.
+    public_names: tuple[str, ...] = ()
 
 
 def host_problem(options: ServeOptions) -> str | None:
@@ -37,18 +42,29 @@ def host_problem(options: ServeOptions) -> str | None:
             "(make it with: handouts add-counselor FILE NAME), "
             "or leave --host out to serve this computer only"
         )
+    for name in options.public_names:
+        if not PUBLIC_NAME_RE.fullmatch(name):
+            return f"--public-name {name!r}: expected a host name such as handouts.clinic.example, with :PORT if any"
     return None
 
 
 def allowed_hosts(options: ServeOptions) -> tuple[str, ...]:
-    """Return the Host headers to accept: this computer's names on loopback without passwords, else any."""
-    if options.auth_file is not None:
-        return ()
+    """Return the Host headers to accept: this computer's names, and with passwords its network names too."""
     names: tuple[str, ...] = ("127.0.0.1", "localhost", "[::1]")
-    if ":" not in options.host and options.host.lower() not in names:
-        # Another loopback address (127.0.0.2): the address printed at start must open the page.
-        names += (options.host.lower(),)
-    return tuple(f"{name}:{options.port}" for name in names) + (names if options.port == 80 else ())
+    if options.host.lower() not in names and options.host not in ("0.0.0.0", "::"):  # noqa: S104
+        # Another address it listens on (127.0.0.2, a LAN address): the address printed at start must open the page.
+        names += (f"[{options.host}]" if ":" in options.host else options.host.lower(),)
+    if options.auth_file is not None:
+        # Reached from other computers: by this computer's own names, never by any name a request makes up
+        # (it would land in the Infobutton feed's links, and DNS rebinding needs one).
+        names += tuple(dict.fromkeys(n.lower() for n in (socket.gethostname(), socket.getfqdn()) if n))
+    found = tuple(dict.fromkeys(f"{name}:{options.port}" for name in names))
+    if options.port == 80:
+        found += names
+    # A proxy's site name arrives as typed in the browser, usually with no port.
+    for public in options.public_names:
+        found += (public.lower(),) if ":" in public else (public.lower(), f"{public.lower()}:{options.port}")
+    return tuple(dict.fromkeys(found))
 
 
 def page_url(options: ServeOptions) -> str:
@@ -73,6 +89,7 @@ def serve(
 
     from ..pool import START_SECONDS, HealingPool
     from .app import ServeConfig, make_app
+    from .connections import GuardedH11
     from .state import check_here, files_fingerprint, load_snapshot, offered_brands
 
     if (reason := host_problem(options)) is not None:
@@ -112,6 +129,10 @@ def serve(
             release=options.release,
             accounts=accounts,
             allowed_hosts=allowed_hosts(options),
+            # Bound to every address: a browser may type any of this computer's addresses.
+            local_addresses=options.auth_file is not None and options.host in ("0.0.0.0", "::"),  # noqa: S104
+            public_name=options.public_names[0] if options.public_names else "",
+            port=options.port,
             time_limit=options.time_limit,
         )
         app = make_app(config, executor, clock=clock, check=check, loaded=(fingerprint, snapshot))
@@ -129,6 +150,9 @@ def serve(
                 forwarded_allow_ips="127.0.0.1",
                 limit_concurrency=200,
                 timeout_keep_alive=5,
+                # A deadline for each request to arrive whole and a cap on connections per address:
+                # slow clients are cut off instead of holding every place under the limit above.
+                http=GuardedH11,
             )
         )
         _access_log()

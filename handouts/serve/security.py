@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
+import logging
 import os
 import re
 import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from ..atomic import write_atomic
 from ..errors import HandoutError, Problem
 from ..inputs.files import read_bytes
 
+LOG = logging.getLogger("handouts.serve")
 USER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
@@ -25,11 +29,22 @@ MAX_AUTH_FILE = 1024 * 1024
 # A counselor stays signed in through a working day, not past it.
 SESSION_SECONDS = 10 * 3600
 MAX_SESSIONS = 1000
-# Wrong passwords for one name before it is refused for a while: argon2 makes each guess slow, this makes them few.
-MAX_FAILURES = 5
+# Wrong passwords from one address before each further try from there waits, doubling up to a quarter
+# of an hour: a stranger locks out only their own address, never the counselor at another computer.
+FREE_TRIES_PER_ADDRESS = 5
+MAX_ADDRESS_WAIT_SECONDS = 900.0
+# Wrong passwords for one name, from anywhere, before each check of that name waits (not refuses):
+# guesses spread over many addresses slow down, and the real counselor still gets in.
+FREE_TRIES_PER_NAME = 10
+MAX_NAME_WAIT_SECONDS = 10.0
+# Quiet this long and an address's or a name's wrong passwords are forgotten.
 FAILURE_WINDOW_SECONDS = 600.0
-# Names typed at the form are unbounded input: at most this many are remembered (counselors' own always are).
+# Addresses and names are unbounded input: at most this many are remembered (counselors' own always are).
 MAX_FAILURE_NAMES = 1000
+# argon2 takes 64 MiB for each check: at most this many at once, and this many more waiting, else "busy".
+MAX_HASHING = 2
+MAX_HASHING_WAITING = 16
+HASHING_WAIT_SECONDS = 10.0
 
 
 def is_loopback(host: str) -> bool:
@@ -48,20 +63,31 @@ class Csrf:
     def __init__(self, secret: bytes | None = None) -> None:
         self.secret = secret or secrets.token_bytes(32)
 
-    @staticmethod
-    def new_cookie() -> str:
-        """Return a fresh browser id for the cookie."""
-        return secrets.token_urlsafe(32)
+    def new_cookie(self) -> str:
+        """Return a fresh browser id for the cookie, signed: only ids this process issued are taken."""
+        browser = secrets.token_urlsafe(32)
+        return f"{browser}.{self._sign(b'browser:' + browser.encode())}"
+
+    def genuine(self, cookie: str | None) -> bool:
+        """Tell whether a browser id is one this process issued (a client cannot choose its own)."""
+        browser, dot, signature = (cookie or "").partition(".")
+        if not dot or len(browser) != 43 or len(signature) != 43:
+            return False
+        return hmac.compare_digest(self._sign(b"browser:" + browser.encode()), signature)
 
     def token(self, cookie: str) -> str:
         """Return the form token for a browser's cookie."""
-        return hmac.new(self.secret, cookie.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self.secret, b"form:" + cookie.encode(), hashlib.sha256).hexdigest()
 
     def valid(self, cookie: str | None, token: str | None) -> bool:
-        """Tell whether a form's token belongs to the browser that sent it."""
-        if not cookie or not token:
+        """Tell whether a form's token belongs to the browser that sent it, and that browser's id is ours."""
+        if not cookie or not token or not self.genuine(cookie):
             return False
         return hmac.compare_digest(self.token(cookie), token)
+
+    def _sign(self, data: bytes) -> str:
+        digest = hmac.new(self.secret, data, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def _hasher() -> object:
@@ -135,69 +161,137 @@ class Session:
     expires: float
 
 
+@dataclass(frozen=True)
+class SignIn:
+    """The answer to a sign-in: a session id, or why not and for how long."""
+
+    session: str | None = None
+    wait_seconds: float = 0.0  # over 0: too many tries from this address; try again after this
+    busy: bool = False  # too many sign-ins at once: try again in a few seconds
+
+
+class Throttle:
+    """Wrong tries per key, forgotten after a quiet window; past the free ones each try waits twice as long."""
+
+    def __init__(self, free: int, longest: float) -> None:
+        self.free, self.longest = free, longest
+        self.failures: OrderedDict[str, tuple[int, float]] = OrderedDict()  # key -> (count, last failure)
+
+    def wait(self, key: str, now: float) -> float:
+        """Return how many seconds a try for this key must wait from now (0: go ahead)."""
+        count, last = self.failures.get(key, (0, 0.0))
+        if now - last > FAILURE_WINDOW_SECONDS:
+            self.failures.pop(key, None)
+            return 0.0
+        if count < self.free:
+            return 0.0
+        return max(0.0, last + min(2.0 ** (count - self.free), self.longest) - now)
+
+    def failed(self, key: str, now: float, keep: Callable[[str], bool] = lambda key: False) -> None:
+        """Count a wrong try; forget the oldest keys past the cap, except those `keep` holds on to."""
+        count, last = self.failures.pop(key, (0, 0.0))
+        self.failures[key] = (1 if now - last > FAILURE_WINDOW_SECONDS else count + 1, now)
+        for old in [k for k in self.failures if not keep(k)][: max(0, len(self.failures) - MAX_FAILURE_NAMES)]:
+            del self.failures[old]
+
+    def forget(self, key: str) -> None:
+        """Forget a key's wrong tries (after a right one)."""
+        self.failures.pop(key, None)
+
+
 class Accounts:
     """Counselors' password hashes and their sessions; no password or session ever reaches a disk."""
 
-    def __init__(self, users: dict[str, str], clock: object = time.monotonic) -> None:
+    def __init__(self, users: dict[str, str], clock: Callable[[], float] = time.monotonic, path: Path | None = None):
         from argon2 import PasswordHasher
 
         self.users = users
+        self.path = path
+        self.seen = _file_identity(path) if path is not None else None
         self.hasher = PasswordHasher()
         # Checked against for an unknown name too, so a wrong name takes as long as a wrong password.
         self.dummy = self.hasher.hash(secrets.token_urlsafe(16))
         self.sessions: OrderedDict[str, Session] = OrderedDict()
-        self.failures: dict[str, list[float]] = {}
+        self.addresses = Throttle(FREE_TRIES_PER_ADDRESS, MAX_ADDRESS_WAIT_SECONDS)
+        self.names = Throttle(FREE_TRIES_PER_NAME, MAX_NAME_WAIT_SECONDS)
         self.lock = threading.Lock()
+        self.hashing = threading.BoundedSemaphore(MAX_HASHING)
+        self.waiting = 0
         self.clock = clock
 
-    def _now(self) -> float:
-        return float(self.clock())  # type: ignore[operator]
-
-    def locked_out(self, name: str) -> bool:
-        """Tell whether a name has had too many wrong passwords lately."""
-        now = self._now()
+    def refresh(self) -> None:
+        """Read the password file again if it changed: a removed counselor can no longer sign in, nor stay in."""
+        if self.path is None or _file_identity(self.path) == self.seen:
+            return
         with self.lock:
-            recent = [t for t in self.failures.get(name, []) if now - t < FAILURE_WINDOW_SECONDS]
-            self.failures[name] = recent
-            return len(recent) >= MAX_FAILURES
+            identity = _file_identity(self.path)
+            if identity == self.seen:
+                return
+            self.seen = identity
+            users, problems = read_accounts_file(self.path)
+            if problems:
+                # A half-edited or loosened file: keep the last good one rather than lock everyone out.
+                LOG.warning("%s: not used, the last good password file stays: %s", self.path, problems[0].message)
+                return
+            self.users = users
+            for session_id in [s for s, session in self.sessions.items() if session.user not in users]:
+                del self.sessions[session_id]
 
-    def sign_in(self, name: str, password: str) -> str | None:
-        """Check a name and password; return a new session id, or None."""
+    def name_wait(self, name: str) -> float:
+        """Return how long a check of this name waits first: long only after many wrong passwords for it."""
+        with self.lock:
+            return self.names.wait(name, self.clock())
+
+    def sign_in(self, name: str, password: str, address: str = "") -> SignIn:
+        """Check a name and password from an address; return a session, or why not."""
         from argon2.exceptions import Argon2Error, InvalidHashError
 
-        if self.locked_out(name):
-            return None
-        hashed = self.users.get(name, self.dummy)
-        try:
-            ok = self.hasher.verify(hashed, password[:MAX_PASSWORD]) and name in self.users
-        except (Argon2Error, InvalidHashError):
-            ok = False
-        if not ok:
-            with self.lock:
-                self.failures.setdefault(name, []).append(self._now())
-                # Keep the table small by forgetting made-up names only: were a counselor's record dropped
-                # too, guesses under a thousand other names would unlock their name.
-                strangers = (n for n in list(self.failures) if n not in self.users)
-                while len(self.failures) > MAX_FAILURE_NAMES and (stranger := next(strangers, None)) is not None:
-                    del self.failures[stranger]
-            return None
-        session_id = secrets.token_urlsafe(32)
+        self.refresh()
         with self.lock:
-            self.failures.pop(name, None)
-            self.sessions[session_id] = Session(name, self._now() + SESSION_SECONDS)
+            if (wait := self.addresses.wait(address, self.clock())) > 0:
+                return SignIn(wait_seconds=wait)
+            if self.waiting >= MAX_HASHING + MAX_HASHING_WAITING:
+                return SignIn(busy=True)
+            self.waiting += 1
+        try:
+            if not self.hashing.acquire(timeout=HASHING_WAIT_SECONDS):
+                return SignIn(busy=True)
+            try:
+                hashed = self.users.get(name, self.dummy)
+                try:
+                    ok = self.hasher.verify(hashed, password[:MAX_PASSWORD]) and name in self.users
+                except (Argon2Error, InvalidHashError):
+                    ok = False
+            finally:
+                self.hashing.release()
+        finally:
+            with self.lock:
+                self.waiting -= 1
+        now = self.clock()
+        with self.lock:
+            if not ok:
+                self.addresses.failed(address, now)
+                # Made-up names are forgotten first: were a counselor's record dropped, guesses under a
+                # thousand other names would clear it.
+                self.names.failed(name, now, keep=lambda key: key in self.users)
+                return SignIn()
+            self.addresses.forget(address)
+            session_id = secrets.token_urlsafe(32)
+            self.sessions[session_id] = Session(name, now + SESSION_SECONDS)
             while len(self.sessions) > MAX_SESSIONS:
                 self.sessions.popitem(last=False)
-        return session_id
+        return SignIn(session=session_id)
 
     def user(self, session_id: str | None) -> str | None:
-        """Return who a session belongs to, or None when it is unknown or over."""
+        """Return who a session belongs to, or None when it is unknown, over, or its counselor was removed."""
         if not session_id:
             return None
+        self.refresh()
         with self.lock:
             session = self.sessions.get(session_id)
             if session is None:
                 return None
-            if session.expires < self._now():
+            if session.expires < self.clock() or session.user not in self.users:
                 del self.sessions[session_id]
                 return None
             return session.user
@@ -208,11 +302,38 @@ class Accounts:
             self.sessions.pop(session_id or "", None)
 
 
+def _file_identity(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
+
+
+def others_can_write(path: Path) -> Problem | None:
+    """Return a problem when people other than its owner can change a password file, or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # said by the reading
+    if mode & 0o022:
+        # Anyone who can write it can add a counselor of their own and read every patient's handout.
+        return Problem(str(path), "", f"others can change it (mode {mode & 0o777:o}); run: chmod 600 {path}")
+    return None
+
+
+def read_accounts_file(path: Path) -> tuple[dict[str, str], list[Problem]]:
+    """Read a password file to sign in against: its lines, and refused when others can change it."""
+    found = others_can_write(path)
+    return ({}, [found]) if found is not None else parse_auth_file(path)
+
+
 def load_accounts(path: Path) -> Accounts:
     """Read an auth file into accounts, or raise with every problem in it."""
-    users, problems = parse_auth_file(path)
+    users, problems = read_accounts_file(path)
+    path = path.resolve()
     if not users and not problems:
         problems.append(Problem(str(path), "", "names no counselor (add one with: handouts add-counselor FILE NAME)"))
     if problems:
         raise HandoutError(f"{path}: cannot use it as --auth-file", problems)
-    return Accounts(users)
+    return Accounts(users, path=path)
