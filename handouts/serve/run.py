@@ -98,14 +98,18 @@ def serve(
     accounts = load_accounts(options.auth_file) if options.auth_file is not None else None
     root = str(project.root)
     # The first look at the content runs here, so the workers start with the assets they will use.
-    executor = HealingPool(options.workers, root, _assets(project), options.time_limit)
+    assets = _assets(project)
+    executor = HealingPool(options.workers, root, assets, options.time_limit)
+    # Checks of changed content run in a worker of their own: one that hangs (a hostile picture) holds
+    # neither a render worker nor a request, however few workers there are.
+    checker = HealingPool(1, root, assets, options.time_limit)
     try:
 
         def check(folder: Path, today: dt.date) -> list[Problem]:
-            # On a worker: drawing the SVGs loads WeasyPrint, which this process never does; a check
+            # In a worker: drawing the SVGs loads WeasyPrint, which this process never does; a check
             # past the time limit has its worker killed and is a problem of those files.
             try:
-                found: list[Problem] = executor.call(check_here, folder, today).result(
+                found: list[Problem] = checker.call(check_here, folder, today).result(
                     timeout=options.time_limit + START_SECONDS
                 )
             except TimeoutError:
@@ -162,6 +166,7 @@ def serve(
         server.run()
     finally:
         executor.close()
+        checker.close()
 
 
 def no_core_dumps() -> None:
