@@ -42,7 +42,7 @@ def main() -> None:
     spec = HandoutSpec(("mat", "overdose-safety"), "example-clinic", "en", "letter")
     handout, assets = prepare(project, spec, TODAY)
     env, renderer = warm_tools(str(project.root), assets)
-    html = render_html(handout, env, link_styles=False)
+    html = render_html(handout, env)  # no stylesheet links: the parsed sheets are given to render()
     weasyprint = load_weasyprint()
     stylesheets = renderer.stylesheets["letter"]
 
