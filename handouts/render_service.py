@@ -14,6 +14,7 @@ import re
 import resource
 import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -326,7 +327,20 @@ def reach_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
     """Connect to a Dask scheduler and hear its handshake within `timeout` seconds, or raise HandoutError."""
     import asyncio
 
+    from distributed.comm.addressing import parse_address, parse_host_port
     from distributed.comm.core import connect
+
+    def fail(reason: str) -> HandoutError:
+        return HandoutError(f"cannot reach the Dask scheduler at {address}: {reason}")
+
+    # A plain TCP connection first: a refused port or an unknown host is told at once, in its own
+    # words (distributed's connect() retries those until its timeout, then names whichever try was last).
+    started = time.monotonic()
+    host, port = parse_host_port(parse_address(address)[1])
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise fail(str(exc) or type(exc).__name__) from None
 
     async def handshake() -> None:
         comm = await connect(address, timeout=timeout)  # type: ignore[no-untyped-call]
@@ -334,20 +348,14 @@ def reach_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
 
     # distributed bounds the TCP connect but not the handshake after it: a listener that accepts and
     # never answers (or answers as a web server) would hold Client() forever. This deadline holds.
-    # A second more than connect() takes: a refused or unknown address ends with connect()'s own reason.
+    left = max(timeout - (time.monotonic() - started), 0.1)
     try:
-        asyncio.run(asyncio.wait_for(handshake(), timeout + 1))
-    except TimeoutError:  # before OSError: it is one
-        reason = f"no Dask handshake within {timeout:g} seconds"
-    except OSError as exc:  # connect() retried until its timeout; the last try's error says why
-        cause = exc.__cause__
-        # A CommClosedError reads "in <TCPConnector object at 0x...>: ConnectionRefusedError: ...".
-        reason = f"{str(cause).rpartition('>: ')[2]} (tried for {timeout:g} seconds)" if cause else str(exc)
-    except Exception as exc:  # bytes that are not Dask's
-        reason = f"{type(exc).__name__}: {exc}"
-    else:
-        return
-    raise HandoutError(f"cannot reach the Dask scheduler at {address}: {reason}")
+        asyncio.run(asyncio.wait_for(handshake(), left))
+    except TimeoutError:
+        raise fail(f"no Dask handshake within {timeout:g} seconds") from None
+    except Exception as exc:  # closed, or bytes that are not Dask's
+        # A CommClosedError reads "in <TCP (closed) ...>: Stream is closed": the part after the object says it.
+        raise fail(f"no Dask handshake ({str(exc).rpartition('>: ')[2] or type(exc).__name__})") from None
 
 
 class DaskExecutor:
