@@ -127,6 +127,7 @@ def web_server() -> Iterator[http.server.ThreadingHTTPServer]:
         server.server_close()
 
 
+@pytest.mark.render  # waits out the real 15-second timeout: the slow tier
 def test_a_silent_scheduler_address_fails_in_one_line_within_the_connect_timeout(
     silent_listener: tuple[int, list[socket.socket]], tmp_path: Path
 ) -> None:
@@ -150,7 +151,8 @@ def test_a_silent_scheduler_address_fails_in_one_line_within_the_connect_timeout
     assert result.output.splitlines() == [
         f"Error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: no Dask handshake within 15 seconds"
     ]
-    assert 15 <= took < 20
+    assert took >= 15  # waited for the timeout, and (a noisy machine allowing) not much longer
+    assert took < 45
     assert not list((tmp_path / "out").rglob("*.pdf"))
 
 
