@@ -110,8 +110,11 @@ def warm_render(root: Path, count: int) -> list[float]:
 
 
 def rss_mib(pid: int, field: str = "VmRSS") -> float:
-    """Return a process's resident memory (or its peak, VmHWM) in MiB, from /proc."""
-    status = Path(f"/proc/{pid}/status").read_text()
+    """Return a process's resident memory (or its peak, VmHWM) in MiB, from /proc; 0 for one that ended."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
     found = re.search(rf"{field}:\s+(\d+) kB", status)
     return int(found[1]) / 1024 if found else 0.0
 
@@ -119,16 +122,24 @@ def rss_mib(pid: int, field: str = "VmRSS") -> float:
 def workers_of(pid: int) -> list[int]:
     """Return the render workers: the server's children, less multiprocessing's resource tracker."""
     found = []
-    # Every thread's children: the pool starts each worker from a thread of its own.
-    children = [c for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
-    for child in children:
-        if "resource_tracker" not in Path(f"/proc/{child}/cmdline").read_text():
-            found.append(int(child))
+    # Every thread's children: the pool starts each worker from a thread of its own (threads and
+    # workers come and go while we look).
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            try:
+                if "resource_tracker" not in Path(f"/proc/{child}/cmdline").read_text():
+                    found.append(int(child))
+            except OSError:
+                continue
     return found
 
 
 def memory_line(label: str, pid: int) -> str:
-    workers = workers_of(pid)
+    workers = workers_of(pid)  # the render workers, then the one that checks changed content
     shown = ", ".join(f"{rss_mib(w):.0f}" for w in workers)
     total = rss_mib(pid) + sum(rss_mib(w) for w in workers)
     return f"{label:34} server {rss_mib(pid):5.0f} MiB, workers {shown} MiB, total {total:5.0f} MiB"
