@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -192,8 +193,6 @@ def sign_in_flood(root: Path, flood: int = 60) -> list[str]:
 
     try:
         lines = [memory_line("password server, before", process.pid)]
-        import threading
-
         watcher = threading.Thread(target=watch)
         watcher.start()
         started = time.perf_counter()

@@ -44,7 +44,6 @@ class PoolHealth:
     ready: int
     replaced: int
     queued: int
-    busy: int = 0
 
     @property
     def ok(self) -> bool:
@@ -81,6 +80,7 @@ class _Slot:
     done: int = 0
     ready: bool = False
     busy: bool = False
+    replaced: int = 0  # counted here, by the slot's own thread: no two threads add to one number
     backoff: float = 0.5
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -114,7 +114,6 @@ class HealingPool:
         self.args = (os.getpid(), root, assets, render is render_job)
         self.tasks: queue.Queue[_Task | None] = queue.Queue()
         self.slots = [_Slot(number) for number in range(max(1, workers))]
-        self.replaced = 0
         self.closed = threading.Event()
         self.threads = [
             threading.Thread(target=self._run_slot, args=(slot,), name=f"render-slot-{slot.number}", daemon=True)
@@ -143,9 +142,8 @@ class HealingPool:
         return PoolHealth(
             workers=len(self.slots),
             ready=sum(1 for s in self.slots if s.ready and _alive(s.process)),
-            replaced=self.replaced,
+            replaced=sum(s.replaced for s in self.slots),
             queued=self.tasks.qsize(),
-            busy=sum(1 for s in self.slots if s.busy),
         )
 
     def pids(self) -> list[int]:
@@ -270,7 +268,7 @@ class HealingPool:
     def _replace(self, slot: _Slot, *, count: bool = True) -> None:
         self._stop(slot)
         if count:
-            self.replaced += 1
+            slot.replaced += 1
 
     def _stop(self, slot: _Slot) -> None:
         with slot.lock:

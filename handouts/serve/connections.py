@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -69,9 +69,8 @@ class GuardedH11(H11Protocol):
         self.request_timer = self.loop.call_later(self.request_seconds, self._too_slow)
 
     def _disarm(self) -> None:
-        timer: Any = getattr(self, "request_timer", None)
-        if timer is not None:
-            timer.cancel()
+        if self.request_timer is not None:
+            self.request_timer.cancel()
             self.request_timer = None
 
     def _too_slow(self) -> None:

@@ -90,7 +90,7 @@ def serve(
     from ..pool import START_SECONDS, HealingPool
     from .app import ServeConfig, make_app
     from .connections import GuardedH11
-    from .state import check_here, files_fingerprint, load_snapshot, offered_brands
+    from .state import check_here, content_fingerprint, load_snapshot, offered_brands
 
     if (reason := host_problem(options)) is not None:
         raise HandoutError(reason)
@@ -118,7 +118,7 @@ def serve(
             return found
 
         today = clock()
-        fingerprint = (today, files_fingerprint(project.root))
+        fingerprint = content_fingerprint(project.root, today)
         snapshot, problems = load_snapshot(project.root, today, check)
         if snapshot is None:
             raise HandoutError("cannot serve: the content does not pass check", errors(problems))

@@ -78,6 +78,11 @@ def files_fingerprint(root: Path) -> tuple[tuple[str, int, int, int], ...]:
     return tuple(found)
 
 
+def content_fingerprint(root: Path, today: dt.date) -> tuple[object, ...]:
+    """Return what a reload compares: the day (review dates move with it) and every watched file."""
+    return (today, files_fingerprint(root))
+
+
 def check_here(root: Path, today: dt.date) -> list[Problem]:
     """Run `check` on a project folder in this process (a render worker, in the server: it draws the SVGs)."""
     project, problems = load_project(root)
@@ -156,7 +161,7 @@ class ContentState:
     def current(self) -> tuple[Snapshot | None, list[Problem]]:
         """Return the snapshot to serve and the problems of a refused change; a changed file starts a reload."""
         today = self.clock()
-        fingerprint = (today, files_fingerprint(self.root))
+        fingerprint = content_fingerprint(self.root, today)
         with self.lock:
             if fingerprint != self.fingerprint and self.loading is None:
                 self.loading, self.loading_since = threading.Event(), time.monotonic()
