@@ -16,6 +16,7 @@ from .inputs.brands import brand_folders, brand_ids, load_brand, missing_toml_pr
 from .inputs.catalogs import catalog_problems, catalog_reading_problems, read_catalogs
 from .inputs.files import list_folder
 from .inputs.sections import image_file_problems, languages, load_sections, section_images, section_path
+from .logos import logo_problems
 from .models import BASE_LANGUAGE
 from .project import BUILD_TIME_LIMIT, Project
 from .quality import section_warnings
@@ -73,11 +74,14 @@ def check_project(
         problems.append(Problem("brands", "", "no brand folder with a brand.toml"))
     problems += [missing_toml_problem(project, folder) for folder in brand_folders(project) if folder.name not in ids]
     drawings: dict[Path, tuple[str, str]] = {}  # SVG file -> the file and field to name when it cannot be drawn
+    brands = {}
     for brand_id in ids:
         brand, found = load_brand(project, brand_id)
         problems += found
         if brand is not None:
+            brands[brand_id] = brand
             drawings[project.brands_dir / brand_id / brand.logo] = (f"brands/{brand_id}/brand.toml", "logo")
+    problems += logo_problems(project, brands)
     for content in loaded.values():
         for section in content.sections.values():
             drawings.update((path, (section.path, field)) for field, _, path in section_images(project, section))

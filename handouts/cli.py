@@ -378,7 +378,7 @@ def build(
         appendix=appendix,
     )
     result = _build(ctx, BuildRequest(spec, out, html), time_limit)
-    LOG.info("handout version %s, %d pages", result.handout.version, result.pages)
+    LOG.info("handout version %s, code %s, %d pages", result.handout.version, result.handout.code, result.pages)
     if result.html_path is not None:
         click.echo(str(result.html_path))
     click.echo(str(result.pdf_path))

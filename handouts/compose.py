@@ -11,7 +11,7 @@ from . import __version__
 from .errors import HandoutError, Problem, errors
 from .inputs import Inputs
 from .inputs.fields import char_problem, did_you_mean
-from .layouts import LAYOUTS
+from .layouts import LAYOUTS, PATIENT_LAYOUTS
 from .models import (
     BASE_LANGUAGE,
     Brand,
@@ -220,6 +220,29 @@ def compose(
     sections = tuple(available[i] for i in ids)
     brand = brand.for_language(language)
     review = tuple((s.id, s.review_state(today)) for s in sections)
+    covers: tuple[tuple[str, bool, str], ...] = ()
+    if layout in LAYOUTS and not LAYOUTS[layout].for_patients:
+        # What `build` of these sections would print today in each patient layout, plain and with
+        # --appendix where it fits: the codes staff look up from a patient's page. Print-shop
+        # copies (bleed, crop marks) have codes of their own, listed in the batch manifest.
+        covers = tuple(
+            (
+                name,
+                appendix,
+                handout_version(
+                    sections,
+                    brand,
+                    language=language,
+                    layout=name,
+                    assets=assets,
+                    tool_version=tool_version,
+                    review=review,
+                    appendix=appendix,
+                ),
+            )
+            for name in PATIENT_LAYOUTS
+            for appendix in ((False,) if LAYOUTS[name].briefs else (False, True))
+        )
     return Handout(
         language=language,
         layout=layout,
@@ -241,4 +264,5 @@ def compose(
         print_options=print_options,
         appendix=appendix,
         review=review,
+        covers=covers,
     )

@@ -23,6 +23,23 @@ HELP_SECTION = "find-help"
 MIN_KEY_POINTS, MAX_KEY_POINTS = 3, 5
 # Every section is written in English first; other languages are translations of it.
 BASE_LANGUAGE = "en"
+# The characters of a handout code, read over the phone from a patient's page: no 0 or O, no 1, I
+# or L to mistake for each other, and no U (heard as "you").
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_LENGTH = 8
+
+
+def handout_code(version: str) -> str:
+    """Return the short code a patient's pages print for a handout version (12 hex digits), e.g. K7QP-3MX2."""
+    # 8 characters of 30 hold 39 bits of the version's 48: two handouts of one clinic share a code
+    # about once in a hundred million pairs, and the manifest or the record tells them apart anyway.
+    number = int(version, 16)
+    characters = []
+    for _ in range(CODE_LENGTH):
+        number, digit = divmod(number, len(CODE_ALPHABET))
+        characters.append(CODE_ALPHABET[digit])
+    code = "".join(characters)
+    return f"{code[:4]}-{code[4:]}"
 
 
 @dataclass(frozen=True)
@@ -196,6 +213,14 @@ class Handout:
     appendix: bool = False
     # Section id -> review state on the day of the build, in print order.
     review: tuple[tuple[str, ReviewState], ...] = ()
+    # A review record's patient handouts of the same sections, brand and language, as (layout,
+    # with the source appendix, version): the codes their pages print. Empty for a patient handout.
+    covers: tuple[tuple[str, bool, str], ...] = ()
+
+    @property
+    def code(self) -> str:
+        """Return the short handout code the footer of every patient page prints."""
+        return handout_code(self.version)
 
     @property
     def states(self) -> dict[str, ReviewState]:

@@ -15,6 +15,7 @@ from typing import Any
 from ..atomic import write_atomic
 from ..errors import HandoutError
 from ..layouts import LAYOUTS
+from ..models import handout_code
 from .folder import NotOurs, aside_name, key_problem, read_capped, read_json, shown
 
 MANIFEST_NAME = "manifest.json"
@@ -89,9 +90,15 @@ class ManifestEntry:
         values: dict[str, Any] = {name: data.get(name) for name in kinds}
         return cls(**values)
 
+    @property
+    def handout_code(self) -> str:
+        """Return the code the output's patient pages print, derived from its handout version."""
+        return handout_code(self.handout_version)
+
     def to_dict(self) -> dict[str, Any]:
-        """Return the entry as JSON data."""
-        return asdict(self)
+        """Return the entry as JSON data, with the handout code staff read off a patient's page."""
+        # Written for people to search (and checked when read), never trusted: the version decides it.
+        return {**asdict(self), "handout_code": self.handout_code}
 
 
 def entry_problem(data: Mapping[str, Any]) -> str | None:
@@ -108,6 +115,10 @@ def entry_problem(data: Mapping[str, Any]) -> str | None:
             return f"sections: expected section ids with MAJOR.MINOR.PATCH versions, got {shown({section: version})}"
     if data["layout"] not in LAYOUTS:
         return f"layout: expected one of {', '.join(LAYOUTS)}, got {shown(data['layout'])}"
+    code = data.get("handout_code")
+    if code is not None and code != handout_code(data["handout_version"]):
+        expected = handout_code(data["handout_version"])
+        return f"handout_code: expected {expected} (from handout_version) or none, got {shown(code)}"
     html, html_sha = data["html"], data.get("html_sha256")
     if html is not None and html != path.removesuffix(".pdf") + ".html":
         return f"html: expected {shown(path.removesuffix('.pdf') + '.html')} or null, got {shown(html)}"

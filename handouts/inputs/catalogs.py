@@ -29,7 +29,6 @@ PATIENT_KEYS = (
     "sources_ask",
     "sources_at",
     "sources_below",
-    "trifold_review",
 )
 
 

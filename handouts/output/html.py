@@ -14,7 +14,7 @@ from ..errors import HandoutError
 from ..inputs.catalogs import fill, parse_catalog
 from ..layouts import LAYOUTS, page_bleed_pt
 from ..markdown import add_table_scopes, image_target, images, is_outside, keep_whole, kept_pieces, parser
-from ..models import Handout
+from ..models import Handout, handout_code
 from ..project import Project
 
 
@@ -161,6 +161,7 @@ def environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
     env.filters["camel"] = camel
     env.filters["qr_data_uri"] = qr_data_uri
     env.filters["keep"] = keep
+    env.filters["handout_code"] = handout_code
     env.globals["page_bleed"] = page_bleed_pt
     return env
 
