@@ -619,9 +619,9 @@ def test_right_to_left_names_cannot_move_the_footer_or_review_line(run: Invoke, 
     assert result.exit_code == 0, result.output
     texts = page_texts(out)
     # Whatever the name does, the line after it reads in order.
-    assert all(" · Handout " in text and "Draft, not approved for patient use" in text for text in texts)
-    for text in texts:
-        assert text.index(" · Handout ") < text.index("Draft, not approved for patient use")
+    assert all("Sample · " in text and " · Handout " in text for text in texts)
+    for number, text in enumerate(texts, start=1):
+        assert text.index("Sample · ") < text.index(" · Handout ") < text.index(f"Page {number} of")
 
 
 def test_a_short_name_longer_than_the_footer_holds_is_refused(run: Invoke, project: Path, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pdfcheck import page_texts, structure
 
 from handouts.build import prepare
 from handouts.compose import HandoutSpec
-from handouts.models import SECTION_ORDER
+from handouts.models import SECTION_ORDER, handout_code
 from handouts.project import Project
 
 TITLES = {
@@ -90,11 +90,13 @@ def test_default_handout_shows_brand_title_sections_in_order_and_about(default_p
 @pytest.mark.render
 def test_every_page_has_footer_version_page_number_and_sample_marker(default_pdf: Path) -> None:
     pages = page_texts(default_pdf)
-    version = pypdf.PdfReader(default_pdf).metadata["/handoutversion"]
-    assert re.fullmatch(r"[0-9a-f]{12}", version)
+    meta = pypdf.PdfReader(default_pdf).metadata
+    version, code = meta["/handoutversion"], meta["/handoutcode"]
+    assert re.fullmatch(r"[0-9a-f]{12}", version) and code == handout_code(version)
     assert len(pages) >= 2
     for number, text in enumerate(pages, start=1):
-        assert f"Maple Street (example) · Handout {version} · Draft, not approved for patient use" in text
+        assert f"Sample · Maple Street (example) · Handout {code}" in text
+        assert "Draft, not approved" not in text and "Reviewed" not in text
         assert f"Page {number} of {len(pages)}" in text
         assert "SAMPLE – NOT YET APPROVED FOR PATIENT USE" in text
     assert "Sample – not yet approved for patient use." in pages[0]
@@ -273,7 +275,9 @@ def test_approved_release_build_has_no_sample_marker_and_names_reviewers(
     pages = page_texts(out)
     reviewed, due = spelled(day), spelled(in_months(day, 12))
     assert all("not yet approved" not in text.lower() and "SAMPLE" not in text for text in pages)
-    assert all(f"Reviewed {reviewed} · next review {due}" in text for text in pages)
+    # The footer: the clinic and the code, no sample word and no review dates (the About box has them).
+    assert all("Maple Street (example) · Handout " in text for text in pages)
+    assert all(f"Reviewed {reviewed}" not in text and "Sample ·" not in text for text in pages)
     text = " ".join(pages)
     assert (
         "Reviewed and approved by Avery Example, MD; Sam Placeholder, PharmD. "
@@ -296,5 +300,6 @@ def test_an_example_brand_marks_approved_content_as_a_sample(run: Invoke, tmp_pa
     # The review itself is told as it is: approved, not a draft.
     text = " ".join(pages)
     assert "Reviewed and approved by Avery Example, MD." in text and "draft" not in text.lower()
-    assert all("Maple Street (example) · Handout " in p and " · Reviewed November 20, 2026 · " in p for p in pages)
+    assert all("Sample · Maple Street (example) · Handout " in p for p in pages)
+    assert all("Reviewed November 20, 2026" not in p for p in pages)
     assert pypdf.PdfReader(out).metadata["/handoutstatus"] == "sample"

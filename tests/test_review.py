@@ -202,7 +202,7 @@ def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_p
     text = pdf_text(tmp_path / "d.pdf")
     assert "This is a draft. It is not yet approved for patients." in text
     assert "SAMPLE – NOT YET APPROVED FOR PATIENT USE" in text
-    assert "Draft, not approved for patient use" in text  # the footer
+    assert "Sample · Maple Street (example) · Handout " in text  # the footer
     assert run("record", "--sections", "mat", "-o", str(tmp_path / "rec.pdf"), today=None).exit_code == 0
     record = pdf_text(tmp_path / "rec.pdf")
     assert "Version 3.1.0 Review state Changed after approval, not approved" in record
@@ -277,7 +277,8 @@ def test_review_due_policy_and_sections_due(run: Invoke, project: Path, own_bran
     assert built.exit_code == 0
     text = pdf_text(tmp_path / "m.pdf")
     assert "The next review was due on November 1, 2026." in text
-    assert "Reviewed November 1, 2025 · review overdue" in text
+    # The footer names no review state; the About box says the review is overdue.
+    assert "Last review: November 1, 2025." in text and "review overdue" not in text
     assert "SAMPLE" not in text
 
 
@@ -324,7 +325,7 @@ def test_approve_then_release_build_prints_reviewers_and_date(run: Invoke, own_b
         "Reviewed and approved by Avery Example, MD; Sam Placeholder, PharmD. "
         f"Last review: {spelled(day)}. Next review: {spelled(in_months(day, 12))}." in text
     )
-    assert f"Reviewed {spelled(day)}" in text and "SAMPLE" not in text
+    assert f"Last review: {spelled(day)}." in text and "SAMPLE" not in text
 
 
 @pytest.mark.parametrize(
