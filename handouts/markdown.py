@@ -6,6 +6,7 @@ import functools
 import re
 import urllib.parse
 from collections.abc import Iterator, Sequence
+from html import escape
 from typing import Any
 
 from markdown_it import MarkdownIt
@@ -217,6 +218,29 @@ def keep_class(text: str) -> str:
     return "url" if "." in text or "/" in text else "keep"
 
 
+# An address may break after a `/` or `.` (a run of them stays together: `https://`), nowhere else.
+ADDRESS_BREAK_RE = re.compile(r"(?<=[/.])(?![/.]|$)")
+SCHEME_RE = re.compile(r"https?://", re.IGNORECASE)
+ZERO_WIDTH_SPACE, WORD_JOINER = "\u200b", "\u2060"
+
+
+def address_href(text: str) -> str:
+    """Return the link a printed address opens: itself, or https:// and itself when printed without a scheme."""
+    return text if SCHEME_RE.match(text) else "https://" + text
+
+
+def address_html(text: str, href: str | None = None, *, link: bool = True) -> str:
+    """Return a printed web address as HTML: a link that may break after a / or a . and nowhere else."""
+    # The link holds only text: WeasyPrint gives every box inside a link an annotation of its own.
+    # So the breaks are characters, both invisible: a zero-width space after each / and . is the only
+    # break, and a word joiner after each hyphen keeps it from being one (a reader would take a
+    # hyphen at a line's end for part of the address, or the address's hyphen for a hyphenation).
+    shown = escape(ADDRESS_BREAK_RE.sub(ZERO_WIDTH_SPACE, text).replace("-", "-" + WORD_JOINER))
+    if not link:
+        return f'<span class="address">{shown}</span>'
+    return f'<a class="address" href="{escape(href or address_href(text), quote=True)}">{shown}</a>'
+
+
 def kept_pieces(text: str) -> list[tuple[str, str | None]]:
     """Split text into pieces, each with the class that keeps it whole (or lets it break anywhere), or None."""
     pieces: list[tuple[str, str | None]] = []
@@ -232,14 +256,21 @@ def kept_pieces(text: str) -> list[tuple[str, str | None]]:
 
 
 def keep_whole(children: list[Token]) -> list[Token]:
-    """Wrap phone numbers and web addresses in a span that is never hyphenated."""
+    """Wrap phone numbers in a span that never breaks, and make web addresses links that break only at / and ."""
     out: list[Token] = []
+    in_link = False
     for child in children:
+        if child.type in ("link_open", "link_close"):
+            in_link = child.type == "link_open"
         if child.type != "text":
             out.append(child)
             continue
         for piece, kind in kept_pieces(child.content):
-            out += [_html(f'<span class="{kind}">'), _text(piece), _html("</span>")] if kind else [_text(piece)]
+            if kind == "url":
+                # Inside a link already: the same pieces, without a second link.
+                out.append(_html(address_html(piece, link=not in_link)))
+            else:
+                out += [_html(f'<span class="{kind}">'), _text(piece), _html("</span>")] if kind else [_text(piece)]
     return out
 
 
@@ -250,3 +281,24 @@ def _text(content: str) -> Token:
 def _html(content: str) -> Token:
     # Only our own fixed markup: the parser never makes html tokens, since raw HTML is off.
     return Token("html_inline", "", 0, content=content)
+
+
+def mark_captions(tokens: Sequence[Token]) -> None:
+    """Wrap each `::: picture` panel's caption (what follows its image) in a span of class caption."""
+    # Large print hides the captions: the numbered steps under the picture name each drawing, and
+    # six drawings without captions fit one row, so the picture and its steps share a page.
+    in_picture = False
+    for token in tokens:
+        if token.type in ("container_picture_open", "container_picture_close"):
+            in_picture = token.type == "container_picture_open"
+        elif in_picture and token.type == "inline" and token.children:
+            kinds = [child.type for child in token.children]
+            if "image" in kinds:
+                after = kinds.index("image") + 1
+                if after < len(kinds):
+                    token.children = [
+                        *token.children[:after],
+                        _html('<span class="caption">'),
+                        *token.children[after:],
+                        _html("</span>"),
+                    ]

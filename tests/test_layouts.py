@@ -137,7 +137,8 @@ def test_trifold_fold_order(pdfs: dict[str, Path]) -> None:
     assert "Reviewers named" not in flap and "In this brochure" not in flap
     assert "Contact Maple Street (example)" in back
     assert "Where to get help" in back and "1-800-662-4357" in back and "988" in back
-    assert f"Scan the code or visit {WEBSITE}" in back
+    # The caption prints the address without https:// (the link keeps it).
+    assert f"Scan the code or visit {WEBSITE.removeprefix('https://')}" in back
     assert "This handout does not replace advice from your care team. Ask us for the list of sources." in back
     # The line every page's foot prints elsewhere; reviewers are document control, in the record.
     assert re.search(

@@ -13,7 +13,17 @@ from markupsafe import Markup, escape
 from ..errors import HandoutError
 from ..inputs.catalogs import fill, parse_catalog
 from ..layouts import LAYOUTS, page_bleed_pt
-from ..markdown import add_table_scopes, image_target, images, is_outside, keep_whole, kept_pieces, parser
+from ..markdown import (
+    SCHEME_RE,
+    add_table_scopes,
+    address_html,
+    image_target,
+    images,
+    is_outside,
+    keep_whole,
+    kept_pieces,
+    parser,
+)
 from ..models import Handout, handout_code
 from ..project import Project
 
@@ -69,13 +79,32 @@ def load_catalog(env: jinja2.Environment, language: str) -> dict[str, str]:
 
 
 def keep(value: object) -> Markup:
-    """Escape text, wrapping its phone numbers and web addresses so they are never hyphenated or split."""
+    """Escape text, keeping phone numbers whole and making web addresses links that break only at / and ."""
     text = value.unescape() if isinstance(value, Markup) else str(value)
     # The class is one of two fixed names, never text from the input.
     return Markup("").join(
-        Markup('<span class="{}">{}</span>').format(kind, piece) if kind else escape(piece)
+        Markup(address_html(piece))  # noqa: S704 - address_html escapes the address
+        if kind == "url"
+        else Markup('<span class="{}">{}</span>').format(kind, piece)
+        if kind
+        else escape(piece)
         for piece, kind in kept_pieces(text)
     )
+
+
+class PrintedAddress(Markup):
+    """A web address already made into its link: a template string takes it in as it is."""
+
+
+def printed_address(url: str, *, bare: bool = False) -> PrintedAddress:
+    """Return a web address as a link that breaks only at / and .; printed without https:// when bare."""
+    url = str(url)
+    shown = SCHEME_RE.sub("", url, count=1) if bare and url.lower().startswith("https://") else url
+    return PrintedAddress(address_html(shown, url))
+
+
+# A private-use character marks where an address goes while the rest of a template string is escaped.
+ADDRESS_SLOT = "\ue000{}\ue001"
 
 
 def _template_string(context: jinja2.runtime.Context, key: str, values: dict[str, object]) -> str:
@@ -93,8 +122,16 @@ def _template_string(context: jinja2.runtime.Context, key: str, values: dict[str
 @jinja2.pass_context
 def translate(context: jinja2.runtime.Context, key: str, **values: object) -> Markup:
     """Return a template string in the handout's language, escaping what fills it in."""
-    # Fill in plain text first, then escape the whole, so numbers in either are kept whole.
-    return keep(_template_string(context, key, values))
+    # Fill in plain text first, then escape the whole, so numbers in either are kept whole. An
+    # address made by the `address` filter keeps its own link: it goes in after the escaping.
+    addresses = {
+        ADDRESS_SLOT.format(n): v for n, v in enumerate(v for v in values.values() if isinstance(v, PrintedAddress))
+    }
+    slots = {id(v): slot for slot, v in addresses.items()}
+    filled = keep(_template_string(context, key, {k: slots.get(id(v), v) for k, v in values.items()}))
+    for slot, address in addresses.items():
+        filled = Markup(filled.replace(slot, address))  # noqa: S704 - both sides are markup already
+    return filled
 
 
 @jinja2.pass_context
@@ -161,6 +198,7 @@ def environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
     env.filters["camel"] = camel
     env.filters["qr_data_uri"] = qr_data_uri
     env.filters["keep"] = keep
+    env.filters["address"] = printed_address
     env.filters["handout_code"] = handout_code
     env.globals["page_bleed"] = page_bleed_pt
     return env

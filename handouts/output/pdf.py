@@ -328,6 +328,140 @@ def finish_pdf(document: Any, pdf: Any, bleed_pt: float, folds_pt: Sequence[floa
     draw_fold_marks(pdf, folds_pt)
 
 
+def _reachable_elements(tree_root: Any) -> set[tuple[int, int]]:
+    """Return the object ids of every structure element the tag tree reaches from its root."""
+    import pikepdf
+
+    seen: set[tuple[int, int]] = set()
+    stack = [tree_root.get("/K")]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, pikepdf.Array):
+            stack.extend(node)
+        elif isinstance(node, pikepdf.Dictionary) and node.get("/Type", pikepdf.Name.StructElem) == "/StructElem":
+            if node.objgen in seen:
+                continue
+            seen.add(node.objgen)
+            stack.append(node.get("/K"))
+    return seen
+
+
+def artifact_page_furniture(pdf: Any) -> None:
+    """Mark the running header, footer and page number as /Pagination artifacts, out of the tag tree.
+
+    WeasyPrint 70 tags margin-box text as content and hangs its elements off no parent (only the
+    ParentTree points at them; Kozea/WeasyPrint#1836); PDF/UA (ISO 14289-1 7.8) wants page furniture
+    to be an artifact. Those unparented elements are exactly the margin boxes: their marked content
+    becomes `/Artifact <</Type /Pagination>>`, and each page's other MCIDs are renumbered from 0 in
+    the content, the elements and the ParentTree alike.
+    """
+    import pikepdf
+
+    BDC = pikepdf.Operator("BDC")
+    tree = pdf.Root.get("/StructTreeRoot")
+    if tree is None or "/ParentTree" not in tree:
+        return
+    reachable = _reachable_elements(tree)
+    nums = tree.ParentTree.get("/Nums")
+    if nums is None:  # WeasyPrint writes one flat number tree; anything else is left as it is
+        return
+    by_key = {int(nums[i]): nums[i + 1] for i in range(0, len(nums) - 1, 2)}
+    changed = False
+    for page in pdf.pages:
+        key = page.obj.get("/StructParents")
+        mapping = by_key.get(int(key)) if key is not None else None
+        if not isinstance(mapping, pikepdf.Array):
+            continue
+        elements = list(mapping)
+        kept = [mcid for mcid, element in enumerate(elements) if element.objgen in reachable]
+        if len(kept) == len(elements):
+            continue
+        renumber = {old: new for new, old in enumerate(kept)}
+        instructions: list[Any] = []
+        for instruction in pikepdf.parse_content_stream(page):
+            if isinstance(instruction, pikepdf.ContentStreamInstruction) and instruction.operator == BDC:
+                operands = list(instruction.operands)
+                properties = operands[-1] if len(operands) == 2 else None
+                mcid = properties.get("/MCID") if isinstance(properties, pikepdf.Dictionary) else None
+                if mcid is not None and int(mcid) in renumber:
+                    operands[1] = pikepdf.Dictionary(MCID=renumber[int(mcid)])
+                elif mcid is not None:
+                    operands = [pikepdf.Name.Artifact, pikepdf.Dictionary(Type=pikepdf.Name.Pagination)]
+                instruction = pikepdf.ContentStreamInstruction(operands, BDC)
+            instructions.append(instruction)
+        page.obj.Contents = pdf.make_stream(pikepdf.unparse_content_stream(instructions))
+        # An element holds its MCIDs as plain integers (WeasyPrint writes no marked-content references).
+        for element in {elements[old].objgen: elements[old] for old in kept}.values():
+            element.K = pikepdf.Array(
+                renumber.get(int(kid), int(kid)) if isinstance(kid, int) else kid for kid in element.K
+            )
+        by_key[int(key)] = pikepdf.Array([elements[old] for old in kept])
+        changed = True
+    if changed:
+        tree.ParentTree.Nums = pikepdf.Array(item for key, value in sorted(by_key.items()) for item in (key, value))
+
+
+def prune_empty_elements(pdf: Any) -> None:
+    """Drop structure elements that hold nothing: no content, no children, no /Alt or /ActualText.
+
+    WeasyPrint tags every element, so an empty one (the blank write-in lines of My plan are empty
+    spans with a bottom border, drawn as an artifact) becomes an empty /Span a screen reader visits.
+    """
+    import pikepdf
+
+    def is_empty(node: Any) -> bool:
+        if not isinstance(node, pikepdf.Dictionary) or node.get("/Type", pikepdf.Name.StructElem) != "/StructElem":
+            return False
+        kids = node.get("/K")
+        return (
+            (kids is None or (isinstance(kids, pikepdf.Array) and len(kids) == 0))
+            and "/Alt" not in node
+            and "/ActualText" not in node
+        )
+
+    def prune(node: Any, seen: set[tuple[int, int]]) -> None:
+        kids = node.get("/K")
+        if not isinstance(kids, pikepdf.Array) or node.objgen in seen:
+            return
+        seen.add(node.objgen)
+        for kid in kids:
+            if isinstance(kid, pikepdf.Dictionary) and "/S" in kid:
+                prune(kid, seen)
+        if any(is_empty(kid) for kid in kids):
+            node.K = pikepdf.Array(kid for kid in kids if not is_empty(kid))
+
+    tree = pdf.Root.get("/StructTreeRoot")
+    if tree is not None:
+        prune(tree, set())
+
+
+PRINT_FLAG = 4  # an annotation's /F bit 3: printed as well as shown
+
+
+def print_links(pdf: Any) -> None:
+    """Give every link annotation the Print flag, so print and screen agree (WeasyPrint sets no flags)."""
+    for page in pdf.pages:
+        for annotation in page.obj.get("/Annots", ()):
+            if annotation.get("/Subtype") == "/Link":
+                annotation.F = int(annotation.get("/F", 0)) | PRINT_FLAG
+
+
+def retag_pdf(data: bytes) -> bytes:
+    """Finish the tags of a PDF WeasyPrint wrote: page furniture as artifacts, no empty elements, links printed."""
+    import io
+
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        artifact_page_furniture(pdf)
+        prune_empty_elements(pdf)
+        print_links(pdf)
+        out = io.BytesIO()
+        # deterministic_id: the same handout gives the same bytes, as WeasyPrint's own output does.
+        pdf.save(out, deterministic_id=True, compress_streams=True)
+        return out.getvalue()
+
+
 @dataclass(frozen=True)
 class Renderer:
     """What one process reuses across renders: a font configuration and parsed stylesheets."""
@@ -423,6 +557,7 @@ def render_pdf(
         raise HandoutError(f"cannot render: {readable_url(fetcher.refused[0], base_url)}")
     if failed:
         raise HandoutError(f"cannot render: {readable_url(failed[0], base_url)}")
+    data = retag_pdf(data)
     regions = region_extents(document.pages, column_width_pt) if column_width_pt else ()
     return RenderedPdf(data=data, pages=len(document.pages), regions=regions)
 
