@@ -19,14 +19,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 from .errors import HandoutError, Problem
 from .layouts import LAYOUTS
 from .models import Handout
-from .output.fit import require_fit
+from .output.fit import fit_problems, free_share, require_fit
 from .output.pdf import RenderedPdf, Renderer, render_pdf
 from .project import BATCH_TIME_LIMIT, Project
 from .signals import STOP_SIGNALS, stop_signals_held
@@ -35,6 +35,8 @@ from .signals import STOP_SIGNALS, stop_signals_held
 # renders (measured), so this bounds a worker well under 300 MiB.
 RECYCLE_AFTER = 200
 DEFAULT_TIME_LIMIT = BATCH_TIME_LIMIT
+# The questions box takes about a third of a panel; less room than this is not worth a second render.
+EXTRAS_NEED_PANEL_SHARE = 0.35
 PACKAGE_DIR = Path(__file__).resolve().parent
 # A host name or an IPv4 address in a dask:// address; IPv6 comes in brackets and is checked apart.
 HOST_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
@@ -107,19 +109,29 @@ def render_handout(
 
     env, renderer = warm_tools(str(project.root), assets)
     layout = LAYOUTS[handout.layout]
-    rendered = render(
-        render_html(handout, env),
-        base_url=project.base_url,
-        roots=project.readable_dirs,
-        fallbacks=project.fallbacks,
-        bleed_pt=handout.print_options.bleed_pt,
-        # Fold marks go where the crop marks go: a print shop reads them together, outside the trim.
-        fold_marks_pt=layout.folds_pt if handout.print_options.crop_marks else (),
-        column_width_pt=layout.panel_width_pt or None,
-        renderer=renderer,
-        stylesheet_set=handout.layout,
-    )
-    return require_fit(layout, rendered)
+
+    def render_with(extras: bool) -> RenderedPdf:
+        return render(
+            render_html(handout, env, extras=extras),
+            base_url=project.base_url,
+            roots=project.readable_dirs,
+            fallbacks=project.fallbacks,
+            bleed_pt=handout.print_options.bleed_pt,
+            # Fold marks go where the crop marks go: a print shop reads them together, outside the trim.
+            fold_marks_pt=layout.folds_pt if handout.print_options.crop_marks else (),
+            column_width_pt=layout.panel_width_pt or None,
+            renderer=renderer,
+            stylesheet_set=handout.layout,
+        )
+
+    rendered = require_fit(layout, render_with(False))
+    # A brochure is judged by its panels: inside panels the sections leave free carry questions for
+    # the next visit. A second render, only when there is room, and kept only if it still fits.
+    if layout.panels and free_share(layout, rendered) >= EXTRAS_NEED_PANEL_SHARE:
+        fuller = render_with(True)
+        if not fit_problems(layout, fuller):
+            return replace(fuller, extras=True)
+    return rendered
 
 
 def standalone_html(handout: Handout, project: Project, assets: str) -> str:

@@ -177,7 +177,8 @@ def test_large_print_body_size_headings_and_line_spacing(pdfs: dict[str, Path]) 
     assert min(sizes) >= 18, sizes
     assert sizes.most_common(1)[0][0] == 18.0
     assert max(sizes) >= 24  # headings larger than the body
-    # Line spacing: the most common gap between baselines of body lines is 1.5 x 18 pt.
+    # Line spacing: the most common gap between baselines of body lines is at least 1.25 x 18 pt,
+    # the least large-print guidance allows (1.5 took 21 pages for what now takes 14).
     reader = pypdf.PdfReader(pdfs["large-print"])
     baselines: list[float] = []
 
@@ -188,7 +189,7 @@ def test_large_print_body_size_headings_and_line_spacing(pdfs: dict[str, Path]) 
     reader.pages[1].extract_text(visitor_text=visit)
     ys = sorted(set(baselines), reverse=True)
     gaps = collections.Counter(round(a - b) for a, b in itertools.pairwise(ys))
-    assert gaps.most_common(1)[0][0] >= 27
+    assert gaps.most_common(1)[0][0] >= 22.5
 
 
 @pytest.mark.render

@@ -14,7 +14,7 @@ from pathlib import Path
 import pdfplumber
 import pytest
 from conftest import ROOT
-from pdfcheck import lines, text_of
+from pdfcheck import lines, structure, text_of
 
 BROCHURE = ("--layout", "trifold", "--sections", "mat,overdose-safety,detox")
 LANGUAGES = {"en": (), "es": ("--lang", "es")}
@@ -151,9 +151,29 @@ def panels_and_captions(path: Path) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("language", ["en", "es"])
+def test_large_print_draws_the_six_panels_in_one_row_named_by_the_steps(
+    shipped: Callable[..., Path], language: str
+) -> None:
+    # At 18 pt the captions would push the steps overleaf: the drawings go in one row, each named
+    # by its numbered step below (tests/test_keep_together.py); the alt text still names each one.
+    path = shipped(*LANGUAGES[language], "--layout", "large-print")
+    with pdfplumber.open(path) as pdf:
+        for page in pdf.pages:
+            frames = [s for s in page.rects + page.curves if s.get("stroking_color") == FRAME and s["height"] > 20]
+            if frames:
+                assert len({round(f["top"]) for f in frames}) == 1 and len(frames) >= 6
+                assert all(f["width"] >= 60 for f in frames)  # each drawing still near an inch wide
+                break
+        else:
+            pytest.fail("no picture drawn")
+    alts = [str(node.get("/Alt", "")) for node in structure(path) if node["/S"] == "/Figure"]
+    assert len([alt for alt in alts if re.match(r"(Step|Paso) \d", alt)]) == 6, alts
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
 @pytest.mark.parametrize(
     ("layout", "rows"),
-    [("letter", 1), ("large-print", 2), ("trifold", 2)],
+    [("letter", 1), ("trifold", 2)],
 )
 def test_each_caption_prints_under_its_own_panel(
     shipped: Callable[..., Path], language: str, layout: str, rows: int

@@ -245,7 +245,8 @@ def test_tailoring_box_prints_text_literally_and_stays_out_of_names_and_logs(
         assert hostname not in text
     # The log was captured: -v logs the handout's version through the "handouts" logger.
     logged = [r.getMessage() for r in caplog.records if r.name == "handouts"]
-    assert [m for m in logged if re.fullmatch(r"handout version [0-9a-f]{12}, \d+ pages", m)], logged
+    logged_line = r"handout version [0-9a-f]{12}, code [0-9A-Z]{4}-[0-9A-Z]{4}, \d+ pages"
+    assert [m for m in logged if re.fullmatch(logged_line, m)], logged
     for secret in ("Pat Q. Example", "Lee Counselor", "<b>x</b>", "2026-12-07", "December 7"):
         assert secret not in result.output
         assert secret not in caplog.text

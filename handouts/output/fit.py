@@ -39,6 +39,15 @@ def fit_problems(layout: Layout, rendered: RenderedPdf) -> list[str]:
     return found
 
 
+def free_share(layout: Layout, rendered: RenderedPdf, region: str = "inside") -> float:
+    """Return how many of a region's panels its text leaves free, as a share of one panel."""
+    panels = layout.regions[region][0] if region in layout.regions else 0
+    if not panels:
+        return 0.0
+    used = sum(e.height for e in rendered.regions if e.region == region)
+    return max(panels * layout.panel_height_pt - used, 0.0) / layout.panel_height_pt
+
+
 def require_fit(layout: Layout, rendered: RenderedPdf) -> RenderedPdf:
     """Return the rendered PDF, or refuse it with what is over when it does not fit its layout."""
     overflow = fit_problems(layout, rendered)

@@ -22,6 +22,7 @@ from ..markdown import (
     is_outside,
     keep_whole,
     kept_pieces,
+    mark_captions,
     parser,
 )
 from ..models import Handout, handout_code
@@ -34,6 +35,7 @@ def markdown_to_html(text: str, source: str = "") -> Markup:
     md = parser()
     tokens = md.parse(text)
     add_table_scopes(tokens)
+    mark_captions(tokens)
     for image in images(tokens):
         # Images sit beside their section file; the HTML's base is the project root. Check
         # refuses the others, so only files it accepts are rewritten.
@@ -205,9 +207,17 @@ def environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
 
 
 def render_html(
-    handout: Handout, env: jinja2.Environment, *, base_href: str | None = None, sheets: Sequence[str] = ()
+    handout: Handout,
+    env: jinja2.Environment,
+    *,
+    base_href: str | None = None,
+    sheets: Sequence[str] = (),
+    extras: bool = False,
 ) -> str:
-    """Render the handout's layout template to HTML, linking `sheets`; without them the caller supplies the CSS."""
+    """Render the handout's layout template to HTML, linking `sheets`; without them the caller supplies the CSS.
+
+    `extras` adds what a folded layout prints on panels its sections leave free.
+    """
     layout = LAYOUTS[handout.layout]
     return env.get_template(layout.template).render(
         handout=handout,
@@ -215,6 +225,7 @@ def render_html(
         brand=handout.brand,
         base_href=base_href,
         sheets=sheets,
+        extras=extras,
         strings=load_catalog(env, handout.language),
     )
 

@@ -42,11 +42,13 @@ class RegionExtent:
 
 @dataclass(frozen=True)
 class RenderedPdf:
-    """A finished PDF, how many pages it has, and where its marked regions fell."""
+    """A finished PDF, how many pages it has, where its marked regions fell, and whether it printed extras."""
 
     data: bytes
     pages: int
     regions: tuple[RegionExtent, ...] = ()
+    # A brochure with free inside panels prints questions there (render_service.render_handout).
+    extras: bool = False
 
 
 # How CPython's ctypes.util names the C library ABI in `ldconfig -p` output, by machine.
@@ -249,6 +251,41 @@ def region_extents(pages: Sequence[Any], column_width_pt: float) -> tuple[Region
         RegionExtent(region, page, column, top, bottom)
         for (region, page, column), (top, bottom) in sorted(spans.items())
     )
+
+
+# A last page that would hold only the About box is paper for a few lines of document notes: the
+# handout is laid out once more with less space between blocks (never smaller type), so the box
+# joins the page before it.
+LONE_LAST_CLASS = "about"
+TIGHTER_CSS = """
+p { margin-bottom: 0.25em; } li { margin-bottom: 0; }
+h2 { margin-top: 8pt; } h3 { margin-top: 5pt; }
+.my-plan, .section-find-help, .key-points { margin-top: 6pt; margin-bottom: 4pt; }
+.about { margin-top: 6pt; }
+"""
+
+
+def holds_only(page: Any, css_class: str) -> bool:
+    """Tell whether everything laid out in a page's body lies inside elements of one class."""
+    load_weasyprint()
+    from weasyprint.formatting_structure import boxes
+
+    found = False
+    for child in page._page_box.children:
+        if isinstance(child, boxes.MarginBox):
+            continue
+        # ElementTree elements do not know their parents.
+        parents = {inner: outer for outer in child.element.iter() for inner in outer}
+        for box in child.descendants():
+            if not isinstance(box, boxes.LineBox | boxes.ReplacedBox) or box.element is None:
+                continue
+            element = box.element
+            while element is not None and css_class not in (element.get("class") or "").split():
+                element = parents.get(element)
+            if element is None:
+                return False
+            found = True
+    return found
 
 
 def set_bleed_boxes(pdf: Any, bleed_pt: float) -> None:
@@ -538,6 +575,11 @@ def render_pdf(
             document = html_class(string=html, base_url=base_url, url_fetcher=fetcher).render(
                 font_config=font_config, stylesheets=stylesheets, pdf_variant=PDF_VARIANT
             )
+            if len(document.pages) > 1 and holds_only(document.pages[-1], LONE_LAST_CLASS):
+                tighter = (*stylesheets, weasyprint.CSS(string=TIGHTER_CSS))
+                document = html_class(string=html, base_url=base_url, url_fetcher=fetcher).render(
+                    font_config=font_config, stylesheets=tighter, pdf_variant=PDF_VARIANT
+                )
             # WeasyPrint puts the BleedBox at most 10 pt outside the trim, and the media box also
             # holds the crop marks, so the finisher sets the BleedBox to the bleed asked for.
             data = document.write_pdf(
