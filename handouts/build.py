@@ -126,7 +126,8 @@ def build(
 
     def render_both() -> tuple[RenderedPdf, str | None]:
         rendered = render_handout(handout, project, assets, render=render)
-        return rendered, standalone_html(handout, project, assets) if html_path is not None else None
+        html = standalone_html(handout, project, assets, extras=rendered.extras) if html_path is not None else None
+        return rendered, html
 
     if time_limit is None:
         rendered, html = render_both()

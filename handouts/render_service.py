@@ -134,15 +134,19 @@ def render_handout(
     return rendered
 
 
-def standalone_html(handout: Handout, project: Project, assets: str) -> str:
-    """Return a handout's HTML with its stylesheets linked, for opening or printing on its own."""
+def standalone_html(handout: Handout, project: Project, assets: str, *, extras: bool = False) -> str:
+    """Return a handout's HTML with its stylesheets linked, for opening or printing on its own.
+
+    `extras` as the PDF printed them (RenderedPdf.extras), so the HTML holds what the PDF holds.
+    """
     from .output.html import render_html, stylesheet_paths
 
     sheets = [
         project.relative(path) if path.is_relative_to(project.root) else path.as_uri()
         for path in stylesheet_paths(project, handout.layout)
     ]
-    return render_html(handout, warm_tools(str(project.root), assets)[0], base_href=project.base_url, sheets=sheets)
+    env = warm_tools(str(project.root), assets)[0]
+    return render_html(handout, env, base_href=project.base_url, sheets=sheets, extras=extras)
 
 
 def render_job(job: RenderJob) -> RenderOutcome:
@@ -155,7 +159,7 @@ def render_job(job: RenderJob) -> RenderOutcome:
         rendered = render_handout(job.handout, project, job.assets)
         pdf, pages = rendered.data, rendered.pages
         if job.html:
-            html = standalone_html(job.handout, project, job.assets)
+            html = standalone_html(job.handout, project, job.assets, extras=rendered.extras)
     except HandoutError as exc:
         error, problems = failure(exc), tuple(exc.problems)
     except Exception as exc:  # one broken job must not stop the others

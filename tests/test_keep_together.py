@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pdfplumber
 import pytest
-from conftest import ROOT
+from conftest import ROOT, Invoke
 
 from handouts.layouts import LAYOUTS, points
 
@@ -207,3 +207,13 @@ def test_no_brochure_panel_is_left_blank(shipped: Callable[..., Path], language:
     # The outside sheet: flap, back and cover each used; the back panel at least half filled.
     flap, back, cover = panel_fill(path, 0)
     assert back >= 0.5 and flap >= 0.5 and cover >= 0.5, (flap, back, cover)
+
+
+def test_the_html_beside_a_brochure_holds_the_questions_its_pdf_prints(run: Invoke, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run("build", "--layout", "trifold", "--sections", "overdose-safety,detox", "--html", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    (pdf,) = out.glob("*.pdf")
+    (html,) = out.glob("*.html")
+    title = catalog("en")["questions_title"]
+    assert title in " ".join(page_texts(pdf)) and title in html.read_text(encoding="utf-8")
