@@ -254,15 +254,18 @@ def region_extents(pages: Sequence[Any], column_width_pt: float) -> tuple[Region
 
 
 # A last page that would hold only the About box is paper for a few lines of document notes: the
-# handout is laid out once more with less space between blocks (never smaller type), so the box
-# joins the page before it.
+# handout is laid out again, tighter each time (never smaller type), until the box joins the page
+# before it: first less space between blocks, then (not in large print, which keeps its 1.25) the
+# lines 1.2 apart. If neither is enough, the last layout stands.
 LONE_LAST_CLASS = "about"
-TIGHTER_CSS = """
+TIGHTER_SPACING = """
 p { margin-bottom: 0.25em; } li { margin-bottom: 0; }
 h2 { margin-top: 8pt; } h3 { margin-top: 5pt; }
 .my-plan, .section-find-help, .key-points { margin-top: 6pt; margin-bottom: 4pt; }
 .about { margin-top: 6pt; }
 """
+TIGHTER_LINES = "body:not(.layout-large-print) :is(p, li, dd) { line-height: 1.2; }"
+TIGHTER_CSS = (TIGHTER_SPACING, TIGHTER_SPACING + TIGHTER_LINES)
 
 
 def holds_only(page: Any, css_class: str) -> bool:
@@ -575,8 +578,10 @@ def render_pdf(
             document = html_class(string=html, base_url=base_url, url_fetcher=fetcher).render(
                 font_config=font_config, stylesheets=stylesheets, pdf_variant=PDF_VARIANT
             )
-            if len(document.pages) > 1 and holds_only(document.pages[-1], LONE_LAST_CLASS):
-                tighter = (*stylesheets, weasyprint.CSS(string=TIGHTER_CSS))
+            for tightening in TIGHTER_CSS:
+                if len(document.pages) < 2 or not holds_only(document.pages[-1], LONE_LAST_CLASS):
+                    break
+                tighter = (*stylesheets, weasyprint.CSS(string=tightening))
                 document = html_class(string=html, base_url=base_url, url_fetcher=fetcher).render(
                     font_config=font_config, stylesheets=tighter, pdf_variant=PDF_VARIANT
                 )
