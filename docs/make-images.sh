@@ -15,10 +15,23 @@ python generate.py build --sections mat,overdose-safety --prepared-for "Alex Exa
 python generate.py record -o "$out/record.pdf" >/dev/null
 python generate.py build --lang es -o "$out/es-letter.pdf" >/dev/null
 python generate.py build --lang es --layout trifold --sections mat,overdose-safety,detox -o "$out/es-trifold.pdf" >/dev/null
+# The page that holds a text, so the pictures follow the content when a layout change moves it.
+page_with() {
+    local pages n
+    pages=$(pdfinfo "$1" | awk '/^Pages:/ {print $2}')
+    for n in $(seq "$pages"); do
+        pdftotext -f "$n" -l "$n" "$1" - | grep -q -- "$2" && { echo "$n"; return; }
+    done
+    echo "docs/make-images.sh: no page of $1 holds '$2'" >&2
+    return 1
+}
 pdftoppm -r 60 -png -f 1 -l 1 -singlefile "$out/letter.pdf" docs/handout-page1
-pdftoppm -r 45 -png -f 2 -l 2 -singlefile "$out/letter.pdf" docs/handout-table
-pdftoppm -r 45 -png -f 4 -l 4 -singlefile "$out/letter.pdf" docs/handout-steps
-pdftoppm -r 45 -png -f 5 -l 5 -singlefile "$out/tailored.pdf" docs/handout-my-plan
+p=$(page_with "$out/letter.pdf" "Keep yourself and others safe")
+pdftoppm -r 45 -png -f "$p" -l "$p" -singlefile "$out/letter.pdf" docs/handout-table
+p=$(page_with "$out/letter.pdf" "Give naloxone. Lay")
+pdftoppm -r 45 -png -f "$p" -l "$p" -singlefile "$out/letter.pdf" docs/handout-steps
+p=$(page_with "$out/tailored.pdf" "My plan for")
+pdftoppm -r 45 -png -f "$p" -l "$p" -singlefile "$out/tailored.pdf" docs/handout-my-plan
 pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/record.pdf" docs/review-record
 pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/es-letter.pdf" docs/spanish-letter
 pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/es-trifold.pdf" docs/spanish-trifold-outside

@@ -85,7 +85,7 @@ class Layout:
 
 LAYOUTS = {
     "letter": Layout("letter", 612, 792, "US Letter, portrait", ("0.55in", "0.6in", "0.7in"), 11.5, 1.28),
-    "a4": Layout("a4", 595.28, 841.89, "ISO A4, portrait", ("14mm", "15mm", "18mm"), 11.5, 1.3),
+    "a4": Layout("a4", 595.28, 841.89, "ISO A4, portrait", ("15mm", "15mm", "18mm"), 11.5, 1.3),
     "large-print": Layout(
         "large-print", 612, 792, "US Letter, 18 pt text for low-vision readers", ("0.6in", "0.65in", "0.8in"), 18, 1.25
     ),

@@ -217,3 +217,24 @@ def test_the_html_beside_a_brochure_holds_the_questions_its_pdf_prints(run: Invo
     (html,) = out.glob("*.html")
     title = catalog("en")["questions_title"]
     assert title in " ".join(page_texts(pdf)) and title in html.read_text(encoding="utf-8")
+
+
+MARKER = (0.541176, 0.109804, 0.109804)  # the sample marker's border, #8a1c1c
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+@pytest.mark.parametrize("layout", FLAT)
+def test_page_one_brand_band_stays_above_the_sample_marker(
+    shipped: Callable[..., Path], language: str, layout: str
+) -> None:
+    with pdfplumber.open(build(shipped, language, layout)) as pdf:
+        page = pdf.pages[0]
+        # WeasyPrint draws the band and the marker's border as filled rectangles.
+        band = [r for r in page.rects if r["top"] <= 0.5 and r["width"] >= page.width - 1]
+        marker = [
+            r
+            for r in page.rects
+            if r["top"] < 72 and tuple(round(c, 6) for c in r.get("non_stroking_color") or ()) == MARKER
+        ]
+    assert band and marker, (band, marker)
+    assert min(r["top"] for r in marker) > max(r["bottom"] for r in band) + 1
