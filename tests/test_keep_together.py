@@ -18,6 +18,7 @@ from pathlib import Path
 import pdfplumber
 import pytest
 from conftest import ROOT, Invoke
+from pdfcheck import Line, lines
 
 from handouts.layouts import LAYOUTS, points
 
@@ -148,10 +149,15 @@ def test_my_plan_keeps_its_qr_code_and_the_help_box_stays_whole(
 
 @pytest.mark.parametrize(("language", "most"), [("en", 14), ("es", 16)])
 def test_large_print_is_short_enough_to_read(shipped: Callable[..., Path], language: str, most: int) -> None:
+    layout = LAYOUTS["large-print"]
+    top, bottom = points(layout.margin[0]), layout.height_pt - points(layout.margin[2])
     with pdfplumber.open(build(shipped, language, "large-print")) as pdf:
         assert len(pdf.pages) <= most
         sizes = {round(char["size"], 1) for page in pdf.pages for char in page.chars if char["text"].strip()}
+        first = [w["bottom"] for w in pdf.pages[0].extract_words() if top - 1 <= w["top"] and w["bottom"] <= bottom]
     assert min(sizes) >= 18, sorted(sizes)
+    # Page 1 is filled: the key points begin on it rather than leave a third of it blank.
+    assert (max(first) - top) / (bottom - top) >= 0.85
 
 
 def body_words(path: Path, layout: str) -> list[list[str]]:
@@ -238,3 +244,27 @@ def test_page_one_brand_band_stays_above_the_sample_marker(
         ]
     assert band and marker, (band, marker)
     assert min(r["top"] for r in marker) > max(r["bottom"] for r in band) + 1
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+@pytest.mark.parametrize("layout", FLAT)
+def test_a_heading_keeps_two_lines_of_what_follows(shipped: Callable[..., Path], language: str, layout: str) -> None:
+    path = build(shipped, language, layout)
+    body = LAYOUTS[layout].font_size_pt
+    top, bottom = points(LAYOUTS[layout].margin[0]), points(LAYOUTS[layout].margin[2])
+    pages: dict[int, list[Line]] = {}
+    for line in lines(path):
+        # Body lines only: not the running header or the footer in the margins.
+        if top - 1 <= line.top <= LAYOUTS[layout].height_pt - bottom:
+            pages.setdefault(line.page, []).append(line)
+    for number, page in pages.items():
+        # A heading is set larger than the body text. On a page that goes on overleaf (the last page
+        # may end with anything) no heading is the last line, and one that is the last but one has
+        # its whole paragraph under it: a one-line paragraph, ending its sentence. (In large print
+        # the line that introduces the overdose picture stays with its heading, while the picture
+        # and its steps, which need a page of their own, start the next page.)
+        if number == max(pages):
+            continue
+        assert page[-1].size <= body + 0.5, (number + 1, page[-1].text)
+        if page[-2].size > body + 0.5:
+            assert page[-1].text.rstrip().endswith((".", "?", "!", ":")), (number + 1, page[-2].text, page[-1].text)
