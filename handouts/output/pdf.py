@@ -361,9 +361,147 @@ def set_header_scopes(document: Any) -> None:
                 mark["A"]["Scope"] = "/Row" if box.element.get("scope") == "row" else "/Column"
 
 
+def _table_parts(table_box: Any, resolve: Callable[[bytes], Any]) -> tuple[Any, list[tuple[Any, Any]]] | None:
+    """Return the Table element WeasyPrint made for one page's part of a table, and its row groups' boxes and elements.
+
+    Only cells keep their element (`box.mark`); a row group's and the table's are found up the /P chain.
+    None when the chain is not the Table > THead|TBody|TFoot > TR > TH|TD WeasyPrint writes.
+    """
+    import pydyf
+
+    table = None
+    groups = []
+    for group in table_box.children:
+        marks = (getattr(cell, "mark", None) for row in group.children for cell in row.children)
+        mark = next((mark for mark in marks if isinstance(mark, pydyf.Dictionary)), None)
+        if mark is None:
+            continue
+        row = resolve(mark["P"])
+        element = resolve(row["P"])
+        parent = resolve(element["P"])
+        if row["S"] != "/TR" or element["S"] not in ("/THead", "/TBody", "/TFoot") or parent["S"] != "/Table":
+            return None
+        if table is not None and parent is not table:
+            return None
+        table = parent
+        groups.append((group, element))
+    return (table, groups) if table is not None else None
+
+
+def _header_ids(groups: Sequence[tuple[Any, Any]]) -> dict[Any, str]:
+    """Return the /ID of each header cell in these row groups, by the HTML element it was made from."""
+    import pydyf
+
+    return {
+        cell.element: cell.mark["ID"].string
+        for group, _ in groups
+        for row in group.children
+        for cell in row.children
+        if isinstance(getattr(cell, "mark", None), pydyf.Dictionary) and "ID" in cell.mark
+    }
+
+
+def _merge_table_parts(parts: Sequence[tuple[Any, list[tuple[Any, Any]]]], resolve: Callable[[bytes], Any]) -> None:
+    """Move the rows of a table's later parts into its first Table element; leave repeated header rows behind."""
+    import pydyf
+
+    tables = [table for table, _ in parts]
+    first, last = tables[0], tables[-1]
+    group_of = {id(element): group for _, groups in parts for group, element in groups}
+    kept: list[bytes] = []  # the first Table's new kids
+    into: Any = None  # the row group element the last kept group's rows are in
+    into_box: Any = None
+    staying: list[tuple[Any, Any]] = []  # every row group whose rows stay in the tree
+    repeats: list[tuple[Any, Any]] = []
+    for table in tables:
+        for kid in table["K"]:
+            element: Any = resolve(kid) if isinstance(kid, bytes) else None
+            group = group_of.get(id(element))
+            if group is None:  # a caption: it goes along
+                kept.append(kid)
+                if element is not None:
+                    element["P"] = first.reference
+                continue
+            if (group.is_header and table is not first) or (group.is_footer and table is not last):
+                repeats.append((group, element))
+                continue
+            staying.append((group, element))
+            if into_box is not None and into_box.element is group.element:
+                # One <tbody> split by the page: its rows go on in the first part's TBody.
+                for row in element["K"]:
+                    into["K"].append(row)
+                    resolve(row)["P"] = into.reference
+                element["K"] = pydyf.Array()
+                continue
+            kept.append(kid)
+            element["P"] = first.reference
+            into, into_box = element, group
+    first["K"] = pydyf.Array(kept)
+    for table in tables[1:]:
+        # Emptied, it leaves its parent (the page's part of the section the table is in).
+        parent = resolve(table["P"])
+        parent["K"] = pydyf.Array(kid for kid in parent["K"] if not (isinstance(kid, bytes) and resolve(kid) is table))
+        table["K"] = pydyf.Array()
+    # A repeated header cell is the same HTML cell as the one kept: data cells name that one's /ID.
+    originals = _header_ids(staying)
+    renamed = {
+        repeat_id: originals[cell]
+        for repeat in repeats  # one at a time: the repeats of one cell share its HTML element
+        for cell, repeat_id in _header_ids([repeat]).items()
+        if cell in originals
+    }
+    for group, _ in staying:
+        for row in group.children:
+            for cell in row.children:
+                mark = getattr(cell, "mark", None)
+                if isinstance(mark, pydyf.Dictionary) and "Headers" in mark["A"]:
+                    mark["A"]["Headers"] = pydyf.Array(
+                        pydyf.String(renamed.get(name.string, name.string)) for name in mark["A"]["Headers"]
+                    )
+
+
+def merge_split_tables(document: Any, pdf: Any) -> None:
+    """Make a table that spans pages one Table element, its header row repeated on later pages out of the tag tree.
+
+    WeasyPrint tags each page's part of a table as a Table of its own, with the header row it repeats
+    there tagged as content: a screen reader meets two tables and the same column names twice. The
+    later parts' rows join the first part's Table (the same TBody when they come from one <tbody>); a
+    header repeated after the first page, or a footer before the last, leaves the tree, and
+    artifact_page_furniture turns its text into an artifact. A table on one page, or a tree not shaped
+    as WeasyPrint writes it, is left alone.
+    """
+    import pydyf
+
+    load_weasyprint()
+    from weasyprint.formatting_structure import boxes
+
+    def resolve(reference: bytes) -> Any:
+        return pdf.objects[int(reference.split()[0])]
+
+    # The parts of one table share its HTML element; pages and boxes come in reading order.
+    parts_of: dict[Any, list[Any]] = {}
+    for page in document.pages:
+        for box in page._page_box.descendants():
+            if isinstance(box, boxes.TableBox) and box.element is not None:
+                parts_of.setdefault(box.element, []).append(box)
+    for table_boxes in parts_of.values():
+        if len(table_boxes) < 2:
+            continue
+        found = [_table_parts(box, resolve) for box in table_boxes]
+        parts = [part for part in found if part is not None]
+        if len(parts) < len(found) or len({id(table) for table, _ in parts}) < len(parts):
+            continue
+        # What moves must be elements: marked content belongs to the page its element's /Pg names.
+        moving = [kid for table, _ in parts[1:] for kid in table["K"]]
+        moving += [row for _, groups in parts for _, element in groups for row in element["K"]]
+        if all(isinstance(kid, bytes) and isinstance(resolve(kid), pydyf.Dictionary) for kid in moving):
+            _merge_table_parts(parts, resolve)
+
+
 def finish_pdf(document: Any, pdf: Any, bleed_pt: float, folds_pt: Sequence[float] = ()) -> None:
-    """Adjust the PDF WeasyPrint made: header-cell scopes, bleed boxes of the size asked for, fold marks."""
+    """Adjust the PDF WeasyPrint made: header-cell scopes, one Table per table, bleed boxes as asked, fold marks."""
     set_header_scopes(document)
+    merge_split_tables(document, pdf)
     set_bleed_boxes(pdf, bleed_pt)
     draw_fold_marks(pdf, folds_pt)
 
@@ -391,9 +529,10 @@ def artifact_page_furniture(pdf: Any) -> None:
 
     WeasyPrint 70 tags margin-box text as content and hangs its elements off no parent (only the
     ParentTree points at them; Kozea/WeasyPrint#1836); PDF/UA (ISO 14289-1 7.8) wants page furniture
-    to be an artifact. Those unparented elements are exactly the margin boxes: their marked content
-    becomes `/Artifact <</Type /Pagination>>`, and each page's other MCIDs are renumbered from 0 in
-    the content, the elements and the ParentTree alike.
+    to be an artifact. Those unparented elements are the margin boxes, and the header rows a table
+    repeats on later pages (merge_split_tables leaves them out): their marked content becomes
+    `/Artifact <</Type /Pagination>>`, and each page's other MCIDs are renumbered from 0 in the
+    content, the elements and the ParentTree alike.
     """
     import pikepdf
 
