@@ -199,7 +199,7 @@ def test_brand_text_is_escaped(run: Invoke, project: Path, tmp_path: Path) -> No
     html = out.with_suffix(".html").read_text()
     # Also inside the attribute that carries the footer line: a quote must not end it.
     # The name sits between first-strong isolates (U+2068, U+2069), which print nothing.
-    assert 'data-footer="\u2068M&#34; data-x=&#34;1&lt;/div&gt;&lt;i&gt;\u2069 · Handout\u00a0' in html
+    assert 'data-footer="Sample · \u2068M&#34; data-x=&#34;1&lt;/div&gt;&lt;i&gt;\u2069 · Handout ' in html
     assert 'data-x="1' not in html
     assert 'M" data-x="1</div><i> · Handout' in " ".join(page_texts(out))
 
