@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
+import hashlib
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,8 +28,12 @@ RENDERING_FIXTURES = {"pdfs", "rendered", "default_pdf", "spanish_letter", "ship
 
 @pytest.fixture(scope="session")
 def shipped(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
-    """Return the builder of shipped handouts, writing into one folder for the session."""
-    folder = tmp_path_factory.mktemp("shipped")
+    """Return the builder of shipped handouts, writing into one folder the whole run shares."""
+    # The xdist workers of one run share their base folder's parent: each PDF is made once per run,
+    # not once per worker (many modules read the same shipped builds).
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shipped"
+    folder.mkdir(exist_ok=True)
     return lambda *options: shipped_pdf(folder, *options)
 
 
@@ -86,13 +93,34 @@ def fake_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lib, "open_executor", open_fake)
 
 
+# Options that name the default change nothing: a build asked for with them is the same build.
+DEFAULT_OPTIONS = {("--lang", "en"), ("--layout", "letter")}
+
+
+def canonical(options: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Return build options as sorted (option, value) pairs without the defaults, one key per build."""
+    pairs, rest = [], list(options)
+    while rest:
+        flag = rest.pop(0)
+        value = rest.pop(0) if rest and flag.startswith("--") and not rest[0].startswith("--") else ""
+        pairs.append((flag, value))
+    return tuple(sorted(pair for pair in pairs if pair not in DEFAULT_OPTIONS))
+
+
 def shipped_pdf(folder: Path, *options: str) -> Path:
-    """Build a handout from the shipped project with these build options once per test process."""
+    """Build a handout from the shipped project with these build options once per test run."""
     if options not in _SHIPPED:
-        out = folder / f"shipped-{len(_SHIPPED)}.pdf"
-        args = ["--root", str(ROOT), "--today", TODAY.isoformat(), "build", *options, "-o", str(out)]
-        result = CliRunner().invoke(cli, args)
-        assert result.exit_code == 0, result.output
+        name = hashlib.sha256(repr(canonical(options)).encode()).hexdigest()[:16]
+        out = folder / f"shipped-{name}.pdf"
+        # A worker that finds another building the same PDF waits for it instead of building it twice.
+        with (folder / f"shipped-{name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not out.exists():
+                part = folder / f"shipped-{name}.part.pdf"
+                args = ["--root", str(ROOT), "--today", TODAY.isoformat(), "build", *options, "-o", str(part)]
+                result = CliRunner().invoke(cli, args)
+                assert result.exit_code == 0, result.output
+                part.rename(out)
         _SHIPPED[options] = out
     return _SHIPPED[options]
 

@@ -76,10 +76,12 @@ def shared_builds(
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def rendered(tmp_path_factory: pytest.TempPathFactory, shipped: Callable[..., Path]) -> dict[str, Path]:
     """Build every patient layout in both languages, a tailored handout and the review record."""
-    jobs = {name: functools.partial(build, options=options) for name, (_, options) in HANDOUTS.items()}
-    return shared_builds(tmp_path_factory, "outside-validators", jobs)
+    # The handouts are the shipped builds other modules read too (conftest's shared `shipped`).
+    found = {name: shipped(*options) for name, (_, options) in HANDOUTS.items() if options is not None}
+    jobs = {name: functools.partial(build, options=None) for name, (_, options) in HANDOUTS.items() if options is None}
+    return found | shared_builds(tmp_path_factory, "outside-validators", jobs)
 
 
 @pytest.mark.parametrize("name", HANDOUTS)
