@@ -167,7 +167,8 @@ def test_two_hundred_slow_sockets_leave_a_normal_client_answered(server: tuple[s
     attacker.start()
     answered, started = [], time.monotonic()
     try:
-        while time.monotonic() - started < 30:
+        # Two of the server's 10-second request deadlines: the attacker's sockets are cut and reopened.
+        while time.monotonic() - started < 22:
             begun = time.monotonic()
             status = httpx.get(f"{base}/login", timeout=10).status_code
             answered.append((status, time.monotonic() - begun))
@@ -177,6 +178,6 @@ def test_two_hundred_slow_sockets_leave_a_normal_client_answered(server: tuple[s
         attacker.join()
         for sock in held:
             sock.close()
-    assert len(answered) > 20
+    assert len(answered) > 14
     assert all(status == 200 for status, _ in answered), answered
     assert max(seconds for _, seconds in answered) < 5
