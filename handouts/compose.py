@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -220,26 +221,17 @@ def compose(
     sections = tuple(available[i] for i in ids)
     brand = brand.for_language(language)
     review = tuple((s.id, s.review_state(today)) for s in sections)
+    # This handout's version and the codes a review record lists differ only in layout, print options and appendix.
+    version_of = functools.partial(
+        handout_version, sections, brand, language=language, assets=assets, tool_version=tool_version, review=review
+    )
     covers: tuple[tuple[str, bool, str], ...] = ()
     if layout in LAYOUTS and not LAYOUTS[layout].for_patients:
         # What `build` of these sections would print today in each patient layout, plain and with
         # --appendix where it fits: the codes staff look up from a patient's page. Print-shop
         # copies (bleed, crop marks) have codes of their own, listed in the batch manifest.
         covers = tuple(
-            (
-                name,
-                appendix,
-                handout_version(
-                    sections,
-                    brand,
-                    language=language,
-                    layout=name,
-                    assets=assets,
-                    tool_version=tool_version,
-                    review=review,
-                    appendix=appendix,
-                ),
-            )
+            (name, appendix, version_of(layout=name, appendix=appendix))
             for name in PATIENT_LAYOUTS
             for appendix in ((False,) if LAYOUTS[name].briefs else (False, True))
         )
@@ -249,17 +241,7 @@ def compose(
         brand=brand,
         sections=sections,
         tailoring=tailoring,
-        version=handout_version(
-            sections,
-            brand,
-            language=language,
-            layout=layout,
-            assets=assets,
-            tool_version=tool_version,
-            print_options=print_options,
-            review=review,
-            appendix=appendix,
-        ),
+        version=version_of(layout=layout, print_options=print_options, appendix=appendix),
         tool_version=tool_version,
         print_options=print_options,
         appendix=appendix,

@@ -714,16 +714,17 @@ def render_pdf(
     stylesheets = renderer.stylesheets[stylesheet_set] if renderer else ()
     try:
         with render_errors() as failed:
-            document = html_class(string=html, base_url=base_url, url_fetcher=fetcher).render(
-                font_config=font_config, stylesheets=stylesheets, pdf_variant=PDF_VARIANT
-            )
+
+            def lay_out(sheets: Sequence[Any]) -> Any:
+                return html_class(string=html, base_url=base_url, url_fetcher=fetcher).render(
+                    font_config=font_config, stylesheets=sheets, pdf_variant=PDF_VARIANT
+                )
+
+            document = lay_out(stylesheets)
             for tightening in TIGHTER_CSS:
                 if len(document.pages) < 2 or not holds_only(document.pages[-1], LONE_LAST_CLASS):
                     break
-                tighter = (*stylesheets, weasyprint.CSS(string=tightening))
-                document = html_class(string=html, base_url=base_url, url_fetcher=fetcher).render(
-                    font_config=font_config, stylesheets=tighter, pdf_variant=PDF_VARIANT
-                )
+                document = lay_out((*stylesheets, weasyprint.CSS(string=tightening)))
             # WeasyPrint puts the BleedBox at most 10 pt outside the trim, and the media box also
             # holds the crop marks, so the finisher sets the BleedBox to the bleed asked for.
             data = document.write_pdf(
