@@ -53,6 +53,19 @@ class Sections:
 
 
 @dataclass(frozen=True)
+class Kit:
+    """A named set of sections a clinic hands out together, e.g. "Starting buprenorphine"."""
+
+    name: str
+    sections: tuple[str, ...]
+
+
+def kit_key(name: str) -> str:
+    """Return the form kit names are compared in: case and surrounding spaces do not count."""
+    return " ".join(name.split()).casefold()
+
+
+@dataclass(frozen=True)
 class Project:
     """The folders of one handout project under one root, over the tool's own templates and styles."""
 
@@ -60,6 +73,8 @@ class Project:
     limits: Limits = Limits()
     sections: Sections = Sections()
     default_brand: str = DEFAULT_BRAND
+    # In handouts.toml's order: the page and `--help` list them as the clinic wrote them.
+    kits: tuple[Kit, ...] = ()
     # Where a template, stylesheet or font the project does not have comes from.
     tool: Path = field(default_factory=tool_data_dir)
 
@@ -127,3 +142,9 @@ class Project:
             except ValueError:
                 continue
         return str(path)
+
+
+def find_kit(project: Project, name: str) -> Kit | None:
+    """Return the project's kit of this name (case and surrounding spaces ignored), or None."""
+    key = kit_key(name)
+    return next((kit for kit in project.kits if kit_key(kit.name) == key), None)

@@ -10,8 +10,8 @@ from typing import Any
 
 from ..errors import Problem
 from ..models import HELP_SECTION
-from ..project import CONFIG_FILE, DEFAULT_BRAND, Limits, Project, Sections
-from .fields import is_valid_id, shown, unknown_fields
+from ..project import CONFIG_FILE, DEFAULT_BRAND, Kit, Limits, Project, Sections, kit_key
+from .fields import char_problem, did_you_mean, is_valid_id, shown, unknown_fields
 from .files import read_toml
 
 # Each review and readability setting: (type it must have, smallest sensible value, largest).
@@ -25,10 +25,13 @@ SETTINGS: dict[str, tuple[type, float, float]] = {
     "max_words": (int, 1, 5000),
     "max_brief_words": (int, 1, 5000),
 }
-PROJECT_SETTINGS = ("sections", "always", "default_brand")
+PROJECT_SETTINGS = ("sections", "always", "default_brand", "kits")
 # More sections than this is no longer a handout but a book; a typo'd list would make every build slow.
 MAX_SECTIONS = 40
 MAX_ID_LENGTH = 32
+# A kit's name is a button's label on the counselor's page and a line in --help: a few words.
+MAX_KIT_NAME = 60
+MAX_KITS = 40
 
 
 def limits_from_data(path: str, data: Mapping[str, Any]) -> tuple[Limits, list[Problem]]:
@@ -96,6 +99,53 @@ def sections_from_data(path: str, data: Mapping[str, Any]) -> tuple[Sections, li
     return Sections(order=order, always=always), []
 
 
+def kit_field(name: str) -> str:
+    """Name a kit's setting in a message as TOML writes its key: kits."Starting buprenorphine"."""
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'kits."{quoted}"' if quoted.isprintable() and len(name) <= MAX_KIT_NAME else f"kits.{shown(name)}"
+
+
+def kits_from_data(path: str, data: Mapping[str, Any], sections: Sections) -> tuple[tuple[Kit, ...], list[Problem]]:
+    """Build the project's kits (named sets of sections) from a settings table, returning every problem with them."""
+    value = data.get("kits", {})
+    if not isinstance(value, dict):
+        return (), [Problem(path, "kits", f"expected a table of kit names and section lists, got {shown(value)}")]
+    problems: list[Problem] = []
+    if len(value) > MAX_KITS:
+        problems.append(Problem(path, "kits", f"{len(value)} kits; at most {MAX_KITS}"))
+    kits: list[Kit] = []
+    seen: dict[str, str] = {}
+    for name, ids in value.items():
+        where = kit_field(name)
+        reason = char_problem(name)
+        if not name.strip() or reason is not None or len(name.strip()) > MAX_KIT_NAME:
+            why = reason or (f"a kit's name is at most {MAX_KIT_NAME} characters" if name.strip() else "empty name")
+            problems.append(Problem(path, where, why))
+            continue
+        if kit_key(name) in seen:
+            problems.append(Problem(path, where, f"the same name as kit {seen[kit_key(name)]!r}"))
+            continue
+        seen[kit_key(name)] = name.strip()
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            problems.append(Problem(path, where, f"expected a list of section ids, got {shown(ids)}"))
+            continue
+        if not ids:
+            problems.append(Problem(path, where, "empty; a kit names at least one section"))
+            continue
+        wanted = [i.strip().lower() for i in ids]
+        unknown = [i for i in wanted if i not in sections.order]
+        twice = sorted({i for i in wanted if wanted.count(i) > 1})
+        if unknown:
+            hint = did_you_mean(unknown[0], sections.order)
+            declared = ", ".join(sections.order)
+            problems.append(Problem(path, where, f"unknown section {unknown[0]!r}{hint}; sections are {declared}"))
+        elif twice:
+            problems.append(Problem(path, where, f"{twice[0]!r} is listed twice"))
+        else:
+            kits.append(Kit(name.strip(), tuple(wanted)))
+    return tuple(kits), problems
+
+
 def project_from_data(root: Path, path: str, data: Mapping[str, Any]) -> tuple[Project, list[Problem]]:
     """Build a Project from its settings table, returning every problem with it."""
     problems = unknown_fields(path, data, [*PROJECT_SETTINGS, *SETTINGS], noun="setting")
@@ -103,11 +153,14 @@ def project_from_data(root: Path, path: str, data: Mapping[str, Any]) -> tuple[P
     problems += found
     sections, found = sections_from_data(path, data)
     problems += found
+    # Checked against the declared sections only once those are valid: else every kit would repeat their problem.
+    kits, found = kits_from_data(path, data, sections) if not found else ((), [])
+    problems += found
     brand = data.get("default_brand", DEFAULT_BRAND)
     if not isinstance(brand, str) or not is_valid_id(brand):
         problems.append(Problem(path, "default_brand", f"expected a brand folder name, got {shown(brand)}"))
         brand = DEFAULT_BRAND
-    return Project(root, limits, sections, brand), problems
+    return Project(root, limits, sections, brand, kits), problems
 
 
 def load_project(root: Path) -> tuple[Project, list[Problem]]:
