@@ -21,9 +21,10 @@ from .models import (
     ReviewState,
     Section,
     Tailoring,
+    TranslationLag,
 )
 from .project import Sections
-from .review import brand_release_problems, release_problems
+from .review import brand_release_problems, release_problems, translation_state
 
 NO_PRINT_OPTIONS = PrintOptions()
 MAX_TAILORING_CHARS = 600
@@ -167,6 +168,7 @@ def compose_spec(spec: HandoutSpec, inputs: Inputs, today: dt.date) -> Handout:
         print_options=spec.print_options,
         today=today,
         appendix=spec.appendix,
+        english=inputs.sections.get(BASE_LANGUAGE),
     )
 
 
@@ -181,6 +183,7 @@ def handout_version(
     print_options: PrintOptions = NO_PRINT_OPTIONS,
     review: Iterable[tuple[str, ReviewState]] = (),
     appendix: bool = False,
+    translations: Iterable[tuple[str, TranslationLag]] = (),
 ) -> str:
     """Return a short hash of everything that shapes the PDF except the patient's text."""
     digest = hashlib.sha256()
@@ -193,6 +196,9 @@ def handout_version(
     # The printed review state (e.g. overdue) is part of what the PDF says.
     for section_id, state in review:
         digest.update(f"{section_id}={state}\0".encode())
+    # Only a review record prints how far a translation is behind; every other version stays as it was.
+    for section_id, lag in translations:
+        digest.update(f"{section_id}<{lag.english_version}@{lag.english_approved}\0".encode())
     return digest.hexdigest()[:12]
 
 
@@ -209,6 +215,7 @@ def compose(
     today: dt.date,
     print_options: PrintOptions = NO_PRINT_OPTIONS,
     appendix: bool = False,
+    english: Mapping[str, Section] | None = None,
 ) -> Handout:
     """Assemble a Handout from loaded sections; fail if a chosen one is missing."""
     ids = tuple(ids)
@@ -226,7 +233,10 @@ def compose(
         handout_version, sections, brand, language=language, assets=assets, tool_version=tool_version, review=review
     )
     covers: tuple[tuple[str, bool, str], ...] = ()
+    translations: tuple[tuple[str, TranslationLag], ...] = ()
     if layout in LAYOUTS and not LAYOUTS[layout].for_patients:
+        # A reviewer reads the record: a translation of an older English must not look simply approved.
+        translations = tuple((s.id, lag) for s in sections if (lag := translation_state(s, english)) is not None)
         # What `build` of these sections would print today in each patient layout, plain and with
         # --appendix where it fits: the codes staff look up from a patient's page. Print-shop
         # copies (bleed, crop marks) have codes of their own, listed in the batch manifest.
@@ -241,10 +251,11 @@ def compose(
         brand=brand,
         sections=sections,
         tailoring=tailoring,
-        version=version_of(layout=layout, print_options=print_options, appendix=appendix),
+        version=version_of(layout=layout, print_options=print_options, appendix=appendix, translations=translations),
         tool_version=tool_version,
         print_options=print_options,
         appendix=appendix,
         review=review,
         covers=covers,
+        translations=translations,
     )

@@ -136,6 +136,33 @@ def text_fingerprint(body: str, brief: str = "", key_points: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
+class TranslationLag:
+    """A translation of an older English version than the current one: "translation behind English 2.0.1"."""
+
+    section_id: str
+    translates: str
+    english_version: str
+    # When the English version was approved, if it was; an English edit not yet approved has no date.
+    english_approved: dt.date | None = None
+
+    @property
+    def status(self) -> str:
+        """Return the state as tables show it, e.g. translation behind English 2.0.1."""
+        return f"translation behind English {self.english_version}"
+
+    @property
+    def reason(self) -> str:
+        """Return what check says: translates detox 2.0.0, English is now 2.0.1."""
+        return f"translates {self.section_id} {self.translates}, English is now {self.english_version}"
+
+    @property
+    def detail(self) -> str:
+        """Return which English it translates and, if known, when the English changed."""
+        when = f"; English {self.english_version} approved {self.english_approved}" if self.english_approved else ""
+        return f"translates {self.translates}{when}"
+
+
+@dataclass(frozen=True)
 class Brand:
     """An organization's name, contact details, colors and logo."""
 
@@ -216,6 +243,19 @@ class Handout:
     # A review record's patient handouts of the same sections, brand and language, as (layout,
     # with the source appendix, version): the codes their pages print. Empty for a patient handout.
     covers: tuple[tuple[str, bool, str], ...] = ()
+    # Section id -> how far behind its English a translation is, for those that are (a record prints it).
+    translations: tuple[tuple[str, TranslationLag], ...] = ()
+
+    @property
+    def lags(self) -> dict[str, TranslationLag]:
+        """Return the translations behind their English by section id."""
+        return dict(self.translations)
+
+    @property
+    def changed(self) -> tuple[Section, ...]:
+        """Return the sections whose text changed since their approval, in print order."""
+        states = self.states
+        return tuple(s for s in self.sections if states.get(s.id) == "changed")
 
     @property
     def code(self) -> str:

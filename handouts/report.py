@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .models import Section
+from .errors import Problem
+from .models import BASE_LANGUAGE, Section
+from .project import Project
 from .readability import fernandez_huerta, score
+from .review import due_for_review, translation_state
 
 if TYPE_CHECKING:
     from .inputs.brands import BrandSummary
@@ -23,9 +26,12 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-def status(section: Section, today: dt.date) -> str:
-    """Return the review state as the tables show it."""
-    return {"changed": "changed after approval"}.get(section.review_state(today), section.review_state(today))
+def status(section: Section, today: dt.date, english: Mapping[str, Section] | None = None) -> str:
+    """Return the review state as the tables show it; a translation behind its English says so first."""
+    state = section.review_state(today)
+    shown = {"changed": "changed after approval"}.get(state, state)
+    lag = translation_state(section, english)
+    return shown if lag is None else f"{lag.status} ({lag.detail}); {shown}"
 
 
 def reading(section: Section) -> str:
@@ -35,7 +41,12 @@ def reading(section: Section) -> str:
     return f"FK {score(section.body).fk_grade:.1f}"
 
 
-def sections_table(sections: Iterable[Section], today: dt.date, order: Sequence[str]) -> str:
+def sections_table(
+    sections: Iterable[Section],
+    today: dt.date,
+    order: Sequence[str],
+    english: Mapping[str, Section] | None = None,
+) -> str:
     """Return a table of sections in the project's print order, with their reading grade."""
     ordered = sorted(sections, key=lambda s: order.index(s.id))
     return table(
@@ -45,7 +56,7 @@ def sections_table(sections: Iterable[Section], today: dt.date, order: Sequence[
                 s.id,
                 s.title,
                 s.version,
-                status(s, today),
+                status(s, today, english),
                 s.last_reviewed.isoformat(),
                 s.next_review_due.isoformat(),
                 reading(s),
@@ -57,10 +68,27 @@ def sections_table(sections: Iterable[Section], today: dt.date, order: Sequence[
 
 def due_table(due: Sequence[tuple[Section, str]], today: dt.date) -> str:
     """Return a table of sections that need review with the reason for each, in the order given."""
+    # The why column of a translation behind English says so; its status column keeps its own review state.
     return table(
         [DUE_HEADERS]
         + [(s.id, s.title, s.version, status(s, today), s.next_review_due.isoformat(), why) for s, why in due]
     )
+
+
+def sections_report(project: Project, language: str, today: dt.date, *, due: bool) -> tuple[str, list[Problem]]:
+    """Return the `sections` table (or, with `due`, what needs review) of one language, and the loading problems."""
+    from .inputs.sections import load_sections
+
+    content = load_sections(project, language, today)
+    # A translation is judged against the English sections: one behind them needs review first.
+    english = load_sections(project, BASE_LANGUAGE, today).sections if language != BASE_LANGUAGE else None
+    loaded, problems = content.sections, content.all_problems
+    if not due:
+        return sections_table(loaded.values(), today, project.sections.order, english), problems
+    needing = due_for_review(loaded.values(), today, project.limits, english)
+    if not needing:
+        return f"Nothing needs review in the next {project.limits.warning_window_days} days.", problems
+    return due_table(needing, today), problems
 
 
 def brands_table(brands: Iterable[BrandSummary]) -> str:

@@ -6,8 +6,11 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 
 from .errors import Problem
-from .models import BASE_LANGUAGE, Brand, Section
+from .models import BASE_LANGUAGE, Brand, Section, TranslationLag
 from .project import Limits
+
+# What a reviewer types in place of their own name in the command a message suggests.
+REVIEWER_PLACEHOLDER = "Name, Credentials"
 
 
 def version_bump_problem(section: Section) -> Problem | None:
@@ -58,42 +61,61 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
+def translation_state(section: Section, english: Mapping[str, Section] | None) -> TranslationLag | None:
+    """Return how far a translation is behind its English section, or None if it is not (or is English)."""
+    original = (english or {}).get(section.id)
+    if section.language == BASE_LANGUAGE or section.translation_of is None or original is None:
+        return None
+    if version_key(section.translation_of) >= version_key(original.version):
+        return None
+    # The English review date tells when the English changed only if it is the review of that version.
+    current = original.approved_version == original.version and not original.changed_since_approval
+    approved = original.last_reviewed if current and original.status == "approved" else None
+    return TranslationLag(section.id, section.translation_of, original.version, approved)
+
+
 def translation_problems(section: Section, english: Mapping[str, Section], *, strict: bool) -> list[Problem]:
     """Return a problem when a translation translates an older English version than the current one."""
-    original = english.get(section.id)
-    if section.translation_of is None or original is None:
+    lag = translation_state(section, english)
+    if lag is None:
         return []
-    if version_key(section.translation_of) < version_key(original.version):
-        message = f"translates {section.id} {section.translation_of}, English is now {original.version}"
-        return [Problem(section.path, "", message, "error" if strict else "warning")]
-    return []
+    return [Problem(section.path, "", lag.reason, "error" if strict else "warning")]
+
+
+def approve_command(section: Section) -> str:
+    """Return the approve command a reviewer runs for a section, with a placeholder for their name."""
+    language = "" if section.language == BASE_LANGUAGE else f" --lang {section.language}"
+    return f'handouts approve {section.id}{language} --reviewer "{REVIEWER_PLACEHOLDER}"'
+
+
+def _fix(section: Section) -> str:
+    """Say how to make an edited, unapproved or overdue section releasable: review it, then approve it."""
+    if section.changed_since_approval and section.version == section.approved_version:
+        return f"bump the version, then run: {approve_command(section)}"
+    return f"run: {approve_command(section)}"
 
 
 def release_problems(
     sections: Iterable[Section], today: dt.date, english: Mapping[str, Section] | None = None
 ) -> list[Problem]:
-    """Return why each section may not go into a release build."""
+    """Return why each section may not go into a release build, each ending with the command that fixes it."""
     found = []
     for s in sections:
-        if english is not None and s.language != BASE_LANGUAGE:
-            found += translation_problems(s, english, strict=True)
+        lag = translation_state(s, english) if english is not None else None
+        if lag is not None:
+            # Words of a message, not SQL (ruff takes "update ..., set" for a query).
+            fix = f"update the translation, set translation_of: {lag.english_version}"  # noqa: S608
+            fix += f", then run: {approve_command(s)}"
+            found.append(Problem(s.path, "", f"{lag.reason}; {fix}"))
         state = s.review_state(today)
         if state == "changed":
-            found.append(
-                Problem(
-                    s.path, "", f"body changed after approval on {s.last_reviewed}; a release needs it approved again"
-                )
-            )
+            message = f"body changed after approval on {s.last_reviewed}; a release needs it approved again"
+            found.append(Problem(s.path, "", f"{message}; {_fix(s)}"))
         elif s.status != "approved":
-            found.append(Problem(s.path, "status", f"{s.status}; a release needs approved content"))
+            found.append(Problem(s.path, "status", f"{s.status}; a release needs approved content; {_fix(s)}"))
         if s.is_overdue(today):
-            found.append(
-                Problem(
-                    s.path,
-                    "next_review_due",
-                    f"review overdue since {s.next_review_due}; a release needs a current review",
-                )
-            )
+            message = f"review overdue since {s.next_review_due}; a release needs a current review"
+            found.append(Problem(s.path, "next_review_due", f"{message}; review it, then {_fix(s)}"))
     return found
 
 
@@ -101,12 +123,20 @@ def brand_release_problems(brand: Brand) -> list[Problem]:
     """Return why a brand may not go into a release build: an example brand's clinic is made up."""
     if not brand.example:
         return []
-    message = "true; an example brand's name and phone number are made up; a release needs your own brand"
+    message = (
+        "true; an example brand's name and phone number are made up; a release needs your own brand: "
+        "make one with `handouts init` or a brands/<id>/ folder with example = false, then pass --brand <id>"
+    )
     return [Problem(f"brands/{brand.id}/brand.toml", "example", message)]
 
 
-def due_reason(section: Section, today: dt.date, limits: Limits) -> str | None:
+def due_reason(
+    section: Section, today: dt.date, limits: Limits, english: Mapping[str, Section] | None = None
+) -> str | None:
     """Say why a section needs review, now or within the warning window; None if it does not."""
+    lag = translation_state(section, english)
+    if lag is not None:
+        return f"{lag.status}: {lag.detail}"
     if section.changed_since_approval:
         return "changed since approval"
     if section.status != "approved":
@@ -121,14 +151,32 @@ def due_reason(section: Section, today: dt.date, limits: Limits) -> str | None:
     return None
 
 
-def due_for_review(sections: Iterable[Section], today: dt.date, limits: Limits) -> list[tuple[Section, str]]:
-    """Return each section that needs review with the reason: unapproved text first, then soonest due."""
-    due = [(s, reason) for s in sections if (reason := due_reason(s, today, limits)) is not None]
+def due_for_review(
+    sections: Iterable[Section], today: dt.date, limits: Limits, english: Mapping[str, Section] | None = None
+) -> list[tuple[Section, str]]:
+    """Return each section that needs review with the reason: translations behind English first, then soonest due."""
+    # `english`: the English sections a translation is judged by; without them none is behind.
+    due = [(s, reason) for s in sections if (reason := due_reason(s, today, limits, english)) is not None]
 
-    # A draft or an unreviewed edit needs review now, whatever its date says.
+    # A translation behind its English prints outdated facts; a draft or an unreviewed edit needs review now.
     def urgency(pair: tuple[Section, str]) -> tuple[int, dt.date, str]:
         section = pair[0]
-        rank = 0 if section.changed_since_approval else 1 if section.status != "approved" else 2
+        if translation_state(section, english) is not None:
+            rank = 0
+        else:
+            rank = 1 if section.changed_since_approval else 2 if section.status != "approved" else 3
         return rank, section.next_review_due, section.id
 
     return sorted(due, key=urgency)
+
+
+def changed_note(section: Section) -> str | None:
+    """Say that approved text was edited, as a build's sample marker says it; None if it was not."""
+    if not (section.changed_since_approval and section.status == "approved"):
+        return None
+    if section.version == section.approved_version:
+        return f"{section.path}: changed since version {section.approved_version} was approved; printed as a sample"
+    return (
+        f"{section.path}: changed since approval ({section.approved_version} approved; now {section.version}); "
+        "printed as a sample"
+    )

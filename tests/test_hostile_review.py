@@ -30,6 +30,8 @@ from handouts.inputs.sections import load_sections
 from handouts.project import Project
 
 MAT = "content/en/mat.md"
+# What a release refusal of mat tells the reviewer to run.
+FIX_MAT = 'handouts approve mat --reviewer "Name, Credentials"'
 OLD_REVIEWERS = (
     "reviewers:\n"
     "  - name: Avery Example\n"
@@ -495,8 +497,10 @@ def test_an_earlier_fake_today_cannot_pass_a_release_that_is_overdue_by_the_real
     assert earlier.output.splitlines() == [
         "warning: --today is for tests; release rules use the later of it and today's real date",
         "Error: release refused: 2 problem(s)",
-        f"{MAT}: next_review_due: review overdue since {due}; a release needs a current review",
-        f"content/en/find-help.md: next_review_due: review overdue since {due}; a release needs a current review",
+        f"{MAT}: next_review_due: review overdue since {due}; a release needs a current review; "
+        f"review it, then run: {FIX_MAT}",
+        f"content/en/find-help.md: next_review_due: review overdue since {due}; a release needs a current review; "
+        'review it, then run: handouts approve find-help --reviewer "Name, Credentials"',
     ]
     assert not out.exists()
 
@@ -541,7 +545,8 @@ def test_release_rules_use_the_later_of_today_and_the_clock(project: Path) -> No
         chosen, dt.date(2000, 1, 1), None, clock=lambda: TODAY
     )
     late = [str(p) for p in release_refusals(chosen, TODAY, None, clock=lambda: dt.date(2028, 1, 1))]
-    assert f"{MAT}: next_review_due: review overdue since 2027-05-20; a release needs a current review" in late
+    overdue = "review overdue since 2027-05-20; a release needs a current review"
+    assert f"{MAT}: next_review_due: {overdue}; review it, then run: {FIX_MAT}" in late
     stricter = [str(p) for p in release_refusals(chosen, dt.date(2028, 1, 1), None, clock=lambda: TODAY)]
     assert stricter == late
 

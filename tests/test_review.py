@@ -194,7 +194,8 @@ def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_p
     assert release.exit_code == 1
     assert release.output.splitlines() == [
         "Error: release refused: 1 problem(s)",
-        f"content/en/mat.md: body changed after approval on {day}; a release needs it approved again",
+        f"content/en/mat.md: body changed after approval on {day}; a release needs it approved again; "
+        'run: handouts approve mat --reviewer "Name, Credentials"',
     ]
     assert not (tmp_path / "r.pdf").exists()
     draft = run("build", "--brand", own_brand, "--sections", "mat", "-o", str(tmp_path / "d.pdf"), today=None)
@@ -202,6 +203,9 @@ def test_unreviewed_edit_is_a_check_error_refused_by_release_and_marked_in_the_p
     text = pdf_text(tmp_path / "d.pdf")
     assert "This is a draft. It is not yet approved for patients." in text
     assert "SAMPLE – NOT YET APPROVED FOR PATIENT USE" in text
+    # Approved text, edited: the marker says so, not that no clinic ever reviewed it.
+    assert "Medicines for opioid use disorder: changed since approval (3.0.0 approved; now 3.1.0)." in text
+    assert "No clinic has reviewed this draft." not in text
     assert "Sample · Maple Street (example) · Handout " in text  # the footer
     assert run("record", "--sections", "mat", "-o", str(tmp_path / "rec.pdf"), today=None).exit_code == 0
     record = pdf_text(tmp_path / "rec.pdf")
