@@ -141,9 +141,12 @@ def test_release_refuses_draft_sections_listing_each(run: Invoke, own_brand: str
     lines = result.output.splitlines()
     assert lines[0] == f"Error: release refused: {len(lines) - 1} problem(s)"
     assert [line for line in lines if "status" in line] == [
-        "content/en/mat.md: status: draft; a release needs approved content",
-        "content/en/detox.md: status: draft; a release needs approved content",
-        "content/en/find-help.md: status: draft; a release needs approved content",
+        "content/en/mat.md: status: draft; a release needs approved content; "
+        'run: handouts approve mat --reviewer "Name, Credentials"',
+        "content/en/detox.md: status: draft; a release needs approved content; "
+        'run: handouts approve detox --reviewer "Name, Credentials"',
+        "content/en/find-help.md: status: draft; a release needs approved content; "
+        'run: handouts approve find-help --reviewer "Name, Credentials"',
     ]
     overdue = re.compile(r"next_review_due: review overdue since 2027-\d\d-\d\d; a release needs a current review")
     assert all(overdue.search(line) for line in lines[1:] if "status" not in line)
@@ -235,7 +238,8 @@ def test_overlong_tailoring_is_refused_without_quoting_it(run: Invoke, tmp_path:
 
 EXAMPLE_REFUSED = (
     "brands/example-clinic/brand.toml: example: true; an example brand's name and phone number are made up; "
-    "a release needs your own brand"
+    "a release needs your own brand: make one with `handouts init` or a brands/<id>/ folder with example = false, "
+    "then pass --brand <id>"
 )
 
 
