@@ -15,11 +15,11 @@ import click
 from click.core import ParameterSource
 
 from . import __version__
-from .dates import DATE_RE, parse_date
+from .dates import parse_date
 from .errors import HandoutError, Problem
 from .layouts import PATIENT_LAYOUTS
 from .models import BASE_LANGUAGE
-from .project import BATCH_TIME_LIMIT, BUILD_TIME_LIMIT, CONFIG_FILE, Project
+from .project import BATCH_TIME_LIMIT, BUILD_TIME_LIMIT, CONFIG_FILE, Kit, Project, find_kit
 from .signals import Terminated, sigterm_as_interrupt
 
 if TYPE_CHECKING:
@@ -76,26 +76,57 @@ def _line(problem: Problem) -> str:
     return f"{problem} (warning)" if problem.severity == "warning" else str(problem)
 
 
-def _language(language: str) -> str:
-    from .inputs.fields import is_language_code
+def _language(ctx: click.Context, language: str) -> str:
+    from .inputs.fields import parse_language
+    from .inputs.sections import languages
 
-    # Codes are case-insensitive: ES and es name the same folder.
-    language = language.strip().lower()
-    if not is_language_code(language):
-        raise click.BadParameter("expected a language code like en", param_hint="--lang")
-    return language
+    # The one rule job files and the page use too: any case, a region (es-MX) or an alias (sp, spa).
+    try:
+        return parse_language(language, languages(_project(ctx)[0]))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--lang") from None
 
 
 def _brand(ctx: click.Context, brand: str | None) -> str:
     return brand.strip().lower() if brand is not None else _project(ctx)[0].default_brand
 
 
-def _requested(sections: str | None) -> tuple[str, ...] | None:
+def _requested(ctx: click.Context, sections: str | None, kit: str | None = None) -> tuple[str, ...] | None:
+    if kit is not None:
+        if sections is not None:
+            raise click.UsageError("--kit and --sections both name the sections; give one of them")
+        return _kit(ctx, kit).sections
     # Ids are case-insensitive: MAT and mat name the same section.
     requested = None if sections is None else tuple(s.strip().lower() for s in sections.split(",") if s.strip())
     if requested == ():
         raise click.BadParameter("name at least one section id", param_hint="--sections")
     return requested
+
+
+def _kit(ctx: click.Context, name: str) -> Kit:
+    from .inputs.fields import closest
+
+    project = _project(ctx)[0]
+    kit = find_kit(project, name)
+    if kit is not None:
+        return kit
+    if not project.kits:
+        raise click.BadParameter(
+            f"this project has no kits; name them under [kits] in {CONFIG_FILE}", param_hint="--kit"
+        )
+    names = [k.name for k in project.kits]
+    close = closest(name.strip().lower(), [n.lower() for n in names])
+    hint = "".join(f" (did you mean {n!r}?)" for n in names if n.lower() == close)
+    listed = ", ".join(f'"{n}"' for n in names)
+    raise click.BadParameter(f"unknown kit {name.strip()!r}{hint}; kits: {listed}", param_hint="--kit")
+
+
+def _kit_option(what: str) -> Callable[[F], F]:
+    return click.option(
+        "--kit",
+        metavar="NAME",
+        help=f"A kit of {CONFIG_FILE} (a named set of sections) to {what}, instead of --sections.",
+    )
 
 
 def _out_option(help_text: str) -> Callable[[F], F]:
@@ -176,16 +207,23 @@ class Length(click.ParamType):  # type: ignore[type-arg]  # generic only from Cl
             self.fail(str(exc), param, ctx)
 
 
-def _parse_date(option: str, value: str | None, *, echo: bool = True) -> dt.date | None:
+def _parse_date(option: str, value: str | None) -> dt.date | None:
     if value is None:
         return None
     try:
         return parse_date(value)
     except ValueError as exc:
-        # Without echo the value is not shown: --next-visit may be a patient's appointment.
-        shape_ok = DATE_RE.fullmatch(value)
-        reason = str(exc) if echo else "no such date" if shape_ok else "expected a date as YYYY-MM-DD"
-        raise click.BadParameter(reason, param_hint=option) from None
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def _next_visit(ctx: click.Context, value: str | None) -> dt.date | None:
+    from .inputs.fields import parse_next_visit
+
+    try:
+        # The page's rule too: a date (never echoed: it is a patient's appointment) not yet passed.
+        return None if value is None else parse_next_visit(value, ctx.find_root().obj["today"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--next-visit") from None
 
 
 def _parse_time(option: str, value: str | None) -> dt.time | None:
@@ -274,6 +312,7 @@ class ProjectCommand(click.Command):
             rows = [
                 ("project", str(project.root)),
                 ("section ids", f"{', '.join(project.sections.order)} (always printed: {always})"),
+                *((f'kit "{k.name}"', ", ".join(k.sections)) for k in project.kits),
                 ("layouts", ", ".join(PATIENT_LAYOUTS)),
                 ("languages", ", ".join(languages(project)) or "none yet"),
                 ("brands", ", ".join(brands) or "none yet"),
@@ -312,6 +351,7 @@ def init(folder: Path, brand_id: str) -> None:
 
 @cli.command(cls=ProjectCommand)
 @click.option("--sections", "sections", metavar="IDS", help="Comma-separated section ids (default: all).")
+@_kit_option("build")
 @click.option("--brand", metavar="ID", help="Brand folder under brands/ (default: default_brand in handouts.toml).")
 @click.option("--lang", "language", default=BASE_LANGUAGE, show_default=True, help="Content language folder.")
 @click.option(
@@ -327,7 +367,12 @@ def init(folder: Path, brand_id: str) -> None:
     help="Print-shop bleed around the trimmed page, e.g. 0.125in or 3mm.",
 )
 @click.option("--crop-marks", is_flag=True, help="Draw crop marks outside the trim (and the bleed).")
-@click.option("--release", is_flag=True, help="Refuse draft sections and sections past their review date.")
+@click.option(
+    "--release",
+    is_flag=True,
+    help="A handout for patients: refuses draft sections, sections past their review date or behind English, and "
+    "an example brand (example = true, as example-clinic); needs approved, current content and your own brand.",
+)
 @click.option("--appendix", is_flag=True, help="Add the full list of sources, with links, after the patient pages.")
 @click.option("--prepared-for", default="", metavar="NAME", help="Patient's name, printed in 'My plan'.")
 @click.option("--counselor", default="", metavar="NAME", help="Counselor's name, printed in 'My plan'.")
@@ -339,6 +384,7 @@ def init(folder: Path, brand_id: str) -> None:
 def build(
     ctx: click.Context,
     sections: str | None,
+    kit: str | None,
     brand: str | None,
     language: str,
     layout: str,
@@ -364,13 +410,13 @@ def build(
         prepared_for=prepared_for.strip(),
         counselor=counselor.strip(),
         note=note.strip(),
-        next_visit=_parse_date("--next-visit", next_visit, echo=False),
+        next_visit=_next_visit(ctx, next_visit),
         next_visit_time=_parse_time("--next-visit-time", next_visit_time),
     )
     spec = HandoutSpec(
-        sections=_requested(sections),
+        sections=_requested(ctx, sections, kit),
         brand=_brand(ctx, brand),
-        language=_language(language),
+        language=_language(ctx, language),
         layout=layout,
         release=release,
         tailoring=tailoring,
@@ -388,18 +434,28 @@ def build(
 @click.option("--brand", metavar="ID", help="Brand folder under brands/ (default: default_brand in handouts.toml).")
 @click.option("--lang", "language", default=BASE_LANGUAGE, show_default=True, help="Content language folder.")
 @click.option("--sections", "sections", metavar="IDS", help="Comma-separated section ids (default: every section).")
+@_kit_option("record")
 @_out_option("A .pdf file, or a folder to write {brand}-{lang}-review-record.pdf into.")
 @_time_limit_option(BUILD_TIME_LIMIT)
 @click.pass_context
 def record(
-    ctx: click.Context, brand: str | None, language: str, sections: str | None, out: Path, time_limit: float
+    ctx: click.Context,
+    brand: str | None,
+    language: str,
+    sections: str | None,
+    kit: str | None,
+    out: Path,
+    time_limit: float,
 ) -> None:
     """Write the review record for document control: every section's review and sources, as a PDF."""
     from .build import BuildRequest
     from .compose import HandoutSpec
 
     spec = HandoutSpec(
-        sections=_requested(sections), brand=_brand(ctx, brand), language=_language(language), layout="record"
+        sections=_requested(ctx, sections, kit),
+        brand=_brand(ctx, brand),
+        language=_language(ctx, language),
+        layout="record",
     )
     click.echo(str(_build(ctx, BuildRequest(spec, out), time_limit).pdf_path))
 
@@ -417,7 +473,7 @@ def sections_command(ctx: click.Context, language: str, due: bool) -> None:
     from .review import due_for_review
 
     project, today = _project(ctx)
-    content = load_sections(project, _language(language), today)
+    content = load_sections(project, _language(ctx, language), today)
     loaded, problems = content.sections, content.all_problems
     if due:
         needing = due_for_review(loaded.values(), today, project.limits)
@@ -480,7 +536,7 @@ def approve(
     from .compose import unknown_section_message
 
     project, today = _project(ctx)
-    language = _language(language)
+    language = _language(ctx, language)
     section = section.strip().lower()
     if section not in project.sections.order:
         raise click.BadParameter(unknown_section_message(project.sections.order, [section]), param_hint="SECTION")

@@ -14,7 +14,7 @@ from handouts.batch.manifest import JOURNAL_NAME, MANIFEST_NAME, Journal, Manife
 from handouts.errors import Problem
 from handouts.inputs.jobs import Output, expand, parse_jobs
 from handouts.output.pdf import ldconfig_finder
-from handouts.project import Project
+from handouts.project import Kit, Project
 from handouts.render_service import RenderJob, RenderOutcome, ThreadExecutor, check_workers
 
 IDENTITY = {"code": "c0de", "renderer": {"weasyprint": "70.0", "pydyf": "0.13.0", "pango": "1.50.12"}}
@@ -200,7 +200,7 @@ def test_progress_bar_is_silent_off_a_terminal_and_events_become_lines() -> None
     assert lines == [("built o/a.pdf (new)", False), ("failed o/b.pdf (why)", False)]
 
 
-UNKNOWN_FIELD = "unknown field; expected one of name, sections, brands, languages, layouts, release, appendix"
+UNKNOWN_FIELD = "unknown field; expected one of name, sections, kit, brands, languages, layouts, release, appendix"
 JOB_FILE_ERRORS = [
     ("output = 3\n" + JOBS, "output", "expected a folder path, got 3"),
     ("[[handout]]\nname = 'a b'\n", "handout[0].name", "expected a file stem of letters, digits, - and _, got 'a b'"),
@@ -210,6 +210,52 @@ JOB_FILE_ERRORS = [
     ("x = [", "", "invalid TOML: Invalid value (at end of document)"),
     ("", "handout", "expected at least one [[handout]] table"),
 ]
+
+
+KITS = (Kit("Starting buprenorphine", ("mat", "overdose-safety")), Kit("After an overdose", ("overdose-safety",)))
+KIT_ERRORS = [
+    (
+        "kit = 'Starting buprenorfine'",
+        "handout[0].kit",
+        "unknown kit 'Starting buprenorfine' (did you mean 'Starting buprenorphine'?); "
+        'kits: "Starting buprenorphine", "After an overdose"',
+    ),
+    ("kit = ['mat']", "handout[0].kit", "expected the name of a kit in handouts.toml, got ['mat']"),
+    (
+        "kit = 'After an overdose'\nsections = ['mat']",
+        "handout[0].kit",
+        "a kit names the sections; give kit or sections, not both",
+    ),
+    (
+        "languages = ['fr']",
+        "handout[0].languages",
+        "no content in language 'fr'; languages with content: en, es",
+    ),
+    (
+        "languages = ['ess']",
+        "handout[0].languages",
+        "no content in language 'ess' (did you mean 'es'?); languages with content: en, es",
+    ),
+]
+
+
+@pytest.mark.parametrize(("line", "field", "message"), KIT_ERRORS)
+def test_a_bad_kit_or_language_in_a_job_is_named_by_file_field_and_reason(line: str, field: str, message: str) -> None:
+    text = f"[[handout]]\nname = 'a'\n{line}\n"
+    assert parse_jobs("jobs.toml", text, brands=BRANDS, languages=["en", "es"], kits=KITS) == (
+        None,
+        [Problem("jobs.toml", field, message)],
+    )
+
+
+def test_a_job_names_a_kit_in_any_case_and_languages_by_alias_and_builds_the_kits_sections() -> None:
+    text = "[[handout]]\nname = 'a'\nkit = ' starting BUPRENORPHINE '\nlanguages = ['sp', 'en-US', 'ES']\n"
+    job_file, problems = parse_jobs("jobs.toml", text, brands=BRANDS, languages=["en", "es"], kits=KITS)
+    assert problems == [] and job_file is not None
+    assert [(o.key, o.sections) for o in expand(job_file)] == [
+        ("example-clinic/es/a-letter.pdf", ("mat", "overdose-safety")),
+        ("example-clinic/en/a-letter.pdf", ("mat", "overdose-safety")),
+    ]
 
 
 @pytest.mark.parametrize(("text", "field", "message"), JOB_FILE_ERRORS)

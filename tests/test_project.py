@@ -316,7 +316,7 @@ def test_a_project_template_or_stylesheet_overrides_the_tools_own(clinic: Path) 
     assert "Printed by our clinic" not in text_of(clinic / "out" / "b.pdf"), again.output
 
 
-def test_help_lists_the_projects_section_ids_layouts_languages_and_brands(
+def test_help_lists_the_projects_section_ids_kits_layouts_languages_and_brands(
     clinic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     add_own_section_and_brand(clinic)
@@ -326,7 +326,9 @@ def test_help_lists_the_projects_section_ids_layouts_languages_and_brands(
     assert f"Inthisproject:project{clinic}".replace(" ", "") in text
     expected = (
         "section ids mat, overdose-safety, behavioral-therapy, self-help, detox, "
-        "our-services, find-help (always printed: find-help) layouts letter, a4, large-print, trifold "
+        "our-services, find-help (always printed: find-help) "
+        'kit "Starting buprenorphine" mat, overdose-safety kit "After an overdose" overdose-safety, mat, detox '
+        "layouts letter, a4, large-print, trifold "
         "languages en, es brands north, our-clinic (default)"
     )
     assert "".join(expected.split()) in text

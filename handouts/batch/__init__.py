@@ -61,7 +61,11 @@ def executor_for(
 def read_job_file(project: Project, path: Path) -> JobFile:
     """Read a job file, checked against the project's brands and languages, or raise with every problem."""
     job_file, problems = read_jobs(
-        path, brands=brand_ids(project), languages=languages(project), sections=project.sections.order
+        path,
+        brands=brand_ids(project),
+        languages=languages(project),
+        sections=project.sections.order,
+        kits=project.kits,
     )
     if job_file is None:
         raise HandoutError(f"invalid job file: {len(problems)} problem(s)", problems)

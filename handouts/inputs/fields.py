@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from ..dates import parse_date
+from ..dates import DATE_RE, parse_date
 from ..errors import Problem
 
 # Patterns of whole values, used with fullmatch: `$` alone would let a trailing newline through,
@@ -228,6 +228,65 @@ def text_field(path: str, field: str, value: Any, problems: list[Problem]) -> st
 def is_language_code(value: str) -> bool:
     """Tell whether a language names a folder under content/: lowercase letters only, so never a path."""
     return value.isalpha() and value.islower() and len(value) <= 8
+
+
+# Codes people type for a language whose content folder is named otherwise: the one table the CLI,
+# job files and the page read. MedlinePlus (and so many EHRs' infobutton links) write Spanish as
+# "sp"; ISO 639-2 gives three letters (spa, eng); a region (es-MX, en_US) does not change the text.
+LANGUAGE_ALIASES = {
+    "sp": "es",
+    "spa": "es",
+    "esp": "es",
+    "spanish": "es",
+    "espanol": "es",
+    "español": "es",
+    "eng": "en",
+    "english": "en",
+}
+# A tag a person or a browser writes: a language, then optional subtags (es-MX, es_419, zh-Hant-TW).
+LANGUAGE_TAG_RE = re.compile(r"([a-zñ]{2,8})(?:[-_][a-z0-9]{1,8})*")
+
+
+def parse_language(text: str, available: Sequence[str]) -> str:
+    """Return the content language a code names (es, ES, es-MX, spa, sp), or raise ValueError saying why not."""
+    code = text.strip().lower()
+    if code in available and is_language_code(code):
+        return code
+    tag = LANGUAGE_TAG_RE.fullmatch(code)
+    if tag is None:
+        raise ValueError(f"expected a language code like en, got {shown(text)}")
+    language = LANGUAGE_ALIASES.get(tag[1], tag[1])
+    if language in available and is_language_code(language):
+        return language
+    have = sorted(a for a in available if is_language_code(a))
+    if not have:
+        raise ValueError(f"no content in language {shown(text)}: content/ has no language folder yet")
+    hint = did_you_mean(language, have)
+    raise ValueError(f"no content in language {shown(text)}{hint}; languages with content: {', '.join(have)}")
+
+
+def next_visit_problem(visit: dt.date, today: dt.date) -> str | None:
+    """Say why a next visit's date is not one to print on a handout (it has passed), or return None."""
+    # The one rule for the CLI, job files and the counselor's page: a plan naming a day gone by
+    # misleads the patient who reads it at home.
+    if visit < today:
+        return f"that day has passed; today is {today.isoformat()}"
+    return None
+
+
+def parse_next_visit(text: str, today: dt.date) -> dt.date:
+    """Parse a next visit's YYYY-MM-DD and check it, or raise ValueError saying why without quoting it."""
+    # The reason never quotes the text: a next visit is a patient's appointment.
+    try:
+        visit = parse_date(text.strip())
+    except ValueError:
+        raise ValueError(
+            "no such date" if DATE_RE.fullmatch(text.strip()) else "expected a date as YYYY-MM-DD"
+        ) from None
+    reason = next_visit_problem(visit, today)
+    if reason is not None:
+        raise ValueError(reason)
+    return visit
 
 
 def is_valid_id(value: str) -> bool:

@@ -11,10 +11,11 @@ from typing import Any
 from ..errors import Problem
 from ..layouts import PATIENT_LAYOUTS
 from ..models import BASE_LANGUAGE, SECTION_ORDER
-from .fields import char_problem, did_you_mean, key_name, shown, tables
+from ..project import Kit, kit_key
+from .fields import char_problem, closest, did_you_mean, key_name, parse_language, shown, tables
 from .files import TOML_CAP, parse_toml, read_text
 
-JOB_FIELDS = ("name", "sections", "brands", "languages", "layouts", "release", "appendix")
+JOB_FIELDS = ("name", "sections", "kit", "brands", "languages", "layouts", "release", "appendix")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 DEFAULT_OUTPUT = "out/batch"
 
@@ -72,6 +73,37 @@ def _strings(path: str, field: str, value: Any, allowed: Sequence[str], problems
     return tuple(dict.fromkeys(value))
 
 
+def _languages(path: str, field: str, value: Any, available: Sequence[str], problems: list[Problem]) -> tuple[str, ...]:
+    # The CLI's rule for --lang: any case, a region (es-MX) or an alias (sp, spa) names the language.
+    if value == "*" or (isinstance(value, list) and "*" in value):
+        return tuple(available)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        problems.append(Problem(path, field, f'expected a list of language codes or "*", got {shown(value)}'))
+        return ()
+    try:
+        return tuple(dict.fromkeys(parse_language(v, available) for v in value))
+    except ValueError as exc:
+        problems.append(Problem(path, field, str(exc)))
+        return ()
+
+
+def _kit_sections(path: str, field: str, value: Any, kits: Sequence[Kit], problems: list[Problem]) -> tuple[str, ...]:
+    if not isinstance(value, str) or not value.strip():
+        problems.append(Problem(path, field, f"expected the name of a kit in handouts.toml, got {shown(value)}"))
+        return ()
+    found = next((kit for kit in kits if kit_key(kit.name) == kit_key(value)), None)
+    if found is not None:
+        return found.sections
+    if not kits:
+        problems.append(Problem(path, field, f"unknown kit {shown(value)}: handouts.toml names no [kits]"))
+        return ()
+    close = closest(kit_key(value), [kit_key(kit.name) for kit in kits])
+    hint = "".join(f" (did you mean {kit.name!r}?)" for kit in kits if kit_key(kit.name) == close)
+    listed = ", ".join(f'"{kit.name}"' for kit in kits)
+    problems.append(Problem(path, field, f"unknown kit {shown(value)}{hint}; kits: {listed}"))
+    return ()
+
+
 def _output(path: str, output: Any, problems: list[Problem]) -> Any:
     if not isinstance(output, str) or not output.strip():
         problems.append(Problem(path, "output", f"expected a folder path, got {shown(output)}"))
@@ -82,14 +114,19 @@ def _output(path: str, output: Any, problems: list[Problem]) -> Any:
 
 
 def read_jobs(
-    path: Path, *, brands: Sequence[str], languages: Sequence[str], sections: Sequence[str] = SECTION_ORDER
+    path: Path,
+    *,
+    brands: Sequence[str],
+    languages: Sequence[str],
+    sections: Sequence[str] = SECTION_ORDER,
+    kits: Sequence[Kit] = (),
 ) -> tuple[JobFile | None, list[Problem]]:
     """Read a job file from disk and parse it, reporting a file that cannot be read as a problem."""
     # A job file may live anywhere, so no project root: but it must be a regular file of sane size.
     text, problems = read_text(path, str(path), cap=TOML_CAP, root=None)
     if text is None:
         return None, problems
-    return parse_jobs(str(path), text, brands=brands, languages=languages, sections=sections)
+    return parse_jobs(str(path), text, brands=brands, languages=languages, sections=sections, kits=kits)
 
 
 # Outputs one job file may ask for: a health system's full set is a few thousand; more is a mistake
@@ -98,9 +135,15 @@ MAX_OUTPUTS = 20_000
 
 
 def parse_jobs(
-    path: str, text: str, *, brands: Sequence[str], languages: Sequence[str], sections: Sequence[str] = SECTION_ORDER
+    path: str,
+    text: str,
+    *,
+    brands: Sequence[str],
+    languages: Sequence[str],
+    sections: Sequence[str] = SECTION_ORDER,
+    kits: Sequence[Kit] = (),
 ) -> tuple[JobFile | None, list[Problem]]:
-    """Parse a job file's TOML, checking every handout against the project's brands and languages."""
+    """Parse a job file's TOML, checking every handout against the project's brands, languages and kits."""
     data, problems = parse_toml(path, text)
     if data is None:
         return None, problems
@@ -123,11 +166,19 @@ def parse_jobs(
             if not isinstance(value, bool):
                 problems.append(Problem(path, f"{where}.{flag}", f"expected true or false, got {shown(value)}"))
         before = len(problems)
+        if "kit" in table and "sections" in table:
+            problems.append(Problem(path, f"{where}.kit", "a kit names the sections; give kit or sections, not both"))
+            chosen: tuple[str, ...] = ()
+        elif "kit" in table:
+            # A kit is its sections from here on: the plan and the manifest see only those.
+            chosen = _kit_sections(path, f"{where}.kit", table["kit"], kits, problems)
+        else:
+            chosen = _strings(path, f"{where}.sections", table.get("sections", "*"), sections, problems)
         spec = JobSpec(
             name=str(name),
-            sections=_strings(path, f"{where}.sections", table.get("sections", "*"), sections, problems),
+            sections=chosen,
             brands=_strings(path, f"{where}.brands", table.get("brands", "*"), brands, problems),
-            languages=_strings(
+            languages=_languages(
                 path, f"{where}.languages", table.get("languages", [BASE_LANGUAGE]), languages, problems
             ),
             layouts=_strings(
