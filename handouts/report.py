@@ -95,8 +95,12 @@ def brands_table(brands: Iterable[BrandSummary]) -> str:
     """Return a table of brand folders: id, name, whether an example, and ok or how many problems."""
 
     def state(brand: BrandSummary) -> str:
-        count = len(brand.problems)
-        return "ok" if not count else f"{count} problem{'' if count == 1 else 's'}"
+        # A warning (a translated field behind its English) leaves the brand usable: said apart from problems.
+        count = sum(p.severity == "error" for p in brand.problems)
+        warnings = len(brand.problems) - count
+        parts = [f"{count} problem{'' if count == 1 else 's'}"] * bool(count)
+        parts += [f"{warnings} warning{'' if warnings == 1 else 's'}"] * bool(warnings)
+        return ", ".join(parts) or "ok"
 
     rows = [(b.id, b.name or "-", "yes" if b.example else "no", state(b)) for b in brands]
     return table([BRAND_HEADERS, *rows])

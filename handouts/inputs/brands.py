@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..color import BODY_TEXT_RATIO, LARGE_TEXT_RATIO, WHITE, contrast_ratio, nearest_passing
-from ..errors import Problem
+from ..errors import Problem, errors
 from ..images import raster_problem, svg_problem
 from ..models import Brand
 from ..project import Project
@@ -38,6 +38,11 @@ BRAND_FIELDS = (
 
 # Fields a brand may give per language, in a table named after the language: [es]
 LOCALIZABLE_BRAND_FIELDS = ("name", "short_name", "address", "hours", "note", "logo_alt", "qr_url", "sources_url")
+
+
+# In a language's table, the English text each translated field translates, as a section records
+# translation_of: translates.hours = "Monday to Friday, ...". check warns when the English has changed since.
+TRANSLATES = "translates"
 
 
 # How alike a misspelled key and a known one must be to suggest it (difflib's ratio). Two-letter
@@ -89,7 +94,7 @@ def _localized(
             problems.append(Problem(path, key, message))
         else:
             fields = data[key]
-            for name in sorted(set(fields) - set(LOCALIZABLE_BRAND_FIELDS)):
+            for name in sorted(set(fields) - {*LOCALIZABLE_BRAND_FIELDS, TRANSLATES}):
                 problems.append(
                     Problem(path, f"{key}.{name}", f"not translatable; expected {', '.join(LOCALIZABLE_BRAND_FIELDS)}")
                 )
@@ -100,6 +105,46 @@ def _localized(
             )
             localized.append((key, translated))
     return localized
+
+
+def translated_field_problems(path: str, data: Mapping[str, Any], content_languages: Sequence[str]) -> list[Problem]:
+    """Warn about each translated field whose English has changed since it was translated, or is not recorded."""
+    found: list[Problem] = []
+    for language in sorted(set(data) & set(content_languages)):
+        fields = data[language]
+        if not isinstance(fields, dict):
+            continue  # said by the loader
+        translates = fields.get(TRANSLATES, {})
+        if not isinstance(translates, dict):
+            message = (
+                f'expected the English each field translates, like hours = "Monday to Friday", got {shown(translates)}'
+            )
+            found.append(Problem(path, f"{language}.{TRANSLATES}", message))
+            continue
+        for name in sorted(set(translates) - set(LOCALIZABLE_BRAND_FIELDS)):
+            found.append(Problem(path, f"{language}.{TRANSLATES}.{key_name(name)}", "not a translatable field"))
+        for name in LOCALIZABLE_BRAND_FIELDS:
+            english = data.get(name)
+            if name not in fields or not isinstance(english, str) or not english.strip():
+                continue  # nothing translated, or no English to translate: nothing to go stale
+            english, field = english.strip(), f"{language}.{name}"
+            recorded = translates.get(name)
+            where = f"{language}.{TRANSLATES}.{name}"
+            if recorded is None:
+                message = (
+                    f"no record of which English {name} it translates; under [{language}], add "
+                    f"{TRANSLATES}.{name} with the English {name} it translates"
+                )
+                found.append(Problem(path, field, message, "warning"))
+            elif not isinstance(recorded, str):
+                found.append(Problem(path, where, f"expected the English text, got {shown(recorded)}"))
+            elif recorded.strip() != english:
+                message = (
+                    f"translates an older English {name} ({shown(recorded.strip())}); English is now {shown(english)}; "
+                    f"translate the new English into {field}, then set {where} to it"
+                )
+                found.append(Problem(path, field, message, "warning"))
+    return found
 
 
 def _unknown_key(path: str, key: str, value: Any, content_languages: Sequence[str]) -> Problem:
@@ -329,7 +374,9 @@ def _load(
     if data is None:
         return None, None, problems
     brand, problems = brand_from_data(rel, data, brand_id=brand_id, files=files, content_languages=content_languages)
-    return data, brand, problems
+    # Warnings, unless a record is malformed: a stale translation still prints, as a stale section does.
+    translated = translated_field_problems(rel, data, content_languages)
+    return data, None if errors(translated) else brand, problems + translated
 
 
 @dataclass(frozen=True)
@@ -349,7 +396,8 @@ def brand_summaries(project: Project) -> list[BrandSummary]:
     for folder in brand_folders(project):
         data, brand, problems = _load(project, folder.name, content_languages)
         if brand is not None:
-            found.append(BrandSummary(brand.id, brand.name, brand.example, ()))
+            # A loaded brand may still have warnings: a translated field behind its English.
+            found.append(BrandSummary(brand.id, brand.name, brand.example, tuple(problems)))
             continue
         # An invalid brand is still named as its brand.toml names it, when that is printable text.
         name = (data or {}).get("name")
