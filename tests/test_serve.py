@@ -25,7 +25,7 @@ from handouts.errors import Problem
 from handouts.render_service import RenderJob, RenderOutcome, ThreadExecutor, render_job
 from handouts.serve.app import MAX_BODY_BYTES, ServeConfig, make_app
 from handouts.serve.run import ServeOptions, allowed_hosts, host_problem
-from handouts.serve.security import Accounts, add_counselor, is_loopback, parse_auth_file
+from handouts.serve.security import Accounts, SignIn, add_counselor, is_loopback, parse_auth_file
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -81,7 +81,7 @@ def field_error(page: str, name: str) -> str:
 
 
 def chart_note(page: str) -> str:
-    match = re.search(r'<textarea id="chart-note" readonly rows="3">([^<]*)</textarea>', page)
+    match = re.search(r'<textarea id="chart-note" readonly rows="\d+">([^<]*)</textarea>', page)
     assert match, page
     return match[1]
 
@@ -101,13 +101,16 @@ def test_page_offers_sections_with_their_review_state_in_words(client: Client) -
     assert "Draft sample." in text
     for name in ("prepared_for", "counselor", "note", "next_visit", "next_visit_time"):
         assert f'<label for="{name}">' in text and f'id="{name}" name="{name}"' in text
-    assert "<script" not in text and "style=" not in text
+    # Script only from the page's own files (the policy allows no other), never inline.
+    assert re.findall(r"<script[^>]*>", text) == ['<script src="/static/serve.js" defer>']
+    assert "</script>" in text and '<script src="/static/serve.js" defer></script>' in text
+    assert "style=" not in text
 
 
 def test_page_lists_spanish_titles_when_asked(client: Client) -> None:
     text = client().get("/", params={"language": "es"}).text
     assert "Medicamentos para el trastorno por consumo de opioides" in text
-    assert '<input type="hidden" name="language" value="es">' in text
+    assert '<option value="es" selected>Español (Spanish)</option>' in text
 
 
 def test_approved_and_overdue_states_are_words(client: Client, run: Invoke) -> None:
@@ -164,7 +167,7 @@ def test_a_good_form_gives_a_pdf_link_and_a_chart_note(client: Client) -> None:
     page = response.text
     note = chart_note(page)
     assert note.startswith("Gave patient handout &#34;Opioid use disorder: treatment and support&#34; (draft sample")
-    assert "Medicines for opioid use disorder; Overdose safety." in note
+    assert "Medicines for opioid use disorder; Overdose safety; Where to get help." in note
     assert re.search(r"Version [0-9a-f]{12}, English, US Letter, 2026-11-23, by Dana Reyes\.$", note)
     assert "Ana" not in note  # the patient's name is the PDF's, not the chart's
     link = re.search(r'href="(/pdf/[^"]+)"', page)
@@ -213,7 +216,7 @@ def test_a_form_without_its_token_is_refused(client: Client) -> None:
     test_client.get("/")
     missing = test_client.post("/handout", data=FORM)
     assert missing.status_code == 403
-    assert "Nothing was made" in missing.text
+    assert "This form had expired, so nothing was made." in missing.text
     # A token made for another browser does not pass either.
     with TestClient(test_client.app, base_url=BASE) as other:
         foreign = token(other.get("/").text)
@@ -310,13 +313,15 @@ def test_wrong_passwords_lock_only_the_address_they_come_from(tmp_path: Path) ->
     add_counselor(users, "dana", "correct horse battery")
     now = [1000.0]
     accounts = Accounts(parse_auth_file(users)[0], clock=lambda: now[0])
-    for _ in range(5):
-        assert accounts.sign_in("dana", "guess", "203.0.113.9").session is None
-    # The stranger's address now waits, twice as long with each further wrong try...
-    assert accounts.sign_in("dana", "correct horse battery", "203.0.113.9").wait_seconds == 1.0
-    now[0] += 1.5
-    assert accounts.sign_in("dana", "guess", "203.0.113.9").session is None
-    assert accounts.sign_in("dana", "guess", "203.0.113.9").wait_seconds == 2.0
+    for _ in range(4):
+        assert accounts.sign_in("dana", "guess", "203.0.113.9") == SignIn()
+    # The fifth wrong try locks the stranger's address for a minute, and says so...
+    assert accounts.sign_in("dana", "guess", "203.0.113.9").wait_seconds == 60.0
+    assert accounts.sign_in("dana", "correct horse battery", "203.0.113.9").wait_seconds == 60.0
+    # ...twice as long with each further wrong try...
+    now[0] += 61
+    assert accounts.sign_in("dana", "guess", "203.0.113.9").wait_seconds == 120.0
+    assert accounts.sign_in("dana", "correct horse battery", "203.0.113.9").wait_seconds == 120.0
     # ...while the counselor at another computer signs in at once.
     assert accounts.name_wait("dana") == 0
     assert accounts.sign_in("dana", "correct horse battery", "192.0.2.20").session is not None
@@ -349,9 +354,9 @@ def test_a_stranger_cannot_lock_the_counselor_out_through_the_page(client: Clien
         csrf = token(test_client.get("/login").text)
         return test_client.post("/login", data={"csrf": csrf, "username": "dana", "password": password})
 
-    assert [sign_in(stranger, "guess").status_code for _ in range(5)] == [401] * 5
+    assert [sign_in(stranger, "guess").status_code for _ in range(5)] == [401] * 4 + [429]
     refused = sign_in(stranger, "correct horse battery")
-    assert refused.status_code == 429 and "Too many wrong passwords from this computer. Try again in" in refused.text
+    assert refused.status_code == 429 and "Too many tries from this computer; try again in 1 minute." in refused.text
     assert sign_in(counselor, "correct horse battery").status_code == 303
 
 
@@ -441,7 +446,9 @@ def test_release_offers_only_approved_sections_and_no_example_brand(
 ) -> None:
     page = client(release=True).get("/").text
     assert 'name="sections"' not in page
-    assert "Not offered: Medicines for opioid use disorder (not approved)" in page
+    unavailable = r'for="section-mat">Medicines for opioid use disorder</label>\s*<span class="state state-unavail'
+    assert re.search(unavailable, page)
+    assert '<span class="about" id="why-mat">Draft — not approved yet.</span>' in page
     # The example clinic is not offered; the clinic's own brand (here a copy of it) is.
     assert "made-up example" not in page
     assert f'<input type="hidden" name="brand" value="{own_brand}">' in page
@@ -452,7 +459,7 @@ def test_release_offers_only_approved_sections_and_no_example_brand(
     assert "Draft sample." not in page
     refused = post(test_client, brand=own_brand, sections=["mat", "detox"])
     assert refused.status_code == 422
-    assert "approved and in date" in field_error(refused.text, "sections")
+    assert "Not offered: Withdrawal and detox (draft — not approved yet)." in field_error(refused.text, "sections")
     example = post(test_client, brand="example-clinic", sections=["mat"])
     assert "Choose one of the clinics listed." in field_error(example.text, "brand")
     assert post(test_client, brand=own_brand, sections=["mat"]).status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import dataclasses
 import datetime as dt
 import functools
 import ipaddress
@@ -27,12 +28,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..compose import HandoutSpec, compose_spec
+from ..compose import MAX_TAILORING_CHARS, HandoutSpec, compose_spec
 from ..errors import HandoutError, Problem
 from ..layouts import LAYOUTS, PATIENT_LAYOUTS
 from ..models import BASE_LANGUAGE, Brand, Handout
 from ..output.html import strict_environment
 from ..pool import HealingPool, WorkerStopped
+from ..project import find_kit
 from ..render_service import Executor, RenderJob, RenderOutcome
 from .form import LABELS, FormValues, check_form, problem_field, read_values
 from .security import Accounts, Csrf
@@ -69,6 +71,13 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"SAMEORIGIN"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+EXPIRED = "This form had expired, so nothing was made. Your entries are below; press Make PDF again."
+# What the note's hint says for each layout: the limit is one, the room to print it is not.
+NOTE_HINTS = {
+    name: f"Up to {MAX_TAILORING_CHARS} characters."
+    + (" The brochure's panels are small: a long note may mean fewer sections fit." if LAYOUTS[name].briefs else "")
+    for name in PATIENT_LAYOUTS
+}
 LAYOUT_NAMES = {
     "letter": "Letter (US)",
     "a4": "A4",
@@ -262,7 +271,8 @@ def chart_note(handout: Handout, title: str, today: dt.date) -> str:
     """Return the one line a counselor copies into the patient's record; the server keeps no copy."""
     from babel import Locale
 
-    sections = "; ".join(s.title for s in handout.body_sections) or handout.help_section.title
+    # Every section the PDF prints, the always-printed help among them, in the order printed.
+    sections = "; ".join(s.title for s in handout.sections)
     language = Locale.parse(handout.language).get_display_name("en") or handout.language
     who = f", by {handout.tailoring.counselor}" if handout.tailoring.counselor else ""
     sample = " (draft sample, not for patients)" if handout.is_sample else ""
@@ -354,6 +364,7 @@ class Handlers:
         values: FormValues | None = None,
         errors: dict[str, list[str]] | None = None,
         result: dict[str, Any] | None = None,
+        notice: str = "",
         status: int = 200,
     ) -> Response:
         """Render the one page: the form, its errors, and after a PDF its chart note."""
@@ -369,6 +380,9 @@ class Handlers:
             "signing_in": self.config.accounts is not None,
             "layouts": list(PATIENT_LAYOUTS),
             "ready": snapshot is not None,
+            "notice": notice,
+            "note_hints": NOTE_HINTS,
+            "note_limit": MAX_TAILORING_CHARS,
         }
         if snapshot is not None:
             brands = offered_brands(snapshot, release=self.config.release)
@@ -385,6 +399,7 @@ class Handlers:
                 values=values,
                 drafts=any(c.offered and c.state != "approved" for c in choices) or any(b.example for b in brands),
                 not_offered=[c for c in choices if not c.offered],
+                kits=snapshot.project.kits,
             )
         html = self.env.get_template("page.html.j2").render(**context)
         return self._cookies(HTMLResponse(html, status), request, browser, new)
@@ -405,13 +420,23 @@ class Handlers:
             return PlainTextResponse("Send the form as the page does.", 415)
         fields, sections = form
         browser, _new = self.browser(request)
-        if not self.csrf.valid(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-            return self._expired(request)
+        genuine = self.csrf.valid(request.cookies.get(CSRF_COOKIE), fields.get("csrf"))
         snapshot, rejected = await _in_thread(self.state.current)
         if snapshot is None:
             return self.page(request, None, rejected, status=503)
         today = self.clock()
         values = read_values(fields, sections)
+        if not genuine:
+            # Sent back filled in, in this one response only; nothing is made and nothing is kept.
+            return self.page(request, snapshot, rejected, values=values, notice=EXPIRED, status=403)
+        if fields.get("action") == "language":
+            # Another language's sections, with everything typed and ticked still there.
+            return self.page(request, snapshot, rejected, values=values)
+        if "kit" in fields:
+            # A kit ticks its sections (without JavaScript, through this answer); the rest stays as typed.
+            kit = find_kit(snapshot.project, fields["kit"][:200])
+            values = dataclasses.replace(values, sections=kit.sections) if kit else values
+            return self.page(request, snapshot, rejected, values=values)
         language = values.language if values.language in snapshot.languages else BASE_LANGUAGE
         checked = check_form(
             values,
@@ -431,7 +456,7 @@ class Handlers:
         if outcome.pdf is None:
             errors = _by_field(outcome.problems) if outcome.problems else {"": [_render_failure(outcome.error)]}
             if "layout" in errors:
-                errors["layout"] = [_fit_message(handout.layout, errors["layout"])]
+                errors["layout"] = [_fit_message(handout.layout, errors["layout"], bool(values.note))]
             return self.page(request, snapshot, rejected, values=values, errors=errors, status=422)
         name = f"handout-{handout.language}-{handout.layout}.pdf"
         token = self.shelf.put(browser, outcome.pdf, name)
@@ -515,7 +540,7 @@ class Handlers:
         if answer.wait_seconds > 0:
             minutes = max(1, math.ceil(answer.wait_seconds / 60))
             again = "in 1 minute" if minutes == 1 else f"in {minutes} minutes"
-            message = f"Too many wrong passwords from this computer. Try again {again}."
+            message = f"Too many tries from this computer; try again {again}."
             return self._login(request, message, 429)
         if answer.session is None:
             return self._login(request, "That name and password do not match.", 401)
@@ -707,9 +732,11 @@ def _by_field(problems: Any) -> dict[str, list[str]]:
     return found
 
 
-def _fit_message(layout: str, overruns: list[str]) -> str:
+def _fit_message(layout: str, overruns: list[str], note: bool) -> str:
     name = LAYOUT_NAMES.get(layout, layout)
-    return f"Does not fit the {name}: " + "; ".join(overruns) + ". Choose fewer sections, or the Letter layout."
+    # The note prints in the brochure's plan panel: when there is one, it is the first thing to shorten.
+    fix = "Shorten the note, choose fewer sections" if note else "Choose fewer sections"
+    return f"Does not fit the {name}: " + "; ".join(overruns) + f". {fix}, or the Letter layout."
 
 
 def _render_failure(error: str | None) -> str:

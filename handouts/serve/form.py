@@ -112,8 +112,10 @@ def check_form(
     if unknown:
         add("sections", "Some sections are not in this project any more; choose from the list.")
     if refused:
-        why = "approved and in date" if release else "written in this language"
-        add("sections", f"Choose only sections that are {why}.")
+        # The same words the page shows next to each section it does not offer.
+        why = {c.id: c for c in choices}
+        named = "; ".join(f"{why[s].title} ({why[s].reason})" for s in refused)
+        add("sections", f"Not offered: {named}. Choose from the sections listed.")
     if not chosen and not unknown and not refused:
         add("sections", "Choose at least one section.")
     visit = visit_time = None

@@ -29,9 +29,11 @@ MAX_AUTH_FILE = 1024 * 1024
 # A counselor stays signed in through a working day, not past it.
 SESSION_SECONDS = 10 * 3600
 MAX_SESSIONS = 1000
-# Wrong passwords from one address before each further try from there waits, doubling up to a quarter
-# of an hour: a stranger locks out only their own address, never the counselor at another computer.
+# Wrong passwords from one address before it is locked for a minute, doubling with each further wrong
+# try up to a quarter of an hour: a stranger locks out only their own address, never the counselor at
+# another computer. Whole minutes, as common practice: a lock of a second or two reads as a wrong password.
 FREE_TRIES_PER_ADDRESS = 5
+FIRST_ADDRESS_LOCK_SECONDS = 60.0
 MAX_ADDRESS_WAIT_SECONDS = 900.0
 # Wrong passwords for one name, from anywhere, before each check of that name waits (not refuses):
 # guesses spread over many addresses slow down, and the real counselor still gets in.
@@ -166,15 +168,15 @@ class SignIn:
     """The answer to a sign-in: a session id, or why not and for how long."""
 
     session: str | None = None
-    wait_seconds: float = 0.0  # over 0: too many tries from this address; try again after this
+    wait_seconds: float = 0.0  # over 0: this address is locked after too many tries; try again after this
     busy: bool = False  # too many sign-ins at once: try again in a few seconds
 
 
 class Throttle:
     """Wrong tries per key, forgotten after a quiet window; past the free ones each try waits twice as long."""
 
-    def __init__(self, free: int, longest: float) -> None:
-        self.free, self.longest = free, longest
+    def __init__(self, free: int, longest: float, first: float = 1.0) -> None:
+        self.free, self.longest, self.first = free, longest, first
         self.failures: OrderedDict[str, tuple[int, float]] = OrderedDict()  # key -> (count, last failure)
 
     def wait(self, key: str, now: float) -> float:
@@ -185,7 +187,7 @@ class Throttle:
             return 0.0
         if count < self.free:
             return 0.0
-        return max(0.0, last + min(2.0 ** (count - self.free), self.longest) - now)
+        return max(0.0, last + min(self.first * 2.0 ** (count - self.free), self.longest) - now)
 
     def failed(self, key: str, now: float, keep: Callable[[str], bool] = lambda key: False) -> None:
         """Count a wrong try; forget the oldest keys past the cap, except those `keep` holds on to."""
@@ -212,7 +214,7 @@ class Accounts:
         # Checked against for an unknown name too, so a wrong name takes as long as a wrong password.
         self.dummy = self.hasher.hash(secrets.token_urlsafe(16))
         self.sessions: OrderedDict[str, Session] = OrderedDict()
-        self.addresses = Throttle(FREE_TRIES_PER_ADDRESS, MAX_ADDRESS_WAIT_SECONDS)
+        self.addresses = Throttle(FREE_TRIES_PER_ADDRESS, MAX_ADDRESS_WAIT_SECONDS, FIRST_ADDRESS_LOCK_SECONDS)
         self.names = Throttle(FREE_TRIES_PER_NAME, MAX_NAME_WAIT_SECONDS)
         self.lock = threading.Lock()
         self.hashing = threading.BoundedSemaphore(MAX_HASHING)
@@ -274,7 +276,8 @@ class Accounts:
                 # Made-up names are forgotten first: were a counselor's record dropped, guesses under a
                 # thousand other names would clear it.
                 self.names.failed(name, now, keep=lambda key: key in self.users)
-                return SignIn()
+                # The try that locks the address says so at once, the same for any name, known or not.
+                return SignIn(wait_seconds=self.addresses.wait(address, now))
             self.addresses.forget(address)
             session_id = secrets.token_urlsafe(32)
             self.sessions[session_id] = Session(name, now + SESSION_SECONDS)

@@ -6,11 +6,12 @@ import datetime as dt
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..check import check_project
+from ..compose import release_refusals
 from ..errors import Problem, errors
 from ..inputs import Inputs, load_inputs
 from ..inputs.brands import brand_ids
@@ -18,7 +19,7 @@ from ..inputs.sections import languages
 from ..inputs.settings import load_project
 from ..models import BASE_LANGUAGE, Brand, ReviewState, Section
 from ..project import CONFIG_FILE, Project
-from ..review import brand_release_problems
+from ..review import brand_release_problems, translation_problems
 
 # The folders whose files make a handout; a change to any of them is a new snapshot.
 WATCHED = ("content", "brands", "templates", "styles")
@@ -51,6 +52,8 @@ class SectionChoice:
     always: bool
     offered: bool
     reason: str = ""
+    # Said next to an offered section, e.g. that its translation is behind the English.
+    note: str = ""
 
 
 def files_fingerprint(root: Path) -> tuple[tuple[str, int, int, int], ...]:
@@ -216,9 +219,10 @@ def first_sentence(markdown: str, limit: int = DESCRIPTION_CHARS) -> str:
 
 
 def section_choices(snapshot: Snapshot, language: str, today: dt.date, *, release: bool) -> list[SectionChoice]:
-    """Return a checkbox for every section of the project in `language`, saying which may be chosen and why not."""
+    """Return a checkbox for every section in `language`: offered exactly when compose would build it, else why not."""
     plan = snapshot.project.sections
     sections: dict[str, Section] = snapshot.inputs.sections.get(language, {})
+    found = snapshot.inputs.problems.get(language, {})
     english = snapshot.inputs.sections.get(BASE_LANGUAGE, {})
     choices = []
     for section_id in plan.order:
@@ -226,15 +230,47 @@ def section_choices(snapshot: Snapshot, language: str, today: dt.date, *, releas
         always = section_id in plan.always
         if section is None:
             title = english[section_id].title if section_id in english else section_id
-            choices.append(SectionChoice(section_id, title, "", None, always, False, "not translated yet"))
+            # compose refuses a missing file and a file with errors alike; the words tell them apart.
+            reason = "its file has problems (run: handouts check)" if errors(found.get(section_id, [])) else ""
+            choices.append(SectionChoice(section_id, title, "", None, always, False, reason or "not translated yet"))
             continue
         state = section.review_state(today)
+        behind = translation_behind(section, english)
         reason = ""
-        if release and state != "approved":
-            reason = {"overdue": "past its review date", "changed": "edited since approval"}.get(state, "not approved")
+        if release and release_refusals([section], today, english):
+            reason = refusal_words(section, today, behind)
         description = first_sentence(section.brief or section.body)
-        choices.append(SectionChoice(section_id, section.title, description, state, always, not reason, reason))
+        note = f"translation behind English {behind}" if behind and not reason else ""
+        choices.append(SectionChoice(section_id, section.title, description, state, always, not reason, reason, note))
     return choices
+
+
+def translation_behind(section: Section, english: Mapping[str, Section]) -> str:
+    """Return the English version a translation is behind, or "" when it is current (the library's rule)."""
+    if section.language == BASE_LANGUAGE or not translation_problems(section, english, strict=True):
+        return ""
+    return english[section.id].version
+
+
+def refusal_words(section: Section, today: dt.date, behind: str) -> str:
+    """Say in a counselor's words why a release refuses a section (release_refusals decides that it does)."""
+    # As release_refusals judges: by the later of `today` (a test's --today) and the real date.
+    today = max(today, dt.date.today())
+    state = section.review_state(today)
+    words = []
+    if behind:
+        words.append(f"translation behind English {behind}")
+    if state == "changed":
+        words.append("edited since approval")
+    elif section.status != "approved":
+        words.append("draft")
+    if section.is_overdue(today):
+        words.append("past its review date")
+    if not words:  # a review dated after today: the only other refusal
+        return "its review date is after today"
+    # A stale or edited text waits for a reviewer; an overdue one only for its review.
+    pending = behind or state == "changed" or section.status != "approved"
+    return " and ".join(words) + (" — not approved yet" if pending else "")
 
 
 def offered_brands(snapshot: Snapshot, *, release: bool) -> list[Brand]:
