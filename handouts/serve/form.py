@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ..compose import HandoutSpec, tailoring_problems
 from ..dates import parse_date, parse_time
 from ..errors import Problem
+from ..inputs.fields import next_visit_problem
 from ..layouts import PATIENT_LAYOUTS
 from ..models import Tailoring
 from .state import SectionChoice
@@ -125,8 +126,8 @@ def check_form(
         except ValueError:
             add("next_visit", "Enter the date as YYYY-MM-DD, for example 2026-12-01.")
         else:
-            if visit < today:
-                add("next_visit", f"That day has passed; today is {today.isoformat()}.")
+            if (reason := next_visit_problem(visit, today)) is not None:  # the CLI's and job files' rule
+                add("next_visit", _plain(reason))
     if values.next_visit_time:
         try:
             visit_time = parse_time(values.next_visit_time)

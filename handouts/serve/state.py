@@ -6,7 +6,7 @@ import datetime as dt
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from ..inputs.sections import languages
 from ..inputs.settings import load_project
 from ..models import BASE_LANGUAGE, Brand, ReviewState, Section
 from ..project import CONFIG_FILE, Project
-from ..review import brand_release_problems, translation_problems
+from ..review import brand_release_problems, translation_state
 
 # The folders whose files make a handout; a change to any of them is a new snapshot.
 WATCHED = ("content", "brands", "templates", "styles")
@@ -235,21 +235,15 @@ def section_choices(snapshot: Snapshot, language: str, today: dt.date, *, releas
             choices.append(SectionChoice(section_id, title, "", None, always, False, reason or "not translated yet"))
             continue
         state = section.review_state(today)
-        behind = translation_behind(section, english)
+        lag = translation_state(section, english)
+        behind = lag.status if lag else ""
         reason = ""
         if release and release_refusals([section], today, english):
             reason = refusal_words(section, today, behind)
         description = first_sentence(section.brief or section.body)
-        note = f"translation behind English {behind}" if behind and not reason else ""
+        note = behind if not reason else ""
         choices.append(SectionChoice(section_id, section.title, description, state, always, not reason, reason, note))
     return choices
-
-
-def translation_behind(section: Section, english: Mapping[str, Section]) -> str:
-    """Return the English version a translation is behind, or "" when it is current (the library's rule)."""
-    if section.language == BASE_LANGUAGE or not translation_problems(section, english, strict=True):
-        return ""
-    return english[section.id].version
 
 
 def refusal_words(section: Section, today: dt.date, behind: str) -> str:
@@ -259,7 +253,7 @@ def refusal_words(section: Section, today: dt.date, behind: str) -> str:
     state = section.review_state(today)
     words = []
     if behind:
-        words.append(f"translation behind English {behind}")
+        words.append(behind)
     if state == "changed":
         words.append("edited since approval")
     elif section.status != "approved":
