@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,6 +41,23 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Add the one way golden files change: on purpose."""
     parser.addoption("--update-golden", action="store_true", help="Rewrite tests/golden/ from the current output.")
+
+
+def unit_tier(config: pytest.Config) -> bool:
+    """Say whether this run is the unit tier: `-m "not render"`."""
+    return " ".join(str(config.getoption("markexpr") or "").split()) == "not render"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the unit tier, importing WeasyPrint fails: a test that needs it belongs to the render tier."""
+    if unit_tier(config):
+        # None in sys.modules makes `import weasyprint` raise ImportError at once, in every worker.
+        sys.modules["weasyprint"] = None  # type: ignore[assignment]
+        # `check` draws every SVG picture with WeasyPrint, as a build would; the unit tier checks all
+        # the rest, and the render tier (tests/test_check_drawings.py and the full suite) draws them.
+        import handouts.check
+
+        handouts.check.drawing_problems = lambda *args, **kwargs: []
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

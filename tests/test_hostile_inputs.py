@@ -322,6 +322,7 @@ def test_tailoring_refuses_controls_without_echoing_the_text(
     assert "Jordan" not in "\n".join(lines) and "Secret" not in "\n".join(lines)
 
 
+@pytest.mark.render
 def test_tailoring_name_refuses_a_line_separator_but_a_note_keeps_its_lines(run: Invoke, tmp_path: Path) -> None:
     lines = build_fails(run, tmp_path, "--prepared-for", "Ann\u2028Lee")
     assert lines[1] == f"--prepared-for: contains U+2028 (LINE SEPARATOR), {HIDES}"
@@ -804,6 +805,7 @@ def test_check_names_an_image_beside_a_section_that_would_not_print(
     assert any(line.startswith(f"{DETOX}: body: image '{name}': {reason}") for line in lines), lines
 
 
+@pytest.mark.render
 def test_a_font_the_stylesheet_names_but_the_project_lacks_is_caught_by_check(
     run: Invoke, project: Path, tmp_path: Path
 ) -> None:

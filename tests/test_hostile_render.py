@@ -149,6 +149,7 @@ def spec(tailoring: Tailoring | None = None) -> HandoutSpec:
     )
 
 
+@pytest.mark.render
 def test_build_past_its_time_limit_writes_nothing(project: Path, tmp_path: Path) -> None:
     def stuck(*args: object, **kwargs: object) -> RenderedPdf:
         ctypes.CDLL(None).sleep(600)
@@ -160,6 +161,7 @@ def test_build_past_its_time_limit_writes_nothing(project: Path, tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]
 
 
+@pytest.mark.render
 def test_a_tailored_copy_is_for_its_owner_only_whatever_the_umask(project: Path, tmp_path: Path) -> None:
     def fake(*args: object, **kwargs: object) -> RenderedPdf:
         return RenderedPdf(b"%PDF-1.7 fake", 1)

@@ -215,6 +215,7 @@ def test_no_brochure_panel_is_left_blank(shipped: Callable[..., Path], language:
     assert back >= 0.5 and flap >= 0.5 and cover >= 0.5, (flap, back, cover)
 
 
+@pytest.mark.render
 def test_the_html_beside_a_brochure_holds_the_questions_its_pdf_prints(run: Invoke, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = run("build", "--layout", "trifold", "--sections", "overdose-safety,detox", "--html", "-o", str(out))

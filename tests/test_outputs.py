@@ -97,6 +97,7 @@ def test_a_tailored_build_refuses_a_link_at_its_file_name(run: Invoke, tmp_path:
     assert not (tmp_path / "elsewhere.pdf").exists()
 
 
+@pytest.mark.render
 def test_a_file_that_appears_while_rendering_is_not_replaced(project: Path, tmp_path: Path) -> None:
     target = tmp_path / "out" / "copy.pdf"
 
@@ -117,6 +118,7 @@ def test_a_file_that_appears_while_rendering_is_not_replaced(project: Path, tmp_
     assert files(tmp_path / "out") == {"copy.pdf": 0o644}
 
 
+@pytest.mark.render
 def test_a_tailored_copy_takes_the_first_free_number_and_never_follows_a_link(project: Path, tmp_path: Path) -> None:
     (tmp_path / f"{STEM}-personal-1.pdf").symlink_to(tmp_path / "target.pdf")
     (tmp_path / f"{STEM}-personal-3.pdf").write_bytes(b"third")
@@ -130,6 +132,7 @@ def test_a_tailored_copy_takes_the_first_free_number_and_never_follows_a_link(pr
     assert (tmp_path / f"{STEM}-personal-3.pdf").read_bytes() == b"third"
 
 
+@pytest.mark.render
 @pytest.mark.parametrize("out", ["gone", "a-file/copy.pdf"])
 def test_a_tailored_copy_whose_folder_is_a_broken_link_or_a_file_says_it_cannot_write(
     project: Path, tmp_path: Path, out: str
@@ -144,6 +147,7 @@ def test_a_tailored_copy_whose_folder_is_a_broken_link_or_a_file_says_it_cannot_
     assert (tmp_path / "a-file").read_text() == "keep me" and not (tmp_path / "nowhere").exists()
 
 
+@pytest.mark.render
 def test_a_tailored_print_shop_copy_is_numbered_after_its_print_shop_name(project: Path, tmp_path: Path) -> None:
     request = BuildRequest(spec(Tailoring(counselor="Sam"), PrintOptions(bleed_pt=9)), tmp_path)
     result = build(Project(project), request, TODAY, render=fake, time_limit=None)
@@ -210,6 +214,7 @@ def test_out_that_is_neither_a_pdf_nor_a_folder_is_a_usage_error(
     assert files(tmp_path) == before
 
 
+@pytest.mark.render
 def test_an_existing_folder_with_a_dot_is_still_a_folder(project: Path, tmp_path: Path) -> None:
     folder = tmp_path / "week.48"
     folder.mkdir()

@@ -43,11 +43,13 @@ def test_fetcher_serves_project_files_and_data_uris(fetcher: object, project: Pa
         "ftp://127.0.0.1:9/x",
     ],
 )
+@pytest.mark.render
 def test_fetcher_refuses_outside_files_and_every_network_scheme(fetcher: object, url: str) -> None:
     with pytest.raises(RefusedURL, match="refused to load"):
         fetcher.fetch(url)  # type: ignore[attr-defined]
 
 
+@pytest.mark.render
 def test_fetcher_refuses_paths_that_climb_out_or_symlink_out(fetcher: object, project: Path) -> None:
     with pytest.raises(RefusedURL, match="outside the templates"):
         fetcher.fetch((project / "styles").as_uri() + "/../../../../etc/hostname")  # type: ignore[attr-defined]
@@ -56,6 +58,7 @@ def test_fetcher_refuses_paths_that_climb_out_or_symlink_out(fetcher: object, pr
         fetcher.fetch((project / "styles/escape.css").as_uri())  # type: ignore[attr-defined]
 
 
+@pytest.mark.render
 def test_fetcher_refuses_a_climb_that_the_fallback_to_the_tools_folder_would_let_out(project: Path) -> None:
     # The project's styles/ links to a folder deep inside it: the climb stays in brands/ from there,
     # but from the tool's styles/, which a file missing from the project's is read from, it reaches /.
@@ -148,6 +151,7 @@ def test_brand_logo_that_references_outside_resources_fails_check_and_build(
     assert not out.exists()
 
 
+@pytest.mark.render
 @pytest.mark.parametrize("url", FORBIDDEN)
 def test_renderer_refuses_what_an_svg_asks_for_even_past_validation(project: Path, url: str) -> None:
     from handouts.output.pdf import render_pdf
@@ -208,6 +212,7 @@ def request(tmp_path: Path, out: Path) -> BuildRequest:
     return BuildRequest(HandoutSpec(sections=("detox",), brand="example-clinic", language="en", layout="letter"), out)
 
 
+@pytest.mark.render
 def test_failed_render_leaves_no_file_and_keeps_the_old_one(project: Path, tmp_path: Path) -> None:
     out = tmp_path / "handout.pdf"
     out.write_bytes(b"%PDF- previous good copy")
