@@ -32,11 +32,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(root: Path) -> tuple[str, subprocess.Popen[str]]:
+def start_server(root: Path, port: int = 0) -> tuple[str, subprocess.Popen[str]]:
     """Start `handouts serve` on a copy of the shipped project, as a counselor would; return its address."""
     for name in ("content", "templates", "styles", "brands"):
-        shutil.copytree(ROOT / name, root / name)
-    port = free_port()
+        if not (root / name).exists():  # started again on the same project: a restart
+            shutil.copytree(ROOT / name, root / name)
+    port = port or free_port()
     command = [sys.executable, str(ROOT / "generate.py"), "--root", str(root), "--today", TODAY.isoformat()]
     process = subprocess.Popen(
         [*command, "serve", "--port", str(port), "--workers", "2"],
@@ -184,3 +185,59 @@ def test_the_access_log_has_method_path_and_status_only(tmp_path: Path) -> None:
     assert re.search(r"\d\d:\d\d:\d\d POST /handout 200", output)
     assert re.search(r"\d\d:\d\d:\d\d GET /pdf/… 200", output)
     assert "Ermengarde" not in output and "csrf" not in output
+
+
+def test_spanish_from_the_one_form_and_nothing_typed_is_lost_across_a_restart(browser: object, tmp_path: Path) -> None:
+    url, process = start_server(tmp_path)
+    port = int(url.rsplit(":", 1)[1])
+    shots = Path(os.environ.get("HANDOUTS_SCREENSHOTS", tmp_path))
+    page = browser.new_page()  # type: ignore[attr-defined]
+    try:
+        page.goto(url + "/")
+        page.get_by_label("Patient's first name").fill("Wilhelmina")
+        page.get_by_label("Counselor").fill("Dana Reyes")
+        page.get_by_label("Note").fill("Traiga su frasco de pastillas.")
+        page.get_by_label("Medicines for opioid use disorder").check()
+        page.get_by_label("Overdose safety").check()
+        # Mid-way, Español: the script sends the form back for that language's sections; nothing typed is lost.
+        with page.expect_navigation():
+            page.get_by_label("Language of the handout").select_option("es")
+        page.screenshot(path=str(shots / "spanish-switched.png"), full_page=True)
+        assert page.get_by_label("Medicamentos para el trastorno por consumo de opioides").is_checked()
+        assert page.get_by_label("Seguridad ante una sobredosis").is_checked()
+        assert page.get_by_label("Patient's first name").input_value() == "Wilhelmina"
+        assert page.get_by_label("Counselor").input_value() == "Dana Reyes"
+        assert page.get_by_label("Note").input_value() == "Traiga su frasco de pastillas."
+        assert not page.get_by_role("button", name="Show sections in this language").is_visible()
+        page.get_by_role("button", name="Make PDF").click()
+        page.wait_for_selector("#result-title")
+        page.screenshot(path=str(shots / "spanish-made.png"), full_page=True)
+        note = page.get_by_label("Chart note to copy into the patient's record (this page keeps no copy)")
+        assert ", Spanish, US Letter," in note.input_value()
+        href = page.get_by_role("link", name="Open the PDF to print").get_attribute("href")
+        text = pdf_text(page.request.get(url + href).body())
+        assert "Mi plan para Wilhelmina" in text and "Seguridad ante una sobredosis" in text
+        assert page.get_by_role("button", name="Copy chart note").is_visible()
+        # The server restarts while the form is open; the counselor changes the name and presses Make PDF.
+        page.get_by_label("Patient's first name").fill("Ottoline")
+        process.terminate()
+        process.wait(timeout=30)
+        _, process = start_server(tmp_path, port)
+        page.get_by_role("button", name="Make PDF").click()
+        page.wait_for_selector("#form-notice")
+        page.screenshot(path=str(shots / "expired-refilled.png"), full_page=True)
+        notice = page.locator("#form-notice").inner_text()
+        assert "This form had expired, so nothing was made. Your entries are below; press Make PDF again." in notice
+        assert page.get_by_label("Patient's first name").input_value() == "Ottoline"
+        assert page.get_by_label("Note").input_value() == "Traiga su frasco de pastillas."
+        assert page.get_by_label("Language of the handout").input_value() == "es"
+        assert page.get_by_label("Medicamentos para el trastorno por consumo de opioides").is_checked()
+        assert page.locator("#result-title").count() == 0
+        page.get_by_role("button", name="Make PDF").click()
+        page.wait_for_selector("#result-title")
+        href = page.get_by_role("link", name="Open the PDF to print").get_attribute("href")
+        assert "Mi plan para Ottoline" in pdf_text(page.request.get(url + href).body())
+    finally:
+        page.close()
+        process.terminate()
+        process.wait(timeout=30)
