@@ -54,7 +54,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # None in sys.modules makes `import weasyprint` raise ImportError at once, in every worker.
         sys.modules["weasyprint"] = None  # type: ignore[assignment]
         # `check` draws every SVG picture with WeasyPrint, as a build would; the unit tier checks all
-        # the rest, and the render tier (tests/test_check_drawings.py and the full suite) draws them.
+        # the rest, and the render tier draws them (tests/test_hostile_render.py, test_hostile_inputs.py).
         import handouts.check
 
         handouts.check.drawing_problems = lambda *args, **kwargs: []
