@@ -171,6 +171,44 @@ def test_a_form_from_before_a_restart_comes_back_filled_with_a_fresh_token(
     assert made.status_code == 200 and ", Spanish, US Letter," in chart_note(made.text)
 
 
+def test_signed_out_by_a_restart_the_entries_come_back_after_signing_in(
+    clients: list[TestClient], project: Path, tmp_path: Path
+) -> None:
+    users = tmp_path / "counselors"
+    add_counselor(users, "dana", "correct horse battery")
+
+    def signed_in() -> TestClient:
+        test_client = new_client(clients, project, accounts=Accounts(parse_auth_file(users)[0]))
+        data = {"csrf": token(test_client.get("/login").text), "username": "dana", "password": "correct horse battery"}
+        assert test_client.post("/login", data=data).status_code == 303
+        return test_client
+
+    before = signed_in()
+    old = token(before.get("/").text)
+    after = new_client(clients, project, accounts=Accounts(parse_auth_file(users)[0]))  # restarted: no sessions
+    after.cookies = before.cookies
+    typed = {**FORM, "csrf": old, "language": "es", "sections": ["mat", "detox"], "prepared_for": "Rosalind"}
+    login = after.post("/handout", data=typed)
+    assert login.status_code == 401
+    assert "You were signed out (the server may have restarted), so nothing was made." in login.text
+    assert '<input type="hidden" name="prepared_for" value="Rosalind">' in login.text
+    carried = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">', login.text))
+    sections = re.findall(r'<input type="hidden" name="sections" value="([^"]*)">', login.text)
+    assert sections == ["mat", "detox"] and carried["language"] == "es"
+    wrong = after.post("/login", data={**carried, "sections": sections, "username": "dana", "password": "guess"})
+    assert wrong.status_code == 401 and 'name="prepared_for" value="Rosalind"' in wrong.text
+    carried["csrf"] = token(wrong.text)
+    back = after.post(
+        "/login", data={**carried, "sections": sections, "username": "dana", "password": "correct horse battery"}
+    )
+    assert back.status_code == 200
+    page = back.text
+    assert "You are signed in again. Nothing was made yet" in page and "Signed in as dana" in page
+    assert 'value="Rosalind"' in page and ticked(page) == ["mat", "detox"] and '<option value="es" selected>' in page
+    made = after.post("/handout", data={**typed, "csrf": token(page)})
+    assert made.status_code == 200 and ", Spanish, US Letter," in chart_note(made.text)
+
+
 # -- one function decides what is offered and what is built ---------------------------------------------
 
 

@@ -72,6 +72,8 @@ SECURITY_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 EXPIRED = "This form had expired, so nothing was made. Your entries are below; press Make PDF again."
+SIGNED_OUT = "You were signed out (the server may have restarted), so nothing was made. Sign in to get your entries."
+SIGNED_IN_AGAIN = "You are signed in again. Nothing was made yet: your entries are below; press Make PDF again."
 # What the note's hint says for each layout: the limit is one, the room to print it is not.
 NOTE_HINTS = {
     name: f"Up to {MAX_TAILORING_CHARS} characters."
@@ -255,6 +257,14 @@ def first_brand(snapshot: Snapshot, brands: Sequence[Brand]) -> str:
     return snapshot.project.default_brand if snapshot.project.default_brand in ids else (ids[0] if ids else "")
 
 
+def carried_fields(values: FormValues | None) -> list[tuple[str, str]]:
+    """Return a form's fields as hidden inputs for the sign-in form to send back, or none."""
+    if values is None:
+        return []
+    pairs = [(name, getattr(values, name)) for name in LABELS if name != "sections"]
+    return [("carried", "1"), *pairs, *(("sections", s) for s in values.sections)]
+
+
 def language_name(code: str) -> str:
     """Return a language's own name and its English one: Español (Spanish)."""
     from babel import Locale, UnknownLocaleError
@@ -366,6 +376,7 @@ class Handlers:
         result: dict[str, Any] | None = None,
         notice: str = "",
         status: int = 200,
+        user: str | None = None,
     ) -> Response:
         """Render the one page: the form, its errors, and after a PDF its chart note."""
         browser, new = self.browser(request)
@@ -376,7 +387,7 @@ class Handlers:
             "rejected": [str(p) for p in rejected],
             "errors": errors or {},
             "result": result,
-            "user": self.user(request),
+            "user": self.user(request) if user is None else user,
             "signing_in": self.config.accounts is not None,
             "layouts": list(PATIENT_LAYOUTS),
             "ready": snapshot is not None,
@@ -413,9 +424,14 @@ class Handlers:
 
     async def make(self, request: Request) -> Response:
         """Check the form, compose and render the handout, hold the PDF for this browser, show the chart note."""
-        if (refused := self.gate(request)) is not None:
+        if (refused := self.refusal(request)) is not None:
             return refused
         form = await _form(request)
+        if self.user(request) is None:
+            # Signed out (a restart ends every session): the sign-in form carries what was typed, in this
+            # response only, and gives it back once the counselor is in.
+            carry = read_values(*form) if form is not None else None
+            return self._login(request, SIGNED_OUT, 401, carry)
         if form is None:
             return PlainTextResponse("Send the form as the page does.", 415)
         fields, sections = form
@@ -511,9 +527,11 @@ class Handlers:
             return refused
         return self._login(request, "")
 
-    def _login(self, request: Request, error: str, status: int = 200) -> Response:
+    def _login(self, request: Request, error: str, status: int = 200, carry: FormValues | None = None) -> Response:
         browser, new = self.browser(request)
-        html = self.env.get_template("login.html.j2").render(csrf=self.csrf.token(browser), error=error)
+        html = self.env.get_template("login.html.j2").render(
+            csrf=self.csrf.token(browser), error=error, carried=carried_fields(carry)
+        )
         return self._cookies(HTMLResponse(html, status), request, browser, new)
 
     async def login(self, request: Request) -> Response:
@@ -526,9 +544,10 @@ class Handlers:
             return RedirectResponse("/", 303)
         if form is None:
             return PlainTextResponse("Send the form as the page does.", 415)
-        fields, _ = form
+        fields, sections = form
+        carry = read_values(fields, sections) if fields.get("carried") else None
         if not self.csrf.valid(request.cookies.get(CSRF_COOKIE), fields.get("csrf")):
-            return self._expired(request)
+            return self._login(request, "This sign-in form had expired. Please sign in again.", 403, carry)
         name = fields.get("username", "").strip()[:64]
         address = request.client.host if request.client else ""
         if (wait := accounts.name_wait(name)) > 0:
@@ -536,15 +555,19 @@ class Handlers:
             await asyncio.sleep(wait)
         answer = await _in_thread(accounts.sign_in, name, fields.get("password", ""), address)
         if answer.busy:
-            return self._login(request, "Many people are signing in right now. Please try again in a minute.", 429)
+            busy = "Many people are signing in right now. Please try again in a minute."
+            return self._login(request, busy, 429, carry)
         if answer.wait_seconds > 0:
             minutes = max(1, math.ceil(answer.wait_seconds / 60))
             again = "in 1 minute" if minutes == 1 else f"in {minutes} minutes"
             message = f"Too many tries from this computer; try again {again}."
-            return self._login(request, message, 429)
+            return self._login(request, message, 429, carry)
         if answer.session is None:
-            return self._login(request, "That name and password do not match.", 401)
-        response = RedirectResponse("/", 303)
+            return self._login(request, "That name and password do not match.", 401, carry)
+        response: Response = RedirectResponse("/", 303)
+        if carry is not None:
+            snapshot, rejected = await _in_thread(self.state.current)
+            response = self.page(request, snapshot, rejected, values=carry, notice=SIGNED_IN_AGAIN, user=name)
         secure = request.url.scheme == "https"
         response.set_cookie(SESSION_COOKIE, answer.session, httponly=True, samesite="strict", secure=secure, path="/")
         return response
