@@ -241,3 +241,28 @@ def test_spanish_from_the_one_form_and_nothing_typed_is_lost_across_a_restart(br
         page.close()
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_the_chart_note_copies_and_prints_alone(server: tuple[str, object], browser: object) -> None:
+    url, _ = server
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])  # type: ignore[attr-defined]
+    page = context.new_page()
+    try:
+        page.goto(url + "/")
+        page.get_by_label("Overdose safety").check()
+        page.get_by_label("Counselor").fill("Dana Reyes-Montgomery de la Cruz Villanueva, LCSW")
+        page.get_by_role("button", name="Make PDF").click()
+        page.wait_for_selector("#result-title")
+        note = page.locator("#chart-note").input_value()
+        assert ": Overdose safety; Where to get help. Version " in note
+        assert note.endswith(", by Dana Reyes-Montgomery de la Cruz Villanueva, LCSW.")
+        page.get_by_role("button", name="Copy chart note").click()
+        assert page.locator("#note-status").inner_text() == "Copied."
+        assert page.evaluate("navigator.clipboard.readText()") == note
+        # Printing the note prints it alone: the print style hides the form while the button's class is on.
+        page.evaluate("document.documentElement.classList.add('print-note')")
+        page.emulate_media(media="print")
+        assert page.locator("#chart-note").is_visible()
+        assert not page.get_by_role("button", name="Make PDF").is_visible()
+    finally:
+        context.close()
