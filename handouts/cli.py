@@ -425,6 +425,11 @@ def build(
     )
     result = _build(ctx, BuildRequest(spec, out, html), time_limit)
     LOG.info("handout version %s, code %s, %d pages", result.handout.version, result.handout.code, result.pages)
+    from .review import changed_note
+
+    # Approved text edited since: the page prints it as a sample, and the terminal says why.
+    for note_text in filter(None, map(changed_note, result.handout.sections)):
+        click.echo(f"warning: {note_text}", err=True)
     if result.html_path is not None:
         click.echo(str(result.html_path))
     click.echo(str(result.pdf_path))
@@ -468,19 +473,11 @@ def record(
 @click.pass_context
 def sections_command(ctx: click.Context, language: str, due: bool) -> None:
     """List sections with version, review status and reading grade."""
-    from .inputs.sections import load_sections
-    from .report import due_table, sections_table
-    from .review import due_for_review
+    from .report import sections_report
 
     project, today = _project(ctx)
-    content = load_sections(project, _language(ctx, language), today)
-    loaded, problems = content.sections, content.all_problems
-    if due:
-        needing = due_for_review(loaded.values(), today, project.limits)
-        window = project.limits.warning_window_days
-        click.echo(due_table(needing, today) if needing else f"Nothing needs review in the next {window} days.")
-    else:
-        click.echo(sections_table(loaded.values(), today, project.sections.order))
+    text, problems = sections_report(project, _language(ctx, language), today, due=due)
+    click.echo(text)
     for problem in problems:
         click.echo(_line(problem), err=True)
     if any(p.severity == "error" for p in problems):

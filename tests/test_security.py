@@ -260,8 +260,10 @@ def test_release_refuses_sections_past_their_review_date(run: Invoke, own_brand:
     assert overdue.output.splitlines() == [
         "warning: --today is for tests; release rules use the later of it and today's real date",
         "Error: release refused: 2 problem(s)",
-        f"content/en/detox.md: next_review_due: review overdue since {due}; a release needs a current review",
-        f"content/en/find-help.md: next_review_due: review overdue since {due}; a release needs a current review",
+        f"content/en/detox.md: next_review_due: review overdue since {due}; a release needs a current review; "
+        f'review it, then run: handouts approve detox --reviewer "Name, Credentials"',
+        f"content/en/find-help.md: next_review_due: review overdue since {due}; a release needs a current review; "
+        f'review it, then run: handouts approve find-help --reviewer "Name, Credentials"',
     ]
     assert not out.exists()
     # Without --release an overdue section still prints, and check calls it a warning.

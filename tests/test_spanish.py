@@ -114,7 +114,11 @@ def test_stale_translation_warns_then_fails_strict_and_release(
     assert strict.exit_code == 1 and message in strict.output.splitlines()
     refused = run(*release, str(tmp_path / "r.pdf"), today=None)
     assert refused.exit_code == 1
-    assert refused.output.splitlines() == ["Error: release refused: 1 problem(s)", message]
+    fix = "; update the translation, set translation_of: 3.1.0, then run: handouts approve mat --lang es --reviewer"
+    assert refused.output.splitlines() == [
+        "Error: release refused: 1 problem(s)",
+        f'{message}{fix} "Name, Credentials"',
+    ]
 
 
 @pytest.mark.render

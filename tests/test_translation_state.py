@@ -42,15 +42,15 @@ def edited(project: Path, reviewed: dt.date) -> dt.date:
     return reviewed
 
 
-def test_sections_due_lists_the_translation_behind_english_first(project: Path, edited: dt.date) -> None:
-    text, problems = sections_report(Project(project), "es", dt.date.today(), due=True)
-    rows = text.splitlines()
+def test_sections_due_lists_the_translation_behind_english_first(run: Invoke, project: Path, edited: dt.date) -> None:
+    listed = run("sections", "--due", "--lang", "es", today=None)
+    assert listed.exit_code == 0, listed.output
+    rows = listed.output.splitlines()
     assert rows[0].split() == ["id", "title", "version", "status", "next", "review", "due", "why"]
     # First, before the drafts (mat, the others) and whatever falls due.
     assert rows[1].startswith("detox ") and rows[1].endswith(BEHIND)
     assert " approved " in rows[1]  # its own review state is unchanged
     assert sum(BEHIND in row for row in rows) == 1
-    assert not [p for p in problems if p.severity == "error"]
     # Without the edit nothing of detox is due: the listing says why it is now.
     replace_in(project / "content/en/detox.md", "version: 3.0.1", "version: 3.0.0")
     before, _ = sections_report(Project(project), "es", dt.date.today(), due=True)
@@ -58,8 +58,8 @@ def test_sections_due_lists_the_translation_behind_english_first(project: Path, 
 
 
 def test_sections_says_behind_and_when_the_english_was_approved(run: Invoke, project: Path, edited: dt.date) -> None:
-    text, _ = sections_report(Project(project), "es", dt.date.today(), due=False)
-    detox = next(row for row in text.splitlines() if row.startswith("detox "))
+    listed = run("sections", "--lang", "es", today=None).output
+    detox = next(row for row in listed.splitlines() if row.startswith("detox "))
     assert "translation behind English 3.0.1 (translates 3.0.0); approved " in detox
     # The English edit approved: its approval is the day the English changed, and the table says it.
     approve(run, "detox", date=days_ago(2).isoformat(), today=None)
@@ -71,6 +71,15 @@ def test_sections_says_behind_and_when_the_english_was_approved(run: Invoke, pro
     # English itself is never "behind".
     english, _ = sections_report(Project(project), "en", dt.date.today(), due=False)
     assert "behind" not in english
+
+
+@pytest.mark.render
+def test_a_build_after_the_edit_says_it_changed_since_approval(run: Invoke, edited: dt.date, tmp_path: Path) -> None:
+    built = run("build", "--sections", "detox", "-o", str(tmp_path / "x.pdf"), today=None)
+    assert built.exit_code == 0, built.output
+    note = "warning: content/en/detox.md: changed since approval (3.0.0 approved; now 3.0.1); printed as a sample"
+    assert note in built.output.splitlines()
+    assert "changed since approval (3.0.0 approved; now 3.0.1)" in " ".join(text_of(tmp_path / "x.pdf").split())
 
 
 def test_check_warns_in_the_same_words(run: Invoke, edited: dt.date) -> None:
