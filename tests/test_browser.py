@@ -188,6 +188,8 @@ def test_the_access_log_has_method_path_and_status_only(tmp_path: Path) -> None:
 
 
 def test_spanish_from_the_one_form_and_nothing_typed_is_lost_across_a_restart(browser: object, tmp_path: Path) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
     url, process = start_server(tmp_path)
     port = int(url.rsplit(":", 1)[1])
     shots = Path(os.environ.get("HANDOUTS_SCREENSHOTS", tmp_path))
@@ -203,6 +205,9 @@ def test_spanish_from_the_one_form_and_nothing_typed_is_lost_across_a_restart(br
         with page.expect_navigation():
             page.get_by_label("Language of the handout").select_option("es")
         page.screenshot(path=str(shots / "spanish-switched.png"), full_page=True)
+        assert page.evaluate("document.activeElement.id") == "language"  # the focus stays where it was
+        report = Axe().run(page)
+        assert report.violations_count == 0, report.generate_report()
         assert page.get_by_label("Medicamentos para el trastorno por consumo de opioides").is_checked()
         assert page.get_by_label("Seguridad ante una sobredosis").is_checked()
         assert page.get_by_label("Patient's first name").input_value() == "Wilhelmina"
@@ -227,6 +232,8 @@ def test_spanish_from_the_one_form_and_nothing_typed_is_lost_across_a_restart(br
         page.wait_for_selector("#form-notice")
         page.screenshot(path=str(shots / "expired-refilled.png"), full_page=True)
         notice = page.locator("#form-notice").inner_text()
+        report = Axe().run(page)
+        assert report.violations_count == 0, report.generate_report()
         assert "This form had expired, so nothing was made. Your entries are below; press Make PDF again." in notice
         assert page.get_by_label("Patient's first name").input_value() == "Ottoline"
         assert page.get_by_label("Note").input_value() == "Traiga su frasco de pastillas."

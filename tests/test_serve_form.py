@@ -88,7 +88,7 @@ def test_the_language_is_a_field_of_the_make_pdf_form(clients: list[TestClient],
     assert 'name="action" value="language"' in form and "Show sections in this language" in form
     # Enter in a text field presses the form's first submit button: Make PDF, not the language button.
     assert form.index('value="make" hidden') < form.index('value="language"')
-    assert '<form method="get"' not in page
+    assert '<form method="get"' not in page and "autofocus" not in page
 
 
 def test_make_pdf_makes_the_handout_in_the_chosen_language(clients: list[TestClient], project: Path) -> None:
@@ -122,6 +122,8 @@ def test_showing_another_language_keeps_everything_typed(clients: list[TestClien
     page = response.text
     assert "Your handout is ready" not in page and "Please check the form" not in page
     assert '<option value="es" selected>' in page
+    # The focus comes back to the language, where the counselor left it.
+    assert '<select id="language" name="language" aria-describedby="language-hint" autofocus>' in page
     assert "Síntomas de abstinencia y desintoxicación" in page
     assert ticked(page) == ["mat", "detox"]
     assert 'id="layout-large-print" name="layout" value="large-print" checked' in page

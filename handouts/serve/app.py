@@ -377,6 +377,7 @@ class Handlers:
         notice: str = "",
         status: int = 200,
         user: str | None = None,
+        language_switched: bool = False,
     ) -> Response:
         """Render the one page: the form, its errors, and after a PDF its chart note."""
         browser, new = self.browser(request)
@@ -392,6 +393,8 @@ class Handlers:
             "layouts": list(PATIENT_LAYOUTS),
             "ready": snapshot is not None,
             "notice": notice,
+            # After a change of language the page comes back with the focus where it was, on the language.
+            "language_switched": language_switched,
             "note_hints": NOTE_HINTS,
             "note_limit": MAX_TAILORING_CHARS,
         }
@@ -447,7 +450,7 @@ class Handlers:
             return self.page(request, snapshot, rejected, values=values, notice=EXPIRED, status=403)
         if fields.get("action") == "language":
             # Another language's sections, with everything typed and ticked still there.
-            return self.page(request, snapshot, rejected, values=values)
+            return self.page(request, snapshot, rejected, values=values, language_switched=True)
         if "kit" in fields:
             # A kit ticks its sections (without JavaScript, through this answer); the rest stays as typed.
             kit = find_kit(snapshot.project, fields["kit"][:200])
