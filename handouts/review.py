@@ -113,6 +113,10 @@ def release_problems(
             found.append(Problem(s.path, "", f"{message}; {_fix(s)}"))
         elif s.status != "approved":
             found.append(Problem(s.path, "status", f"{s.status}; a release needs approved content; {_fix(s)}"))
+        elif s.approved_version != s.version:
+            # The same text under a new version (a translation_of moved on, say) was never reviewed as that version.
+            message = f"version {s.version}, but {s.approved_version} was approved; a release needs it approved"
+            found.append(Problem(s.path, "version", f"{message}; {_fix(s)}"))
         if s.is_overdue(today):
             message = f"review overdue since {s.next_review_due}; a release needs a current review"
             found.append(Problem(s.path, "next_review_due", f"{message}; review it, then {_fix(s)}"))

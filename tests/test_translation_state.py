@@ -102,6 +102,24 @@ def test_release_refusal_of_a_stale_translation_ends_with_the_approve_command(
     assert not out.exists()
 
 
+def test_a_new_version_of_approved_text_needs_its_own_approval_to_be_released(
+    project: Path, run: Invoke, own_brand: str, reviewed: dt.date, tmp_path: Path
+) -> None:
+    # The Spanish text unchanged, only its version moved on: nobody approved 3.0.1.
+    replace_in(project / "content/es/detox.md", "version: 3.0.0", "version: 3.0.1")
+    out = tmp_path / "r.pdf"
+    release = ("build", "--release", "--lang", "es", "--brand", own_brand, "--sections", "detox", "-o", str(out))
+    refused = run(*release, today=None)
+    assert refused.exit_code == 1, refused.output
+    message = "content/es/detox.md: version: version 3.0.1, but 3.0.0 was approved; a release needs it approved"
+    assert f"{message}; run: {FIX_ES}" in refused.output.splitlines()
+    assert not out.exists()
+    approved = run("approve", "detox", "--lang", "es", "--reviewer", "Avery Example, MD", today=None)
+    assert approved.exit_code == 0, approved.output
+    assert run(*release, today=None).exit_code == 0
+    assert out.exists()
+
+
 def test_every_release_refusal_ends_with_its_fix(run: Invoke, project: Path, tmp_path: Path) -> None:
     # The shipped content: drafts, under the example brand; the English mat edited after its approval.
     approve(run, "mat", date=days_ago(5).isoformat(), today=None)
