@@ -268,24 +268,50 @@ def test_without_release_a_stale_translation_is_offered_and_says_it_is_behind(
     assert made.status_code == 200
 
 
+def drop_brief(path: Path) -> None:
+    """Take the brief out of a section's front matter, as a clinic's own section may lack one."""
+    text = path.read_text(encoding="utf-8")
+    cut = re.sub(r"^brief: \|\n(?:(?:  .*)?\n)+", "", text, count=1, flags=re.MULTILINE)
+    assert cut != text
+    path.write_text(cut, encoding="utf-8")
+
+
 def test_every_offered_section_composes_and_no_other_does(stale_spanish: Path, own_brand: str) -> None:
+    drop_brief(stale_spanish / "content/en/self-help.md")
     snapshot, _ = load_snapshot(stale_spanish, TODAY)
     assert snapshot is not None
     seen = set()
     for release in (False, True):
         for language in ("en", "es"):
-            for choice in section_choices(snapshot, language, TODAY, release=release):
-                if choice.always:
-                    continue
-                spec = HandoutSpec((choice.id,), own_brand, language, "letter", release=release)
-                try:
-                    compose_spec(spec, snapshot.inputs, TODAY)
-                    built = True
-                except HandoutError:
-                    built = False
-                assert built == choice.offered, (release, language, choice)
-                seen.add(choice.offered)
-    assert seen == {True, False}
+            for layout in ("letter", "trifold"):
+                for choice in section_choices(snapshot, language, TODAY, release=release):
+                    if choice.always:
+                        continue
+                    spec = HandoutSpec((choice.id,), own_brand, language, layout, release=release)
+                    try:
+                        compose_spec(spec, snapshot.inputs, TODAY)
+                        built = True
+                    except HandoutError:
+                        built = False
+                    offered = choice.offered and not choice.layout_refusal(layout)
+                    assert built == offered, (release, language, layout, choice)
+                    seen.add((offered, bool(choice.layout_refusal(layout))))
+    assert seen == {(True, False), (False, False), (False, True)}
+
+
+def test_a_section_without_a_brief_is_not_made_into_a_brochure(clients: list[TestClient], project: Path) -> None:
+    drop_brief(project / "content/en/self-help.md")
+    test_client = new_client(clients, project)
+    page = test_client.get("/").text
+    assert re.search(r'id="about-self-help">Not in the tri-fold brochure: it has no brief\. ', page)
+    data = {**FORM, "csrf": token(page), "sections": ["mat", "self-help"]}
+    refused = test_client.post("/handout", data={**data, "layout": "trifold"})
+    assert refused.status_code == 422
+    assert field_error(refused.text, "sections") == (
+        "Not in this layout: Self-help and support groups (it has no brief, and a folded brochure prints only the "
+        "briefs). Choose another layout or other sections."
+    )
+    assert test_client.post("/handout", data={**data, "csrf": token(refused.text)}).status_code == 200
 
 
 # -- the chart note ---------------------------------------------------------------------------------------

@@ -114,11 +114,17 @@ def check_form(
         add("sections", "Some sections are not in this project any more; choose from the list.")
     if refused:
         # The same words the page shows next to each section it does not offer.
-        why = {c.id: c for c in choices}
-        named = "; ".join(f"{why[s].title} ({why[s].reason})" for s in refused)
+        by_id = {c.id: c for c in choices}
+        named = "; ".join(f"{by_id[s].title} ({by_id[s].reason})" for s in refused)
         add("sections", f"Not offered: {named}. Choose from the sections listed.")
     if not chosen and not unknown and not refused:
         add("sections", "Choose at least one section.")
+    # The layout's own rule, as compose applies it (a brochure prints briefs), in the page's words.
+    printed = [c for c in choices if c.offered and (c.id in chosen or c.always)]
+    unfit = [(c.title, why) for c in printed if (why := c.layout_refusal(values.layout))]
+    if unfit:
+        named = "; ".join(f"{title} ({why})" for title, why in unfit)
+        add("sections", f"Not in this layout: {named}. Choose another layout or other sections.")
     visit = visit_time = None
     if values.next_visit:
         try:

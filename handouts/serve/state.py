@@ -17,6 +17,7 @@ from ..inputs import Inputs, load_inputs
 from ..inputs.brands import brand_ids
 from ..inputs.sections import languages
 from ..inputs.settings import load_project
+from ..layouts import LAYOUTS
 from ..models import BASE_LANGUAGE, Brand, ReviewState, Section
 from ..project import CONFIG_FILE, Project
 from ..review import brand_release_problems, translation_state
@@ -54,6 +55,15 @@ class SectionChoice:
     reason: str = ""
     # Said next to an offered section, e.g. that its translation is behind the English.
     note: str = ""
+    # A folded brochure prints each section's brief: one without can go into every layout but that.
+    brief: bool = True
+
+    def layout_refusal(self, layout: str) -> str:
+        """Say why this offered section cannot go into a layout, as compose refuses it, or return ""."""
+        spec = LAYOUTS.get(layout)
+        if spec is None or not spec.briefs or self.brief:
+            return ""
+        return "it has no brief, and a folded brochure prints only the briefs"
 
 
 def files_fingerprint(root: Path) -> tuple[tuple[str, int, int, int], ...]:
@@ -242,7 +252,11 @@ def section_choices(snapshot: Snapshot, language: str, today: dt.date, *, releas
             reason = refusal_words(section, today, behind)
         description = first_sentence(section.brief or section.body)
         note = behind if not reason else ""
-        choices.append(SectionChoice(section_id, section.title, description, state, always, not reason, reason, note))
+        choices.append(
+            SectionChoice(
+                section_id, section.title, description, state, always, not reason, reason, note, bool(section.brief)
+            )
+        )
     return choices
 
 
