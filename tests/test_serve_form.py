@@ -342,7 +342,9 @@ def test_a_locked_computer_is_told_so_in_minutes_the_same_for_any_name(
     users = tmp_path / "counselors"
     add_counselor(users, "dana", "correct horse battery")
     for name in ("dana", "nobody"):
-        test_client = new_client(clients, project, accounts=Accounts(parse_auth_file(users)[0]))
+        # A clock at which a 60-second lock comes back as 60.00000000000001 seconds: still 1 minute.
+        accounts = Accounts(parse_auth_file(users)[0], clock=lambda: 10.530266755553463)
+        test_client = new_client(clients, project, accounts=accounts)
 
         def sign_in(password: str, name: str = name, test_client: TestClient = test_client) -> tuple[int, str]:
             csrf = token(test_client.get("/login").text)
@@ -381,3 +383,17 @@ def test_a_brochure_with_a_note_that_does_not_fit_says_to_shorten_the_note(
     message = field_error(response.text, "layout")
     assert message.startswith("Does not fit the Tri-fold brochure:")
     assert message.endswith(". Shorten the note, choose fewer sections, or the Letter layout.")
+
+
+def test_a_version_bumped_without_a_review_is_not_offered_in_a_release(
+    clients: list[TestClient], project: Path, run: Invoke, own_brand: str
+) -> None:
+    approve(run, "mat", "overdose-safety", "find-help", today=None)
+    replace_in(project / "content/en/mat.md", "version: 3.0.0", "version: 3.0.1")  # the text as approved
+    test_client = new_client(clients, project, release=True)
+    page = test_client.get("/").text
+    assert '<span class="about" id="why-mat">Version 3.0.1, but 3.0.0 was approved — not approved yet.</span>' in page
+    fields = {**FORM, "csrf": token(page), "brand": own_brand}
+    refused = test_client.post("/handout", data=fields)
+    assert "(version 3.0.1, but 3.0.0 was approved — not approved yet)" in field_error(refused.text, "sections")
+    assert test_client.post("/handout", data={**fields, "sections": ["overdose-safety"]}).status_code == 200

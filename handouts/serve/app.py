@@ -561,7 +561,8 @@ class Handlers:
             busy = "Many people are signing in right now. Please try again in a minute."
             return self._login(request, busy, 429, carry)
         if answer.wait_seconds > 0:
-            minutes = max(1, math.ceil(answer.wait_seconds / 60))
+            # Whole seconds first: a lock of 60 s reads back as 60.00000000001 after float sums, not 2 minutes.
+            minutes = max(1, math.ceil(round(answer.wait_seconds) / 60))
             again = "in 1 minute" if minutes == 1 else f"in {minutes} minutes"
             message = f"Too many tries from this computer; try again {again}."
             return self._login(request, message, 429, carry)

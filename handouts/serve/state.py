@@ -248,8 +248,8 @@ def section_choices(snapshot: Snapshot, language: str, today: dt.date, *, releas
         lag = translation_state(section, english)
         behind = lag.status if lag else ""
         reason = ""
-        if release and release_refusals([section], today, english):
-            reason = refusal_words(section, today, behind)
+        if release and (refusals := release_refusals([section], today, english)):
+            reason = refusal_words(section, today, behind, refusals)
         description = first_sentence(section.brief or section.body)
         note = behind if not reason else ""
         choices.append(
@@ -260,10 +260,11 @@ def section_choices(snapshot: Snapshot, language: str, today: dt.date, *, releas
     return choices
 
 
-def refusal_words(section: Section, today: dt.date, behind: str) -> str:
+def refusal_words(section: Section, today: dt.date, behind: str, refusals: Sequence[Problem]) -> str:
     """Say in a counselor's words why a release refuses a section (release_refusals decides that it does)."""
     # As release_refusals judges: by the later of `today` (a test's --today) and the real date.
-    today = max(today, dt.date.today())
+    real = dt.date.today()
+    today = max(today, real)
     state = section.review_state(today)
     words = []
     if behind:
@@ -272,12 +273,17 @@ def refusal_words(section: Section, today: dt.date, behind: str) -> str:
         words.append("edited since approval")
     elif section.status != "approved":
         words.append("draft")
+    elif section.approved_version is not None and section.approved_version != section.version:
+        words.append(f"version {section.version}, but {section.approved_version} was approved")
     if section.is_overdue(today):
         words.append("past its review date")
-    if not words:  # a review dated after today: the only other refusal
-        return "its review date is after today"
-    # A stale or edited text waits for a reviewer; an overdue one only for its review.
-    pending = behind or state == "changed" or section.status != "approved"
+    if section.last_reviewed > real:
+        words.append("its review date is after today")
+    if not words:
+        # A rule this page has no words for yet: the library's own, without the reviewer's command.
+        return "; ".join(p.message.split("; ")[0] for p in refusals)
+    # A stale, edited or unapproved text waits for a reviewer's approval; an overdue one only for its review.
+    pending = len(words) > section.is_overdue(today) + (section.last_reviewed > real)
     return " and ".join(words) + (" — not approved yet" if pending else "")
 
 
