@@ -257,6 +257,23 @@ def test_release_does_not_offer_a_translation_behind_english_and_refuses_it_in_t
     assert test_client.post("/handout", data={**fields, "language": "en", "sections": ["detox"]}).status_code == 200
 
 
+def test_a_kit_says_which_of_its_sections_are_not_offered_here(
+    clients: list[TestClient], stale_spanish: Path, own_brand: str
+) -> None:
+    settings = Path(__file__).resolve().parents[1] / "handouts.toml"
+    (stale_spanish / "handouts.toml").write_text(settings.read_text(encoding="utf-8"), encoding="utf-8")
+    test_client = new_client(clients, stale_spanish, release=True)
+    page = test_client.get("/").text
+    data = {**FORM, "csrf": token(page), "brand": own_brand, "language": "es", "prepared_for": "Rosalind"}
+    response = test_client.post("/handout", data={**data, "kit": "after an overdose"})  # case does not count
+    assert ticked(response.text) == ["mat"] and 'value="Rosalind"' in response.text
+    note = re.search(r'<p class="hint" id="kit-note" role="status">([^<]*)</p>', response.text)
+    assert note and html.unescape(note[1]) == (
+        "Not ticked, as it is not offered here: Seguridad ante una sobredosis (draft — not approved yet); "
+        f"Síntomas de abstinencia y desintoxicación ({BEHIND})."
+    )
+
+
 def test_without_release_a_stale_translation_is_offered_and_says_it_is_behind(
     clients: list[TestClient], stale_spanish: Path
 ) -> None:

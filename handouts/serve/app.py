@@ -38,7 +38,7 @@ from ..project import find_kit
 from ..render_service import Executor, RenderJob, RenderOutcome
 from .form import LABELS, FormValues, check_form, problem_field, read_values
 from .security import Accounts, Csrf
-from .state import DEFAULT_TITLE, ContentState, Snapshot, offered_brands, section_choices
+from .state import DEFAULT_TITLE, ContentState, SectionChoice, Snapshot, offered_brands, section_choices
 
 HERE = Path(__file__).resolve().parent
 LOG = logging.getLogger("handouts.serve")
@@ -265,6 +265,15 @@ def carried_fields(values: FormValues | None) -> list[tuple[str, str]]:
     return [("carried", "1"), *pairs, *(("sections", s) for s in values.sections)]
 
 
+def kit_note(sections: Sequence[str], choices: Sequence[SectionChoice]) -> str:
+    """Say which of a kit's sections the page cannot tick here, and why; "" when it ticked them all."""
+    missing = [c for c in choices if c.id in sections and not c.offered]
+    if not missing:
+        return ""
+    named = "; ".join(f"{c.title} ({c.reason})" for c in missing)
+    return f"Not ticked, as it is not offered here: {named}."
+
+
 def language_name(code: str) -> str:
     """Return a language's own name and its English one: Español (Spanish)."""
     from babel import Locale, UnknownLocaleError
@@ -378,6 +387,7 @@ class Handlers:
         status: int = 200,
         user: str | None = None,
         language_switched: bool = False,
+        kit_note: str = "",
     ) -> Response:
         """Render the one page: the form, its errors, and after a PDF its chart note."""
         browser, new = self.browser(request)
@@ -395,6 +405,7 @@ class Handlers:
             "notice": notice,
             # After a change of language the page comes back with the focus where it was, on the language.
             "language_switched": language_switched,
+            "kit_note": kit_note,
             "note_hints": NOTE_HINTS,
             "note_limit": MAX_TAILORING_CHARS,
         }
@@ -454,8 +465,11 @@ class Handlers:
         if "kit" in fields:
             # A kit ticks its sections (without JavaScript, through this answer); the rest stays as typed.
             kit = find_kit(snapshot.project, fields["kit"][:200])
-            values = dataclasses.replace(values, sections=kit.sections) if kit else values
-            return self.page(request, snapshot, rejected, values=values)
+            if kit is None:
+                return self.page(request, snapshot, rejected, values=values)
+            values = dataclasses.replace(values, sections=kit.sections)
+            choices = section_choices(snapshot, values.language, today, release=self.config.release)
+            return self.page(request, snapshot, rejected, values=values, kit_note=kit_note(kit.sections, choices))
         language = values.language if values.language in snapshot.languages else BASE_LANGUAGE
         checked = check_form(
             values,

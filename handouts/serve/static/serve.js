@@ -19,6 +19,20 @@ document.addEventListener("DOMContentLoaded", () => {
         for (const box of form.querySelectorAll('input[name="sections"]')) {
           box.checked = wanted.has(box.value);
         }
+        // The same words the server says without JavaScript: which of the kit's sections are not offered here.
+        const missing = [];
+        for (const id of wanted) {
+          const why = document.getElementById("why-" + id);
+          const label = document.querySelector('label[for="section-' + id + '"]');
+          if (why && label) {
+            const reason = why.textContent.replace(/\.$/, "");
+            missing.push(label.textContent + " (" + reason.charAt(0).toLowerCase() + reason.slice(1) + ")");
+          }
+        }
+        const note = document.getElementById("kit-note");
+        if (note) {
+          note.textContent = missing.length ? "Not ticked, as it is not offered here: " + missing.join("; ") + "." : "";
+        }
       });
     }
     // The note's hint follows the chosen layout.
