@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import socket
+import subprocess
 import threading
 import time
 import warnings
@@ -508,21 +509,22 @@ def test_no_patient_name_reaches_a_file_or_a_log(client: Client, caplog: pytest.
 
 def files_holding(needle: bytes, since: float) -> list[str]:
     """Return every file on this machine changed since `since` that holds `needle` (any file it can read)."""
+    # GNU find lists the files changed since then (written or their inode changed) three times as fast
+    # as a walk in Python; only those are read.
+    when = f"@{since:.3f}"
+    skip = ("/proc", "/sys", "/dev", "/run/user")
+    pruned = [arg for path in skip for arg in ("-path", path, "-o")][:-1]
+    command = ["find", "/", "(", *pruned, ")", "-prune", "-o", "-type", "f"]
+    command += ["(", "-newermt", when, "-o", "-newerct", when, ")", "-print0"]
+    listed = subprocess.run(command, capture_output=True, check=False).stdout
     found = []
-    skip = {"/proc", "/sys", "/dev", "/run/user"}
-    for top, dirs, files in os.walk("/", followlinks=False):
-        dirs[:] = [d for d in dirs if os.path.join(top, d) not in skip]
-        for name in files:
-            path = os.path.join(top, name)
-            try:
-                st = os.lstat(path)
-                if not (st.st_mtime >= since or st.st_ctime >= since) or not os.path.isfile(path):
-                    continue
-                with open(path, "rb") as handle:
-                    if needle in handle.read(64 * 1024 * 1024):
-                        found.append(path)
-            except OSError:
-                continue
+    for path in filter(None, listed.split(b"\0")):
+        try:
+            with open(path, "rb") as handle:
+                if needle in handle.read(64 * 1024 * 1024):
+                    found.append(os.fsdecode(path))
+        except OSError:
+            continue
     return found
 
 
