@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import mmap
+import re
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,7 +103,9 @@ def drawing_problems(
     from .render_service import run_limited
 
     # A raster has no drawing step of its own; a missing picture is named by the input checks.
-    waiting = [(path, where) for path, where in drawings.items() if path.suffix.lower() == ".svg" and path.is_file()]
+    svgs = [(path, where) for path, where in drawings.items() if path.suffix.lower() == ".svg" and path.is_file()]
+    digests = {path: _drawing_key(path) for path, _ in svgs}
+    waiting = [(path, where) for path, where in svgs if digests[path] is None or digests[path] not in _DRAWN]
     if not waiting:
         return []
     # Loaded here, so each child starts warm and a next check in this process does not load it again.
@@ -131,8 +135,29 @@ def drawing_problems(
             for (path, (file, field)), reason in zip(waiting, reasons, strict=True)
             if reason is not None
         ]
+        drawn = (digests[path] for (path, _), reason in zip(waiting, reasons, strict=True) if reason is None)
+        _DRAWN.update(key for key in drawn if key is not None)
         break
     return found
+
+
+# Self-contained SVG drawings (by content) this process has drawn without a problem. A server checks
+# its project again after every edit: an unchanged drawing draws the same, so it is not drawn again.
+_DRAWN: set[str] = set()
+# What lets an SVG draw another file (a linked image, a stylesheet): such a drawing is drawn every time.
+_REFERENCE = re.compile(rb"href|src\s*=|url\s*\(|@import", re.IGNORECASE)
+MAX_DRAWING_KEY_BYTES = 5 * 1024 * 1024
+
+
+def _drawing_key(path: Path) -> str | None:
+    """Return the content key of a self-contained SVG, or None for one that refers to other files."""
+    try:
+        if path.stat().st_size > MAX_DRAWING_KEY_BYTES:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return None if _REFERENCE.search(data) else hashlib.sha256(data).hexdigest()
 
 
 # The number (from 1) of the picture a drawing child has started on, shared with its parent.

@@ -377,6 +377,38 @@ def test_check_draws_svg_pictures_as_a_build_would(project: Path, run: Invoke) -
 
 
 @pytest.mark.render
+def test_check_draws_an_unchanged_self_contained_drawing_once_and_a_linking_one_every_time(
+    project: Path, run: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import handouts.check
+    import handouts.render_service
+
+    drawn: list[int] = []
+
+    def counting(task: object, limit: float) -> object:
+        drawn.append(len(task.args[0]))  # type: ignore[attr-defined]
+        return run_limited(task, limit)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(handouts.render_service, "run_limited", counting)
+    monkeypatch.setattr(handouts.check, "_DRAWN", set())
+    assert run("check").exit_code == 0
+    assert drawn == [13]  # six steps in each language, and the logo
+    assert run("check").exit_code == 0
+    assert drawn == [13]  # nothing changed: nothing drawn again
+    # An edited drawing is drawn again; one that links another file is drawn every time.
+    step = project / "content/en/naloxone-step-1.svg"
+    step.write_bytes(step.read_bytes().replace(b"</svg>", b'<image href="naloxone-step-2.svg"/></svg>'))
+    assert run("check").exit_code == 0
+    assert run("check").exit_code == 0
+    assert drawn == [13, 1, 1]
+    # A drawing broken since it was drawn is named, whatever was drawn before.
+    (project / "content/en/naloxone-step-3.svg").write_bytes(RECURSIVE_USE)
+    result = run("check")
+    assert result.exit_code == 1
+    assert "naloxone-step-3.svg cannot be drawn" in result.output
+
+
+@pytest.mark.render
 def test_the_longest_footer_stays_on_the_large_print_page(project: Path, run: Invoke, tmp_path: Path) -> None:
     import pdfplumber
     from conftest import approve
