@@ -102,6 +102,7 @@ def test_release_refusal_of_a_stale_translation_ends_with_the_approve_command(
     assert not out.exists()
 
 
+@pytest.mark.render
 def test_a_new_version_of_approved_text_needs_its_own_approval_to_be_released(
     project: Path, run: Invoke, own_brand: str, reviewed: dt.date, tmp_path: Path
 ) -> None:
