@@ -15,6 +15,9 @@ python generate.py build --sections mat,overdose-safety --prepared-for "Alex Exa
 python generate.py record -o "$out/record.pdf" >/dev/null
 python generate.py build --lang es -o "$out/es-letter.pdf" >/dev/null
 python generate.py build --lang es --layout trifold --sections mat,overdose-safety,detox -o "$out/es-trifold.pdf" >/dev/null
+python generate.py build --lang zh-Hans -o "$out/zh-letter.pdf" >/dev/null
+python generate.py build --lang ar -o "$out/ar-letter.pdf" >/dev/null
+python generate.py build --lang ar --layout trifold --sections mat,overdose-safety -o "$out/ar-trifold.pdf" >/dev/null
 # The page that holds a text, so the pictures follow the content when a layout change moves it.
 page_with() {
     local pages n
@@ -35,6 +38,9 @@ pdftoppm -r 45 -png -f "$p" -l "$p" -singlefile "$out/tailored.pdf" docs/handout
 pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/record.pdf" docs/review-record
 pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/es-letter.pdf" docs/spanish-letter
 pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/es-trifold.pdf" docs/spanish-trifold-outside
+pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/zh-letter.pdf" docs/chinese-letter
+pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/ar-letter.pdf" docs/arabic-letter
+pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/ar-trifold.pdf" docs/arabic-trifold-outside
 pdftoppm -r 40 -png -f 1 -l 1 -singlefile "$out/a4.pdf" docs/layout-a4
 pdftoppm -r 40 -png -f 1 -l 1 -singlefile "$out/large-print.pdf" docs/layout-large-print
 pdftoppm -r 45 -png -f 1 -l 1 -singlefile "$out/trifold.pdf" docs/layout-trifold-outside

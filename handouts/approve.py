@@ -15,10 +15,11 @@ from typing import Any
 from .atomic import write_atomic
 from .dates import add_months
 from .errors import HandoutError, Problem, errors
-from .inputs.fields import char_problem, is_language_code, person_text, person_text_problem, shown
+from .inputs.fields import char_problem, person_text, person_text_problem, shown
 from .inputs.files import SECTION_CAP, read_bytes
 from .inputs.frontmatter import mapping_list, scalar, set_fields, split, split_front_matter
 from .inputs.sections import section_from_text
+from .languages import is_language_code
 from .models import Reviewer, Section
 from .project import Limits, Project
 from .review import version_bump_problem

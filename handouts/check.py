@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import HandoutError, Problem
+from .glyphs import brand_texts, catalog_texts, glyph_problems, section_texts
 from .inputs.assets import read_assets
 from .inputs.brands import brand_folders, brand_ids, load_brand, missing_toml_problem
 from .inputs.catalogs import catalog_problems, catalog_reading_problems, read_catalogs
 from .inputs.files import list_folder
+from .inputs.fonts import declared_fonts
 from .inputs.sections import image_file_problems, languages, load_sections, section_images, section_path
 from .logos import logo_problems
 from .models import BASE_LANGUAGE
@@ -71,6 +73,7 @@ def check_project(
     catalogs, unreadable = read_catalogs(project)
     problems += catalog_problems(catalogs, unreadable, found_languages)
     problems += catalog_reading_problems(catalogs, project.limits)
+    fonts = declared_fonts(project)
     ids = brand_ids(project)
     if not ids:
         problems.append(Problem("brands", "", "no brand folder with a brand.toml"))
@@ -84,6 +87,10 @@ def check_project(
             brands[brand_id] = brand
             drawings[project.brands_dir / brand_id / brand.logo] = (f"brands/{brand_id}/brand.toml", "logo")
     problems += logo_problems(project, brands)
+    for language in found_languages:
+        texts = [*section_texts(loaded[language].sections.values()), *catalog_texts(language, catalogs.get(language))]
+        texts += [text for brand in brands.values() for text in brand_texts(brand, language)]
+        problems += glyph_problems(language, texts, fonts)
     for content in loaded.values():
         for section in content.sections.values():
             drawings.update((path, (section.path, field)) for field, _, path in section_images(project, section))
@@ -106,6 +113,17 @@ def drawing_problems(
     svgs = [(path, where) for path, where in drawings.items() if path.suffix.lower() == ".svg" and path.is_file()]
     digests = {path: _drawing_key(path) for path, _ in svgs}
     waiting = [(path, where) for path, where in svgs if digests[path] is None or digests[path] not in _DRAWN]
+    # The same drawing in five languages' folders is drawn once, and judged for each.
+    copies: dict[str, list[tuple[Path, tuple[str, str]]]] = {}
+    unique = []
+    for path, where in waiting:
+        key = digests[path]
+        if key is not None and key in copies:
+            copies[key].append((path, where))
+        else:
+            copies.setdefault(key or str(path), []).append((path, where))
+            unique.append((path, where))
+    waiting = unique
     if not waiting:
         return []
     # Loaded here, so each child starts warm and a next check in this process does not load it again.
@@ -131,9 +149,10 @@ def drawing_problems(
                 del waiting[started - 1]
                 continue
         found += [
-            Problem(file, field, f"{path.name} cannot be drawn: {reason}")
-            for (path, (file, field)), reason in zip(waiting, reasons, strict=True)
+            Problem(file, field, f"{copy.name} cannot be drawn: {reason}")
+            for (path, _), reason in zip(waiting, reasons, strict=True)
             if reason is not None
+            for copy, (file, field) in copies[digests[path] or str(path)]
         ]
         drawn = (digests[path] for (path, _), reason in zip(waiting, reasons, strict=True) if reason is None)
         _DRAWN.update(key for key in drawn if key is not None)

@@ -222,6 +222,7 @@ def keep_class(text: str) -> str:
 ADDRESS_BREAK_RE = re.compile(r"(?<=[/.])(?![/.]|$)")
 SCHEME_RE = re.compile(r"https?://", re.IGNORECASE)
 ZERO_WIDTH_SPACE, WORD_JOINER = "\u200b", "\u2060"
+SHORT_ADDRESS = 32
 
 
 def address_href(text: str) -> str:
@@ -235,10 +236,14 @@ def address_html(text: str, href: str | None = None, *, link: bool = True) -> st
     # So the breaks are characters, both invisible: a zero-width space after each / and . is the only
     # break, and a word joiner after each hyphen keeps it from being one (a reader would take a
     # hyphen at a line's end for part of the address, or the address's hyphen for a hyphenation).
-    shown = escape(ADDRESS_BREAK_RE.sub(ZERO_WIDTH_SPACE, text).replace("-", "-" + WORD_JOINER))
+    # An address that fits any column (a tri-fold panel holds about 40 characters) never breaks at
+    # all: "FindTreatment." on one line and "gov" on the next reads as two things.
+    breakable = ADDRESS_BREAK_RE.sub(ZERO_WIDTH_SPACE, text) if len(text) > SHORT_ADDRESS else text
+    shown = escape(breakable.replace("-", "-" + WORD_JOINER))
+    # dir="ltr": an address keeps its own direction on a right-to-left page.
     if not link:
-        return f'<span class="address">{shown}</span>'
-    return f'<a class="address" href="{escape(href or address_href(text), quote=True)}">{shown}</a>'
+        return f'<span class="address" dir="ltr">{shown}</span>'
+    return f'<a class="address" dir="ltr" href="{escape(href or address_href(text), quote=True)}">{shown}</a>'
 
 
 def kept_pieces(text: str) -> list[tuple[str, str | None]]:
@@ -270,8 +275,14 @@ def keep_whole(children: list[Token]) -> list[Token]:
                 # Inside a link already: the same pieces, without a second link.
                 out.append(_html(address_html(piece, link=not in_link)))
             else:
-                out += [_html(f'<span class="{kind}">'), _text(piece), _html("</span>")] if kind else [_text(piece)]
+                out += [_html(keep_open(kind)), _text(piece), _html("</span>")] if kind else [_text(piece)]
     return out
+
+
+def keep_open(kind: str) -> str:
+    """Open the span that keeps a run whole; a phone number also keeps left to right on an Arabic page."""
+    # WeasyPrint reorders 1-800-662-4357 as 4357-662-800-1 inside right-to-left text; an isolate does not.
+    return f'<span class="{kind}" dir="ltr">' if kind == "keep" else f'<span class="{kind}">'
 
 
 def _text(content: str) -> Token:

@@ -273,6 +273,11 @@ class Handout:
         return any(state in ("draft", "changed") for _, state in self.review)
 
     @property
+    def is_unreviewed_translation(self) -> bool:
+        """Tell whether the PDF must say no qualified medical translator checked it: a translation with a draft."""
+        return self.language != BASE_LANGUAGE and any(state == "draft" for _, state in self.review)
+
+    @property
     def is_sample(self) -> bool:
         """Tell whether the PDF must say it is a sample: a section is unapproved, or the brand is an example."""
         # Approved content under a made-up clinic is still no handout to give a patient: its phone is fake.

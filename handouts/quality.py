@@ -7,47 +7,67 @@ from collections.abc import Callable
 
 from .dates import add_months
 from .errors import Problem
-from .models import HELP_SECTION, Section
+from .languages import language as language_row
+from .models import BASE_LANGUAGE, HELP_SECTION, Section
 from .project import Limits
 from .readability import (
     SPANISH_WORD_RE,
-    WORD_RE,
     Readability,
     fernandez_huerta,
     hardest_sentence,
     score,
+    sentence_lengths,
     spanish_syllables,
+    unit_pattern,
     word_count,
 )
 
 
-def _hardest(markdown: str, difficulty: Callable[[Readability], float], language: str) -> str:
-    """Return '; hardest sentence: "..."' for a reading warning, the sentence cut short to about 80 characters."""
-    spanish = (spanish_syllables, SPANISH_WORD_RE) if language == "es" else ()
-    sentence = hardest_sentence(markdown, difficulty, *spanish)
+def _shortened(sentence: str) -> str:
+    """Return a sentence cut short to about 80 characters, for a warning."""
     short = textwrap.shorten(sentence, 80, placeholder=" ...")
-    # A first word longer than the width shortens to the placeholder alone.
-    short = sentence[:76] + " ..." if short == "..." else short
-    return f'; hardest sentence: "{short}"' if sentence else ""
+    # A first word longer than the width shortens to the placeholder alone; Chinese has no spaces at all.
+    return sentence[:76] + " ..." if short == "..." or (len(sentence) > 80 and " " not in sentence) else short
+
+
+def _hardest(markdown: str, difficulty: Callable[[Readability], float], measure: str) -> str:
+    """Return '; hardest sentence: "..."' for a reading warning."""
+    spanish = (spanish_syllables, SPANISH_WORD_RE) if measure == "fernandez-huerta" else ()
+    sentence = hardest_sentence(markdown, difficulty, *spanish)
+    return f'; hardest sentence: "{_shortened(sentence)}"' if sentence else ""
 
 
 def reading_problems(path: str, field: str, markdown: str, language: str, limits: Limits) -> list[Problem]:
-    """Return reading-level warnings for patient text, by its language's formula, each naming its hardest sentence."""
-    if language == "es":
+    """Return reading-level warnings for patient text, by its language's measure, each naming its hardest sentence."""
+    row = language_row(language)
+    if row.measure == "sentence-length":
+        lengths = sentence_lengths(markdown, unit_pattern(row))
+        average = sum(n for _, n in lengths) / len(lengths) if lengths else 0.0
+        if average <= row.max_sentence:
+            return []
+        unit = "characters" if row.units == "characters" else "words"
+        longest = max(lengths, key=lambda pair: pair[1])[0]
+        # No reading formula is validated for this language: a borrowed English one would mislead.
+        message = (
+            f"sentences average {average:.1f} {unit}, over {row.max_sentence} (no validated reading formula for "
+            f'{row.name}; sentence length only); longest sentence: "{_shortened(longest)}"'
+        )
+        return [Problem(path, field, message, "warning")]
+    if row.measure == "fernandez-huerta":
         ease = fernandez_huerta(markdown)
         if ease >= limits.min_fernandez_huerta:
             return []
         message = f"Fernandez-Huerta reading ease {ease:.1f} is under {limits.min_fernandez_huerta:g}"
-        message += _hardest(markdown, lambda r: -r.fernandez_huerta, language)
+        message += _hardest(markdown, lambda r: -r.fernandez_huerta, row.measure)
         return [Problem(path, field, message, "warning")]
     reading, found = score(markdown), []
     if reading.fk_grade > limits.max_fk_grade:
         message = f"Flesch-Kincaid grade {reading.fk_grade:.1f} is over {limits.max_fk_grade:g}"
-        message += _hardest(markdown, lambda r: r.fk_grade, language)
+        message += _hardest(markdown, lambda r: r.fk_grade, row.measure)
         found.append(Problem(path, field, message, "warning"))
     if reading.smog > limits.max_smog:
         message = f"SMOG {reading.smog:.1f} is over {limits.max_smog:g}"
-        message += _hardest(markdown, lambda r: r.smog, language)
+        message += _hardest(markdown, lambda r: r.smog, row.measure)
         found.append(Problem(path, field, message, "warning"))
     return found
 
@@ -55,16 +75,21 @@ def reading_problems(path: str, field: str, markdown: str, language: str, limits
 def section_warnings(section: Section, limits: Limits) -> list[Problem]:
     """Return length, reading-level and completeness warnings for a valid section."""
     path, found = section.path, []
-    word_re = SPANISH_WORD_RE if section.language == "es" else WORD_RE
+    row = language_row(section.language)
+    word_re = unit_pattern(row)
     words = word_count(section.body, word_re)
-    if not limits.min_words <= words <= limits.max_words:
+    # The limits are English words. A translation says what its English says, in more or fewer words
+    # of its own (Vietnamese writes a space between syllables; Chinese none at all): its English carries
+    # the length rule, and the build measures whether a translated brief fits its tri-fold panel.
+    measured = section.language == BASE_LANGUAGE
+    if measured and not limits.min_words <= words <= limits.max_words:
         found.append(Problem(path, "body", f"{words} words; keep it {limits.min_words}-{limits.max_words}", "warning"))
     found += reading_problems(path, "body", section.body, section.language, limits)
     if not section.brief:
         found.append(Problem(path, "brief", "missing; the tri-fold prints each section's brief", "warning"))
     else:
         brief_words = word_count(section.brief, word_re)
-        if brief_words > limits.max_brief_words:
+        if measured and brief_words > limits.max_brief_words:
             message = f"{brief_words} words; keep it at most {limits.max_brief_words} so three fit a tri-fold"
             found.append(Problem(path, "brief", message, "warning"))
         found += reading_problems(path, "brief", section.brief, section.language, limits)

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import astuple, dataclass
 
+from .languages import Language
 from .markdown import parsed
 
 WORD_RE = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
@@ -16,7 +17,14 @@ STRONG_VOWELS = set("aeoáéóíú")  # accented i and u break a diphthong, so t
 WEAK_VOWELS = set("iuü")
 # A sentence ends at ., ! or ? followed by space or the end of the block. A run of stops is
 # matched from its first only: tried from each of them, "....." would take quadratic time.
-SENTENCE_END_RE = re.compile(r"(?<![.!?])[.!?]++(?=\s|$)")
+# Chinese full stops need no space after them (Chinese writes none); the Arabic question mark does.
+SENTENCE_END_RE = re.compile(r"(?<![.!?؟])[.!?؟]++(?=\s|$)|[。！？]++")
+END_MARKS = ".!?؟。！？"
+# Words of any alphabet (Vietnamese syllables, Arabic words), with their combining marks.
+ANY_WORD_RE = re.compile(r"(?:[^\W\d_]|[\u0300-\u036f\u064b-\u065f\u0670])+(?:['’](?:[^\W\d_])+)*")
+# Chinese counts one unit per Han character; a Latin word or a number inside it counts as one.
+HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+HAN_UNIT_RE = re.compile(rf"[{HAN}]|[^\W\d_{HAN}]+|\d+")
 # Vowel pairs that are usually two syllables ("o-pi-oid", "vi-a"), minus the "-tion"
 # family where "io" is one.
 SPLIT_PAIR_RE = re.compile(r"(?<![tsc])i[ao]|eo|ua|uo")
@@ -145,12 +153,12 @@ def sentences(blocks: Iterable[str], word_re: re.Pattern[str] = WORD_RE) -> list
     """Return the sentences of text blocks as the formulas count them; a block without end punctuation is one."""
     found = []
     for block in blocks:
-        text = block.strip().rstrip("\"')”’»")
+        text = block.strip().rstrip("\"')”’»」』")
         start = 0
         for end in SENTENCE_END_RE.finditer(text):
             found.append(text[start : end.end()].strip())
             start = end.end()
-        if text and text[-1] not in ".!?" and word_re.search(text):
+        if text and text[-1] not in END_MARKS and word_re.search(text):
             found.append(text[start:].strip())  # a list item or label with no closing stop is still one
     return found
 
@@ -205,3 +213,16 @@ def word_count(markdown: str, word_re: re.Pattern[str] = WORD_RE) -> int:
         for child in token.children or []
         if child.type == "text"
     )
+
+
+def sentence_lengths(markdown: str, unit_re: re.Pattern[str]) -> list[tuple[str, int]]:
+    """Return each sentence of the readable text with its length in units (words, or Han characters)."""
+    return [(sentence, len(unit_re.findall(sentence))) for sentence in sentences(text_blocks(markdown), unit_re)]
+
+
+def unit_pattern(row: Language) -> re.Pattern[str]:
+    """Return how a language's text splits into the units its measure counts."""
+    if row.units == "characters":
+        return HAN_UNIT_RE
+    # The formulas' own word patterns: the syllable counters were written for them.
+    return {"flesch-kincaid-smog": WORD_RE, "fernandez-huerta": SPANISH_WORD_RE}.get(row.measure, ANY_WORD_RE)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from .errors import Problem
+from .languages import language
 from .models import BASE_LANGUAGE, Section
 from .project import Project
-from .readability import fernandez_huerta, score
+from .readability import fernandez_huerta, score, sentence_lengths, unit_pattern
 from .review import due_for_review, translation_state
 
 if TYPE_CHECKING:
@@ -22,8 +24,15 @@ BRAND_HEADERS = ("id", "name", "example", "state")
 
 def table(rows: Sequence[Sequence[str]]) -> str:
     """Lay out rows as fixed-width columns."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    widths = [max(width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell + " " * (w - width(cell)) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def width(text: str) -> int:
+    """Return how many terminal columns text takes: a Chinese character takes two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
 def status(section: Section, today: dt.date, english: Mapping[str, Section] | None = None) -> str:
@@ -35,9 +44,14 @@ def status(section: Section, today: dt.date, english: Mapping[str, Section] | No
 
 
 def reading(section: Section) -> str:
-    """Return the reading score in the section's language: FK grade for English, FH ease for Spanish."""
-    if section.language == "es":
+    """Return the reading score by the section's language's measure: FK grade, FH ease, or sentence length."""
+    row = language(section.language)
+    if row.measure == "fernandez-huerta":
         return f"FH {fernandez_huerta(section.body):.1f}"
+    if row.measure == "sentence-length":
+        lengths = [n for _, n in sentence_lengths(section.body, unit_pattern(row))]
+        unit = "chars" if row.units == "characters" else "words"
+        return f"{sum(lengths) / max(1, len(lengths)):.1f} {unit}/sentence"
     return f"FK {score(section.body).fk_grade:.1f}"
 
 

@@ -264,6 +264,8 @@ def test_the_chart_note_copies_and_prints_alone(server: tuple[str, object], brow
         assert ": Overdose safety; Where to get help. Version " in note
         assert note.endswith(", by Dana Reyes-Montgomery de la Cruz Villanueva, LCSW.")
         page.get_by_role("button", name="Copy chart note").click()
+        # The copy is asynchronous (the clipboard answers a promise): wait for its word, up to 5 s.
+        page.wait_for_function("document.querySelector('#note-status').textContent !== ''", timeout=5000)
         assert page.locator("#note-status").inner_text() == "Copied."
         assert page.evaluate("navigator.clipboard.readText()") == note
         # Printing the note prints it alone: the print style hides the form while the button's class is on.

@@ -291,8 +291,8 @@ def test_brands_lists_every_brand_folder_with_its_state(run: Invoke, project: Pa
         "empty           -                            no       1 problem",
         "example-clinic  Maple Street Example Clinic  yes      ok",
         "own-clinic      Maple Street Example Clinic  no       ok",
-        "brands/broken/brand.toml: sp: unknown field; a table is [colors] or a language with content: en, es; "
-        "did you mean es?",
+        "brands/broken/brand.toml: sp: unknown field; a table is [colors] or a language with content: "
+        "ar, en, es, vi, zh-Hans; did you mean es?",
         "brands/broken/brand.toml: colors.primary: contrast with white is 2.26:1; body-size text (white on it, "
         "and it on white) needs at least 4.5:1 (WCAG AA); nearest passing: #387caa",
         "brands/empty: no brand.toml; every folder under brands/ is a brand: add its brand.toml, "
@@ -374,7 +374,7 @@ def test_check_names_a_misspelled_language_table(run: Invoke, project: Path) -> 
     result = run("check")
     assert result.exit_code == 1
     assert result.output.splitlines() == [
-        "brands/example-clinic/brand.toml: sp: unknown field; a table is [colors] or a language with content: en, es; "
-        "did you mean es?",
+        "brands/example-clinic/brand.toml: sp: unknown field; a table is [colors] or a language with content: "
+        "ar, en, es, vi, zh-Hans; did you mean es?",
         "Aborted: 1 problem in 1 file.",
     ]

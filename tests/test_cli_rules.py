@@ -61,7 +61,7 @@ def test_an_unknown_lang_is_one_error_line_with_a_suggestion(tmp_path: Path) -> 
     errors = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert errors == [
         "Error: Invalid value for --lang: no content in language 'ess' (did you mean 'es'?); "
-        "languages with content: en, es"
+        "languages with content: ar, en, es, vi, zh-Hans"
     ]
     assert "content/" not in result.output  # no line per missing file, as before
     assert not any(tmp_path.iterdir())

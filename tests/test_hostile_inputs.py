@@ -652,7 +652,10 @@ def test_a_link_that_prints_as_text_warns_but_keeps_the_section(project: Path) -
 def test_long_runs_without_spaces_may_break_anywhere_but_addresses_keep_their_class() -> None:
     html = markdown_to_html("Go to (https://example.org/" + "x" * 30 + ") or " + "W" * 30 + " now.")
     assert (
-        '<a class="address" href="https://example.org/' + "x" * 30 + '">https://\u200bexample.\u200borg/\u200b' in html
+        '<a class="address" dir="ltr" href="https://example.org/'
+        + "x" * 30
+        + '">https://\u200bexample.\u200borg/\u200b'
+        in html
     )
     assert f'<span class="long">{"W" * 30}</span>' in html
     assert '<span class="long">' not in markdown_to_html("cognitivo-conductual, the longest word we print.")

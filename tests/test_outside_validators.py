@@ -263,10 +263,14 @@ def test_an_address_breaks_only_after_a_slash_or_a_dot_never_mid_word(long_addre
 def test_address_html_breaks_after_slashes_and_dots_and_joins_hyphens() -> None:
     html = address_html("riverbend-recovery.example.org/maple-street", "https://riverbend-recovery.example.org/x")
     assert html == (
-        '<a class="address" href="https://riverbend-recovery.example.org/x">'
+        '<a class="address" dir="ltr" href="https://riverbend-recovery.example.org/x">'
         "riverbend-\u2060recovery.\u200bexample.\u200borg/\u200bmaple-\u2060street</a>"
     )
-    assert address_html("https://a.org/", link=False) == '<span class="address">https://\u200ba.\u200borg/</span>'
+    # One that fits any column never breaks: "FindTreatment." and "gov" on two lines read as two things.
+    assert address_html("https://a.org/", link=False) == '<span class="address" dir="ltr">https://a.org/</span>'
+    assert "\u200b" not in address_html("FindTreatment.gov") and "\u200b" in address_html(
+        "https://example.org/" + "x" * 20
+    )
     assert 'href="https://na.org"' in address_html("na.org")
     # Text from a content file is escaped, in the link and in its text.
     assert address_html('x.org/"><b>', link=True).count("<b>") == 0

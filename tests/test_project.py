@@ -17,6 +17,8 @@ from pdfcheck import text_of
 from handouts.cli import cli
 
 SAMPLE_IDS = ["mat", "overdose-safety", "behavioral-therapy", "self-help", "detox", "find-help"]
+# The shipped content languages, each copied by init.
+LANGUAGES = ("ar", "en", "es", "vi", "zh-Hans")
 
 
 def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
@@ -48,9 +50,9 @@ def test_init_makes_a_project_with_the_sample_sections_and_a_brand_to_fill_in(cl
             "jobs",
             "jobs/handouts.toml",
             "content",
-            *(f"content/{lang}" for lang in ("en", "es")),
-            *(f"content/{lang}/{name}" for lang in ("en", "es") for name in [*(f"{i}.md" for i in SAMPLE_IDS)]),
-            *(f"content/{lang}/naloxone-step-{n}.svg" for lang in ("en", "es") for n in range(1, 7)),
+            *(f"content/{lang}" for lang in LANGUAGES),
+            *(f"content/{lang}/{name}" for lang in LANGUAGES for name in [*(f"{i}.md" for i in SAMPLE_IDS)]),
+            *(f"content/{lang}/naloxone-step-{n}.svg" for lang in LANGUAGES for n in range(1, 7)),
         ]
     )
     # The sample sections are the shipped ones, still drafts; the settings name the new brand.
@@ -220,8 +222,12 @@ def test_a_section_of_the_clinics_own_is_valid_once_declared(clinic: Path) -> No
     declared = invoke("--root", str(clinic), "check")
     assert declared.exit_code == 0, declared.output
     assert declared.output.splitlines() == [
-        "content/es/our-services.md: file not found; no translation of our-services 1.0.0 yet (warning)",
-        "OK with 1 warning in 1 file.",
+        *(
+            f"content/{lang}/our-services.md: file not found; no translation of our-services 1.0.0 yet (warning)"
+            for lang in LANGUAGES
+            if lang != "en"
+        ),
+        "OK with 4 warnings in 4 files.",
     ]
     listed = invoke("--root", str(clinic), "sections").output.splitlines()
     assert [line.split()[0] for line in listed[1:]] == [*SAMPLE_IDS[:-1], "our-services", "find-help"]
@@ -329,7 +335,7 @@ def test_help_lists_the_projects_section_ids_kits_layouts_languages_and_brands(
         "our-services, find-help (always printed: find-help) "
         'kit "Starting buprenorphine" mat, overdose-safety kit "After an overdose" overdose-safety, mat, detox '
         "layouts letter, a4, large-print, trifold "
-        "languages en, es brands north, our-clinic (default)"
+        "languages ar, en, es, vi, zh-Hans brands north, our-clinic (default)"
     )
     assert "".join(expected.split()) in text
     # Outside a project, help still works and says why it lists nothing.

@@ -18,6 +18,8 @@ from handouts.dates import add_months
 START, END = "<!-- review-steps -->", "<!-- /review-steps -->"
 # The README's stand-in for a brand of the clinic's own, and the one this test makes.
 YOUR_BRAND, OUR_BRAND = "<your-brand>", "our-clinic"
+# The translations the README's steps do "the same way" as Spanish.
+OTHER_TRANSLATIONS = ("vi", "zh-Hans", "ar")
 
 
 def review_steps(readme: str) -> list[tuple[list[str], list[str]]]:
@@ -78,8 +80,9 @@ def test_the_readme_review_steps_pass_in_order(tmp_path: Path, monkeypatch: pyte
     # Steps 1 to 3, the edits: the English mat and its translation, each with its version bumped.
     replace_in(root / "content/en/mat.md", "version: 3.0.0", "version: 3.0.1")
     replace_in(root / "content/en/mat.md", "You do not need detox before", "You do not need to detox before")
-    replace_in(root / "content/es/mat.md", "version: 3.0.0", "version: 3.0.1")
-    replace_in(root / "content/es/mat.md", "translation_of: 3.0.0", "translation_of: 3.0.1")
+    for language in ("es", *OTHER_TRANSLATIONS):
+        replace_in(root / f"content/{language}/mat.md", "version: 3.0.0", "version: 3.0.1")
+        replace_in(root / f"content/{language}/mat.md", "translation_of: 3.0.0", "translation_of: 3.0.1")
     replace_in(root / "content/es/mat.md", "\n### ", "\n### Más: ")
     # The order the README gives is needed: before approve, check fails on the edit.
     code, output = handouts("check", "--strict")
@@ -90,4 +93,9 @@ def test_the_readme_review_steps_pass_in_order(tmp_path: Path, monkeypatch: pyte
         assert code == 0, f"handouts {shlex.join(args)}:\n{output}"
         for text in expected:
             assert text in output, f"handouts {shlex.join(args)}: {text!r} not in:\n{output}"
+        if args[:2] == ["approve", "mat"] and "es" in args:
+            # "Approve each other translation the same way": the README's command with its --lang.
+            for language in OTHER_TRANSLATIONS:
+                code, output = handouts(*[language if arg == "es" else arg for arg in args])
+                assert code == 0 and f"content/{language}/mat.md: approved by" in output, output
     assert (root / "mat.pdf").is_file() and (root / "review-record.pdf").is_file()

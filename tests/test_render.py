@@ -258,7 +258,7 @@ def test_html_output_is_written_beside_the_pdf(run: Invoke, tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [str(tmp_path / "h.html"), str(tmp_path / "h.pdf")]
     html = (tmp_path / "h.html").read_text()
-    assert '<html lang="en">' in html and '<base href="file://' in html
+    assert '<html lang="en" dir="ltr">' in html and '<base href="file://' in html
     assert "<h2>Withdrawal and detox</h2>" in html
 
 

@@ -197,11 +197,11 @@ def test_check_warns_when_a_brand_s_english_hours_changed(run: Invoke, project: 
     ) in result.output.splitlines()
     assert run("check", "--strict").exit_code == 1
     # The brand still builds (a warning, as for a stale section), and brands says it has a warning.
-    assert "example-clinic  Maple Street Example Clinic  yes      1 warning" in run("brands").output
+    assert "example-clinic  Maple Street Example Clinic  yes      4 warnings" in run("brands").output
     # Translated again and recorded: no warning.
     replace_in(brand, 'translates.hours = "Monday to Friday', 'translates.hours = "Monday to Saturday')
     replace_in(brand, 'hours = "Lunes a viernes', 'hours = "Lunes a sábado')
-    assert "es.hours" not in run("check").output
+    assert "brands/example-clinic/brand.toml: es.hours" not in run("check").output
 
 
 def test_a_translated_brand_field_without_a_record_is_named(run: Invoke, project: Path) -> None:

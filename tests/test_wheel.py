@@ -86,7 +86,8 @@ def test_a_clinic_installs_the_wheel_and_builds_checks_and_batches_its_own_proje
     inside = clinic / "content" / "en"
     check = run(handouts, "check", cwd=inside)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert check.stdout.splitlines()[-1] == "OK with 1 warning in 1 file."
+    # Its own section has no translation yet in the four languages init copied.
+    assert check.stdout.splitlines()[-1] == "OK with 4 warnings in 4 files."
 
     build = run(handouts, "build", "--brand", "north", "--sections", "our-services,mat", cwd=inside)
     assert build.returncode == 0, build.stderr

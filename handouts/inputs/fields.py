@@ -12,6 +12,7 @@ from typing import Any
 
 from ..dates import DATE_RE, parse_date
 from ..errors import Problem
+from ..languages import LANGUAGE_TAG_RE, is_language_code, match_language
 
 # Patterns of whole values, used with fullmatch: `$` alone would let a trailing newline through,
 # into a file name or a printed line. ASCII digits only, as in dates.
@@ -225,43 +226,17 @@ def text_field(path: str, field: str, value: Any, problems: list[Problem]) -> st
     return value.strip()
 
 
-def is_language_code(value: str) -> bool:
-    """Tell whether a language names a folder under content/: lowercase letters only, so never a path."""
-    return value.isalpha() and value.islower() and len(value) <= 8
-
-
-# Codes people type for a language whose content folder is named otherwise: the one table the CLI,
-# job files and the page read. MedlinePlus (and so many EHRs' infobutton links) write Spanish as
-# "sp"; ISO 639-2 gives three letters (spa, eng); a region (es-MX, en_US) does not change the text.
-LANGUAGE_ALIASES = {
-    "sp": "es",
-    "spa": "es",
-    "esp": "es",
-    "spanish": "es",
-    "espanol": "es",
-    "español": "es",
-    "eng": "en",
-    "english": "en",
-}
-# A tag a person or a browser writes: a language, then optional subtags (es-MX, es_419, zh-Hant-TW).
-LANGUAGE_TAG_RE = re.compile(r"([a-zñ]{2,8})(?:[-_][a-z0-9]{1,8})*")
-
-
 def parse_language(text: str, available: Sequence[str]) -> str:
-    """Return the content language a code names (es, ES, es-MX, spa, sp), or raise ValueError saying why not."""
-    code = text.strip().lower()
-    if code in available and is_language_code(code):
-        return code
-    tag = LANGUAGE_TAG_RE.fullmatch(code)
-    if tag is None:
+    """Return the content language a code names (es, ES, es-MX, spa, sp, zh-CN), or raise ValueError saying why not."""
+    found = match_language(text, tuple(available))
+    if found is not None:
+        return found
+    if LANGUAGE_TAG_RE.fullmatch(text.strip().lower().replace("_", "-")) is None:
         raise ValueError(f"expected a language code like en, got {shown(text)}")
-    language = LANGUAGE_ALIASES.get(tag[1], tag[1])
-    if language in available and is_language_code(language):
-        return language
     have = sorted(a for a in available if is_language_code(a))
     if not have:
         raise ValueError(f"no content in language {shown(text)}: content/ has no language folder yet")
-    hint = did_you_mean(language, have)
+    hint = did_you_mean(text.strip(), have)
     raise ValueError(f"no content in language {shown(text)}{hint}; languages with content: {', '.join(have)}")
 
 

@@ -12,6 +12,7 @@ from markupsafe import Markup, escape
 
 from ..errors import HandoutError
 from ..inputs.catalogs import fill, parse_catalog
+from ..languages import language as language_row
 from ..layouts import LAYOUTS, page_bleed_pt
 from ..markdown import (
     SCHEME_RE,
@@ -20,6 +21,7 @@ from ..markdown import (
     image_target,
     images,
     is_outside,
+    keep_open,
     keep_whole,
     kept_pieces,
     mark_captions,
@@ -52,7 +54,7 @@ def long_date(day: dt.date, language: str = "en", length: str = "long") -> str:
     """Format a date the way patients read it: November 20, 2026; 20 de noviembre de 2026."""
     from babel.dates import format_date
 
-    return str(format_date(day, format=length, locale=language))
+    return str(format_date(day, format=length, locale=language_row(language).babel))
 
 
 def css_string(value: str) -> Markup:
@@ -87,7 +89,7 @@ def keep(value: object) -> Markup:
     return Markup("").join(
         Markup(address_html(piece))  # noqa: S704 - address_html escapes the address
         if kind == "url"
-        else Markup('<span class="{}">{}</span>').format(kind, piece)
+        else Markup("{}{}</span>").format(Markup(keep_open(kind)), piece)  # noqa: S704 - a fixed tag
         if kind
         else escape(piece)
         for piece, kind in kept_pieces(text)
@@ -154,13 +156,20 @@ def localized_time(context: jinja2.runtime.Context, time: dt.time) -> str:
     from babel.dates import format_time
 
     # CLDR puts a narrow no-break space before AM/PM, which the bundled font lacks: a plain no-break space.
-    return str(format_time(time, format="short", locale=context["handout"].language)).replace("\u202f", "\u00a0")
+    return str(format_time(time, format="short", locale=language_row(context["handout"].language).babel)).replace(
+        "\u202f", "\u00a0"
+    )
 
 
 @jinja2.pass_context
 def localized_short_date(context: jinja2.runtime.Context, day: dt.date) -> str:
     """Format a date short, for the tri-fold's review line: Nov 20, 2026; 20 nov 2026."""
     return long_date(day, context["handout"].language, "medium")
+
+
+def font_families(families: Sequence[str]) -> Markup:
+    """Quote font family names as a CSS font-family list."""
+    return Markup(", ".join(css_string(family) for family in families))  # noqa: S704 - each quoted for CSS
 
 
 def camel(section_id: str) -> str:
@@ -195,6 +204,7 @@ def environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
     env.filters["short_date"] = localized_short_date
     env.filters["time_of_day"] = localized_time
     env.filters["css_string"] = css_string
+    env.filters["font_families"] = font_families
     env.globals["t"] = translate
     env.globals["t_plain"] = translate_plain
     env.filters["camel"] = camel
@@ -227,6 +237,7 @@ def render_html(
         sheets=sheets,
         extras=extras,
         strings=load_catalog(env, handout.language),
+        lang=language_row(handout.language),
     )
 
 

@@ -30,6 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..compose import MAX_TAILORING_CHARS, HandoutSpec, compose_spec
 from ..errors import HandoutError, Problem
+from ..languages import language as language_row
+from ..languages import match_language
 from ..layouts import LAYOUTS, PATIENT_LAYOUTS
 from ..models import BASE_LANGUAGE, Brand, Handout
 from ..output.html import strict_environment
@@ -275,24 +277,20 @@ def kit_note(sections: Sequence[str], choices: Sequence[SectionChoice]) -> str:
 
 
 def language_name(code: str) -> str:
-    """Return a language's own name and its English one: Español (Spanish)."""
-    from babel import Locale, UnknownLocaleError
-
-    try:
-        locale = Locale.parse(code)
-    except (ValueError, UnknownLocaleError):
-        return code
-    own, english = locale.get_display_name(code) or code, locale.get_display_name("en") or code
-    return own[:1].upper() + own[1:] + ("" if own.lower() == english.lower() else f" ({english})")
+    """Return a language's own name and its English one: Español (Spanish); 中文 (简体) – Chinese (Simplified)."""
+    row = language_row(code)
+    own, english = row.own_name, row.name
+    if own.lower() == english.lower():
+        return own[:1].upper() + own[1:]
+    # A name already holding parentheses (a script) takes a dash: nested parentheses read badly.
+    return own[:1].upper() + own[1:] + (f" – {english}" if "(" in own else f" ({english})")
 
 
 def chart_note(handout: Handout, title: str, today: dt.date) -> str:
     """Return the one line a counselor copies into the patient's record; the server keeps no copy."""
-    from babel import Locale
-
     # Every section the PDF prints, the always-printed help among them, in the order printed.
     sections = "; ".join(s.title for s in handout.sections)
-    language = Locale.parse(handout.language).get_display_name("en") or handout.language
+    language = language_row(handout.language).name
     who = f", by {handout.tailoring.counselor}" if handout.tailoring.counselor else ""
     sample = " (draft sample, not for patients)" if handout.is_sample else ""
     return (
@@ -411,9 +409,9 @@ class Handlers:
         }
         if snapshot is not None:
             brands = offered_brands(snapshot, release=self.config.release)
-            language = (values.language if values else "") or request.query_params.get("language", "").lower()
-            if language not in snapshot.languages:
-                language = BASE_LANGUAGE
+            asked = (values.language if values else "") or request.query_params.get("language", "")
+            # A link from an EHR or a bookmark may say zh-CN or sp: the table names the folder.
+            language = match_language(asked, snapshot.languages) or BASE_LANGUAGE
             values = values or FormValues(brand=first_brand(snapshot, brands), language=language)
             choices = section_choices(snapshot, language, today, release=self.config.release)
             context.update(
@@ -614,9 +612,11 @@ class Handlers:
         if (refused := self.refusal(request)) is not None:
             return refused
         snapshot, _ = await _in_thread(self.state.current)
-        language, section_id = request.path_params["language"].lower(), request.path_params["section"].lower()
         if snapshot is None:
             return PlainTextResponse("The handouts are not ready.", 503)
+        section_id = request.path_params["section"].lower()
+        # The links this server writes name the folder (zh-Hans); a hand-typed zh-hans or es-MX finds it too.
+        language = match_language(request.path_params["language"], snapshot.languages) or ""
         brand = first_brand(snapshot, offered_brands(snapshot, release=self.config.release))
         choices = {c.id: c for c in section_choices(snapshot, language, self.clock(), release=self.config.release)}
         choice = choices.get(section_id)

@@ -67,7 +67,7 @@ def read_values(form: Mapping[str, str], sections: Sequence[str]) -> FormValues:
 
     return FormValues(
         brand=text("brand").strip().lower(),
-        language=text("language").strip().lower(),
+        language=text("language").strip(),
         layout=text("layout").strip().lower() or "letter",
         sections=tuple(dict.fromkeys(s.strip().lower()[:64] for s in sections[:100] if s.strip())),
         prepared_for=text("prepared_for").strip(),

@@ -30,6 +30,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..codes import Codes, code_matches, system_for_oid
+from ..languages import match_language
 from ..models import BASE_LANGUAGE, Section
 
 if TYPE_CHECKING:
@@ -62,28 +63,6 @@ MEDIA_TYPES: dict[ResponseType, str] = {
     "json": "application/json",
     "html": "text/html; charset=utf-8",
 }
-# Language codes EHRs send besides the two-letter ISO 639-1 ones: ISO 639-2 (bibliographic and
-# terminology forms) of the languages most asked for in US clinics, and MedlinePlus Connect's sp.
-LANGUAGE_ALIASES = {
-    "sp": "es",
-    "spa": "es",
-    "eng": "en",
-    "chi": "zh",
-    "zho": "zh",
-    "vie": "vi",
-    "kor": "ko",
-    "rus": "ru",
-    "ara": "ar",
-    "fre": "fr",
-    "fra": "fr",
-    "hat": "ht",
-    "por": "pt",
-    "tgl": "tl",
-    "pol": "pl",
-    "ger": "de",
-    "deu": "de",
-}
-
 ATOM_NS = "http://www.w3.org/2005/Atom"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 # Characters XML 1.0 cannot hold (most controls, lone surrogates, U+FFFE/FFFF): a feed with one does
@@ -140,10 +119,8 @@ def _free_text(value: str, limit: int) -> str:
 
 
 def content_language(value: str, languages: Collection[str]) -> str:
-    """Return the content language a requested language names (es-MX, spa, sp: es), else the base language."""
-    primary = value.strip().lower().replace("_", "-").split("-")[0]
-    primary = LANGUAGE_ALIASES.get(primary, primary)
-    return primary if primary in languages else BASE_LANGUAGE
+    """Return the content language a requested language names (es-MX, spa, sp: es; zh-CN: zh-Hans), else the base."""
+    return match_language(value, tuple(languages)) or BASE_LANGUAGE
 
 
 def response_type(value: str) -> ResponseType:
