@@ -21,11 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from handouts import dates, layouts, markdown, readability
-from handouts.check import check_project
 from handouts.inputs import assets, brands, catalogs, fields, frontmatter, jobs, sections
 from handouts.inputs.files import SECTION_CAP
 from handouts.inputs.sections import markdown_problems
 from handouts.project import Project
+from handouts.validation import check_project
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -654,8 +654,8 @@ def add_counselor_command(auth_file: Path, name: str) -> None:
 @click.pass_context
 def check(ctx: click.Context, strict: bool) -> None:
     """Validate every content file and brand; report all problems, then a summary."""
-    from .check import check_project
     from .errors import summary
+    from .validation import check_project
 
     project, today = _project(ctx)
     problems: list[Problem] = check_project(project, today, strict=strict)

@@ -749,9 +749,9 @@ def test_check_stops_drawing_a_picture_at_the_render_time_limit_and_draws_the_ot
     run: Invoke, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # `build` stopped at its time limit on such a logo; `check` drew it with no limit and never ended.
-    import handouts.check
+    import handouts.validation
 
-    monkeypatch.setattr(handouts.check, "DRAWING_TIME_LIMIT", 2.0)
+    monkeypatch.setattr(handouts.validation, "DRAWING_TIME_LIMIT", 2.0)
     (project / "brands/example-clinic/logo.svg").write_bytes(laughing_svg())
     # A picture drawn after the one that hangs is still drawn, and its own problem named.
     (project / "content/en/chart.svg").write_bytes(
@@ -770,8 +770,8 @@ def test_check_stops_drawing_a_picture_at_the_render_time_limit_and_draws_the_ot
 @pytest.mark.render
 def test_a_caller_of_check_may_give_the_drawings_its_own_time_limit(project: Path) -> None:
     # The server checks content with its --time-limit, not the build's.
-    from handouts.check import check_project
     from handouts.project import Project
+    from handouts.validation import check_project
 
     (project / "brands/example-clinic/logo.svg").write_bytes(laughing_svg())
     problems = check_project(Project(project), TODAY, time_limit=1.5)

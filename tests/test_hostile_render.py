@@ -380,8 +380,8 @@ def test_check_draws_svg_pictures_as_a_build_would(project: Path, run: Invoke) -
 def test_check_draws_an_unchanged_self_contained_drawing_once_and_a_linking_one_every_time(
     project: Path, run: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import handouts.check
     import handouts.render_service
+    import handouts.validation
 
     drawn: list[int] = []
 
@@ -390,7 +390,7 @@ def test_check_draws_an_unchanged_self_contained_drawing_once_and_a_linking_one_
         return run_limited(task, limit)  # type: ignore[arg-type]
 
     monkeypatch.setattr(handouts.render_service, "run_limited", counting)
-    monkeypatch.setattr(handouts.check, "_DRAWN", set())
+    monkeypatch.setattr(handouts.validation, "_DRAWN", set())
     assert run("check").exit_code == 0
     assert drawn == [7]  # six steps (the same in each language: drawn once) and the logo
     assert run("check").exit_code == 0

@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..check import check_project
 from ..compose import release_refusals
 from ..errors import Problem, errors
 from ..inputs import Inputs, load_inputs
@@ -21,6 +20,7 @@ from ..layouts import LAYOUTS
 from ..models import BASE_LANGUAGE, Brand, ReviewState, Section
 from ..project import CONFIG_FILE, Project
 from ..review import brand_release_problems, translation_state
+from ..validation import check_project
 
 # The folders whose files make a handout; a change to any of them is a new snapshot.
 WATCHED = ("content", "brands", "templates", "styles")
