@@ -8,6 +8,9 @@ import io
 import warnings
 import xml.etree.ElementTree as ET
 
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
+
 # A logo prints about an inch wide and a picture at most a page: 4096 pixels a side is more than
 # any printer resolves, and keeps a small PNG from unpacking into gigabytes (a decompression bomb).
 MAX_SIDE = 4096
@@ -16,6 +19,7 @@ MAX_IMAGE_BYTES = 5 * 1024 * 1024
 # Element nesting of an SVG: drawings are a few groups deep; thousands overflow the drawing code.
 MAX_SVG_DEPTH = 64
 RASTER_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+ENTITIES_REFUSED = "declares XML entities; save it as plain SVG"
 
 
 def image_problem(data: bytes, content_type: str) -> str | None:
@@ -62,20 +66,25 @@ def raster_problem(data: bytes, noun: str = "an image") -> str | None:
 
 def svg_problem(data: bytes) -> str | None:
     """Say why WeasyPrint's XML parser would not load this SVG, or it nests too deep to draw, or None."""
-    # Entities are how XML reads other files and blows up in memory; a drawing needs none.
-    if b"<!ENTITY" in data:
-        return "declares XML entities; save it as plain SVG"
+    return parse_svg(data)[1]
+
+
+def parse_svg(data: bytes) -> tuple[ET.Element | None, str | None]:
+    """Return an SVG's root element and None, or None and why it cannot be printed (as `svg_problem`)."""
     try:
-        # The parser WeasyPrint uses; with no entity declared it can neither fetch nor expand one.
-        root = ET.fromstring(data)  # noqa: S314 - entities refused above
-    except ET.ParseError as exc:
-        return f"is not well-formed SVG ({exc})"
+        # Entities are how XML reads other files and blows up in memory; a drawing needs none. defusedxml
+        # refuses their declaration as the parser meets it, in any encoding (a byte search misses UTF-16).
+        root = fromstring(data)
+    except DefusedXmlException:
+        return None, ENTITIES_REFUSED
+    except ParseError as exc:
+        return None, f"is not well-formed SVG ({exc})"
     if root.tag.rpartition("}")[2] != "svg":
-        return "is not an SVG image"
+        return None, "is not an SVG image"
     stack = [(root, 1)]
     while stack:
         element, level = stack.pop()
         if level > MAX_SVG_DEPTH:
-            return f"nests elements more than {MAX_SVG_DEPTH} deep"
+            return None, f"nests elements more than {MAX_SVG_DEPTH} deep"
         stack.extend((child, level + 1) for child in element)
-    return None
+    return root, None

@@ -12,7 +12,7 @@ from pathlib import Path
 import tinycss2
 
 from .errors import Problem
-from .images import MAX_IMAGE_BYTES, svg_problem
+from .images import MAX_IMAGE_BYTES, parse_svg
 from .layouts import LAYOUTS, PATIENT_LAYOUTS
 from .models import Brand
 from .project import Project
@@ -128,9 +128,9 @@ def svg_box(root: ET.Element) -> Slot | None:
 def logo_shape(data: bytes, suffix: str) -> tuple[Slot, float | None] | None:
     """Return a logo's width and height (user units or pixels) and its smallest SVG text size; None if unreadable."""
     if suffix == ".svg":
-        if svg_problem(data) is not None:
+        root = parse_svg(data)[0]
+        if root is None:
             return None  # the brand checks say why it cannot be printed
-        root = ET.fromstring(data)  # noqa: S314 - svg_problem refused entities
         box = svg_box(root)
         sizes = [size for size in _text_sizes(root, SVG_DEFAULT_FONT_SIZE) if size > 0]
         return (box, min(sizes, default=None)) if box else None

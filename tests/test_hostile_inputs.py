@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -808,6 +809,34 @@ def test_check_names_an_image_beside_a_section_that_would_not_print(
     assert any(line.startswith(f"{DETOX}: body: image '{name}': {reason}") for line in lines), lines
 
 
+def utf16_laughs() -> bytes:
+    """Return an SVG in UTF-16 whose entities expand to a billion 'lol's: no '<!ENTITY' among its bytes."""
+    levels = "".join(f'<!ENTITY l{n} "{f"&l{n - 1};" * 10}">' for n in range(1, 10))
+    text = (
+        '<?xml version="1.0" encoding="UTF-16"?>\n'
+        f'<!DOCTYPE svg [<!ENTITY l0 "lol">{levels}]>\n'
+        '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text y="5">&l9;</text></svg>'
+    )
+    data = text.encode("utf-16")
+    assert b"<!ENTITY" not in data
+    return data
+
+
+def test_check_refuses_entities_in_a_utf16_picture_and_logo_by_name_and_fast(run: Invoke, project: Path) -> None:
+    # A byte search for '<!ENTITY' let a UTF-16 file through to a parser that expands its entities.
+    (project / "content/en/chart.svg").write_bytes(utf16_laughs())
+    add_to_body(project, "![A chart](chart.svg)")
+    (project / "brands/example-clinic/logo.svg").write_bytes(utf16_laughs())
+    started = time.monotonic()
+    result = run("check")
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    lines = result.output.splitlines()
+    assert f"{DETOX}: body: image 'chart.svg': declares XML entities; save it as plain SVG" in lines, lines
+    assert f"{BRAND}: logo: 'logo.svg' declares XML entities; save it as plain SVG" in lines, lines
+
+
 @pytest.mark.render
 def test_a_font_the_stylesheet_names_but_the_project_lacks_is_caught_by_check(
     run: Invoke, project: Path, tmp_path: Path
@@ -929,3 +958,10 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(run: Invoke, tmp_pa
     result = run("build", "--sections", "detox", "-o", "/proc/self/x.pdf")
     assert result.exit_code == 1
     assert result.output == "Error: cannot write /proc/self/x.pdf: No such file or directory\n"
+
+
+def test_a_utf16_logo_that_loads_another_file_is_named_for_it(run: Invoke, project: Path) -> None:
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><image href="file:///etc/hostname"/></svg>'
+    (project / "brands/example-clinic/logo.svg").write_bytes(svg.encode("utf-16"))
+    line = f"{BRAND}: logo: 'logo.svg' loads 'file:///etc/hostname'; a logo must be self-contained"
+    assert line in check_lines(run)

@@ -9,10 +9,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
 from ..color import BODY_TEXT_RATIO, LARGE_TEXT_RATIO, WHITE, contrast_ratio, nearest_passing
 from ..errors import Problem, errors
-from ..images import raster_problem, svg_problem
+from ..images import ENTITIES_REFUSED, parse_svg, raster_problem
 from ..models import Brand
 from ..project import Project
 from .fields import URL_RE, char_problem, closest, decode, is_valid_id, key_name, shown, text_field, unknown_fields
@@ -293,14 +294,18 @@ def logo_problems(path: str, logo: str, data: bytes) -> list[Problem]:
             return [Problem(path, "logo", f"{shown(logo)} is not a PNG image")]
         reason = raster_problem(data, "a PNG image")
         return [Problem(path, "logo", f"{shown(logo)} {reason}")] if reason else []
-    if b"<svg" not in data[:4096]:
-        return [Problem(path, "logo", f"{shown(logo)} is not an SVG image")]
-    for match in SVG_REFERENCE_RE.finditer(data):
+    root, reason = parse_svg(data)
+    if root is None:
+        # Bytes that are no SVG at all (a PNG renamed .svg) are called that; entities in any encoding are named.
+        if reason != ENTITIES_REFUSED and b"<svg" not in data[:4096]:
+            reason = "is not an SVG image"
+        return [Problem(path, "logo", f"{shown(logo)} {reason}")]
+    # Searched in the parsed drawing written out again, so a file in UTF-16 cannot hide a reference.
+    for match in SVG_REFERENCE_RE.finditer(ET.tostring(root, encoding="utf-8")):
         target = (match[1] or match[2] or match[3] or b"").decode("utf-8", "replace").strip()
         if target and not target.startswith(("#", "data:")):
             return [Problem(path, "logo", f"{shown(logo)} loads {shown(target)}; a logo must be self-contained")]
-    reason = svg_problem(data)
-    return [Problem(path, "logo", f"{shown(logo)} {reason}")] if reason else []
+    return []
 
 
 def brand_folders(project: Project) -> list[Path]:
