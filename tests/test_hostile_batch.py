@@ -30,7 +30,8 @@ from conftest import ROOT, TODAY, Invoke, fake_render
 from handouts import batch as lib
 from handouts.batch import manifest as manifest_lib
 from handouts.batch.lock import LOCK_NAME, folder_lock
-from handouts.batch.manifest import JOURNAL_NAME, MANIFEST_NAME, STAT_NAME, ManifestEntry, load_manifest, shown
+from handouts.batch.manifest import JOURNAL_NAME, MANIFEST_NAME, STAT_NAME, ManifestEntry, load_manifest
+from handouts.inputs.fields import shown
 from handouts.render_service import RenderJob, RenderOutcome, ThreadExecutor
 from handouts.signals import Terminated, sigterm_as_interrupt
 
@@ -522,17 +523,27 @@ def test_an_odd_hash_cache_is_ignored(run: Invoke, jobs: Path, tmp_path: Path, k
         ({"path": "/abs.pdf"}, "path: expected a relative path inside the output folder, got '/abs.pdf'"),
         ({"path": "a//b.pdf"}, "path: expected a relative path inside the output folder, got 'a//b.pdf'"),
         ({"path": "a\nb.pdf"}, "path: expected a relative path inside the output folder, got 'a\\nb.pdf'"),
-        ({"sha256": "AB" * 32}, f"sha256: expected a SHA-256 in hex, got '{'AB' * 32}'"),
-        ({"sha256": "ab" * 32 + "\n"}, "sha256: expected a SHA-256 in hex, got '" + "ab" * 32 + "\\n'"),
+        ({"sha256": "AB" * 32}, f"sha256: expected a SHA-256 in hex, got {shown('AB' * 32)}"),
+        ({"sha256": "ab" * 32 + "\n"}, f"sha256: expected a SHA-256 in hex, got {shown('ab' * 32 + chr(10))}"),
         ({"fingerprint": "f"}, "fingerprint: expected a SHA-256 in hex, got 'f'"),
-        ({"handout_version": "x" * 200}, "handout_version: expected 12 hex digits, got '" + "x" * 76 + "..."),
+        # A long value is cut short in messages, as everywhere (inputs.fields.shown).
+        (
+            {"handout_version": "x" * 200},
+            "handout_version: expected 12 hex digits, got '" + "x" * 27 + "..." + "x" * 28 + "'",
+        ),
         ({"sections": {"mat": "2.0"}}, f"{SECTIONS} got {{'mat': '2.0'}}"),
+        # Semver's digits are ASCII: `\d` let Arabic-Indic ones through (the content files' rule is the same).
+        ({"sections": {"mat": "\u0662.\u0660.\u0660"}}, f"{SECTIONS} got {{'mat': '\u0662.\u0660.\u0660'}}"),
+        ({"sections": {"mat": "02.0.0"}}, f"{SECTIONS} got {{'mat': '02.0.0'}}"),
         ({"sections": {"../x": "2.0.0"}}, f"{SECTIONS} got {{'../x': '2.0.0'}}"),
         ({"brand": "../b"}, "brand: expected a brand id, got '../b'"),
         ({"language": "EN"}, "language: expected a language code, got 'EN'"),
         ({"layout": "tabloid"}, "layout: expected one of letter, a4, large-print, trifold, record, got 'tabloid'"),
         ({"html": "other.html"}, "html: expected 'x.html' or null, got 'other.html'"),
-        ({"html_sha256": "ab" * 32}, f"html_sha256: expected a SHA-256 in hex beside an html path, got '{'ab' * 32}'"),
+        (
+            {"html_sha256": "ab" * 32},
+            f"html_sha256: expected a SHA-256 in hex beside an html path, got {shown('ab' * 32)}",
+        ),
         ({"job": "a\x00b"}, "job: expected a job file path, got 'a\\x00b'"),
         ({"job": 3}, "job: expected text or null"),
         ({"tool_version": "0.1.0; rm -rf /"}, "tool_version: expected a version, got '0.1.0; rm -rf /'"),

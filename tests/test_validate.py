@@ -107,6 +107,17 @@ def test_good_section_builds_a_model() -> None:
             "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got 'v2'",
         ),
         (
+            # Semver's digits are ASCII (batch manifests take the same rule); no leading zeros.
+            "version: 2.0.0",
+            "version: \u0662.\u0660.\u0660",
+            "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got '\u0662.\u0660.\u0660'",
+        ),
+        (
+            "version: 2.0.0",
+            "version: 2.01.0",
+            "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got '2.01.0'",
+        ),
+        (
             "status: approved",
             "status: final",
             "content/en/mat.md: status: expected draft or approved, got 'final'",

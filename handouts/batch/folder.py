@@ -10,6 +10,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from ..inputs.fields import shown
+
 # A manifest of 10,000 outputs is about 20 MiB; anything far larger was not written by this tool,
 # and reading it whole could exhaust memory.
 MAX_READ = 64 * 1024 * 1024
@@ -20,12 +22,6 @@ MAX_KEY = 1024
 
 class NotOurs(ValueError):
     """A file at one of the tool's names that the tool cannot have written."""
-
-
-def shown(value: object) -> str:
-    """Return a value's repr, cut short: a message line never carries a huge value."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def key_problem(key: object, suffix: str = ".pdf") -> str | None:

@@ -14,9 +14,10 @@ from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import HandoutError
+from ..inputs.fields import SEMVER_RE, shown
 from ..layouts import LAYOUTS
 from ..models import handout_code
-from .folder import NotOurs, aside_name, key_problem, read_capped, read_json, shown
+from .folder import NotOurs, aside_name, key_problem, read_capped, read_json
 
 MANIFEST_NAME = "manifest.json"
 # Changes since manifest.json was last written, one JSON object per line; folded in at the end of a
@@ -38,7 +39,6 @@ FORMATS = {
     "tool_version": (re.compile(r"^[0-9A-Za-z.+-]{1,40}$"), "a version"),
 }
 SECTION_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-SEMVER_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 MAX_JOB = 4096
 
 

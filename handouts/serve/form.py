@@ -26,7 +26,6 @@ LABELS = {
     "next_visit": "Next visit date",
     "next_visit_time": "Next visit time",
 }
-TAILORING_FIELDS = ("prepared_for", "counselor", "note")
 # A form field's raw length before any other check: far past what any field allows, so no parser sees more.
 MAX_FIELD_CHARS = 4000
 

@@ -92,12 +92,6 @@ class Csrf:
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
-def _hasher() -> object:
-    from argon2 import PasswordHasher
-
-    return PasswordHasher()
-
-
 def parse_auth_file(path: Path) -> tuple[dict[str, str], list[Problem]]:
     """Read `name:argon2-hash` lines; return the hashes by name and every problem, each with its line."""
     where = str(path)
