@@ -34,9 +34,44 @@ for high in range(0xA1, 0xF8):
             pass
 open(sys.argv[1], "w", encoding="utf-8").write("".join(sorted(chars)))
 PY
+# Its CFF outlines become TrueType ones: WeasyPrint embeds a subset CID-keyed CFF font whose glyph
+# codes outloud (and so, perhaps, other readers) resolves to .notdef; as TrueType it is embedded like
+# every other font here (CIDFontType2, FontFile2).
 for style in Regular Bold; do
   pyftsubset "$noto/opentype/noto/NotoSansCJK-$style.ttc" --font-number=2 --text-file="$work/gb2312.txt" \
     --unicodes="U+0020-007E,U+00A0-00FF,U+2000-206F,U+3000-303F,U+FF00-FFEF" --layout-features='*' \
-    --name-IDs='*' --output-file="$out/NotoSansSC-$style.otf"
+    --name-IDs='*' --output-file="$work/NotoSansSC-$style.otf"
+  python3 - "$work/NotoSansSC-$style.otf" "$out/NotoSansSC-$style.ttf" <<'PY'
+import sys
+from fontTools.pens.cu2quPen import Cu2QuPen
+from fontTools.pens.ttGlyphPen import TTGlyphPen
+from fontTools.ttLib import TTFont, newTable
+
+# The source font's own date stays: the same run makes the same bytes.
+font = TTFont(sys.argv[1], recalcTimestamp=False)
+order, glyphs = font.getGlyphOrder(), font.getGlyphSet()
+glyf = newTable("glyf")
+glyf.glyphOrder, glyf.glyphs = order, {}
+for name in order:
+    pen = TTGlyphPen(glyphs)
+    # Cubic curves to quadratic ones within 1 unit of 1000 per em: the same shapes at any print size.
+    glyphs[name].draw(Cu2QuPen(pen, 1.0, reverse_direction=True))
+    glyf[name] = pen.glyph()
+font["glyf"], font["loca"] = glyf, newTable("loca")
+maxp = font["maxp"]
+maxp.tableVersion = 0x00010000
+for field in ("maxTwilightPoints", "maxStorage", "maxFunctionDefs", "maxInstructionDefs",
+              "maxStackElements", "maxSizeOfInstructions", "maxComponentElements", "maxComponentDepth"):
+    setattr(maxp, field, 0)
+maxp.maxZones = 1
+post = font["post"]
+post.formatType, post.extraNames, post.mapping, post.glyphOrder = 2.0, [], {}, order
+font["head"].glyphDataFormat = 0
+for table in ("CFF ", "VORG"):
+    if table in font:
+        del font[table]
+font.sfntVersion = "\x00\x01\x00\x00"
+font.save(sys.argv[2])
+PY
 done
 ls -l "$out"

@@ -169,6 +169,7 @@ def compose_spec(spec: HandoutSpec, inputs: Inputs, today: dt.date) -> Handout:
         today=today,
         appendix=spec.appendix,
         english=inputs.sections.get(BASE_LANGUAGE),
+        fonts=inputs.fonts.get(spec.language, ()),
     )
 
 
@@ -184,10 +185,13 @@ def handout_version(
     review: Iterable[tuple[str, ReviewState]] = (),
     appendix: bool = False,
     translations: Iterable[tuple[str, TranslationLag]] = (),
+    fonts: tuple[str, ...] = (),
 ) -> str:
     """Return a short hash of everything that shapes the PDF except the patient's text."""
     digest = hashlib.sha256()
     parts = [tool_version, assets, brand.digest, language, layout, print_options.key]
+    # Only a language a project gives fonts of its own hashes them: every other version stays as it was.
+    parts += [f"fonts={','.join(fonts)}"] if fonts else []
     # Only a handout with the appendix hashes it, so every other version stays as it was.
     for part in [*parts, "appendix"] if appendix else parts:
         digest.update(part.encode() + b"\0")
@@ -216,6 +220,7 @@ def compose(
     print_options: PrintOptions = NO_PRINT_OPTIONS,
     appendix: bool = False,
     english: Mapping[str, Section] | None = None,
+    fonts: tuple[str, ...] = (),
 ) -> Handout:
     """Assemble a Handout from loaded sections; fail if a chosen one is missing."""
     ids = tuple(ids)
@@ -230,7 +235,14 @@ def compose(
     review = tuple((s.id, s.review_state(today)) for s in sections)
     # This handout's version and the codes a review record lists differ only in layout, print options and appendix.
     version_of = functools.partial(
-        handout_version, sections, brand, language=language, assets=assets, tool_version=tool_version, review=review
+        handout_version,
+        sections,
+        brand,
+        language=language,
+        assets=assets,
+        tool_version=tool_version,
+        review=review,
+        fonts=fonts,
     )
     covers: tuple[tuple[str, bool, str], ...] = ()
     translations: tuple[tuple[str, TranslationLag], ...] = ()
@@ -258,4 +270,5 @@ def compose(
         review=review,
         covers=covers,
         translations=translations,
+        fonts=fonts,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple
 
 from .errors import Problem
@@ -17,10 +17,14 @@ MAX_NAMED = 5
 
 
 def glyph_problems(
-    language: str, fields: Iterable[tuple[str, str, str]], fonts: Mapping[str, frozenset[int]]
+    language: str,
+    fields: Iterable[tuple[str, str, str]],
+    fonts: Mapping[str, frozenset[int]],
+    families: Sequence[str] | None = None,
 ) -> list[Problem]:
     """Return, for each (file, field, text), the characters none of the language's fonts can draw."""
-    stack = [family for family in language_row(language).font_stack if family in fonts]
+    # `families`: the language's font stack with a project's own fonts first; the table's by default.
+    stack = [family for family in (families or language_row(language).font_stack) if family in fonts]
     drawn = frozenset().union(*(fonts[family] for family in stack))
     found = []
     for path, field, text in fields:

@@ -13,6 +13,7 @@ import tinycss2
 
 from .errors import Problem
 from .images import MAX_IMAGE_BYTES, parse_svg
+from .inputs.files import find_file
 from .layouts import LAYOUTS, PATIENT_LAYOUTS
 from .models import Brand
 from .project import Project
@@ -64,7 +65,6 @@ def _sizes(content: list[object]) -> dict[str, float]:
 
 def layout_slots(project: Project) -> dict[Slot, list[str]]:
     """Return each logo box size the patient layouts' stylesheets give, with the layouts that give it."""
-    from .output.html import find_file
 
     slots: dict[Slot, list[str]] = {}
     for name in PATIENT_LAYOUTS:

@@ -245,6 +245,8 @@ class Handout:
     covers: tuple[tuple[str, bool, str], ...] = ()
     # Section id -> how far behind its English a translation is, for those that are (a record prints it).
     translations: tuple[tuple[str, TranslationLag], ...] = ()
+    # Font families the project adds for this language, printed before the language table's own.
+    fonts: tuple[str, ...] = ()
 
     @property
     def lags(self) -> dict[str, TranslationLag]:

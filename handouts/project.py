@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .languages import language as language_row
 from .models import HELP_SECTION, SECTION_ORDER
 
 # Seconds one handout may take to render in `build` before its render process is killed: a normal
@@ -75,6 +76,9 @@ class Project:
     default_brand: str = DEFAULT_BRAND
     # In handouts.toml's order: the page and `--help` list them as the clinic wrote them.
     kits: tuple[Kit, ...] = ()
+    # Language tag -> the font families a project adds for it ([languages."th"] fonts = [...]), drawn
+    # before the tool's: a script the bundled fonts do not reach.
+    language_fonts: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # Where a template, stylesheet or font the project does not have comes from.
     tool: Path = field(default_factory=tool_data_dir)
 
@@ -82,16 +86,6 @@ class Project:
     def content_dir(self) -> Path:
         """Return the folder of section files, one subfolder per language."""
         return self.root / "content"
-
-    @property
-    def templates_dir(self) -> Path:
-        """Return the project's own Jinja2 templates folder, which may override any of the tool's."""
-        return self.root / "templates"
-
-    @property
-    def styles_dir(self) -> Path:
-        """Return the project's own CSS and fonts folder, which may override any of the tool's."""
-        return self.root / "styles"
 
     @property
     def template_dirs(self) -> tuple[Path, ...]:
@@ -148,3 +142,9 @@ def find_kit(project: Project, name: str) -> Kit | None:
     """Return the project's kit of this name (case and surrounding spaces ignored), or None."""
     key = kit_key(name)
     return next((kit for kit in project.kits if kit_key(kit.name) == key), None)
+
+
+def language_fonts(project: Project, language: str) -> tuple[str, ...]:
+    """Return the font families a language prints in: the project's own for it first, then the table's."""
+    own = dict(project.language_fonts).get(language, ())
+    return (*own, *(family for family in language_row(language).font_stack if family not in own))

@@ -22,7 +22,7 @@ from .inputs.fonts import declared_fonts
 from .inputs.sections import image_file_problems, languages, load_sections, section_images, section_path
 from .logos import logo_problems
 from .models import BASE_LANGUAGE
-from .project import BUILD_TIME_LIMIT, Project
+from .project import BUILD_TIME_LIMIT, Project, language_fonts
 from .quality import section_warnings
 from .review import review_problems, translation_problems
 
@@ -90,7 +90,7 @@ def check_project(
     for language in found_languages:
         texts = [*section_texts(loaded[language].sections.values()), *catalog_texts(language, catalogs.get(language))]
         texts += [text for brand in brands.values() for text in brand_texts(brand, language)]
-        problems += glyph_problems(language, texts, fonts)
+        problems += glyph_problems(language, texts, fonts, language_fonts(project, language))
     for content in loaded.values():
         for section in content.sections.values():
             drawings.update((path, (section.path, field)) for field, _, path in section_images(project, section))
@@ -176,7 +176,11 @@ def _drawing_key(path: Path) -> str | None:
         data = path.read_bytes()
     except OSError:
         return None
-    return None if _REFERENCE.search(data) else hashlib.sha256(data).hexdigest()
+    # The search reads ASCII-compatible bytes only: a UTF-16 drawing could hide a link from it, so
+    # one that is not plainly UTF-8 is drawn every time.
+    if not data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<") or _REFERENCE.search(data):
+        return None
+    return hashlib.sha256(data).hexdigest()
 
 
 # The number (from 1) of the picture a drawing child has started on, shared with its parent.

@@ -196,3 +196,22 @@ def test_the_counselors_page_offers_every_language_with_content_and_makes_chines
             "knowledgeResponseType": "application/json",
         }
         assert "/handouts/zh-Hans/mat.pdf" in client.get("/infobutton", params=query).text
+
+
+def test_a_projects_language_fonts_are_checked_and_go_first(tmp_path: Path) -> None:
+    from handouts.inputs.settings import project_from_data
+    from handouts.project import language_fonts
+
+    good = {"languages": {"th": {"fonts": ["Noto Sans Thai"]}}}
+    project, problems = project_from_data(tmp_path, "handouts.toml", good)
+    assert problems == []
+    assert language_fonts(project, "th")[:2] == ("Noto Sans Thai", "Atkinson Hyperlegible")
+    assert language_fonts(project, "vi")[0] == "Noto Sans"  # the table's, untouched
+    bad = {"languages": {"../x": {"fonts": ["A"]}, "fa": {"fonts": []}, "ko": {"font": ["B"]}, "ru": ["C"]}}
+    assert [str(p) for p in project_from_data(tmp_path, "handouts.toml", bad)[1]] == [
+        "handouts.toml: languages.'../x': expected a language tag like th or pt-BR (the content folder's name)",
+        "handouts.toml: languages.fa.fonts: expected a list of 1 to 4 font family names, got []",
+        "handouts.toml: languages.ko.font: unknown field; expected one of fonts",
+        "handouts.toml: languages.ko.fonts: expected a list of 1 to 4 font family names, got []",
+        "handouts.toml: languages.ru: expected a table with fonts = [...], got ['C']",
+    ]

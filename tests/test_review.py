@@ -362,7 +362,7 @@ def test_bad_config_is_reported_with_file_and_setting(run: Invoke, project: Path
     assert result.output.splitlines() == [
         "Error: invalid settings: 2 problem(s)",
         "handouts.toml: review_window: unknown setting; expected one of sections, always, default_brand, kits, "
-        "review_interval_months, "
+        "languages, review_interval_months, "
         "warning_window_days, max_fk_grade, max_smog, min_fernandez_huerta, min_words, max_words, max_brief_words",
         "handouts.toml: review_interval_months: expected a whole number, got 'two years'",
     ]

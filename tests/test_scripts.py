@@ -15,7 +15,7 @@ from pathlib import Path
 import pdfplumber
 import pikepdf
 import pytest
-from conftest import ROOT, TODAY
+from conftest import ROOT, TODAY, Invoke
 
 from handouts.layouts import LAYOUTS
 from handouts.readability import ANY_WORD_RE, sentences, text_blocks
@@ -224,3 +224,42 @@ def test_the_same_handout_is_the_same_bytes_with_the_machines_fonts_hidden(tmp_p
             project, tmp_path / "snow-hidden.pdf", "--lang", "vi", "--sections", "overdose-safety", fonts_hidden=config
         )
         assert seen != hidden
+
+
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+@pytest.mark.render
+@pytest.mark.skipif(
+    not (DEJAVU.is_file() and DEJAVU.with_name("DejaVuSans-Bold.ttf").is_file()),
+    reason="needs a font the bundled ones are not: DejaVu Sans, regular and bold",
+)
+def test_a_project_adds_a_font_for_a_script_the_bundled_ones_do_not_draw(
+    run: Invoke, project: Path, tmp_path: Path
+) -> None:
+    # A character only the clinic's own font has (a stand-in for a script the tool does not ship).
+    path = project / "content/vi/overdose-safety.md"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(re.sub(r"^title: (.*)$", r"title: \1 ☃", text, count=1, flags=re.M), encoding="utf-8")
+    result = run("check")
+    assert result.exit_code == 1 and "'☃' (U+2603) cannot be drawn by the vi fonts" in result.output
+    # The project's own font: the file, its @font-face in the project's base.css, and the setting.
+    # Both weights: a heading in a font with no bold face of its own would take a machine's bold.
+    (project / "styles/fonts").mkdir(parents=True, exist_ok=True)
+    faces = ""
+    for weight, font in ((400, DEJAVU), (700, DEJAVU.with_name("DejaVuSans-Bold.ttf"))):
+        shutil.copy(font, project / "styles/fonts" / font.name)
+        faces += f'@font-face {{ font-family: "Clinic Sans"; src: url("fonts/{font.name}"); font-weight: {weight}; }}\n'
+    css = (ROOT / "styles/base.css").read_text(encoding="utf-8")
+    (project / "styles/base.css").write_text(faces + css, encoding="utf-8")
+    with (project / "handouts.toml").open("a", encoding="utf-8") as settings:
+        settings.write('\n[languages."vi"]\nfonts = ["Noto Sans", "Clinic Sans"]\n')
+    assert run("check").exit_code == 0, run("check").output
+    config = tmp_path / "fonts.conf"
+    config.write_text(f"<?xml version='1.0'?>\n<fontconfig><cachedir>{tmp_path / 'cache'}</cachedir></fontconfig>\n")
+    options = ("--lang", "vi", "--sections", "overdose-safety")
+    seen = build(project, tmp_path / "seen.pdf", *options)
+    assert build(project, tmp_path / "hidden.pdf", *options, fonts_hidden=config) == seen
+    with pikepdf.open(tmp_path / "seen.pdf") as document:
+        names = {str(f.BaseFont).split("+")[1] for page in document.pages for f in page.Resources.Font.values()}
+    assert any(name.startswith("Clinic-Sans") for name in names), names

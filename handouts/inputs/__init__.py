@@ -22,6 +22,8 @@ class Inputs:
     brands: dict[str, tuple[Brand | None, list[Problem]]]
     assets: dict[str, str]  # templates, styles, fonts -> digest
     plan: Sections = field(default_factory=Sections)  # the project's section ids, in print order
+    # Language -> the font families the project adds for it, before the table's ([languages] in handouts.toml).
+    fonts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def assets_digest(self) -> str:
@@ -57,4 +59,5 @@ def load_inputs(
         brands={brand: load_brand(project, brand) for brand in dict.fromkeys(brands)},
         assets=assets,
         plan=project.sections,
+        fonts=dict(project.language_fonts),
     )

@@ -187,3 +187,8 @@ def list_folder(folder: Path, where: str, root: Path) -> tuple[list[Path], list[
         if not name.isprintable()
     ]
     return [folder / name for name in sorted(names) if name.isprintable()], problems
+
+
+def find_file(folders: Sequence[Path], name: str) -> Path:
+    """Return the first folder's file of that name, else the last folder's (whose absence a render reports)."""
+    return next((folder / name for folder in folders if (folder / name).is_file()), folders[-1] / name)

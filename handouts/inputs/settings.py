@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Problem
+from ..languages import is_language_code
 from ..models import HELP_SECTION
 from ..project import CONFIG_FILE, DEFAULT_BRAND, Kit, Limits, Project, Sections, kit_key
 from .fields import char_problem, did_you_mean, is_valid_id, shown, unknown_fields
@@ -25,7 +26,9 @@ SETTINGS: dict[str, tuple[type, float, float]] = {
     "max_words": (int, 1, 5000),
     "max_brief_words": (int, 1, 5000),
 }
-PROJECT_SETTINGS = ("sections", "always", "default_brand", "kits")
+PROJECT_SETTINGS = ("sections", "always", "default_brand", "kits", "languages")
+# A language's fonts are a few families: its script's, and perhaps a second for its numbers.
+MAX_LANGUAGE_FONTS = 4
 # More sections than this is no longer a handout but a book; a typo'd list would make every build slow.
 MAX_SECTIONS = 40
 MAX_ID_LENGTH = 32
@@ -146,6 +149,40 @@ def kits_from_data(path: str, data: Mapping[str, Any], sections: Sections) -> tu
     return tuple(kits), problems
 
 
+def languages_from_data(
+    path: str, data: Mapping[str, Any]
+) -> tuple[tuple[tuple[str, tuple[str, ...]], ...], list[Problem]]:
+    """Read [languages."TAG"] fonts = [...]: the font families a project adds for a language."""
+    value = data.get("languages", {})
+    if not isinstance(value, dict):
+        return (), [Problem(path, "languages", f'expected a table like [languages."th"], got {shown(value)}')]
+    found: list[tuple[str, tuple[str, ...]]] = []
+    problems: list[Problem] = []
+    for tag, table in value.items():
+        where = f"languages.{tag}" if is_language_code(tag) else f"languages.{shown(tag)}"
+        if not is_language_code(tag):
+            problems.append(
+                Problem(path, where, "expected a language tag like th or pt-BR (the content folder's name)")
+            )
+            continue
+        if not isinstance(table, dict):
+            problems.append(Problem(path, where, f"expected a table with fonts = [...], got {shown(table)}"))
+            continue
+        problems += unknown_fields(path, table, ["fonts"], f"{where}.")
+        fonts = table.get("fonts", [])
+        names_ok = isinstance(fonts, list) and all(isinstance(f, str) and f.strip() for f in fonts)
+        if not names_ok or not 0 < len(fonts) <= MAX_LANGUAGE_FONTS:
+            expected = f"a list of 1 to {MAX_LANGUAGE_FONTS} font family names"
+            problems.append(Problem(path, f"{where}.fonts", f"expected {expected}, got {shown(fonts)}"))
+            continue
+        bad = next((f for f in fonts if char_problem(f) is not None or '"' in f or "\\" in f), None)
+        if bad is not None:
+            problems.append(Problem(path, f"{where}.fonts", f"{shown(bad)} is not a font family name"))
+            continue
+        found.append((tag, tuple(f.strip() for f in fonts)))
+    return tuple(found), problems
+
+
 def project_from_data(root: Path, path: str, data: Mapping[str, Any]) -> tuple[Project, list[Problem]]:
     """Build a Project from its settings table, returning every problem with it."""
     problems = unknown_fields(path, data, [*PROJECT_SETTINGS, *SETTINGS], noun="setting")
@@ -156,11 +193,13 @@ def project_from_data(root: Path, path: str, data: Mapping[str, Any]) -> tuple[P
     # Checked against the declared sections only once those are valid: else every kit would repeat their problem.
     kits, found = kits_from_data(path, data, sections) if not found else ((), [])
     problems += found
+    fonts, found = languages_from_data(path, data)
+    problems += found
     brand = data.get("default_brand", DEFAULT_BRAND)
     if not isinstance(brand, str) or not is_valid_id(brand):
         problems.append(Problem(path, "default_brand", f"expected a brand folder name, got {shown(brand)}"))
         brand = DEFAULT_BRAND
-    return Project(root, limits, sections, brand, kits), problems
+    return Project(root, limits, sections, brand, kits, fonts), problems
 
 
 def load_project(root: Path) -> tuple[Project, list[Problem]]:

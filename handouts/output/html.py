@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from markupsafe import Markup, escape
 
 from ..errors import HandoutError
 from ..inputs.catalogs import fill, parse_catalog
+from ..inputs.files import find_file
 from ..languages import language as language_row
 from ..layouts import LAYOUTS, page_bleed_pt
 from ..markdown import (
@@ -172,6 +174,18 @@ def font_families(families: Sequence[str]) -> Markup:
     return Markup(", ".join(css_string(family) for family in families))  # noqa: S704 - each quoted for CSS
 
 
+def text_direction(text: str) -> str:
+    """Return the direction of a text by its first strong letter, as dir="auto" would (WeasyPrint ignores it)."""
+    # An English source title in an Arabic record reads left to right; an Arabic one right to left.
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind in ("R", "AL"):
+            return "rtl"
+        if kind == "L":
+            return "ltr"
+    return "ltr"
+
+
 def camel(section_id: str) -> str:
     """Turn a section id into a PDF metadata key part: behavioral-therapy -> BehavioralTherapy."""
     return "".join(part.capitalize() for part in re.split(r"[^a-z0-9]+", section_id) if part)
@@ -205,6 +219,7 @@ def environment(template_dirs: Sequence[Path]) -> jinja2.Environment:
     env.filters["time_of_day"] = localized_time
     env.filters["css_string"] = css_string
     env.filters["font_families"] = font_families
+    env.filters["text_direction"] = text_direction
     env.globals["t"] = translate
     env.globals["t_plain"] = translate_plain
     env.filters["camel"] = camel
@@ -244,8 +259,3 @@ def render_html(
 def stylesheet_paths(project: Project, layout: str) -> list[Path]:
     """Return the stylesheets of a layout, in order: each the project's own if it has one, else the tool's."""
     return [find_file(project.style_dirs, name) for name in LAYOUTS[layout].stylesheets]
-
-
-def find_file(folders: Sequence[Path], name: str) -> Path:
-    """Return the first folder's file of that name, else the last folder's (whose absence a render reports)."""
-    return next((folder / name for folder in folders if (folder / name).is_file()), folders[-1] / name)
