@@ -215,3 +215,34 @@ def test_a_projects_language_fonts_are_checked_and_go_first(tmp_path: Path) -> N
         "handouts.toml: languages.ko.fonts: expected a list of 1 to 4 font family names, got []",
         "handouts.toml: languages.ru: expected a table with fonts = [...], got ['C']",
     ]
+
+
+@pytest.mark.usefixtures("fake_pool")
+def test_a_batch_in_codes_people_type_builds_each_folder_once_and_a_rerun_nothing(
+    project: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from handouts.cli import cli
+
+    out = tmp_path / "out"
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(
+        f'output = "{out}"\n[[handout]]\nname = "overdose"\nsections = ["overdose-safety"]\n'
+        'languages = ["zh-CN", "vie", "ar", "zh"]\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["--root", str(project), "batch", str(jobs)])
+    assert result.exit_code == 0, result.output
+    outputs = json.loads((out / "manifest.json").read_text())["outputs"]
+    assert sorted(k for k in outputs if not k.startswith("review-record")) == [
+        "example-clinic/ar/overdose-letter.pdf",
+        "example-clinic/vi/overdose-letter.pdf",
+        "example-clinic/zh-Hans/overdose-letter.pdf",
+    ]
+    # The manifest takes zh-Hans back as a language: nothing is rebuilt, nothing set aside.
+    again = CliRunner().invoke(cli, ["--root", str(project), "batch", str(jobs)])
+    assert again.exit_code == 0 and "Built 0, unchanged 6" in again.output, again.output
+    assert not list(out.glob("manifest.json.unreadable-*"))

@@ -15,6 +15,7 @@ from typing import Any
 from ..atomic import write_atomic
 from ..errors import HandoutError
 from ..inputs.fields import SEMVER_RE, shown
+from ..languages import LANGUAGE_CODE_RE
 from ..layouts import LAYOUTS
 from ..models import handout_code
 from .folder import NotOurs, aside_name, key_problem, read_capped, read_json
@@ -35,7 +36,8 @@ FORMATS = {
     "fingerprint": (HEX64_RE, "a SHA-256 in hex"),
     "handout_version": (re.compile(r"^[0-9a-f]{12}$"), "12 hex digits"),
     "brand": (re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$"), "a brand id"),
-    "language": (re.compile(r"^[a-z]{2,8}$"), "a language code"),
+    # The content folder's tag (en, zh-Hans, pt-BR): the language table's one rule.
+    "language": (re.compile(rf"^{LANGUAGE_CODE_RE.pattern}$"), "a language code"),
     "tool_version": (re.compile(r"^[0-9A-Za-z.+-]{1,40}$"), "a version"),
 }
 SECTION_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
