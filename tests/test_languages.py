@@ -176,6 +176,12 @@ def test_the_counselors_page_offers_every_language_with_content_and_makes_chines
             ("vi", "Tiếng Việt (Vietnamese)"),
             ("zh-Hans", "中文 (简体) – Chinese (Simplified)"),
         ]
+        # The page draws Chinese, Arabic and Vietnamese section titles in the handouts' own fonts, on a
+        # computer without them too: served from this server only, each fetched for its characters.
+        assert "font-src 'self'" in client.get("/").headers["content-security-policy"]
+        font = client.get("/fonts/NotoSansSC-Regular.ttf")
+        assert font.status_code == 200 and font.content[:4] == b"\x00\x01\x00\x00"
+        assert client.get("/fonts/../handouts.toml").status_code == 404
         # An EHR's link may say zh-CN: the page opens in the Simplified Chinese folder's sections.
         chinese = client.get("/?language=zh-CN").text
         assert '<option value="zh-Hans" selected' in chinese and "治疗阿片类药物使用障碍的药物" in chinese

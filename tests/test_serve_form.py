@@ -241,7 +241,7 @@ def test_release_does_not_offer_a_translation_behind_english_and_refuses_it_in_t
     assert 'name="sections" value="detox"' not in page
     assert re.search(
         r'<input type="checkbox" id="section-detox" disabled aria-describedby="why-detox">\s*'
-        r'<label for="section-detox">Síntomas de abstinencia y desintoxicación</label>',
+        r'<label lang="es" dir="auto" for="section-detox">Síntomas de abstinencia y desintoxicación</label>',
         page,
     )
     assert f'<span class="about" id="why-detox">{BEHIND[:1].upper()}{BEHIND[1:]}.</span>' in page

@@ -36,7 +36,7 @@ from ..layouts import LAYOUTS, PATIENT_LAYOUTS
 from ..models import BASE_LANGUAGE, Brand, Handout
 from ..output.html import strict_environment
 from ..pool import HealingPool, WorkerStopped
-from ..project import find_kit
+from ..project import find_kit, tool_data_dir
 from ..render_service import Executor, RenderJob, RenderOutcome
 from .form import LABELS, FormValues, check_form, problem_field, read_values
 from .security import Accounts, Csrf
@@ -62,7 +62,8 @@ CSRF_COOKIE = "handouts_browser"
 SESSION_COOKIE = "handouts_session"
 # No inline script or style anywhere; the PDF is framed by this page only.
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; form-action 'self'; "
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; font-src 'self'; script-src 'self'; "
+    "form-action 'self'; "
     "frame-src 'self'; frame-ancestors 'self'; base-uri 'none'"
 )
 SECURITY_HEADERS = [
@@ -809,6 +810,9 @@ def make_app(
         Route("/health", handlers.static_check, methods=["GET"]),
         Route("/healthz", handlers.healthz, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+        # The handouts' own fonts: a section title in Chinese or Arabic reads on a computer without
+        # such fonts, as it prints (serve.css loads each only for the characters it draws).
+        Mount("/fonts", app=StaticFiles(directory=tool_data_dir() / "styles" / "fonts"), name="fonts"),
     ]
     # Starlette answers an error before the Guard sees it: with the same plain words, not its own.
     app = Starlette(routes=routes, exception_handlers={500: _server_error})
