@@ -264,9 +264,11 @@ def test_the_chart_note_copies_and_prints_alone(server: tuple[str, object], brow
         assert ": Overdose safety; Where to get help. Version " in note
         assert note.endswith(", by Dana Reyes-Montgomery de la Cruz Villanueva, LCSW.")
         page.get_by_role("button", name="Copy chart note").click()
-        # The copy is asynchronous (the clipboard answers a promise): wait for its word, up to 5 s.
-        page.wait_for_function("document.querySelector('#note-status').textContent !== ''", timeout=5000)
-        assert page.locator("#note-status").inner_text() == "Copied."
+        # The copy is asynchronous (the clipboard answers a promise): wait for its word, up to 5 s. A
+        # locator waits without eval, which the page's CSP forbids.
+        from playwright.sync_api import expect
+
+        expect(page.locator("#note-status")).to_have_text("Copied.", timeout=5000)
         assert page.evaluate("navigator.clipboard.readText()") == note
         # Printing the note prints it alone: the print style hides the form while the button's class is on.
         page.evaluate("document.documentElement.classList.add('print-note')")
