@@ -60,6 +60,9 @@ def median_render(root: Path, layout: str, sections: tuple[str, ...] | None, lan
     return statistics.median(times)
 
 
+LANGUAGES = ("en", "es", "zh-Hans", "vi", "ar")
+
+
 def main() -> None:
     """Print, per layout and language, the render time with a grid and with CSS columns, and their ratio."""
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
@@ -71,6 +74,14 @@ def main() -> None:
                 now = median_render(grid, layout, sections, language, rounds)
                 before = median_render(columns, layout, sections, language, rounds)
                 print(f"{layout + '-' + language:<16} {now:7.2f} {before:9.2f} {before / now:12.2f}")
+        # What a script costs: the same handout in each language, against English (Chinese and Arabic
+        # shape with fonts of their own, and Arabic runs right to left).
+        print(f"\n{'handout':<20} {'s':>6} {'/English':>9}")
+        for layout, sections in HANDOUTS:
+            english = median_render(grid, layout, sections, "en", rounds)
+            for language in LANGUAGES:
+                took = english if language == "en" else median_render(grid, layout, sections, language, rounds)
+                print(f"{layout + '-' + language:<20} {took:6.2f} {took / english:9.2f}")
 
 
 if __name__ == "__main__":
