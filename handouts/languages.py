@@ -62,7 +62,11 @@ class Language:
     @property
     def font_stack(self) -> tuple[str, ...]:
         """Return the language's fonts, then every bundled family, so no character falls to a machine's fonts."""
-        return (*self.fonts, *(f for f in BUNDLED_FONTS if f not in self.fonts))
+        return self.stack_with(())
+
+    def stack_with(self, own: tuple[str, ...]) -> tuple[str, ...]:
+        """Return the font stack with a project's own families for the language first."""
+        return tuple(dict.fromkeys((*own, *self.fonts, *BUNDLED_FONTS)))
 
 
 LATIN = ("Atkinson Hyperlegible",)

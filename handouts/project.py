@@ -146,5 +146,4 @@ def find_kit(project: Project, name: str) -> Kit | None:
 
 def language_fonts(project: Project, language: str) -> tuple[str, ...]:
     """Return the font families a language prints in: the project's own for it first, then the table's."""
-    own = dict(project.language_fonts).get(language, ())
-    return (*own, *(family for family in language_row(language).font_stack if family not in own))
+    return language_row(language).stack_with(dict(project.language_fonts).get(language, ()))

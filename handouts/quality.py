@@ -13,10 +13,10 @@ from .project import Limits
 from .readability import (
     SPANISH_WORD_RE,
     Readability,
+    average_sentence,
     fernandez_huerta,
     hardest_sentence,
     score,
-    sentence_lengths,
     spanish_syllables,
     unit_pattern,
     word_count,
@@ -41,12 +41,10 @@ def reading_problems(path: str, field: str, markdown: str, language: str, limits
     """Return reading-level warnings for patient text, by its language's measure, each naming its hardest sentence."""
     row = language_row(language)
     if row.measure == "sentence-length":
-        lengths = sentence_lengths(markdown, unit_pattern(row))
-        average = sum(n for _, n in lengths) / len(lengths) if lengths else 0.0
+        average, longest = average_sentence(markdown, unit_pattern(row))
         if average <= row.max_sentence:
             return []
         unit = "characters" if row.units == "characters" else "words"
-        longest = max(lengths, key=lambda pair: pair[1])[0]
         # No reading formula is validated for this language: a borrowed English one would mislead.
         message = (
             f"sentences average {average:.1f} {unit}, over {row.max_sentence} (no validated reading formula for "

@@ -220,6 +220,14 @@ def sentence_lengths(markdown: str, unit_re: re.Pattern[str]) -> list[tuple[str,
     return [(sentence, len(unit_re.findall(sentence))) for sentence in sentences(text_blocks(markdown), unit_re)]
 
 
+def average_sentence(markdown: str, unit_re: re.Pattern[str]) -> tuple[float, str]:
+    """Return the average sentence length in units and the longest sentence; (0.0, "") for text without any."""
+    lengths = sentence_lengths(markdown, unit_re)
+    if not lengths:
+        return 0.0, ""
+    return sum(n for _, n in lengths) / len(lengths), max(lengths, key=lambda pair: pair[1])[0]
+
+
 def unit_pattern(row: Language) -> re.Pattern[str]:
     """Return how a language's text splits into the units its measure counts."""
     if row.units == "characters":

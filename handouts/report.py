@@ -11,7 +11,7 @@ from .errors import Problem
 from .languages import language
 from .models import BASE_LANGUAGE, Section
 from .project import Project
-from .readability import fernandez_huerta, score, sentence_lengths, unit_pattern
+from .readability import average_sentence, fernandez_huerta, score, unit_pattern
 from .review import due_for_review, translation_state
 
 if TYPE_CHECKING:
@@ -49,9 +49,9 @@ def reading(section: Section) -> str:
     if row.measure == "fernandez-huerta":
         return f"FH {fernandez_huerta(section.body):.1f}"
     if row.measure == "sentence-length":
-        lengths = [n for _, n in sentence_lengths(section.body, unit_pattern(row))]
+        average, _ = average_sentence(section.body, unit_pattern(row))
         unit = "chars" if row.units == "characters" else "words"
-        return f"{sum(lengths) / max(1, len(lengths)):.1f} {unit}/sentence"
+        return f"{average:.1f} {unit}/sentence"
     return f"FK {score(section.body).fk_grade:.1f}"
 
 

@@ -252,3 +252,11 @@ def test_a_batch_in_codes_people_type_builds_each_folder_once_and_a_rerun_nothin
     again = CliRunner().invoke(cli, ["--root", str(project), "batch", str(jobs)])
     assert again.exit_code == 0 and "Built 0, unchanged 6" in again.output, again.output
     assert not list(out.glob("manifest.json.unreadable-*"))
+
+
+def test_font_faces_read_quoted_and_bare_family_names_and_urls() -> None:
+    from handouts.inputs.fonts import _font_faces
+
+    css = "@font-face { font-family: Noto Sans; src: url(fonts/a.ttf); }\n"
+    css += '@font-face { font-family: "Clinic Sans"; src: url("fonts/b.ttf") format("truetype"); }\n'
+    assert _font_faces(css) == [("Noto Sans", ["fonts/a.ttf"]), ("Clinic Sans", ["fonts/b.ttf"])]

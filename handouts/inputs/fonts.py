@@ -47,10 +47,11 @@ def _font_faces(css: str) -> list[tuple[str, list[str]]]:
             if item.type != "declaration":
                 continue
             if item.lower_name == "font-family":
-                family = "".join(t.value for t in item.value if t.type in ("string", "ident")).strip()
+                # Quoted ("Noto Sans") or not (Noto Sans: two idents, a space between).
+                family = " ".join(t.value for t in item.value if t.type in ("string", "ident")).strip()
             elif item.lower_name == "src":
+                # Quoted or not: the one pattern the asset checks read url()s with.
                 urls = [url for url in CSS_URL_RE.findall(tinycss2.serialize(item.value)) if url]
-                urls += [t.value for t in item.value if t.type == "url"]
         if family:
             faces.append((family, urls))
     return faces
