@@ -11,12 +11,13 @@ Codes = tuple[tuple[str, tuple[str, ...]], ...]
 
 @dataclass(frozen=True)
 class CodeSystem:
-    """A code system: its name in front matter, its printed name, its HL7 OID and an example code."""
+    """A code system: its name in front matter, its printed name, its HL7 OID, an example code and its FHIR URI."""
 
     name: str
     label: str
     oid: str
     example: str
+    fhir: str
 
 
 ICD10CM = "icd10cm"
@@ -24,9 +25,11 @@ SNOMED = "snomed"
 RXNORM = "rxnorm"
 # The one table of code systems: front matter names them, an Infobutton request sends the OID.
 CODE_SYSTEMS = {
-    ICD10CM: CodeSystem(ICD10CM, "ICD-10-CM", "2.16.840.1.113883.6.90", "F11.*"),
-    SNOMED: CodeSystem(SNOMED, "SNOMED CT", "2.16.840.1.113883.6.96", "75544000"),
-    RXNORM: CodeSystem(RXNORM, "RxNorm", "2.16.840.1.113883.6.88", "1819"),
+    ICD10CM: CodeSystem(ICD10CM, "ICD-10-CM", "2.16.840.1.113883.6.90", "F11.*", "http://hl7.org/fhir/sid/icd-10-cm"),
+    SNOMED: CodeSystem(SNOMED, "SNOMED CT", "2.16.840.1.113883.6.96", "75544000", "http://snomed.info/sct"),
+    RXNORM: CodeSystem(
+        RXNORM, "RxNorm", "2.16.840.1.113883.6.88", "1819", "http://www.nlm.nih.gov/research/umls/rxnorm"
+    ),
 }
 
 # Patterns of whole values, used with fullmatch on ASCII text: str.upper() turns the Turkish
@@ -125,6 +128,22 @@ def system_for_oid(oid: str) -> CodeSystem | None:
     if oid[:8].lower() == "urn:oid:":
         oid = oid[8:]
     return next((system for system in CODE_SYSTEMS.values() if system.oid == oid), None)
+
+
+def system_for_uri(uri: str) -> CodeSystem | None:
+    """Return the code system a FHIR Coding.system names, or None (FHIR names ICD-10-CM, SNOMED CT, RxNorm by URI)."""
+    uri = uri.strip()
+    return next((system for system in CODE_SYSTEMS.values() if system.fhir == uri), None)
+
+
+def declared_match(declared: Codes, system: str, code: str) -> str | None:
+    """Return the declared code an asked one matches (F11.* for F11.20), or None."""
+    for name, codes in declared:
+        if name == system:
+            for each in codes:
+                if code_matches(system, each, code):
+                    return each
+    return None
 
 
 def _compact_icd10cm(code: str) -> str | None:
