@@ -732,6 +732,116 @@ def batch(
         ctx.exit(1)
 
 
+@cli.command("openemr-education", cls=ProjectCommand)
+@click.argument("folder", metavar="DIR", type=click.Path(path_type=Path))
+@click.option("--brand", metavar="ID", help="Brand folder under brands/ (default: default_brand in handouts.toml).")
+@click.option(
+    "--lang",
+    "langs",
+    multiple=True,
+    metavar="LANG",
+    help="en or es, repeatable (default: both, as the project has them); OpenEMR asks for no other.",
+)
+@click.option("--sections", "sections", metavar="IDS", help="Only these sections' codes (default: every section's).")
+@click.option("--release", is_flag=True, help="Only approved sections within their review date; refuse example brands.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None, help="Worker processes (default: CPU count).")
+@click.option("--force", is_flag=True, help="Write every file again, changed or not (never one changed on disk).")
+@click.option("--prune", is_flag=True, help="Delete files this folder no longer needs, if unchanged since written.")
+@click.option("--dry-run", is_flag=True, help="Print what would be written and why; write nothing.")
+@_time_limit_option(BATCH_TIME_LIMIT, "Seconds per handout.")
+@click.pass_context
+def openemr_education(
+    ctx: click.Context,
+    folder: Path,
+    brand: str | None,
+    langs: tuple[str, ...],
+    sections: str | None,
+    release: bool,
+    jobs: int | None,
+    force: bool,
+    prune: bool,
+    dry_run: bool,
+    time_limit: float,
+) -> None:
+    """Write OpenEMR's patient-education folder: each code's untailored letter PDF, as {type}_{code}_{lang}.pdf.
+
+    Point or copy DIR to OpenEMR's sites/default/documents/education. Only a new, empty or earlier
+    DIR of this command is written; a rerun writes only what changed.
+    """
+    import os
+
+    from . import batch as lib
+    from .compose import unknown_section_message
+    from .inputs.brands import brand_ids, load_brand
+    from .inputs.sections import languages
+    from .openemr import OPENEMR_LANGUAGES, education_languages
+
+    project, today = _project(ctx)
+    chosen = []
+    for lang in langs:
+        language = _language(ctx, lang)
+        if language not in OPENEMR_LANGUAGES:
+            raise click.BadParameter(
+                f"OpenEMR asks only for en and es files (it gives any other patient the en file); "
+                f"{language} files would never be read",
+                param_hint="--lang",
+            )
+        chosen.append(language)
+    request_languages = tuple(dict.fromkeys(chosen)) or education_languages(languages(project))
+    if not request_languages:
+        raise click.UsageError("this project has no en or es content, the only languages OpenEMR asks for")
+    brand_id = _brand(ctx, brand)
+    if brand_id not in brand_ids(project):
+        raise click.BadParameter(
+            f"no brand {brand_id!r}; brands: {', '.join(brand_ids(project))}", param_hint="--brand"
+        )
+    requested = _requested(ctx, sections)
+    if requested is not None and (unknown := sorted(set(requested) - set(project.sections.order))):
+        raise click.BadParameter(unknown_section_message(project.sections.order, unknown), param_hint="--sections")
+    request = lib.EducationRequest(folder, brand_id, request_languages, requested, release, force, prune)
+    if release:
+        warn_today_override(ctx)
+    try:
+        with sigterm_as_interrupt():
+            # Checked before the lock: taking it makes the folder and leaves a lock file in it.
+            lib.check_folder(folder)
+            lib.check_brand(brand_id, load_brand(project, brand_id), release=release)
+            if dry_run:
+                plan = lib.plan_education(project, request, today=today)
+                for warning in plan.warnings:
+                    click.echo(f"warning: {warning}", err=True)
+                click.echo("\n".join(lib.education_plan_lines(plan)))
+                writes = sum(len(unit.writes) for unit in plan.units)
+                click.echo(
+                    f"Plan: {writes} file(s) to write from {plan.renders} handout(s), {plan.unchanged} unchanged, "
+                    f"{len(plan.changed)} changed on disk, {len(plan.stale)} stale. Nothing written (--dry-run)."
+                )
+                return
+            with lib.folder_lock(folder, folder):
+                plan = lib.plan_education(project, request, today=today)
+                for warning in plan.warnings:
+                    click.echo(f"warning: {warning}", err=True)
+                workers = max(1, min(jobs or os.cpu_count() or 1, plan.renders))
+
+                def report(kind: str, path: str, detail: str) -> None:
+                    click.echo(f"{kind} {path}" + (f" ({detail})" if detail else ""), err=kind == "failed")
+
+                with lib.renders_executor(
+                    plan.renders, plan.assets, "local", project=project, workers=workers, time_limit=time_limit
+                ) as runner:
+                    window = lib.window_for("local", workers)
+                    summary = lib.run_education(project, plan, runner, window=window, on_event=report)
+    except KeyboardInterrupt as exc:
+        how, code = ("Stopped by SIGTERM", 143) if isinstance(exc, Terminated) else ("Interrupted", 130)
+        click.echo(f"\n{how}. Finished files are saved; run the same command again to write the rest.", err=True)
+        ctx.exit(code)
+    except HandoutError as exc:
+        raise _fail(exc) from None
+    click.echo("\n".join(lib.education_lines(summary)))
+    if summary.failed or summary.changed or summary.problems:
+        ctx.exit(1)
+
+
 def _batch_warnings(ctx: click.Context, plan: Plan) -> None:
     if any(item.output.release for item in plan.items):
         warn_today_override(ctx)

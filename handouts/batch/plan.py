@@ -8,7 +8,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..compose import HandoutSpec, compose_spec
 from ..errors import HandoutError, Problem
@@ -21,6 +21,9 @@ from ..project import Project
 from ..render_service import failure
 from ..review import translation_problems
 from .manifest import STAT_NAME, ManifestEntry, file_sha256, load_manifest, load_stats
+
+if TYPE_CHECKING:
+    from .education import EducationPlan
 
 Action = Literal["build", "unchanged", "failed"]
 
@@ -57,6 +60,8 @@ class Plan:
     aside: tuple[Path, ...] = ()
     # Of the warnings, those that make the run end with exit 1: a manifest or journal the tool did not write.
     problems: tuple[str, ...] = ()
+    # The job file's OpenEMR education folder, planned with the rest (planned again under its lock when run).
+    education: EducationPlan | None = None
 
     def count(self, action: Action) -> int:
         """Return how many outputs have this action."""

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+from .education import education_lines, education_plan_lines
 from .plan import Plan, PlanItem
 from .prune import prune_steps
 from .run import Summary
@@ -41,6 +42,8 @@ def dry_run_lines(plan: Plan, out_dir: Path, *, prune: bool = False) -> list[str
             why = f"  ({step.reason})" if step.reason else ""
             lines.append(f"{PRUNE_LABELS[step.action]:<10} {out_dir / step.key}{why}")
             deletions += step.action == "delete"
+    if plan.education is not None:
+        lines += education_plan_lines(plan.education)
     deleting = f" ({deletions} file(s) to delete)" if prune else ""
     lines.append(
         f"Plan: {plan.count('build')} to build, {plan.count('unchanged')} unchanged, "
@@ -64,6 +67,9 @@ def summary_lines(summary: Summary, out_dir: Path) -> list[str]:
     lines += [f"kept: {out_dir / key}: {reason}" for key, reason in summary.kept]
     lines += [f"failed: {out_dir / key}: {reason}" for key, reason in summary.failed]
     lines += [f"problem: {text}" for text in summary.problems]
+    if summary.education is not None:
+        # Its headline only: its failures are among the problems above.
+        lines += education_lines(summary.education)[:1]
     return lines
 
 

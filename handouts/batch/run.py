@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..atomic import write_atomic
@@ -17,9 +17,13 @@ from ..errors import HandoutError
 from ..project import Project
 from ..render_service import Executor, RenderJob, RenderOutcome
 from .folder import set_aside, target_problem
+from .lock import folder_lock
 from .manifest import MANIFEST_NAME, STAT_NAME, Journal, ManifestEntry, signature
 from .plan import Plan, PlanItem
 from .prune import PruneStep, prune_steps
+
+if TYPE_CHECKING:
+    from .education import EducationSummary
 
 Event = Callable[[str, str, str], None]
 
@@ -40,6 +44,8 @@ class Summary:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     peak_worker_rss_kib: dict[int, int] = field(default_factory=dict)
+    # What the job file's OpenEMR education folder got, if it names one.
+    education: EducationSummary | None = None
 
 
 def entry_for(item: PlanItem, outcome: RenderOutcome, job: str | None = None) -> ManifestEntry:
@@ -154,8 +160,36 @@ def run(
         if problem is not None:
             summary.problems.append(f"{out_dir / MANIFEST_NAME}: {problem}")
             on_event("problem", MANIFEST_NAME, problem)
+    if batch_plan.education is not None:
+        _run_education(project, batch_plan, executor, window, on_event, summary)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _run_education(
+    project: Project, batch_plan: Plan, executor: Executor, window: int, on_event: Event, summary: Summary
+) -> None:
+    """Keep the job file's OpenEMR education folder on the same workers, planned again under its own lock."""
+    from .education import EDUCATION_JOB, folder_problem, plan_education, run_education
+
+    assert batch_plan.education is not None
+    request, planned = batch_plan.education.request, batch_plan.education
+    if (problem := folder_problem(request.out_dir)) is not None:
+        raise HandoutError(problem)
+    with folder_lock(request.out_dir, Path(batch_plan.job or EDUCATION_JOB)):
+        plan = plan_education(project, request, today=planned.today, identity=planned.identity)
+        # Its events name whole paths: the reporter puts them after the batch's folder, which an absolute one replaces.
+        education = run_education(
+            project,
+            plan,
+            executor,
+            window=window,
+            on_event=lambda kind, path, detail: on_event(kind, str(Path(path).absolute()), detail),
+        )
+    summary.education = education
+    out = request.out_dir
+    summary.problems += [f"{out / name}: {reason}" for name, reason in [*education.failed, *education.changed]]
+    summary.problems += education.problems
 
 
 def _prepare(out_dir: Path, batch_plan: Plan) -> None:

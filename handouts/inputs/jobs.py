@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ class JobFile:
 
     output: str
     handouts: tuple[JobSpec, ...]
+    # A folder of OpenEMR "Local" patient education PDFs (sites/<site>/documents/education) the batch keeps too.
+    openemr_education: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,13 +107,28 @@ def _kit_sections(path: str, field: str, value: Any, kits: Sequence[Kit], proble
     return ()
 
 
-def _output(path: str, output: Any, problems: list[Problem]) -> Any:
+def _output(path: str, output: Any, problems: list[Problem], field: str = "output") -> Any:
     if not isinstance(output, str) or not output.strip():
-        problems.append(Problem(path, "output", f"expected a folder path, got {shown(output)}"))
+        problems.append(Problem(path, field, f"expected a folder path, got {shown(output)}"))
     elif (reason := char_problem(output)) is not None:
         # A NUL or a newline in a folder name fails or garbles every message that names an output.
-        problems.append(Problem(path, "output", reason))
+        problems.append(Problem(path, field, reason))
     return output
+
+
+def _education(path: str, value: Any, output: Any, problems: list[Problem]) -> str | None:
+    """Check the OpenEMR education folder: a folder path (relative to where the command runs, as output is)."""
+    before = len(problems)
+    _output(path, value, problems, "openemr_education")
+    if len(problems) > before:
+        return None
+    # Each folder keeps a manifest.json of its own: one folder for both would mix the two.
+    if isinstance(output, str) and os.path.normpath(value) == os.path.normpath(output):
+        problems.append(
+            Problem(path, "openemr_education", f"is the output folder {shown(output)}; give a folder of its own")
+        )
+        return None
+    return str(value)
 
 
 def read_jobs(
@@ -147,9 +165,12 @@ def parse_jobs(
     data, problems = parse_toml(path, text)
     if data is None:
         return None, problems
-    for key in sorted(set(data) - {"output", "handout"}):
-        problems.append(Problem(path, key_name(key), "unknown field; expected output and [[handout]] tables"))
+    for key in sorted(set(data) - {"output", "handout", "openemr_education"}):
+        problems.append(
+            Problem(path, key_name(key), "unknown field; expected output, openemr_education and [[handout]] tables")
+        )
     output = _output(path, data.get("output", DEFAULT_OUTPUT), problems)
+    education = _education(path, data["openemr_education"], output, problems) if "openemr_education" in data else None
     items = data.get("handout", [])
     if not isinstance(items, list) or not items:
         problems.append(Problem(path, "handout", "expected at least one [[handout]] table"))
@@ -208,7 +229,7 @@ def parse_jobs(
             seen[output_.key] = spec.name
     if problems:
         return None, problems
-    return JobFile(output=str(output), handouts=tuple(specs)), []
+    return JobFile(output=str(output), handouts=tuple(specs), openemr_education=education), []
 
 
 def expand_one(spec: JobSpec) -> list[Output]:
