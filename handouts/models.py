@@ -97,6 +97,9 @@ class Section:
     # (code system, (code, ...)) in name order, declared by the English file for every language: an
     # Infobutton request finds the section by them. Never printed, so not part of the fingerprint.
     codes: Codes = ()
+    # Plain words an Infobutton request's display name may hold (Suboxone, naloxone), declared by the
+    # English file for every language as codes are; never printed, so not part of the fingerprint either.
+    keywords: tuple[str, ...] = ()
 
     def is_overdue(self, today: dt.date) -> bool:
         """Tell whether the section is past its review date."""
@@ -186,6 +189,9 @@ class Brand:
     localized: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     # A made-up organization (example = true in brand.toml): its name and numbers must never reach a patient.
     example: bool = False
+    # The HL7 OIDs of the organizations this brand answers for: an Infobutton request that names one
+    # (representedOrganization.id.root) gets this brand's handouts.
+    organization_ids: tuple[str, ...] = ()
 
     def for_language(self, language: str) -> Brand:
         """Return the brand with its fields in a language, falling back to the base ones."""

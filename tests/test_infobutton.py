@@ -15,7 +15,7 @@ from conftest import ROOT, TODAY, Invoke, approve, replace_in
 
 from handouts.codes import CODE_SYSTEMS, Codes, code_matches, verhoeff_check_digit, verhoeff_valid
 from handouts.inputs.sections import load_sections, section_from_text
-from handouts.models import Section
+from handouts.models import Brand, Section
 from handouts.project import Limits, Project
 from handouts.serve.infobutton import (
     MAX_CODES,
@@ -27,9 +27,13 @@ from handouts.serve.infobutton import (
     feed_entry,
     json_feed,
     matching_sections,
+    named_sections,
+    organization_brand,
     parse_request,
+    requested_sections,
     shortened,
     summary_text,
+    words,
 )
 
 ICD10CM = "2.16.840.1.113883.6.90"
@@ -287,7 +291,26 @@ def test_repeated_codes_pair_with_their_systems_in_order() -> None:
 
 
 def test_a_request_without_parameters_asks_for_nothing_in_atom() -> None:
-    assert parse_request([]) == InfobuttonRequest((), "", "en", "atom")
+    assert parse_request([]) == InfobuttonRequest((), "", "en", "atom", "")
+
+
+@pytest.mark.parametrize(
+    ("sent", "organization"),
+    [
+        ("2.16.840.1.113883.19.5", "2.16.840.1.113883.19.5"),
+        (" 2.16.840.1.113883.19.5 ", "2.16.840.1.113883.19.5"),
+        ("urn:oid:2.16.840.1.113883.19.5", "2.16.840.1.113883.19.5"),
+        ("URN:OID:1.3.6.1.4.1.3768", "1.3.6.1.4.1.3768"),
+        ("1" * 65, ""),
+        ("2.16\x00.840", ""),
+        ("", ""),
+    ],
+)
+def test_request_reads_the_organizations_oid(sent: str, organization: str) -> None:
+    pairs = [("representedOrganization.id.root", sent), ("representedOrganization.id.root", "1.2.3")]
+    # Of a repeated organization the first counts, as of every parameter but the codes.
+    assert parse_request(pairs).organization == organization
+    assert parse_request([("REPRESENTEDORGANIZATION.ID.ROOT", sent)]).organization == organization
 
 
 @pytest.mark.parametrize(
@@ -448,9 +471,122 @@ def test_matches_come_in_project_order_once_each() -> None:
     assert matching_sections(request, DECLARED, ("detox",)) == ("detox",)
 
 
-def test_a_display_name_alone_matches_nothing() -> None:
+def test_matching_sections_reads_only_the_codes() -> None:
     request = InfobuttonRequest(display_name="Medicines for opioid use disorder")
     assert matching_sections(request, DECLARED, ORDER) == ()
+
+
+# --- Display names -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Suboxone 8 mg-2 mg sublingual film", ("suboxone", "8", "mg", "2", "mg", "sublingual", "film")),
+        ("NARCAN® nasal spray", ("narcan", "nasal", "spray")),
+        ("Suboxone™", ("suboxone",)),
+        ("Narcán", ("narcan",)),
+        ("Narca\u0301n", ("narcan",)),  # the accent as a separate mark
+        ("ＳＵＢＯＸＯＮＥ", ("suboxone",)),
+        ("DESINTOXICACIÓN", ("desintoxicacion",)),
+        ("12-step_group", ("12", "step", "group")),
+        ("", ()),
+        ("— / —", ()),
+    ],
+)
+def test_words_ignore_case_accents_and_punctuation(text: str, found: tuple[str, ...]) -> None:
+    assert words(text) == found
+
+
+def sections_with_keywords() -> list[Section]:
+    base, problems = parse("")
+    assert base is not None, problems
+    return [
+        dataclasses.replace(base, keywords=("methadone", "Suboxone", "MAT", "opioid use disorder")),
+        dataclasses.replace(base, id="overdose-safety", title="Overdose safety", keywords=("naloxone", "Narcan")),
+        dataclasses.replace(base, id="detox", title="Withdrawal and detox", keywords=("detox", "withdrawal")),
+        dataclasses.replace(base, id="find-help", title="Where to get help"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "found"),
+    [
+        ("Suboxone", ("mat",)),
+        ("suboxone 8 mg-2 mg sublingual film", ("mat",)),
+        ("SUBOXONE", ("mat",)),
+        ("Narcán 4 mg nasal spray", ("overdose-safety",)),
+        ("Opioid use disorder, severe", ("mat",)),
+        ("Opioid withdrawal after methadone", ("mat", "detox")),
+        ("Where to get help", ("find-help",)),
+        ("OVERDOSE SAFETY plan", ("overdose-safety",)),
+        # Whole words only: no keyword inside a longer word, no title from a part of it.
+        ("format", ()),
+        ("Suboxones", ()),
+        ("use disorder", ()),
+        ("help", ()),
+        ("opioid disorder use", ()),
+        ("", ()),
+        ("Asthma", ()),
+    ],
+)
+def test_a_display_name_finds_sections_by_title_or_keyword(name: str, found: tuple[str, ...]) -> None:
+    assert named_sections(name, sections_with_keywords(), ORDER) == found
+
+
+def test_a_code_wins_over_the_display_name() -> None:
+    english = {section.id: section for section in sections_with_keywords()}
+    english["overdose-safety"] = dataclasses.replace(english["overdose-safety"], codes=(("rxnorm", ("7242",)),))
+    named = InfobuttonRequest(display_name="Suboxone")
+    assert requested_sections(named, english, ORDER) == ("mat",)
+    coded = dataclasses.replace(named, codes=(SearchCode("7242", RXNORM),))
+    assert requested_sections(coded, english, ORDER) == ("overdose-safety",)
+    # A code that matches nothing still wins: the EHR said what it meant.
+    unknown = dataclasses.replace(named, codes=(SearchCode("99999", RXNORM),))
+    assert requested_sections(unknown, english, ORDER) == ()
+
+
+def test_a_display_name_finds_a_title_in_the_requests_language() -> None:
+    english = {section.id: section for section in sections_with_keywords()}
+    spanish = {"detox": dataclasses.replace(english["detox"], title="Abstinencia y desintoxicación", keywords=())}
+    request = InfobuttonRequest(display_name="ABSTINENCIA Y DESINTOXICACION", language="es")
+    assert requested_sections(request, english, ORDER) == ()
+    assert requested_sections(request, english, ORDER, spanish) == ("detox",)
+
+
+# --- Organizations -------------------------------------------------------------------------------
+
+
+def brand(brand_id: str, *organization_ids: str) -> Brand:
+    return Brand(
+        id=brand_id,
+        name=brand_id.title(),
+        short_name=brand_id,
+        phone="(802) 555-0142",
+        address="1 Main St",
+        website="https://example.org",
+        primary_color="#1d4e89",
+        accent_color="#b5451b",
+        logo="logo.svg",
+        logo_alt="logo",
+        note="",
+        qr_url="https://example.org",
+        digest="",
+        organization_ids=organization_ids,
+    )
+
+
+def test_an_organization_picks_the_first_brand_that_declares_it() -> None:
+    maple = brand("maple", "2.16.840.1.113883.19.5")
+    river = brand("river", "2.16.840.1.113883.19.7")
+    twin = brand("twin", "2.16.840.1.113883.19.7", "2.16.840.1.113883.19.8")
+    brands = [maple, river, twin]
+    assert organization_brand("2.16.840.1.113883.19.7", brands) == river
+    assert organization_brand("2.16.840.1.113883.19.7", [twin, river]) == twin
+    assert organization_brand("2.16.840.1.113883.19.8", brands) == twin
+    assert organization_brand("2.16.840.1.113883.19", brands) is None  # a prefix is another organization
+    assert organization_brand("1.3.6.1.4.1.3768", brands) is None
+    assert organization_brand("", [brand("empty")]) is None
 
 
 @pytest.fixture(scope="module")
@@ -707,7 +843,8 @@ def imported_modules(path: Path) -> set[str]:
 def test_infobutton_imports_no_web_framework_and_nothing_imports_it_back() -> None:
     package = ROOT / "handouts"
     allowed = {"__future__", "datetime", "re", "xml.etree.ElementTree", "collections.abc", "dataclasses"}
-    allowed |= {"itertools", "typing", "markdown_it.token", "..codes", "..languages", "..models", "..markdown"}
+    allowed |= {"itertools", "typing", "unicodedata", "markdown_it.token", "..codes", "..languages", "..models"}
+    allowed |= {"..markdown"}
     assert imported_modules(package / "serve/infobutton.py") <= allowed
     for path in [package / "models.py", package / "codes.py", *(package / "inputs").glob("*.py")]:
         assert not any("serve" in name for name in imported_modules(path)), path

@@ -609,16 +609,24 @@ class Handlers:
     # -- Infobutton --------------------------------------------------------------------------------
 
     async def generic_pdf(self, request: Request) -> Response:
-        """Return the untailored letter handout of one section in one language (the Infobutton links)."""
+        """Return the untailored letter handout of one section in one language (the Infobutton links).
+
+        Under /handouts/BRAND/ it carries that brand, else the default one.
+        """
         if (refused := self.refusal(request)) is not None:
             return refused
         snapshot, _ = await _in_thread(self.state.current)
         if snapshot is None:
             return PlainTextResponse("The handouts are not ready.", 503)
+        offered = offered_brands(snapshot, release=self.config.release)
+        brand = first_brand(snapshot, offered)
+        if "brand" in request.path_params:
+            brand = request.path_params["brand"].lower()
+            if brand not in {b.id for b in offered}:
+                return PlainTextResponse("No such clinic here.", 404)
         section_id = request.path_params["section"].lower()
         # The links this server writes name the folder (zh-Hans); a hand-typed zh-hans or es-MX finds it too.
         language = match_language(request.path_params["language"], snapshot.languages) or ""
-        brand = first_brand(snapshot, offered_brands(snapshot, release=self.config.release))
         choices = {c.id: c for c in section_choices(snapshot, language, self.clock(), release=self.config.release)}
         choice = choices.get(section_id)
         if language not in snapshot.languages or choice is None or not choice.offered or not brand:
@@ -638,35 +646,43 @@ class Handlers:
 
     def _generic_pdf(self, handout: Handout, snapshot: Snapshot) -> bytes | None:
         """Return an untailored PDF, rendering it once however many ask at the same time."""
+        # The version hashes the brand folder's files but not its name, and the logo is drawn from
+        # brands/ID/: two brands whose folders hold the same files must not share a PDF.
+        key = f"{handout.brand.id}/{handout.version}"
         with self.generic_lock:
-            if (data := self.generic.get(handout.version)) is not None:
+            if (data := self.generic.get(key)) is not None:
                 return data
             # Anyone may ask for these: a crowd asking at once waits for one render, not one each.
             while len(self.generic_renders) >= MAX_GENERIC_PDFS:
                 self.generic_renders.pop(next(iter(self.generic_renders)))
-            once = self.generic_renders.setdefault(handout.version, threading.Lock())
+            once = self.generic_renders.setdefault(key, threading.Lock())
         with once:
             with self.generic_lock:
-                if (data := self.generic.get(handout.version)) is not None:
+                if (data := self.generic.get(key)) is not None:
                     return data
             outcome = self._render(handout, snapshot)
             if outcome.pdf is None:
                 return None
             with self.generic_lock:
-                self.generic[handout.version] = outcome.pdf
+                self.generic[key] = outcome.pdf
                 while len(self.generic) > MAX_GENERIC_PDFS:
                     self.generic.popitem(last=False)
             return outcome.pdf
 
     async def infobutton(self, request: Request) -> Response:
-        """Answer an HL7 Infobutton URL-based request with the matching handouts: Atom (default), JSON or HTML."""
+        """Answer an HL7 Infobutton URL-based request with the matching handouts: Atom (default), JSON or HTML.
+
+        Under /infobutton/BRAND the answer and its PDFs carry that brand; else the brand that declares
+        the requesting organization's OID, else the default one.
+        """
         from .infobutton import (
             FeedEntry,
             atom_feed,
             feed_entry,
             json_feed,
-            matching_sections,
+            organization_brand,
             parse_request,
+            requested_sections,
             search_description,
         )
 
@@ -676,10 +692,26 @@ class Handlers:
         if snapshot is None:
             return PlainTextResponse("The handouts are not ready.", 503)
         asked = parse_request(request.query_params.multi_items(), snapshot.languages)
+        brands = offered_brands(snapshot, release=self.config.release)
+        default = first_brand(snapshot, brands)
+        # The default brand first: of two brands that claim one organization, it wins, then the first by id.
+        by_preference = sorted(brands, key=lambda b: (b.id != default, b.id))
+        if "brand" in request.path_params:
+            brand = next((b for b in brands if b.id == request.path_params["brand"].lower()), None)
+            if brand is None:
+                return PlainTextResponse("No such clinic here.", 404)
+        else:
+            # An organization no brand declares still gets an answer: every EHR sends its own OID, and
+            # refusing those would close the door to all but the clinics that declared theirs.
+            brand = organization_brand(asked.organization, by_preference) or next(iter(by_preference), None)
+        # Links name a brand only when one was chosen, so the links of a plain request stay as they were.
+        named = brand is not None and ("brand" in request.path_params or brand.id != default)
+        folder = f"/handouts/{brand.id}" if named and brand is not None else "/handouts"
         today = self.clock()
-        # Codes are declared once, in English; each entry is in the asked language where it is offered there.
-        english = snapshot.inputs.sections.get(BASE_LANGUAGE, {})
-        found = matching_sections(asked, english, snapshot.project.sections.order)
+        # Codes and keywords are declared once, in English; each entry is in the asked language where it is offered.
+        sections = snapshot.inputs.sections
+        english = sections.get(BASE_LANGUAGE, {})
+        found = requested_sections(asked, english, snapshot.project.sections.order, sections.get(asked.language))
         entries: list[FeedEntry] = []
         for language in dict.fromkeys((asked.language, BASE_LANGUAGE)):
             offered = {
@@ -687,11 +719,10 @@ class Handlers:
             }
             for section_id in found:
                 if section_id in offered and section_id not in {e.section_id for e in entries}:
-                    url = f"{self._base(request)}/handouts/{language}/{section_id}.pdf"
-                    entries.append(feed_entry(snapshot.inputs.sections[language][section_id], url))
+                    url = f"{self._base(request)}{folder}/{language}/{section_id}.pdf"
+                    entries.append(feed_entry(sections[language][section_id], url))
         entries.sort(key=lambda e: found.index(e.section_id))
-        brands = offered_brands(snapshot, release=self.config.release)
-        author = brands[0].name if brands else "Patient handouts"
+        author = brand.for_language(asked.language).name if brand is not None else "Patient handouts"
         title = snapshot.titles.get(asked.language, DEFAULT_TITLE)
         feed = {"feed_url": str(request.url), "title": title, "updated": snapshot.loaded, "author": author}
         # Public content, no patient data: an EHR's page on another origin may read the feed.
@@ -806,7 +837,9 @@ def make_app(
         Route("/login", handlers.login, methods=["POST"]),
         Route("/logout", handlers.logout, methods=["POST"]),
         Route("/infobutton", handlers.infobutton, methods=["GET"]),
+        Route("/infobutton/{brand}", handlers.infobutton, methods=["GET"]),
         Route("/handouts/{language}/{section}.pdf", handlers.generic_pdf, methods=["GET"]),
+        Route("/handouts/{brand}/{language}/{section}.pdf", handlers.generic_pdf, methods=["GET"]),
         Route("/health", handlers.static_check, methods=["GET"]),
         Route("/healthz", handlers.healthz, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),

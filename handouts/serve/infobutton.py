@@ -1,4 +1,4 @@
-"""HL7 Infobutton: read a URL-based request, find the sections its codes name, answer as an Atom feed or JSON.
+"""HL7 Infobutton: read a URL-based request, find the sections it names, answer as an Atom feed or JSON.
 
 No web framework and no I/O: the web app passes the query string's (name, value) pairs in and
 sends the bytes or dict back. A request, with Release 4 parameter names:
@@ -15,6 +15,13 @@ display name:
     <category scheme="mainSearchCriteria.v.c" term="F11.20"/>
     <category scheme="mainSearchCriteria.v.cs" term="2.16.840.1.113883.6.90"/>
 
+A request without a code is answered by its display name alone: a section answers when its title
+or one of its keywords is in the name, as whole words, whatever the case or accents
+(`mainSearchCriteria.v.dn=Suboxone 8 mg-2 mg film` finds the medicines section).
+
+The requesting organization (`representedOrganization.id.root`, an OID) picks the brand a clinic
+declared it for (`organization_ids` in brand.toml); the web app falls back to its default brand.
+
 Every value comes from an unauthenticated request or a content file: reading never raises,
 codes are capped in number and length, and ElementTree and the JSON encoder do all escaping.
 """
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..codes import Codes, code_matches, system_for_oid
 from ..languages import match_language
-from ..models import BASE_LANGUAGE, Section
+from ..models import BASE_LANGUAGE, Brand, Section
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
@@ -41,6 +49,9 @@ SYSTEM_PARAMETER = "mainSearchCriteria.v.cs"
 DISPLAY_NAME_PARAMETER = "mainSearchCriteria.v.dn"
 LANGUAGE_PARAMETER = "informationRecipient.languageCode.c"
 RESPONSE_TYPE_PARAMETER = "knowledgeResponseType"
+# The organization the request comes from, by its OID; Release 4's Appendix 1 also lists its name,
+# assignedEntity.representedOrganization.n, which is free text and is not read: two clinics may share one.
+ORGANIZATION_PARAMETER = "representedOrganization.id.root"
 
 # An EHR sends a few dozen parameters and one or a few codes; anything far beyond is not a request.
 MAX_PARAMETERS = 200
@@ -70,6 +81,8 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 NOT_XML_RE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # A sentence ends at ., ! or ? before a space: a long summary is cut after the last one that fits.
 SENTENCE_END_RE = re.compile(r"[.!?](?= )")
+# A word of a display name, a title or a keyword: letters and digits; anything else separates words.
+WORD_RE = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,8 @@ class InfobuttonRequest:
     display_name: str = ""
     language: str = BASE_LANGUAGE
     response_type: ResponseType = "atom"
+    # The OID of the requesting organization, without urn:oid: ("" when none came).
+    organization: str = ""
 
     @property
     def media_type(self) -> str:
@@ -118,6 +133,11 @@ def _free_text(value: str, limit: int) -> str:
     return " ".join(text.split())[:limit]
 
 
+def _oid_value(value: str) -> str:
+    value = _code_value(value)
+    return value[8:].strip() if value[:8].lower() == "urn:oid:" else value
+
+
 def content_language(value: str, languages: Collection[str]) -> str:
     """Return the content language a requested language names (es-MX, spa, sp: es; zh-CN: zh-Hans), else the base."""
     return match_language(value, tuple(languages)) or BASE_LANGUAGE
@@ -134,6 +154,7 @@ def parse_request(pairs: Iterable[tuple[str, str]], languages: Collection[str] =
     systems: list[str] = []
     display_name = ""
     language = ""
+    organization = ""
     answer: ResponseType = "atom"
     seen: set[str] = set()
     for pair in islice(pairs, MAX_PARAMETERS):
@@ -153,6 +174,8 @@ def parse_request(pairs: Iterable[tuple[str, str]], languages: Collection[str] =
             language = value[:MAX_CODE_LENGTH]
         elif name == RESPONSE_TYPE_PARAMETER.lower():
             answer = response_type(value[:MAX_CODE_LENGTH])
+        elif name == ORGANIZATION_PARAMETER.lower():
+            organization = _oid_value(value)
         seen.add(name)
     paired = (SearchCode(code, systems[i] if i < len(systems) else "") for i, code in enumerate(codes))
     return InfobuttonRequest(
@@ -160,6 +183,7 @@ def parse_request(pairs: Iterable[tuple[str, str]], languages: Collection[str] =
         display_name=display_name,
         language=content_language(language, languages),
         response_type=answer,
+        organization=organization,
     )
 
 
@@ -170,8 +194,7 @@ def matching_sections(
 
     ICD-10-CM codes match in any case with the dot optional, and a declared F11.* matches F11,
     F11.2 and F11.20; SNOMED CT and RxNorm codes match exactly. A code of an unknown code system,
-    or with none, matches nothing. The display name alone matches nothing: an EHR's name for a
-    diagnosis is rarely a section's title, and a guess could hand a patient the wrong handout.
+    or with none, matches nothing. The display name is not read here: see `requested_sections`.
     """
     asked = [(system.name, search.code) for search in request.codes if (system := system_for_oid(search.system))]
     if not asked:
@@ -185,6 +208,66 @@ def matching_sections(
         if any(code_matches(name, code, asked_code) for name, asked_code in asked for code in declared.get(name, ())):
             found.append(section_id)
     return tuple(found)
+
+
+def words(text: str) -> tuple[str, ...]:
+    """Return the words of a text as matching compares them: case-folded, without accents, letters and digits only."""
+    # Only a letter or digit is unfolded (full-width Ｓ to S, ﬁ to fi): unfolded, a ™ would become TM
+    # and glue itself to the word before it. NFKD then parts é into e and an accent, which is dropped.
+    unfolded = "".join(
+        unicodedata.normalize("NFKD", char) if char.isalnum() else " " if not unicodedata.combining(char) else char
+        for char in unicodedata.normalize("NFC", text).casefold()
+    )
+    plain = "".join(char for char in unicodedata.normalize("NFKD", unfolded) if not unicodedata.combining(char))
+    return tuple(WORD_RE.findall(plain))
+
+
+def _holds(haystack: Sequence[str], needle: Sequence[str]) -> bool:
+    """Tell whether the words of `needle` come one after another somewhere in `haystack`."""
+    size = len(needle)
+    return size > 0 and any(tuple(haystack[i : i + size]) == tuple(needle) for i in range(len(haystack) - size + 1))
+
+
+def named_sections(display_name: str, sections: Iterable[Section], order: Sequence[str]) -> tuple[str, ...]:
+    """Return the ids, in project order, of the sections whose title or a keyword is in a display name, as words.
+
+    "Suboxone 8 mg-2 mg sublingual film" holds the keyword Suboxone; "Narcan" holds narcan, not
+    naloxone. Only whole words count, so "MAT" is not found in "format", and a name is never
+    matched by a part of a title: an EHR's "use" must not bring up "Medicines for opioid use disorder".
+    """
+    asked = words(display_name)
+    if not asked:
+        return ()
+    found = {
+        section.id
+        for section in sections
+        if any(_holds(asked, words(phrase)) for phrase in (section.title, *section.keywords))
+    }
+    return tuple(section_id for section_id in dict.fromkeys(order) if section_id in found)
+
+
+def requested_sections(
+    request: InfobuttonRequest,
+    english: Mapping[str, Section],
+    order: Sequence[str],
+    translated: Mapping[str, Section] | None = None,
+) -> tuple[str, ...]:
+    """Return the ids of the sections a request asks for: by its codes when it sends any, else by its display name.
+
+    A code, when one comes, is what the EHR means; its display name is then only echoed. Without
+    one, the name is matched against the English titles and keywords and the titles of the
+    `translated` sections (the request's language).
+    """
+    if request.codes:
+        return matching_sections(request, english, order)
+    return named_sections(request.display_name, [*english.values(), *(translated or {}).values()], order)
+
+
+def organization_brand(organization: str, brands: Sequence[Brand]) -> Brand | None:
+    """Return the first of `brands` that declares it answers for an organization's OID, or None."""
+    if not organization:
+        return None
+    return next((brand for brand in brands if organization in brand.organization_ids), None)
 
 
 def _inline_text(token: Token) -> str:
