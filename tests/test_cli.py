@@ -57,7 +57,7 @@ def test_check_reports_every_problem_in_every_file_then_a_summary(run: Invoke, p
         "brands/example-clinic/brand.toml: colors.primary: expected a hex color like #1d4e89, got 'navy'",
         "content/en/detox.md: author: unknown field; expected one of id, title, version, language, status, "
         "reviewers, last_reviewed, next_review_due, sources, brief, key_points, translation_of, approved_version, "
-        "approved_fingerprint, codes",
+        "approved_fingerprint, codes, keywords",
         "content/en/mat.md: last_reviewed: no such date: '2026-13-01'",
         "content/en/mat.md: version: expected MAJOR.MINOR.PATCH like 1.2.0, got '1.0'",
         "Aborted: 4 problems in 3 files.",

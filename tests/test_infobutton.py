@@ -227,6 +227,83 @@ def test_approve_keeps_the_codes(run: Invoke, project: Path) -> None:
     assert run("check").exit_code == 0
 
 
+# --- Keywords in front matter -----------------------------------------------------------------
+
+
+def test_keywords_load_trimmed_in_the_order_written() -> None:
+    section, problems = parse('keywords: ["Suboxone", " naloxone ", "opioid   use disorder", "988"]\n')
+    assert problems == []
+    assert section is not None
+    assert section.keywords == ("Suboxone", "naloxone", "opioid use disorder", "988")
+    without, _ = parse("")
+    assert without is not None and without.keywords == ()
+    # Never printed: approval covers the printed text, so keywords leave the fingerprint alone.
+    assert section.fingerprint == without.fingerprint
+    assert section.digest != without.digest
+
+
+@pytest.mark.parametrize(
+    ("keywords", "message"),
+    [
+        (
+            "keywords: Suboxone\n",
+            "content/en/mat.md: keywords: expected a list of words an EHR may send, "
+            'like ["Suboxone", "naloxone"], got \'Suboxone\'',
+        ),
+        (
+            "keywords: []\n",
+            "content/en/mat.md: keywords: expected a list of words an EHR may send, "
+            'like ["Suboxone", "naloxone"], got []',
+        ),
+        (
+            'keywords: ["Suboxone", 988]\n',
+            'content/en/mat.md: keywords[1]: expected a word or name as text, like "Suboxone", got 988',
+        ),
+        (
+            'keywords: ["  "]\n',
+            "content/en/mat.md: keywords[0]: expected a word or name as text, like \"Suboxone\", got '  '",
+        ),
+        ('keywords: ["Narcan", "NARCAN"]\n', "content/en/mat.md: keywords[1]: 'NARCAN' is listed twice"),
+        ('keywords: ["--"]\n', "content/en/mat.md: keywords[0]: '--' has no letter or digit to match"),
+        (
+            f'keywords: ["{"x" * 61}"]\n',
+            "content/en/mat.md: keywords[0]: 61 characters; at most 60 (a word or a name, not a sentence)",
+        ),
+        (
+            'keywords: ["Sub\u202eoxone"]\n',
+            "content/en/mat.md: keywords[0]: contains U+202E (RIGHT-TO-LEFT OVERRIDE), "
+            "a control or invisible character that can hide or reorder text",
+        ),
+        (
+            f"keywords: [{', '.join(f'w{i}' for i in range(31))}]\n",
+            "content/en/mat.md: keywords: 31 keywords; at most 30",
+        ),
+    ],
+)
+def test_bad_keywords_are_named_with_a_plain_reason(keywords: str, message: str) -> None:
+    section, problems = parse(keywords)
+    assert section is None
+    assert problems == [message]
+
+
+def test_a_translation_may_not_declare_keywords() -> None:
+    section, problems = parse('keywords: ["Suboxone"]\n', language="es")
+    assert section is None
+    assert problems == [
+        "content/es/mat.md: keywords: keywords are declared once, in content/en/mat.md, and apply to every language"
+    ]
+
+
+def test_check_reports_a_bad_keyword_in_the_project(run: Invoke, project: Path) -> None:
+    replace_in(project / "content/en/detox.md", 'keywords: ["detox",', 'keywords: ["detox", "Detox",')
+    result = run("check")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "content/en/detox.md: keywords[1]: 'Detox' is listed twice",
+        "Aborted: 1 problem in 1 file.",
+    ]
+
+
 # --- Verhoeff ----------------------------------------------------------------------------------
 
 
@@ -552,6 +629,21 @@ def test_a_display_name_finds_a_title_in_the_requests_language() -> None:
     request = InfobuttonRequest(display_name="ABSTINENCIA Y DESINTOXICACION", language="es")
     assert requested_sections(request, english, ORDER) == ()
     assert requested_sections(request, english, ORDER, spanish) == ("detox",)
+
+
+def test_shipped_keywords_find_the_sections_a_clinician_would_expect(english: dict[str, Section]) -> None:
+    order = Project(ROOT).sections.order
+    sections = english.values()
+    assert named_sections("Suboxone 8 mg-2 mg sublingual film", sections, order) == ("mat",)
+    assert named_sections("Vivitrol 380 mg injection", sections, order) == ("mat",)
+    assert named_sections("Narcan 4 mg/actuation nasal spray", sections, order) == ("overdose-safety",)
+    assert named_sections("Opioid withdrawal", sections, order) == ("detox",)
+    assert named_sections("Opioid use disorder, moderate", sections, order) == named_sections("OUD", sections, order)
+    assert named_sections("OUD", sections, order) == ("mat", "overdose-safety", "behavioral-therapy", "self-help")
+    assert named_sections("Type 2 diabetes mellitus", sections, order) == ()
+    spanish = load_sections(Project(ROOT), "es", TODAY).sections
+    assert all(section.keywords == () for section in spanish.values())
+    assert all(section.keywords for section in english.values())
 
 
 # --- Organizations -------------------------------------------------------------------------------

@@ -204,7 +204,7 @@ def test_unknown_field_names_the_valid_ones() -> None:
     assert problems == [
         "content/en/mat.md: author: unknown field; expected one of id, title, version, language, status, "
         "reviewers, last_reviewed, next_review_due, sources, brief, key_points, translation_of, approved_version, "
-        "approved_fingerprint, codes"
+        "approved_fingerprint, codes, keywords"
     ]
 
 
@@ -487,14 +487,14 @@ def test_a_language_table_must_name_a_language_with_content() -> None:
         (
             {"slogan": "x"},
             "brands/test/brand.toml: slogan: unknown field; expected one of name, short_name, phone, address, "
-            "website, qr_url, logo, logo_alt, note, hours, sources_url, colors, example, or a table for a language "
-            "with content: en, es; did you mean logo?",
+            "website, qr_url, logo, logo_alt, note, hours, sources_url, colors, example, organization_ids, or a table "
+            "for a language with content: en, es; did you mean logo?",
         ),
         (
             {"adress": "1 Main St"},
             "brands/test/brand.toml: adress: unknown field; expected one of name, short_name, phone, address, "
-            "website, qr_url, logo, logo_alt, note, hours, sources_url, colors, example, or a table for a language "
-            "with content: en, es; did you mean address?",
+            "website, qr_url, logo, logo_alt, note, hours, sources_url, colors, example, organization_ids, or a table "
+            "for a language with content: en, es; did you mean address?",
         ),
     ],
 )

@@ -34,6 +34,7 @@ BRAND_FIELDS = (
     "sources_url",
     "colors",
     "example",
+    "organization_ids",
 )
 
 
@@ -65,6 +66,13 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # The short name starts the footer line of every page: longer, the line wraps past the margin.
 MAX_SHORT_NAME = 40
+
+
+# An HL7 OID: numbers joined by dots, the first arc 0, 1 or 2, no number with a leading zero.
+OID_RE = re.compile(r"^[0-2](?:\.(?:0|[1-9][0-9]*))+$")
+# HL7's data types let an OID (an II root) run to 64 characters; a clinic answers for a few organizations.
+MAX_OID_LENGTH, MAX_ORGANIZATION_IDS = 64, 50
+EXAMPLE_OID = "2.16.840.1.113883.19.5"
 
 
 # All the files of one brand folder together: a logo or two and brand.toml.
@@ -206,6 +214,47 @@ def _optional_text(path: str, key: str, value: Any, problems: list[Problem]) -> 
     return str(value)
 
 
+def _organization_ids(path: str, data: Mapping[str, Any], problems: list[Problem]) -> tuple[str, ...]:
+    """Read the HL7 OIDs of the organizations a brand answers for; each bad one is one problem."""
+    if "organization_ids" not in data:
+        return ()
+    value, field = data["organization_ids"], "organization_ids"
+    if not isinstance(value, list):
+        problems.append(
+            Problem(path, field, f'expected a list of HL7 OIDs, like ["{EXAMPLE_OID}"], got {shown(value)}')
+        )
+        return ()
+    if not value:
+        problems.append(Problem(path, field, f"empty; list at least one OID, or leave {field} out"))
+        return ()
+    if len(value) > MAX_ORGANIZATION_IDS:
+        problems.append(Problem(path, field, f"{len(value)} OIDs; at most {MAX_ORGANIZATION_IDS}"))
+        return ()
+    kept: dict[str, None] = {}
+    for oid in value:
+        if not isinstance(oid, str):
+            # TOML reads an unquoted 2.16 as a number, and 2.16.840 not at all: an OID must be quoted.
+            message = f'expected each OID as quoted text, like "{EXAMPLE_OID}", got {shown(oid)}'
+            problems.append(Problem(path, field, message))
+            continue
+        oid = oid.strip()
+        if oid[:8].lower() == "urn:oid:":
+            problems.append(Problem(path, field, f"{shown(oid)}: write the OID without urn:oid:, like {EXAMPLE_OID}"))
+        elif not OID_RE.fullmatch(oid):
+            message = (
+                f"{shown(oid)} is not an HL7 OID (numbers joined by dots, the first 0, 1 or 2, "
+                f"none starting with 0, like {EXAMPLE_OID})"
+            )
+            problems.append(Problem(path, field, message))
+        elif len(oid) > MAX_OID_LENGTH:
+            problems.append(Problem(path, field, f"an OID of {len(oid)} characters; at most {MAX_OID_LENGTH}"))
+        elif oid in kept:
+            problems.append(Problem(path, field, f"{shown(oid)} is listed twice"))
+        else:
+            kept[oid] = None
+    return tuple(kept)
+
+
 def _url_and_length_problems(
     path: str, values: Mapping[str, str], localized: list[tuple[str, tuple[tuple[str, str], ...]]]
 ) -> list[Problem]:
@@ -247,6 +296,7 @@ def brand_from_data(
     example = data.get("example", False)
     if not isinstance(example, bool):
         problems.append(Problem(path, "example", f"expected true or false, got {shown(example)}"))
+    organization_ids = _organization_ids(path, data, problems)
     problems += _url_and_length_problems(path, values, localized)
     colors = _colors(path, data, problems)
     logo = data.get("logo", "logo.svg")
@@ -282,6 +332,7 @@ def brand_from_data(
             sources_url=values.get("sources_url", ""),
             localized=tuple(localized),
             example=example,
+            organization_ids=organization_ids,
         ),
         [],
     )

@@ -51,11 +51,16 @@ SECTION_FIELDS = (
     "approved_version",
     "approved_fingerprint",
     "codes",
+    "keywords",
 )
 
 
 # Each section offers page 1 up to this many key points; the box takes 3 to 5 in all.
 MAX_SECTION_KEY_POINTS = 3
+
+
+# Keywords are a few plain words or names an EHR may send (Suboxone, naloxone), not a second text.
+MAX_KEYWORDS, MAX_KEYWORD_LENGTH = 30, 60
 
 
 REQUIRED_SECTION_FIELDS = ("id", "title", "version", "language", "status", "last_reviewed", "sources")
@@ -178,6 +183,48 @@ def _codes(path: str, meta: dict[str, Any], expected_id: str, language: str, pro
                 kept[code] = None
         found.append((key, tuple(sorted(kept))))
     return tuple(sorted(found))
+
+
+def _keywords(
+    path: str, meta: dict[str, Any], expected_id: str, language: str, problems: list[Problem]
+) -> tuple[str, ...]:
+    if "keywords" not in meta:
+        return ()
+    value = meta["keywords"]
+    if language != BASE_LANGUAGE:
+        # As codes: one list for every language, so a translation's own cannot drift from it.
+        english = PurePosixPath(path).parent.parent / BASE_LANGUAGE / f"{expected_id}.md"
+        message = f"keywords are declared once, in {english}, and apply to every language"
+        problems.append(Problem(path, "keywords", message))
+        return ()
+    if not isinstance(value, list) or not value:
+        message = f'expected a list of words an EHR may send, like ["Suboxone", "naloxone"], got {shown(value)}'
+        problems.append(Problem(path, "keywords", message))
+        return ()
+    if len(value) > MAX_KEYWORDS:
+        problems.append(Problem(path, "keywords", f"{len(value)} keywords; at most {MAX_KEYWORDS}"))
+        return ()
+    kept: dict[str, str] = {}
+    for i, item in enumerate(value):
+        where = f"keywords[{i}]"
+        if not isinstance(item, str) or not item.strip():
+            problems.append(
+                Problem(path, where, f'expected a word or name as text, like "Suboxone", got {shown(item)}')
+            )
+            continue
+        keyword = " ".join(item.split())
+        if (reason := char_problem(keyword)) is not None:
+            problems.append(Problem(path, where, reason))
+        elif len(keyword) > MAX_KEYWORD_LENGTH:
+            message = f"{len(keyword)} characters; at most {MAX_KEYWORD_LENGTH} (a word or a name, not a sentence)"
+            problems.append(Problem(path, where, message))
+        elif not any(char.isalnum() for char in keyword):
+            problems.append(Problem(path, where, f"{shown(keyword)} has no letter or digit to match"))
+        elif keyword.casefold() in kept:
+            problems.append(Problem(path, where, f"{shown(keyword)} is listed twice"))
+        else:
+            kept[keyword.casefold()] = keyword
+    return tuple(kept.values())
 
 
 def markdown_problems(path: str, field: str, text: str) -> list[Problem]:
@@ -334,6 +381,7 @@ def section_from_text(
         problems += markdown_problems(path, "brief", brief + "\n") if brief else []
     key_points = _key_points(path, meta.get("key_points"), problems)
     codes = _codes(path, meta, expected_id, expected_language, problems)
+    keywords = _keywords(path, meta, expected_id, expected_language, problems)
     if errors(problems):
         return None, problems
     assert last_reviewed is not None and next_due is not None  # guaranteed by the checks above
@@ -356,6 +404,7 @@ def section_from_text(
         approved_version=approved_version,
         approved_fingerprint=fingerprint,
         codes=codes,
+        keywords=keywords,
     )
     # Warnings (a link that prints as text) come with the section; check shows them.
     return section, problems
