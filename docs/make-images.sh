@@ -59,4 +59,12 @@ image = Image.open("docs/serve-page.png")
 image.thumbnail((700, 4000))
 image.save("docs/serve-page.png", optimize=True)
 PY
+# The page opened from a chart: a real EHR launch from the tests' EHR (needs .venv-fhir, as the README's test command makes it).
+python docs/launch_screenshot.py docs/launched-page.png
+python - <<'PY'
+from PIL import Image  # shrink to the README's width, in a palette of 256 colours
+image = Image.open("docs/launched-page.png")
+image.thumbnail((700, 4000))
+image.convert("RGB").quantize(256).save("docs/launched-page.png", optimize=True)
+PY
 ls -1 docs/*.png

@@ -590,6 +590,27 @@ def approve(
     help="A name browsers use for this server (a reverse proxy's site, handouts.clinic.example); "
     "the first is used in links. Repeatable.",
 )
+@click.option(
+    "--smart-client-id",
+    default="",
+    metavar="ID",
+    help="Let an EHR open the page from a patient's chart (SMART launch), with the client id it registered this "
+    "page under. Launched users need no password.",
+)
+@click.option(
+    "--smart-fhir",
+    "smart_fhir",
+    multiple=True,
+    metavar="URL",
+    help="An EHR's FHIR server (its iss) that may launch the page. Repeatable.",
+)
+@click.option(
+    "--cds-client",
+    "cds_clients",
+    multiple=True,
+    metavar="ISS=JWKS_URL",
+    help="Answer CDS Hooks calls from an EHR: its JWT issuer and the address of its public keys. Repeatable.",
+)
 @_time_limit_option(BUILD_TIME_LIMIT)
 @click.pass_context
 def serve(
@@ -600,6 +621,9 @@ def serve(
     release: bool,
     auth_file: Path | None,
     public_names: tuple[str, ...],
+    smart_client_id: str,
+    smart_fhir: tuple[str, ...],
+    cds_clients: tuple[str, ...],
     time_limit: float,
 ) -> None:
     """Serve the counselor's web page: choose sections, fill in the patient's plan, get the PDF."""
@@ -618,6 +642,10 @@ def serve(
         auth_file=auth_file,
         time_limit=time_limit,
         public_names=tuple(name.strip() for name in public_names),
+        smart_client_id=smart_client_id.strip(),
+        smart_fhir=tuple(url.strip() for url in smart_fhir),
+        # ISS=URL: the issuer may itself hold '=' only in a query, which an issuer has none of.
+        cds_clients=tuple((iss.strip(), url.strip()) for iss, _eq, url in (c.partition("=") for c in cds_clients)),
     )
     if release:
         warn_today_override(ctx)

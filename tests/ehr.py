@@ -8,7 +8,7 @@ straight from fhirsnake (no token).
 The record is tests/ehr_seed/<Type>/<id>.json, copied for each run. Every person and fact in it is FICTIONAL,
 made up for these tests, and each resource is tagged HTEST (HL7's "test health data"):
 
-- Patient rosa: Rosa Ejemplo, prefers Spanish (es). An active problem F11.20 + SNOMED 5602001 (counts); a resolved
+- Patient rosa: Rosa Quillabamba, prefers Spanish (es). An active problem F11.20 + SNOMED 5602001 (counts); a resolved
   overdose T40.2X1A (must not count); an active buprenorphine order (RxNorm 1819, and 1010600 the film); Encounter
   visit-1.
 - Patient sam: Sam Sample, English. A resolved F11.20 (must not count) and an active asthma J45.909; Encounter

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(root: Path, port: int = 0) -> tuple[str, subprocess.Popen[str]]:
+def start_server(root: Path, port: int = 0, extra: Sequence[str] = ()) -> tuple[str, subprocess.Popen[str]]:
     """Start `handouts serve` on a copy of the shipped project, as a counselor would; return its address."""
     for name in ("content", "templates", "styles", "brands"):
         if not (root / name).exists():  # started again on the same project: a restart
@@ -40,7 +40,7 @@ def start_server(root: Path, port: int = 0) -> tuple[str, subprocess.Popen[str]]
     port = port or free_port()
     command = [sys.executable, str(ROOT / "generate.py"), "--root", str(root), "--today", TODAY.isoformat()]
     process = subprocess.Popen(
-        [*command, "serve", "--port", str(port), "--workers", "2"],
+        [*command, "serve", "--port", str(port), "--workers", "2", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

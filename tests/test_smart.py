@@ -161,9 +161,10 @@ def test_the_chart_ticks_the_sections_whose_codes_it_names_and_picks_the_languag
     )
     language, why = chart_language(facts, languages, match_language, lambda code: code.upper())
     assert (language, why) == ("es", "ES: the chart's preferred language (es-MX)")
-    sections, reasons = chart_sections(facts, english, list(english))
-    assert "mat" in sections and "detox" not in sections and "find-help" not in sections
-    assert reasons["mat"] == "From the chart: problem Opioid dependence (F11.20); order buprenorphine (1819)"
+    reasons = chart_sections(facts, english, list(english))
+    assert "mat" in reasons and "detox" not in reasons and "find-help" not in reasons
+    assert reasons["mat"] == ("problem Opioid dependence (F11.20)", "order buprenorphine (1819)")
+    assert reasons["self-help"] == ("problem Opioid dependence (F11.20)",)
     # A language we have no handout in is said, and English is used.
     language, why = chart_language(ChartFacts(languages=("tl",)), languages, match_language, str)
     assert language == "en" and "(tl)" in why
@@ -184,3 +185,27 @@ def test_a_pending_launch_is_taken_once_and_only_by_the_browser_that_started_it(
 def test_resource_ids_from_the_token_response_are_checked() -> None:
     assert resource_id("rosa-1.2") == "rosa-1.2"
     assert resource_id("../Patient/x") == "" and resource_id("a" * 65) == "" and resource_id(7) == ""
+
+
+def test_serve_options_for_the_ehr_are_checked_in_words() -> None:
+    from handouts.serve.run import ServeOptions, allowed_hosts, host_problem
+
+    ehr = "https://ehr.example.org/fhir"
+    # Launched people only: another computer may reach the page without a password file.
+    launched_only = ServeOptions(host="0.0.0.0", smart_client_id="abc", smart_fhir=(ehr,))
+    assert host_problem(launched_only) is None
+    assert any(
+        name.endswith(":8750") and not name.startswith(("127.", "localhost", "["))
+        for name in allowed_hosts(launched_only)
+    )
+    assert "--auth-file" in str(host_problem(ServeOptions(host="0.0.0.0")))
+    assert "needs --smart-fhir" in str(host_problem(ServeOptions(smart_client_id="abc")))
+    assert "needs --smart-client-id" in str(host_problem(ServeOptions(smart_fhir=(ehr,))))
+    plain = host_problem(ServeOptions(smart_client_id="abc", smart_fhir=("http://ehr.example.org/fhir",)))
+    assert (
+        plain
+        == "--smart-fhir 'http://ehr.example.org/fhir': use https (plain http is only for an EHR on this computer)"
+    )
+    assert host_problem(ServeOptions(smart_client_id="abc", smart_fhir=("http://127.0.0.1:9/fhir",))) is None
+    assert "expected ISS=JWKS_URL" in str(host_problem(ServeOptions(cds_clients=(("nonsense", ""),))))
+    assert host_problem(ServeOptions(cds_clients=((ehr, "https://ehr.example.org/jwks"),))) is None

@@ -38,8 +38,11 @@ from ..output.html import strict_environment
 from ..pool import HealingPool, WorkerStopped
 from ..project import find_kit, tool_data_dir
 from ..render_service import Executor, RenderJob, RenderOutcome
+from .chart import TEACH_BACK, Education
 from .form import LABELS, FormValues, check_form, problem_field, read_values
+from .launch import NOT_LAUNCHED, SMART_COOKIE, LaunchDoor
 from .security import Accounts, Csrf
+from .smart import SmartSettings
 from .state import DEFAULT_TITLE, ContentState, SectionChoice, Snapshot, offered_brands, section_choices
 
 HERE = Path(__file__).resolve().parent
@@ -48,6 +51,8 @@ ACCESS_LOG = logging.getLogger("handouts.serve.access")
 
 # A form with every field full is under 30 KiB; a body past this is refused before it is read.
 MAX_BODY_BYTES = 64 * 1024
+# A CDS Hooks call carries the patient and their active conditions (prefetch): more than a form, still bounded.
+MAX_CDS_BODY_BYTES = 1024 * 1024
 # Any of these says a proxy passed the request on (nginx, Apache, Caddy, Traefik, HAProxy set one or more).
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "via")
 SERVER_ERROR = "Something went wrong on the server. Nothing was saved."
@@ -107,6 +112,11 @@ class ServeConfig:
     port: int = 8750
     # The name links are made with (the Infobutton feed), instead of the request's Host.
     public_name: str = ""
+    # SMART EHR launch: how the EHRs registered this page; with launch_only, only people they signed in may use it.
+    smart: SmartSettings | None = None
+    launch_only: bool = False
+    # CDS Hooks: the EHRs allowed to call, as (iss, JWKS address).
+    cds_clients: tuple[tuple[str, str], ...] = ()
 
 
 class Guard:
@@ -125,7 +135,8 @@ class Guard:
             length = int(headers.get(b"content-length", b"0"))
         except ValueError:
             length = -1
-        if length < 0 or length > MAX_BODY_BYTES:
+        limit = MAX_CDS_BODY_BYTES if str(scope.get("path", "")).startswith("/cds-services/") else MAX_BODY_BYTES
+        if length < 0 or length > limit:
             await _plain(send, 413, "Too much data for one handout.")
             self._log(scope, 413)
             return
@@ -138,7 +149,7 @@ class Guard:
             if message["type"] != "http.request":
                 return  # the browser went away; nothing to answer
             body += message.get("body", b"")
-            if len(body) > MAX_BODY_BYTES:
+            if len(body) > limit:
                 await _plain(send, 413, "Too much data for one handout.")
                 self._log(scope, 413)
                 return
@@ -200,6 +211,10 @@ class HeldPdf:
     data: bytes
     name: str
     expires: float
+    # What the page shows again after "Save to the chart", and what that saves: in memory, for the same minutes.
+    values: FormValues | None = None
+    result: dict[str, Any] | None = None
+    chart: Education | None = None
 
 
 class PdfShelf:
@@ -210,18 +225,27 @@ class PdfShelf:
         self.lock = threading.Lock()
         self.clock = clock
 
-    def put(self, owner: str, data: bytes, name: str) -> str:
+    def put(
+        self, owner: str, data: bytes, name: str, *, values: FormValues | None = None, chart: Education | None = None
+    ) -> str:
         """Hold a PDF for a browser and return its unguessable token."""
         token = secrets.token_urlsafe(32)
         with self.lock:
             self._drop_old()
-            self.items[token] = HeldPdf(owner, data, name, self.clock() + PDF_SECONDS)
+            self.items[token] = HeldPdf(owner, data, name, self.clock() + PDF_SECONDS, values, None, chart)
             while len(self.items) > MAX_HELD_PDFS or self._count(owner) > MAX_PDFS_PER_BROWSER:
                 # The oldest PDF of the browser holding the most: this one's own while over its share.
                 held = Counter(h.owner for h in self.items.values())
                 greedy = owner if held[owner] > MAX_PDFS_PER_BROWSER else held.most_common(1)[0][0]
                 del self.items[next(t for t, h in self.items.items() if h.owner == greedy)]
         return token
+
+    def keep_result(self, owner: str, token: str, result: dict[str, Any]) -> None:
+        """Keep what the page said about a PDF, to say it again after "Save to the chart"."""
+        with self.lock:
+            held = self.items.get(token)
+            if held is not None and secrets.compare_digest(held.owner, owner):
+                held.result = result
 
     def _count(self, owner: str) -> int:
         return sum(1 for held in self.items.values() if held.owner == owner)
@@ -314,6 +338,7 @@ class Handlers:
         self.generic_lock = threading.Lock()
         self.generic_renders: dict[str, threading.Lock] = {}
         self.env = _environment()
+        self.door = LaunchDoor(self, config.smart) if config.smart is not None else None
 
     # -- who is asking ---------------------------------------------------------------------------
 
@@ -332,8 +357,11 @@ class Handlers:
 
     def user(self, request: Request) -> str | None:
         """Return the signed-in counselor, or "" when no passwords are asked, or None when sign-in is needed."""
+        if self.door is not None and (found := self.door.launched(request)) is not None:
+            # Signed in by the EHR: that replaces a password for this browser.
+            return found[1].user_name or found[1].user or "the EHR's user"
         if self.config.accounts is None:
-            return ""
+            return None if self.config.launch_only else ""
         return self.config.accounts.user(request.cookies.get(SESSION_COOKIE))
 
     def refusal(self, request: Request) -> Response | None:
@@ -407,7 +435,29 @@ class Handlers:
             "kit_note": kit_note,
             "note_hints": NOTE_HINTS,
             "note_limit": MAX_TAILORING_CHARS,
+            "launch": None,
+            "titles": {},
+            "teach_back": TEACH_BACK,
         }
+        launched = self.door.launched(request) if self.door is not None else None
+        if snapshot is not None and launched is not None and self.door is not None:
+            # Opened from the chart: the form starts as the chart fills it, and says where each choice came from.
+            fill = self.door.prefill(launched[1], snapshot, today)
+            if values is None:
+                first = first_brand(snapshot, offered_brands(snapshot, release=self.config.release))
+                values = FormValues(
+                    brand=first,
+                    language=fill.language,
+                    sections=fill.sections,
+                    prepared_for=fill.first_name,
+                    counselor=launched[1].user_name,
+                )
+            context["launch"] = {
+                "first_name": fill.first_name,
+                "language_reason": fill.language_reason,
+                "reasons": {section: "; ".join(why) for section, why in fill.reasons.items()},
+                "findings": fill.findings,
+            }
         if snapshot is not None:
             brands = offered_brands(snapshot, release=self.config.release)
             asked = (values.language if values else "") or request.query_params.get("language", "")
@@ -424,6 +474,7 @@ class Handlers:
                 drafts=any(c.offered and c.state != "approved" for c in choices) or any(b.example for b in brands),
                 not_offered=[c for c in choices if not c.offered],
                 kits=snapshot.project.kits,
+                titles={c.id: c.title for c in choices},
             )
         html = self.env.get_template("page.html.j2").render(**context)
         return self._cookies(HTMLResponse(html, status), request, browser, new)
@@ -491,14 +542,31 @@ class Handlers:
                 errors["layout"] = [_fit_message(handout.layout, errors["layout"], bool(values.note))]
             return self.page(request, snapshot, rejected, values=values, errors=errors, status=422)
         name = f"handout-{handout.language}-{handout.layout}.pdf"
-        token = self.shelf.put(browser, outcome.pdf, name)
         title = snapshot.titles.get(handout.language, DEFAULT_TITLE)
-        result = {
+        note = chart_note(handout, title, today)
+        launched = self.door.launched(request) if self.door is not None else None
+        education = None
+        if launched is not None and launched[1].user:
+            made = dt.datetime.now(dt.UTC).replace(microsecond=0)
+            education = Education(outcome.pdf, title, note, handout.language, handout.version, made)
+        token = self.shelf.put(browser, outcome.pdf, name, values=values, chart=education)
+        result: dict[str, Any] = {
             "pdf_url": f"/pdf/{token}",
-            "chart_note": chart_note(handout, title, today),
+            "pdf_token": token,
+            "chart_note": note,
             "pages": outcome.pages,
             "sample": handout.is_sample,
+            "chart": education is not None,
+            "replaces": launched is not None
+            and self.door is not None
+            and bool(self.door.store.last_saved(launched[0])),
+            "chart_unavailable": (
+                "The EHR did not say who you are, so this PDF cannot be saved to the chart from here."
+                if launched is not None and education is None
+                else ""
+            ),
         }
+        self.shelf.keep_result(browser, token, result)
         return self.page(request, snapshot, rejected, values=values, result=result)
 
     def _render(self, handout: Handout, snapshot: Snapshot) -> RenderOutcome:
@@ -541,6 +609,9 @@ class Handlers:
         """Show the sign-in form."""
         if (refused := self.refusal(request)) is not None:
             return refused
+        if self.config.accounts is None and self.config.launch_only and self.door is not None:
+            # No passwords here: the EHR signs people in, by opening the page from a chart.
+            return self.door.message("Open this page from a chart", NOT_LAUNCHED, 401)
         return self._login(request, "")
 
     def _login(self, request: Request, error: str, status: int = 200, carry: FormValues | None = None) -> Response:
@@ -598,11 +669,14 @@ class Handlers:
             return self._expired(request)
         if self.config.accounts is not None:
             self.config.accounts.sign_out(request.cookies.get(SESSION_COOKIE))
+        if self.door is not None:
+            self.door.sign_out(request)
         # A shared computer: the next counselor finds the PDFs' addresses in the history, so they go too,
         # and the browser gets a new id (and form token) at its next page.
         self.shelf.drop(self.browser_id(request))
-        response = RedirectResponse("/login" if self.config.accounts else "/", 303)
+        response = RedirectResponse("/login" if self.config.accounts or self.config.launch_only else "/", 303)
         response.delete_cookie(SESSION_COOKIE, path="/")
+        response.delete_cookie(SMART_COOKIE, path="/")
         response.delete_cookie(CSRF_COOKIE, path="/")
         return response
 
@@ -829,7 +903,22 @@ def make_app(
     if loaded is not None:  # checked at start-up: the first request need not check it again
         state.seed(*loaded)
     handlers = Handlers(config, state, executor, clock)
+    door = []
+    if handlers.door is not None:
+        door = [
+            Route("/launch", handlers.door.launch, methods=["GET"]),
+            Route("/callback", handlers.door.callback, methods=["GET"]),
+            Route("/chart", handlers.door.save, methods=["POST"]),
+        ]
+    hooks = []
+    if config.cds_clients:
+        from .cds import CdsClient, CdsHooks, cds_routes
+
+        clients = [CdsClient(iss, jwks) for iss, jwks in config.cds_clients]
+        hooks = cds_routes(CdsHooks(clients, lambda: state.current()[0], handlers._base, config.release, clock))
     routes = [
+        *door,
+        *hooks,
         Route("/", handlers.home, methods=["GET"]),
         Route("/handout", handlers.make, methods=["POST"]),
         Route("/pdf/{token}", handlers.pdf, methods=["GET"]),

@@ -400,7 +400,11 @@ def _search(client: httpx.Client, context: ChartContext, kind: str, identifier: 
     answer past the cap leaves the question open: the create's If-None-Exist is then all there is.
     """
     url = f"{context.fhir_base}/{kind}"
-    params: dict[str, str] | None = {"identifier": f"{identifier['system']}|{identifier['value']}"}
+    # With the patient: a patient-scoped token may search only within its patient (EHRs refuse it otherwise).
+    params: dict[str, str] | None = {
+        "patient": context.patient,
+        "identifier": f"{identifier['system']}|{identifier['value']}",
+    }
     for _ in range(MAX_SEARCH_PAGES):
         answer = _call(client, "GET", url, headers=_headers(context), params=params, limit=MAX_SEARCH_ANSWER_BYTES)
         bundle = _json(answer.body)

@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..errors import HandoutError, Problem, errors
 from ..project import Project
@@ -31,21 +32,56 @@ class ServeOptions:
     time_limit: float = 120.0
     # The names browsers use for this server (a reverse proxy's site name): accepted as Host, and used in links.
     public_names: tuple[str, ...] = ()
+    # SMART EHR launch: the client id the EHR registered this server under, and the FHIR servers that may launch it.
+    smart_client_id: str = ""
+    smart_fhir: tuple[str, ...] = ()
+    # CDS Hooks: each EHR allowed to call, as (iss, the address of its JWK set).
+    cds_clients: tuple[tuple[str, str], ...] = ()
 
 
 def host_problem(options: ServeOptions) -> str | None:
     """Return why the page may not listen on this host as asked, or None."""
-    if options.auth_file is None and not is_loopback(options.host):
+    if options.auth_file is None and not options.smart_client_id and not is_loopback(options.host):
         return (
             f"--host {options.host} lets other computers open the page, and the page prints patients' names: "
             "give --auth-file FILE with a password for each counselor "
-            "(make it with: handouts add-counselor FILE NAME), "
-            "or leave --host out to serve this computer only"
+            "(make it with: handouts add-counselor FILE NAME), or --smart-client-id so only people the EHR "
+            "signed in can use it, or leave --host out to serve this computer only"
         )
+    if options.smart_client_id and not options.smart_fhir:
+        return "--smart-client-id needs --smart-fhir URL: the FHIR server (the EHR's iss) that may launch this page"
+    if options.smart_fhir and not options.smart_client_id:
+        return "--smart-fhir needs --smart-client-id: the client id the EHR registered this page under"
+    for url in options.smart_fhir:
+        if (reason := _web_address_problem(url)) is not None:
+            return f"--smart-fhir {reason}"
+    for iss, jwks in options.cds_clients:
+        if not iss or not jwks:
+            shown = repr(iss or jwks)
+            return f"--cds-client {shown}: expected ISS=JWKS_URL, the EHR's JWT issuer and the address of its keys"
+        if (reason := _web_address_problem(jwks)) is not None:
+            return f"--cds-client {reason}"
     for name in options.public_names:
         if not PUBLIC_NAME_RE.fullmatch(name):
             return f"--public-name {name!r}: expected a host name such as handouts.clinic.example, with :PORT if any"
     return None
+
+
+def _web_address_problem(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        return f"{url!r}: expected a web address such as https://ehr.example.org/fhir"
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        # A token and a patient's chart cross this link: only a test EHR on this computer goes without TLS.
+        return f"{url!r}: use https (plain http is only for an EHR on this computer)"
+    return None
+
+
+def public_base(options: ServeOptions) -> str:
+    """Return this page's address as an EHR calls it: the public name over https, else the local address."""
+    if options.public_names:
+        return f"https://{options.public_names[0]}"
+    return page_url(options).rstrip("/")
 
 
 def allowed_hosts(options: ServeOptions) -> tuple[str, ...]:
@@ -54,7 +90,7 @@ def allowed_hosts(options: ServeOptions) -> tuple[str, ...]:
     if options.host.lower() not in names and options.host not in ("0.0.0.0", "::"):  # noqa: S104
         # Another address it listens on (127.0.0.2, a LAN address): the address printed at start must open the page.
         names += (f"[{options.host}]" if ":" in options.host else options.host.lower(),)
-    if options.auth_file is not None:
+    if options.auth_file is not None or not is_loopback(options.host):
         # Reached from other computers: by this computer's own names, never by any name a request makes up
         # (it would land in the Infobutton feed's links, and DNS rebinding needs one).
         names += tuple(dict.fromkeys(n.lower() for n in (socket.gethostname(), socket.getfqdn()) if n))
@@ -90,6 +126,7 @@ def serve(
     from ..pool import START_SECONDS, HealingPool
     from .app import ServeConfig, make_app
     from .connections import GuardedH11
+    from .smart import SmartSettings
     from .state import check_here, content_fingerprint, load_snapshot, offered_brands
 
     if (reason := host_problem(options)) is not None:
@@ -128,16 +165,26 @@ def serve(
                 "cannot serve --release: every brand is a made-up example (example = true); "
                 "put your clinic's details in a brand and remove that line"
             )
+        base = public_base(options)
+        smart = (
+            SmartSettings(options.smart_client_id, options.smart_fhir, f"{base}/callback")
+            if options.smart_client_id
+            else None
+        )
         config = ServeConfig(
             root=project.root,
             release=options.release,
             accounts=accounts,
             allowed_hosts=allowed_hosts(options),
             # Bound to every address: a browser may type any of this computer's addresses.
-            local_addresses=options.auth_file is not None and options.host in ("0.0.0.0", "::"),  # noqa: S104
+            local_addresses=options.host in ("0.0.0.0", "::"),  # noqa: S104
             public_name=options.public_names[0] if options.public_names else "",
             port=options.port,
             time_limit=options.time_limit,
+            smart=smart,
+            # Reached from other computers with no passwords: only people the EHR signed in may use it.
+            launch_only=options.auth_file is None and not is_loopback(options.host),
+            cds_clients=options.cds_clients,
         )
         app = make_app(config, executor, clock=clock, check=check, loaded=(fingerprint, snapshot))
         server = uvicorn.Server(
@@ -163,6 +210,10 @@ def serve(
         announce(f"Serving patient handouts at {page_url(options)}  (open it in a browser; Ctrl-C stops)")
         if options.release:
             announce("Release mode: only approved sections within their review date are offered.")
+        if smart is not None:
+            announce(f"SMART launch URL: {base}/launch  redirect URL: {base}/callback  (register both in the EHR)")
+        if options.cds_clients:
+            announce(f"CDS Hooks discovery: {base}/cds-services")
         server.run()
     finally:
         executor.close()

@@ -35,7 +35,7 @@ from ..models import Section
 # record that education was given.
 SCOPES = (
     "launch openid fhirUser patient/Patient.r patient/Condition.rs patient/MedicationRequest.rs "
-    "patient/DocumentReference.cs patient/Procedure.cs"
+    "patient/DocumentReference.cs patient/Procedure.cs user/Practitioner.r"
 )
 # A launch not finished in this time (the counselor walked away at the EHR's consent screen) is forgotten.
 PENDING_SECONDS = 600.0
@@ -506,10 +506,9 @@ def chart_language(
 
 def chart_sections(
     facts: ChartFacts, english: Mapping[str, Section], offered: Sequence[str]
-) -> tuple[tuple[str, ...], dict[str, str]]:
-    """Return each offered section a problem or an order in the chart names, with the findings that named it."""
-    sections: list[str] = []
-    reasons: dict[str, str] = {}
+) -> dict[str, tuple[str, ...]]:
+    """Return each offered section a problem or an order in the chart names, with those findings in words."""
+    found: dict[str, tuple[str, ...]] = {}
     for section_id in offered:
         section = english.get(section_id)
         if section is None or not section.codes:
@@ -520,6 +519,5 @@ def chart_sections(
             if declared_match(section.codes, f.system, f.code) is not None
         ]
         if why:
-            sections.append(section_id)
-            reasons[section_id] = "From the chart: " + "; ".join(dict.fromkeys(why))
-    return tuple(sections), reasons
+            found[section_id] = tuple(dict.fromkeys(why))
+    return found
