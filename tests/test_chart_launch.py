@@ -78,6 +78,8 @@ def test_launched_from_the_chart_in_spanish_made_and_saved_to_the_chart(browser:
             assert attachment["contentType"] == "application/pdf" and attachment["language"] == "es"
             assert f"Mi plan para {FIRST_NAME}" in pdf_text(base64.b64decode(attachment["data"]))
             assert document["author"][0]["reference"] == "Practitioner/counselor-1"
+            # The shipped drafts print SAMPLE: the chart is told it is a preliminary document, not for patients.
+            assert document["docStatus"] == "preliminary" and "not for patients" in document["description"]
             assert document["context"]["encounter"][0]["reference"] == "Encounter/visit-1"
             assert procedure["code"]["coding"][0]["code"] == "311401005"
             assert procedure["report"][0]["reference"] == f"DocumentReference/{document['id']}"

@@ -548,7 +548,9 @@ class Handlers:
         education = None
         if launched is not None and launched[1].user:
             made = dt.datetime.now(dt.UTC).replace(microsecond=0)
-            education = Education(outcome.pdf, title, note, handout.language, handout.version, made)
+            education = Education(
+                outcome.pdf, title, note, handout.language, handout.version, made, sample=handout.is_sample
+            )
         token = self.shelf.put(browser, outcome.pdf, name, values=values, chart=education)
         result: dict[str, Any] = {
             "pdf_url": f"/pdf/{token}",

@@ -108,6 +108,8 @@ class Education:
     version: str
     made: dt.datetime
     outcome: str = ""
+    # A draft sample (the PDF prints SAMPLE): the chart is told, as a preliminary document, not a final one.
+    sample: bool = False
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,7 @@ def document_reference(context: ChartContext, education: Education, *, replaces:
         "meta": {"profile": [US_CORE_DOCUMENT_PROFILE]},
         "identifier": [document_identifier(context, education)],
         "status": "current",
-        "docStatus": "final",
+        "docStatus": "preliminary" if education.sample else "final",
         "type": {
             "coding": [{"system": LOINC, "code": "34895-3", "display": "Education note"}],
             "text": "Education note",
@@ -524,4 +526,4 @@ def _save(client: httpx.Client, context: ChartContext, education: Education, rep
             message=f"The handout IS saved in the chart ({document}), but {PROCEDURE_STEP} failed: {failure}.",
         )
     LOG.info("chart write-back: saved")
-    return Saved(ok=True, document=document, procedure=done, message=f"Saved to the chart: {document} and {done}.")
+    return Saved(ok=True, document=document, procedure=done, message=f"The handout is {document} and the education {done} in the patient's record.")
