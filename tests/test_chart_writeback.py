@@ -283,7 +283,7 @@ def test_a_refused_procedure_says_the_document_is_saved() -> None:
     saved = save(store)
     assert not saved.ok and saved.document == f"DocumentReference/{store.of('DocumentReference')[0]['id']}"
     assert not saved.procedure
-    assert "IS saved" in saved.message and saved.document in saved.message
+    assert "The handout is saved in the chart" in saved.message and saved.document in saved.message
     assert "403" in saved.message and "scope user/Procedure.c not granted" in saved.message
 
 

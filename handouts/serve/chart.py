@@ -523,7 +523,12 @@ def _save(client: httpx.Client, context: ChartContext, education: Education, rep
         return Saved(
             ok=False,
             document=document,
-            message=f"The handout IS saved in the chart ({document}), but {PROCEDURE_STEP} failed: {failure}.",
+            message=f"The handout is saved in the chart ({document}), but {PROCEDURE_STEP} failed: {failure}.",
         )
     LOG.info("chart write-back: saved")
-    return Saved(ok=True, document=document, procedure=done, message=f"The handout is {document} and the education {done} in the patient's record.")
+    return Saved(
+        ok=True,
+        document=document,
+        procedure=done,
+        message=f"In the patient's record: the handout as {document}, the education as {done}.",
+    )
