@@ -32,6 +32,7 @@ def of_patient(resources: list[dict[str, Any]], patient: str) -> list[dict[str, 
 
 
 def test_launched_from_the_chart_in_spanish_made_and_saved_to_the_chart(browser: Any, tmp_path: Path) -> None:  # noqa: F811
+    from axe_playwright_python.sync_playwright import Axe
     from fhir.resources.R4B.documentreference import DocumentReference
     from fhir.resources.R4B.procedure import Procedure
     from playwright.sync_api import expect
@@ -60,6 +61,7 @@ def test_launched_from_the_chart_in_spanish_made_and_saved_to_the_chart(browser:
             expect(page.locator("#section-detox")).not_to_be_checked()
             expect(page.locator(".account")).to_contain_text("Signed in by the EHR as")
             page.screenshot(path=str(tmp_path / "launched.png"), full_page=True)
+            assert Axe().run(page).violations_count == 0
 
             page.locator("#make-pdf").click()
             expect(page.locator("#save-chart")).to_be_visible()
@@ -67,6 +69,7 @@ def test_launched_from_the_chart_in_spanish_made_and_saved_to_the_chart(browser:
             page.locator("#save-to-chart").click()
             expect(page.locator("#chart-answer")).to_contain_text("Saved to the chart")
             page.screenshot(path=str(tmp_path / "saved.png"), full_page=True)
+            assert Axe().run(page).violations_count == 0
 
             documents = of_patient(ehr.resources("DocumentReference"), "rosa")
             procedures = of_patient(ehr.resources("Procedure"), "rosa")
