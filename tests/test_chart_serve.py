@@ -71,10 +71,18 @@ def csrf(page: str) -> str:
     return match[1]
 
 
+def chart_field(page: str) -> str:
+    """Return the mark of the chart a page's form was filled for."""
+    match = re.search(r'name="chart" value="([^"]*)"', page)
+    assert match, page
+    return match[1]
+
+
 def make_pdf(client: TestClient) -> str:
     """Make the PDF from the form as the chart filled it; return the page's answer."""
     page = client.get("/").text
-    form = {"csrf": csrf(page), "language": "es", "brand": "example-clinic", "layout": "letter", "action": "make"}
+    form = {"csrf": csrf(page), "chart": chart_field(page), "language": "es", "brand": "example-clinic"}
+    form |= {"layout": "letter", "action": "make"}
     answer = client.post("/handout", data={**form, "sections": ["mat"], "prepared_for": "Rosa"})
     assert answer.status_code == 200 and 'id="save-chart"' in answer.text, answer.text
     return answer.text
@@ -242,3 +250,52 @@ def test_cds_hooks_answer_through_the_app_with_a_large_prefetch(project: Path) -
             assert again.status_code == 401
     finally:
         keys.close()
+
+
+def test_a_pdf_made_for_one_chart_is_never_saved_to_the_next(project: Path, ehr: Ehr) -> None:
+    app = app_for(project, ehr)
+    handlers = app.app.state.handlers
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        assert launch(client, ehr, "rosa").status_code == 200
+        rosa_page = make_pdf(client)
+        sam_before = len(of_patient(ehr.resources("DocumentReference"), "sam"))
+        # The EHR opens Sam's chart in the same browser: Rosa's launch ends, and so does her PDF's link to a chart.
+        assert launch(client, ehr, "sam").status_code == 200
+        assert len(handlers.door.store.sessions) == 1
+        refused = save(client, rosa_page)
+        assert refused.status_code == 409 and "made for the chart open before" in refused.text
+        # Rosa's form, still open in an older tab, makes nothing for Sam either.
+        form = {"csrf": csrf(rosa_page), "chart": chart_field(rosa_page)}
+        old = client.post(
+            "/handout",
+            data={**form, "language": "es", "brand": "example-clinic", "sections": ["mat"], "prepared_for": "Rosa"},
+        )
+        assert old.status_code == 409 and "filled for another chart" in old.text
+        assert 'value="Rosa"' not in old.text and "Opened from the chart for Sam" in old.text
+    assert len(of_patient(ehr.resources("DocumentReference"), "sam")) == sam_before
+
+
+def test_a_flood_of_launches_from_elsewhere_does_not_push_out_a_counselors(project: Path, ehr: Ehr) -> None:
+    app = app_for(project, ehr)
+    with (
+        TestClient(app, base_url=BASE, follow_redirects=False) as counselor,
+        TestClient(app, base_url=BASE, follow_redirects=False, client=("203.0.113.9", 5000)) as stranger,
+    ):
+        started = counselor.get("/launch", params={"iss": ehr.iss, "launch": ehr.launch()})
+        before = len(ehr.requests())
+        for _ in range(600):
+            assert stranger.get("/launch", params={"iss": ehr.iss, "launch": "x"}).status_code == 303
+        # The EHR's settings were read once for the lot, not once each.
+        assert len(ehr.requests()) == before
+        authorized = httpx.get(started.headers["location"], follow_redirects=False, timeout=10)
+        back = counselor.get(f"/callback?{urlsplit(authorized.headers['location']).query}")
+        assert back.status_code == 200 and "Opened from the chart" in back.text
+
+
+def test_a_launch_only_server_behind_its_proxy_answers_launched_people(project: Path, ehr: Ehr) -> None:
+    app = app_for(project, ehr, launch_only=True)
+    proxied = {"x-forwarded-for": "198.51.100.7", "x-forwarded-proto": "https"}
+    with TestClient(app, base_url=BASE, follow_redirects=False, headers=proxied) as client:
+        assert client.get("/").headers["location"] == "/login"
+        assert launch(client, ehr).status_code == 200
+        assert "Opened from the chart for Rosa" in client.get("/").text

@@ -192,13 +192,18 @@ def test_serve_options_for_the_ehr_are_checked_in_words() -> None:
 
     ehr = "https://ehr.example.org/fhir"
     # Launched people only: another computer may reach the page without a password file.
-    launched_only = ServeOptions(host="0.0.0.0", smart_client_id="abc", smart_fhir=(ehr,))
+    launched_only = ServeOptions(
+        host="0.0.0.0", smart_client_id="abc", smart_fhir=(ehr,), public_names=("handouts.clinic.example",)
+    )
     assert host_problem(launched_only) is None
     assert any(
         name.endswith(":8750") and not name.startswith(("127.", "localhost", "["))
         for name in allowed_hosts(launched_only)
     )
     assert "--auth-file" in str(host_problem(ServeOptions(host="0.0.0.0")))
+    # Over the network the EHR's redirect and the session cookie need https: a proxy's name is required.
+    bare = host_problem(ServeOptions(host="0.0.0.0", smart_client_id="abc", smart_fhir=(ehr,)))
+    assert "needs --public-name" in str(bare)
     assert "needs --smart-fhir" in str(host_problem(ServeOptions(smart_client_id="abc")))
     assert "needs --smart-client-id" in str(host_problem(ServeOptions(smart_fhir=(ehr,))))
     plain = host_problem(ServeOptions(smart_client_id="abc", smart_fhir=("http://ehr.example.org/fhir",)))
@@ -209,3 +214,29 @@ def test_serve_options_for_the_ehr_are_checked_in_words() -> None:
     assert host_problem(ServeOptions(smart_client_id="abc", smart_fhir=("http://127.0.0.1:9/fhir",))) is None
     assert "expected ISS=JWKS_URL" in str(host_problem(ServeOptions(cds_clients=(("nonsense", ""),))))
     assert host_problem(ServeOptions(cds_clients=((ehr, "https://ehr.example.org/jwks"),))) is None
+
+
+def test_a_chart_of_another_shape_than_fhir_is_a_message_not_a_server_error() -> None:
+    import asyncio
+
+    import httpx
+
+    from handouts.serve.smart import read_chart
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Patient/rosa"):
+            return httpx.Response(200, json={"resourceType": "Patient", "id": "rosa", "name": 5})
+        orders = [{"resource": {"resourceType": "MedicationRequest", "status": ["active"]}}]
+        return httpx.Response(
+            200, json={"resourceType": "Bundle", "entry": orders if "Medication" in str(request.url) else 7}
+        )
+
+    async def read() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            await read_chart(client, ISS, "t", "rosa")
+
+    with pytest.raises(LaunchError, match="not shaped as FHIR says"):
+        asyncio.run(read())
+    # An order whose status is a list is no order of hers, and no error either.
+    weird = [{"subject": {"reference": "Patient/rosa"}, "status": ["active"], "medicationCodeableConcept": {}}]
+    assert order_findings(weird, "rosa") == []

@@ -53,6 +53,7 @@ ACCESS_LOG = logging.getLogger("handouts.serve.access")
 MAX_BODY_BYTES = 64 * 1024
 # A CDS Hooks call carries the patient and their active conditions (prefetch): more than a form, still bounded.
 MAX_CDS_BODY_BYTES = 1024 * 1024
+CDS_CALLS = ("/cds-services/handouts-patient-view", "/cds-services/handouts-order-select")
 # Any of these says a proxy passed the request on (nginx, Apache, Caddy, Traefik, HAProxy set one or more).
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip", "via")
 SERVER_ERROR = "Something went wrong on the server. Nothing was saved."
@@ -79,6 +80,10 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"SAMEORIGIN"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
+OTHER_CHART = (
+    "This form was filled for another chart than the one now open in this browser, so nothing was made. "
+    "Here is the chart opened last: check it and make the PDF again."
+)
 EXPIRED = "This form had expired, so nothing was made. Your entries are below; press Make PDF again."
 SIGNED_OUT = "You were signed out (the server may have restarted), so nothing was made. Sign in to get your entries."
 SIGNED_IN_AGAIN = "You are signed in again. Nothing was made yet: your entries are below; press Make PDF again."
@@ -135,7 +140,8 @@ class Guard:
             length = int(headers.get(b"content-length", b"0"))
         except ValueError:
             length = -1
-        limit = MAX_CDS_BODY_BYTES if str(scope.get("path", "")).startswith("/cds-services/") else MAX_BODY_BYTES
+        # Only the two services' own addresses take the larger body; anything else is capped as a form is.
+        limit = MAX_CDS_BODY_BYTES if str(scope.get("path", "")) in CDS_CALLS else MAX_BODY_BYTES
         if length < 0 or length > limit:
             await _plain(send, 413, "Too much data for one handout.")
             self._log(scope, 413)
@@ -215,6 +221,7 @@ class HeldPdf:
     values: FormValues | None = None
     result: dict[str, Any] | None = None
     chart: Education | None = None
+    launch: str = ""  # the launched session it was made in: saved to that chart or none
 
 
 class PdfShelf:
@@ -226,19 +233,35 @@ class PdfShelf:
         self.clock = clock
 
     def put(
-        self, owner: str, data: bytes, name: str, *, values: FormValues | None = None, chart: Education | None = None
+        self,
+        owner: str,
+        data: bytes,
+        name: str,
+        *,
+        values: FormValues | None = None,
+        chart: Education | None = None,
+        launch: str = "",
     ) -> str:
         """Hold a PDF for a browser and return its unguessable token."""
         token = secrets.token_urlsafe(32)
         with self.lock:
             self._drop_old()
-            self.items[token] = HeldPdf(owner, data, name, self.clock() + PDF_SECONDS, values, None, chart)
+            self.items[token] = HeldPdf(owner, data, name, self.clock() + PDF_SECONDS, values, None, chart, launch)
             while len(self.items) > MAX_HELD_PDFS or self._count(owner) > MAX_PDFS_PER_BROWSER:
                 # The oldest PDF of the browser holding the most: this one's own while over its share.
                 held = Counter(h.owner for h in self.items.values())
                 greedy = owner if held[owner] > MAX_PDFS_PER_BROWSER else held.most_common(1)[0][0]
                 del self.items[next(t for t, h in self.items.items() if h.owner == greedy)]
         return token
+
+    def forget_launch(self, launch: str) -> None:
+        """Unlink every PDF made in a launched session from its chart (the PDF itself stays its minutes)."""
+        with self.lock:
+            for held in self.items.values():
+                if held.launch and secrets.compare_digest(held.launch, launch):
+                    held.chart, held.launch = None, ""
+                    if held.result is not None:
+                        held.result = {**held.result, "chart": False}
 
     def keep_result(self, owner: str, token: str, result: dict[str, Any]) -> None:
         """Keep what the page said about a PDF, to say it again after "Save to the chart"."""
@@ -369,7 +392,11 @@ class Handlers:
         host = request.headers.get("host", "").lower()
         if self.config.allowed_hosts and host not in self.config.allowed_hosts and not self._own_address(host):
             return PlainTextResponse("This page answers to this computer's own address only.", 421)
-        if self.config.accounts is None and any(h in request.headers for h in PROXY_HEADERS):
+        if (
+            self.config.accounts is None
+            and not self.config.launch_only
+            and any(h in request.headers for h in PROXY_HEADERS)
+        ):
             # Behind a proxy, other computers reach a server that asks no password: refuse, do not guess.
             message = (
                 "This page was reached through a proxy, so other computers can reach it. "
@@ -438,6 +465,7 @@ class Handlers:
             "launch": None,
             "titles": {},
             "teach_back": TEACH_BACK,
+            "chart_tag": self.door.tag(request) if self.door is not None else "",
         }
         launched = self.door.launched(request) if self.door is not None else None
         if snapshot is not None and launched is not None and self.door is not None:
@@ -509,6 +537,10 @@ class Handlers:
         if not genuine:
             # Sent back filled in, in this one response only; nothing is made and nothing is kept.
             return self.page(request, snapshot, rejected, values=values, notice=EXPIRED, status=403)
+        if self.door is not None and not secrets.compare_digest(fields.get("chart", ""), self.door.tag(request)):
+            # Filled for another chart than the one open in this browser now (an older tab): nothing of it is
+            # made, and the page starts again from the chart open now.
+            return self.page(request, snapshot, rejected, notice=OTHER_CHART, status=409)
         if fields.get("action") == "language":
             # Another language's sections, with everything typed and ticked still there.
             return self.page(request, snapshot, rejected, values=values, language_switched=True)
@@ -551,7 +583,8 @@ class Handlers:
             education = Education(
                 outcome.pdf, title, note, handout.language, handout.version, made, sample=handout.is_sample
             )
-        token = self.shelf.put(browser, outcome.pdf, name, values=values, chart=education)
+        session = launched[0] if launched is not None and education is not None else ""
+        token = self.shelf.put(browser, outcome.pdf, name, values=values, chart=education, launch=session)
         result: dict[str, Any] = {
             "pdf_url": f"/pdf/{token}",
             "pdf_token": token,

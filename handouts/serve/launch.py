@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -23,6 +25,7 @@ from .smart import (
     DEFAULT_TOKEN_SECONDS,
     MAX_SESSION_SECONDS,
     PENDING_SECONDS,
+    Endpoints,
     Launched,
     LaunchError,
     LaunchStore,
@@ -48,8 +51,13 @@ if TYPE_CHECKING:
 # The launch's own cookie rides the EHR's redirect back (a cross-site navigation), so it is Lax; it holds a
 # random value whose hash binds the authorization to this browser, and lives as long as the authorization may.
 LAUNCH_COOKIE = "handouts_launch"
-# The launched session: Strict like the page's other cookies, set once the browser is back on this site.
+# The launched session. Lax, so the next launch from the EHR (a cross-site navigation) can end this one
+# first; every POST still needs the page's Strict cookie and form token.
 SMART_COOKIE = "handouts_smart"
+# The EHR's SMART settings are read again after this long: a flood of launches does not become a flood of reads.
+ENDPOINTS_SECONDS = 300.0
+# All the EHR's answers in a launch together: one that trickles bytes cannot hold the request longer.
+LAUNCH_SECONDS = 60.0
 MAX_LAUNCH_CHARS = 1024
 NOT_LAUNCHED = "This page was not opened from a patient's chart, or that visit has ended. Open it again from the chart."
 
@@ -90,6 +98,7 @@ class LaunchDoor:
         self.store = LaunchStore()
         self.client = client
         self.now = now
+        self.endpoints: dict[str, tuple[float, Endpoints]] = {}
 
     def launched(self, request: Request) -> tuple[str, Launched] | None:
         """Return this browser's launched session and its id, or None."""
@@ -119,8 +128,7 @@ class LaunchDoor:
                 "Not opened from a chart", "The EHR sent no launch context. Open the page from the chart.", 400
             )
         try:
-            async with self.client() as client:
-                endpoints = await discover(client, server)
+            endpoints = await self._endpoints(server)
         except LaunchError as exc:
             return self.message("The EHR could not be reached", f"{exc}. Nothing was read from the chart.", 502)
         cookie = secrets.token_urlsafe(32)
@@ -131,6 +139,7 @@ class LaunchDoor:
             browser=browser_binding(cookie),
             nonce=generate_token(32),
             expires=self.store.clock() + PENDING_SECONDS,
+            address=request.client.host if request.client else "",
         )
         state = self.store.begin(pending)
         response = RedirectResponse(authorization_url(self.settings, pending, state, launch), 303)
@@ -139,6 +148,22 @@ class LaunchDoor:
             LAUNCH_COOKIE, cookie, max_age=int(PENDING_SECONDS), httponly=True, samesite="lax", secure=secure, path="/"
         )
         return response
+
+    async def _endpoints(self, server: str) -> Endpoints:
+        """Return an EHR's SMART settings, read at most once in a few minutes."""
+        cached = self.endpoints.get(server)
+        if cached is not None and cached[0] > self.store.clock():
+            return cached[1]
+        try:
+            async with asyncio.timeout(LAUNCH_SECONDS), self.client() as client:
+                endpoints = await discover(client, server)
+        except TimeoutError:
+            raise LaunchError(
+                f"Reading the EHR's SMART settings: no answer within {LAUNCH_SECONDS:g} seconds"
+            ) from None
+        # Only registered servers are read, so this holds a handful of entries at most.
+        self.endpoints[server] = (self.store.clock() + ENDPOINTS_SECONDS, endpoints)
+        return endpoints
 
     async def callback(self, request: Request) -> Response:
         """Take the EHR's answer: the code for a token, who is signed in, the patient's chart; then the form."""
@@ -154,16 +179,22 @@ class LaunchDoor:
         if pending is None:
             text = "This sign-in had expired or began in another browser. Open the page again from the chart."
             return self.message("Open the page from the chart again", text, 400)
+        # A new chart in this browser ends the one open before, with its token and its PDFs' link to that chart.
+        self.end(request.cookies.get(SMART_COOKIE))
         try:
-            launched = await self._launched(pending, params.get("code", "")[:MAX_LAUNCH_CHARS])
+            async with asyncio.timeout(LAUNCH_SECONDS):
+                launched = await self._launched(pending, params.get("code", "")[:MAX_LAUNCH_CHARS])
         except LaunchError as exc:
             return self.message("The page could not open this chart", f"{exc}. Nothing was kept.", 502)
+        except TimeoutError:
+            text = f"The EHR took longer than {LAUNCH_SECONDS:g} seconds to answer. Nothing was kept."
+            return self.message("The page could not open this chart", text, 504)
         session = self.store.start(launched)
         # Back on this site by the page's own navigation, so the Strict cookies go with it.
         html = self.handlers.env.get_template("launched.html.j2").render()
         response = HTMLResponse(html)
         secure = request.url.scheme == "https"
-        response.set_cookie(SMART_COOKIE, session, httponly=True, samesite="strict", secure=secure, path="/")
+        response.set_cookie(SMART_COOKIE, session, httponly=True, samesite="lax", secure=secure, path="/")
         response.delete_cookie(LAUNCH_COOKIE, path="/")
         return response
 
@@ -253,10 +284,14 @@ class LaunchDoor:
             return self.message("Not saved", NOT_LAUNCHED, 401)
         session, launched = found
         held = handlers.shelf.get(handlers.browser_id(request), fields.get("pdf", "")[:64])
-        if held is None or held.chart is None:
+        if held is None:
             return self.message(
                 "Not saved", "That PDF is no longer held (ten minutes have passed). Make it again.", 410
             )
+        if held.chart is None or not secrets.compare_digest(held.launch, session):
+            # Made while another chart was open in this browser: it is that patient's, never this one's.
+            text = "That PDF was made for the chart open before; the page now shows another chart. Make it again."
+            return self.message("Not saved", text, 409)
         outcome = fields.get("outcome", "")
         education = dataclasses.replace(held.chart, outcome=outcome if outcome in TEACH_BACK else "")
         context = ChartContext(launched.iss, launched.access_token, launched.patient, launched.encounter, launched.user)
@@ -272,4 +307,20 @@ class LaunchDoor:
 
     def sign_out(self, request: Request) -> None:
         """Forget this browser's launch: its token and everything read from the chart."""
-        self.store.end(request.cookies.get(SMART_COOKIE))
+        self.end(request.cookies.get(SMART_COOKIE))
+
+    def end(self, session: str | None) -> None:
+        """Forget a launched session, and unlink the PDFs made in it from any chart."""
+        if session:
+            self.store.end(session)
+            self.handlers.shelf.forget_launch(session)
+
+    def tag(self, request: Request) -> str:
+        """Return what the page's form carries to say which chart it was filled for ("" for none)."""
+        found = self.launched(request)
+        return chart_tag(found[0]) if found is not None else ""
+
+
+def chart_tag(session: str) -> str:
+    """Return a form's mark of the launched session it belongs to; the session id itself stays in its cookie."""
+    return hashlib.sha256(b"chart:" + session.encode()).hexdigest()[:32]

@@ -48,6 +48,13 @@ def host_problem(options: ServeOptions) -> str | None:
             "(make it with: handouts add-counselor FILE NAME), or --smart-client-id so only people the EHR "
             "signed in can use it, or leave --host out to serve this computer only"
         )
+    if options.smart_client_id and not is_loopback(options.host) and not options.public_names:
+        # The EHR sends the browser back here with a code, and the session cookie rides every request after.
+        return (
+            f"--host {options.host} with --smart-client-id needs --public-name: the https name a reverse proxy "
+            "serves the page under (the EHR's redirect URL); plain http over the network would show the "
+            "patient's chart to anyone listening"
+        )
     if options.smart_client_id and not options.smart_fhir:
         return "--smart-client-id needs --smart-fhir URL: the FHIR server (the EHR's iss) that may launch this page"
     if options.smart_fhir and not options.smart_client_id:
@@ -182,8 +189,10 @@ def serve(
             port=options.port,
             time_limit=options.time_limit,
             smart=smart,
-            # Reached from other computers with no passwords: only people the EHR signed in may use it.
-            launch_only=options.auth_file is None and not is_loopback(options.host),
+            # Reached from other computers or through a proxy, with no passwords: only people the EHR signed in.
+            launch_only=smart is not None
+            and options.auth_file is None
+            and (not is_loopback(options.host) or bool(options.public_names)),
             cds_clients=options.cds_clients,
         )
         app = make_app(config, executor, clock=clock, check=check, loaded=(fingerprint, snapshot))

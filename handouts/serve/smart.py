@@ -13,7 +13,7 @@ import hashlib
 import secrets
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +43,8 @@ PENDING_SECONDS = 600.0
 MAX_SESSION_SECONDS = 10 * 3600.0
 DEFAULT_TOKEN_SECONDS = 3600.0
 MAX_PENDING = 512
+# Anyone may start a launch: one address's flood of them pushes out only its own.
+MAX_PENDING_PER_ADDRESS = 16
 MAX_SESSIONS = 256
 # The EHR's answers: its configuration and token are small; a page of a patient's conditions may not be.
 MAX_SMALL_BYTES = 256 * 1024
@@ -96,6 +98,7 @@ class Pending:
     browser: str  # a hash of the launch cookie: the code is taken only from the browser that started
     nonce: str
     expires: float
+    address: str = ""  # who asked, for the per-address cap
 
 
 @dataclass(frozen=True)
@@ -153,9 +156,17 @@ class LaunchStore:
         with self.lock:
             self._expire()
             self.pending[state] = pending
-            while len(self.pending) > MAX_PENDING:
-                self.pending.popitem(last=False)
+            while len(self.pending) > MAX_PENDING or self._pending_from(pending.address) > MAX_PENDING_PER_ADDRESS:
+                # The oldest of the address holding the most: this one's own while it is over its share.
+                held = Counter(p.address for p in self.pending.values())
+                crowd = (
+                    pending.address if held[pending.address] > MAX_PENDING_PER_ADDRESS else held.most_common(1)[0][0]
+                )
+                del self.pending[next(s for s, p in self.pending.items() if p.address == crowd)]
         return state
+
+    def _pending_from(self, address: str) -> int:
+        return sum(1 for p in self.pending.values() if p.address == address)
 
     def take(self, state: str, browser: str) -> Pending | None:
         """Return and forget the pending authorization a `state` names, if this browser started it."""
@@ -257,23 +268,33 @@ async def discover(client: httpx.AsyncClient, iss: str) -> Endpoints:
     """Read an EHR's SMART configuration."""
     config = await get_json(client, f"{iss}/.well-known/smart-configuration", what="Reading the EHR's SMART settings")
     found: dict[str, str] = {}
-    for key in ("authorization_endpoint", "token_endpoint"):
+    for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
         value = config.get(key)
-        if not isinstance(value, str) or urlsplit(value).scheme not in ("https", "http"):
-            raise LaunchError(f"Reading the EHR's SMART settings: {key} is missing or not a web address")
+        if key == "jwks_uri" and value is None:
+            continue
+        if not isinstance(value, str) or not secure_address(value):
+            # The keys and the token travel these: plain http only to an EHR on this computer.
+            raise LaunchError(f"Reading the EHR's SMART settings: {key} is missing or not an https address")
         found[key] = value
     methods = config.get("code_challenge_methods_supported")
     if not isinstance(methods, list) or "S256" not in methods:
         # SMART 2 requires S256; a server that does not say so would take a code without proof.
         raise LaunchError("Reading the EHR's SMART settings: it does not offer PKCE with S256")
-    jwks = config.get("jwks_uri")
     issuer = config.get("issuer")
     return Endpoints(
         found["authorization_endpoint"],
         found["token_endpoint"],
-        jwks if isinstance(jwks, str) else "",
+        found.get("jwks_uri", ""),
         issuer if isinstance(issuer, str) else "",
     )
+
+
+def secure_address(url: str) -> bool:
+    """Tell whether a web address is https, or plain http to this computer (a test EHR)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def authorization_url(settings: SmartSettings, pending: Pending, state: str, launch: str) -> str:
@@ -307,15 +328,19 @@ async def exchange_code(
         "code_verifier": pending.verifier,
     }
     what = "Getting the EHR's permission"
+    headers = {"accept": "application/json"}
     try:
-        response = await client.post(
-            pending.endpoints.token, data=form, headers={"accept": "application/json"}, timeout=TIMEOUT
-        )
+        async with client.stream(
+            "POST", pending.endpoints.token, data=form, headers=headers, timeout=TIMEOUT
+        ) as response:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_SMALL_BYTES:
+                    raise LaunchError(f"{what}: the EHR's answer was too large")
     except httpx.HTTPError as exc:
         raise LaunchError(f"{what}: the EHR could not be reached ({type(exc).__name__})") from None
-    if len(response.content) > MAX_SMALL_BYTES:
-        raise LaunchError(f"{what}: the EHR's answer was too large")
-    answer = _json_object(response.content, what)
+    answer = _json_object(bytes(body), what)
     if response.status_code != 200:
         # OAuth's error code is a fixed word (invalid_grant): safe to show.
         error = answer.get("error")
@@ -345,7 +370,7 @@ def id_token_claims(
     except (JoseError, ValueError, TypeError) as exc:
         raise LaunchError(f"Checking who you are: the EHR's id token was not valid ({type(exc).__name__})") from None
     claims = dict(token.claims)
-    if "nonce" in claims and claims["nonce"] != nonce:
+    if claims.get("nonce") != nonce:
         raise LaunchError("Checking who you are: the EHR's id token was made for another sign-in")
     return claims
 
@@ -372,11 +397,15 @@ async def read_chart(client: httpx.AsyncClient, iss: str, token: str, patient: s
     record = await get_json(client, f"{iss}/Patient/{patient}", token=token, what="Reading the patient")
     if record.get("resourceType") != "Patient" or record.get("id") != patient:
         raise LaunchError("Reading the patient: the EHR answered with another record")
-    first = first_name(record)
-    languages, preferred = patient_languages(record)
     conditions = await search(client, iss, token, "Condition", patient)
     orders = await search(client, iss, token, "MedicationRequest", patient)
-    findings = [*problem_findings(conditions, patient), *order_findings(orders, patient)]
+    try:
+        first = first_name(record)
+        languages, preferred = patient_languages(record)
+        findings = [*problem_findings(conditions, patient), *order_findings(orders, patient)]
+    except (TypeError, AttributeError, ValueError):
+        # A field of another shape than FHIR's (a list where a string belongs): said, never a server error.
+        raise LaunchError("Reading the chart: the EHR's answer is not shaped as FHIR says") from None
     return ChartFacts(first, languages, preferred, tuple(findings))
 
 
@@ -386,14 +415,15 @@ async def search(client: httpx.AsyncClient, iss: str, token: str, kind: str, pat
     found: list[dict[str, Any]] = []
     for _page in range(MAX_PAGES):
         bundle = await get_json(client, url, token=token, cap=MAX_BUNDLE_BYTES, what=f"Reading the chart ({kind})")
-        for entry in bundle.get("entry") or []:
+        entries = bundle.get("entry")
+        for entry in entries if isinstance(entries, list) else []:
             resource = entry.get("resource") if isinstance(entry, dict) else None
             if isinstance(resource, dict) and resource.get("resourceType") == kind:
                 found.append(resource)
         following = next(
             (
                 link.get("url")
-                for link in bundle.get("link") or []
+                for link in (bundle["link"] if isinstance(bundle.get("link"), list) else [])
                 if isinstance(link, dict) and link.get("relation") == "next"
             ),
             None,
@@ -482,7 +512,8 @@ def order_findings(orders: Sequence[Mapping[str, Any]], patient: str) -> list[Fi
     """Return the RxNorm codings of a patient's active medication orders."""
     found: list[Finding] = []
     for order in orders:
-        if not _about_patient(order, "subject", patient) or order.get("status") not in ORDER_STATUSES:
+        status = order.get("status")
+        if not _about_patient(order, "subject", patient) or not isinstance(status, str) or status not in ORDER_STATUSES:
             continue
         found += _findings(order.get("medicationCodeableConcept"), "order", (RXNORM,))
     return found
