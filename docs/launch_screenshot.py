@@ -19,15 +19,9 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from ehr import running_ehr  # noqa: E402 - the tests' EHR, found through the path above
+from ehr import free_port, running_ehr  # noqa: E402 - the tests' EHR, found through the path above
 
 CLIENT_ID = "handouts-readme"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def main(out: str) -> None:
