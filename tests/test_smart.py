@@ -113,7 +113,7 @@ def test_the_chart_facts_are_this_patients_active_ones_only() -> None:
         condition("Patient/rosa", "F11.90", verificationStatus=refuted),
         condition(f"{ISS}/Patient/rosa", "F11.23"),
     ]
-    assert [f.code for f in problem_findings(conditions, "rosa")] == ["F11.20", "F11.23"]
+    assert [f.code for f in problem_findings(conditions, "rosa", ISS)] == ["F11.20", "F11.23"]
     orders = [
         {
             "subject": {"reference": "Patient/rosa"},
@@ -131,7 +131,7 @@ def test_the_chart_facts_are_this_patients_active_ones_only() -> None:
             "medicationCodeableConcept": {"coding": [{"system": ICD, "code": "7243"}]},
         },
     ]
-    assert [(f.kind, f.code) for f in order_findings(orders, "rosa")] == [("order", "1819")]
+    assert [(f.kind, f.code) for f in order_findings(orders, "rosa", ISS)] == [("order", "1819")]
 
 
 def test_first_name_and_languages_come_from_the_patient_record() -> None:
@@ -239,4 +239,4 @@ def test_a_chart_of_another_shape_than_fhir_is_a_message_not_a_server_error() ->
         asyncio.run(read())
     # An order whose status is a list is no order of hers, and no error either.
     weird = [{"subject": {"reference": "Patient/rosa"}, "status": ["active"], "medicationCodeableConcept": {}}]
-    assert order_findings(weird, "rosa") == []
+    assert order_findings(weird, "rosa", ISS) == []

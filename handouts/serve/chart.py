@@ -33,6 +33,8 @@ from typing import Any
 
 import httpx
 
+from .fhir import names_patient, next_page
+
 LOG = logging.getLogger("handouts.serve.chart")
 
 LOINC = "http://loinc.org"
@@ -369,10 +371,7 @@ def _refused(answer: _Answer) -> str:
 
 
 def _same_patient(reference: object, context: ChartContext) -> bool:
-    if not isinstance(reference, str):
-        return False
-    # A server may give back our relative reference or make it absolute against its base.
-    return reference in (f"Patient/{context.patient}", f"{context.fhir_base}/Patient/{context.patient}")
+    return names_patient(reference, context.patient, context.fhir_base)
 
 
 def _ours(resource: object, kind: str, identifier: dict[str, str], context: ChartContext) -> str | None:
@@ -417,16 +416,10 @@ def _search(client: httpx.Client, context: ChartContext, kind: str, identifier: 
             found = _ours(entry.get("resource") if isinstance(entry, dict) else None, kind, identifier, context)
             if found:
                 return f"{kind}/{found}"
-        links = bundle.get("link")
-        following = [
-            link.get("url")
-            for link in (links if isinstance(links, list) else ())
-            if isinstance(link, dict) and link.get("relation") == "next"
-        ]
-        # A next page is followed only on the same server: the token goes with every request.
-        if not following or not isinstance(following[0], str) or not following[0].startswith(context.fhir_base + "/"):
+        following = next_page(bundle, context.fhir_base)
+        if following is None:
             return None
-        url, params = following[0], None
+        url, params = following, None
     return None
 
 

@@ -29,6 +29,7 @@ from joserfc.jwk import KeySet
 
 from ..codes import ICD10CM, RXNORM, SNOMED, declared_match, system_for_uri
 from ..models import Section
+from .fhir import names_patient, next_page
 
 # What the page needs: the patient and their problems and orders to fill the form, the counselor's identity for
 # the document's author, and leave to create (and find again, so a retry never duplicates) the document and the
@@ -402,7 +403,7 @@ async def read_chart(client: httpx.AsyncClient, iss: str, token: str, patient: s
     try:
         first = first_name(record)
         languages, preferred = patient_languages(record)
-        findings = [*problem_findings(conditions, patient), *order_findings(orders, patient)]
+        findings = [*problem_findings(conditions, patient, iss), *order_findings(orders, patient, iss)]
     except (TypeError, AttributeError, ValueError):
         # A field of another shape than FHIR's (a list where a string belongs): said, never a server error.
         raise LaunchError("Reading the chart: the EHR's answer is not shaped as FHIR says") from None
@@ -420,16 +421,8 @@ async def search(client: httpx.AsyncClient, iss: str, token: str, kind: str, pat
             resource = entry.get("resource") if isinstance(entry, dict) else None
             if isinstance(resource, dict) and resource.get("resourceType") == kind:
                 found.append(resource)
-        following = next(
-            (
-                link.get("url")
-                for link in (bundle["link"] if isinstance(bundle.get("link"), list) else [])
-                if isinstance(link, dict) and link.get("relation") == "next"
-            ),
-            None,
-        )
-        # Only pages of the same server: a link elsewhere would send the token there.
-        if not isinstance(following, str) or not following.startswith(iss.rstrip("/") + "/"):
+        following = next_page(bundle, iss)
+        if following is None:
             break
         url = following
     return found
@@ -464,11 +457,9 @@ def patient_languages(patient: Mapping[str, Any]) -> tuple[tuple[str, ...], bool
     return tuple(code for _rank, code in found), bool(found) and found[0][0] == 0
 
 
-def _about_patient(resource: Mapping[str, Any], key: str, patient: str) -> bool:
-    # A server that ignores `patient=` answers with everyone's: each one is checked here.
+def _about_patient(resource: Mapping[str, Any], key: str, patient: str, iss: str) -> bool:
     target = resource.get(key)
-    value = target.get("reference") if isinstance(target, dict) else None
-    return isinstance(value, str) and (value == f"Patient/{patient}" or value.endswith(f"/Patient/{patient}"))
+    return names_patient(target.get("reference") if isinstance(target, dict) else None, patient, iss)
 
 
 def _codes(concept: Any) -> str:
@@ -494,11 +485,11 @@ def _findings(concept: Any, kind: str, systems: Sequence[str]) -> list[Finding]:
     return found
 
 
-def problem_findings(conditions: Sequence[Mapping[str, Any]], patient: str) -> list[Finding]:
+def problem_findings(conditions: Sequence[Mapping[str, Any]], patient: str, iss: str) -> list[Finding]:
     """Return the coded findings of a patient's active, not refuted conditions."""
     found: list[Finding] = []
     for condition in conditions:
-        if not _about_patient(condition, "subject", patient):
+        if not _about_patient(condition, "subject", patient, iss):
             continue
         if _status(condition.get("clinicalStatus")) & INACTIVE_STATUSES or condition.get("abatementDateTime"):
             continue
@@ -508,12 +499,16 @@ def problem_findings(conditions: Sequence[Mapping[str, Any]], patient: str) -> l
     return found
 
 
-def order_findings(orders: Sequence[Mapping[str, Any]], patient: str) -> list[Finding]:
+def order_findings(orders: Sequence[Mapping[str, Any]], patient: str, iss: str) -> list[Finding]:
     """Return the RxNorm codings of a patient's active medication orders."""
     found: list[Finding] = []
     for order in orders:
         status = order.get("status")
-        if not _about_patient(order, "subject", patient) or not isinstance(status, str) or status not in ORDER_STATUSES:
+        if (
+            not _about_patient(order, "subject", patient, iss)
+            or not isinstance(status, str)
+            or status not in ORDER_STATUSES
+        ):
             continue
         found += _findings(order.get("medicationCodeableConcept"), "order", (RXNORM,))
     return found
