@@ -950,7 +950,10 @@ def make_app(
         from .cds import CdsClient, CdsHooks, cds_routes
 
         clients = [CdsClient(iss, jwks) for iss, jwks in config.cds_clients]
-        hooks = cds_routes(CdsHooks(clients, lambda: state.current()[0], handlers._base, config.release, clock))
+        cds = CdsHooks(
+            clients, lambda: state.current()[0], handlers._base, config.release, clock, launch=config.smart is not None
+        )
+        hooks = cds_routes(cds)
     routes = [
         *door,
         *hooks,

@@ -661,9 +661,9 @@ SUMMARIES = {
     "patient-view": "Patient handouts on opioid use disorder are ready to print",
     "order-select": "Patient handouts on this medicine are ready to print",
 }
-DETAIL = (
-    "Each link opens a reviewed, untailored handout (PDF) to print or give to the patient. "
-    "To add the patient's first name, the counselor, the next visit and a note, make a handout for this patient."
+DETAIL = "Each link opens a reviewed, untailored handout (PDF) to print or give to the patient."
+DETAIL_LAUNCH = (
+    " To add the patient's first name, the counselor, the next visit and a note, make a handout for this patient."
 )
 
 
@@ -691,16 +691,17 @@ def build_card(
         {"sections": [link.section_id for link in links], "language": language},
         separators=(",", ":"),
     )
+    # Without a SMART launch on this server (no --smart-client-id), a smart link would lead nowhere.
+    launch = (
+        [{"label": LAUNCH_LABEL, "url": launch_url, "type": "smart", "appContext": app_context}] if launch_url else []
+    )
     return {
         "uuid": card_id,
         "summary": summary,
         "indicator": "info",
-        "detail": DETAIL,
+        "detail": DETAIL + (DETAIL_LAUNCH if launch_url else ""),
         "source": source,
-        "links": [
-            *({"label": link.label, "url": link.url, "type": "absolute"} for link in links),
-            {"label": LAUNCH_LABEL, "url": launch_url, "type": "smart", "appContext": app_context},
-        ],
+        "links": [*({"label": link.label, "url": link.url, "type": "absolute"} for link in links), *launch],
     }
 
 
@@ -713,6 +714,7 @@ def answer_call(
     today: dt.date,
     release: bool,
     card_id: str,
+    launch: bool = True,
 ) -> dict[str, Any] | Unavailable | str:
     """Return the response body for a call (a card or none), what it lacks (412), or why it is not one (400)."""
     if call.hook != service.hook:
@@ -745,7 +747,7 @@ def answer_call(
         links,
         source_label=brands[0].name if brands else DEFAULT_SOURCE,
         source_url=brands[0].website if brands else "",
-        launch_url=f"{base}/launch",
+        launch_url=f"{base}/launch" if launch else "",
         card_id=card_id,
         language=wanted.folder or BASE_LANGUAGE,
     )
@@ -784,8 +786,10 @@ class CdsHooks:
         verifier: JwtVerifier | None = None,
         cors_origins: Sequence[str] = ("*",),
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        launch: bool = True,
     ) -> None:
         self.snapshot = snapshot
+        self.launch = launch
         self.base_url = base_url
         self.release = release
         self.today = today
@@ -854,7 +858,14 @@ class CdsHooks:
         if snapshot is None:
             return 503, operation_outcome("the handouts are not ready", "transient")
         answer = answer_call(
-            service, call, snapshot, base=base, today=self.today(), release=self.release, card_id=self.new_id()
+            service,
+            call,
+            snapshot,
+            base=base,
+            today=self.today(),
+            release=self.release,
+            card_id=self.new_id(),
+            launch=self.launch,
         )
         if isinstance(answer, Unavailable):
             return 412, operation_outcome(answer.reason, "not-found")
