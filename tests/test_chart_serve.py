@@ -29,6 +29,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+# Each test talks to the EHR's two processes: the slow tier.
+pytestmark = [pytest.mark.render, pytest.mark.xdist_group("chart_serve")]
+
 BASE = "http://127.0.0.1:8750"
 CLIENT_ID = "handouts-test"
 

@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from ehr import fhirsnake_package, fhirsnake_python, free_port, need_fhirsnake
 from fhir.resources.R4B.documentreference import DocumentReference
 from fhir.resources.R4B.procedure import Procedure
 
@@ -33,10 +33,6 @@ from handouts.serve.chart import (
     save_to_chart,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-FHIR_VENV = ROOT / ".venv-fhir"
-# CI makes .venv-fhir and sets this, so a missing FHIR server fails there instead of skipping.
-REQUIRED = os.environ.get("HANDOUTS_REQUIRE_EHR") == "1"
 BASE = "https://ehr.test/fhir"
 TOKEN = "secret-token-5f1c"  # noqa: S105 (a made-up token the logs must not hold)
 PATIENT = "pt-8843"
@@ -371,22 +367,12 @@ def test_nothing_logged_holds_the_token_or_the_patient(caplog: pytest.LogCapture
 # The real FHIR server, fhirsnake, in its own venv: it ignores If-None-Exist and every search parameter.
 
 
-def free_port() -> int:
-    """Return a port nobody listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def fhirsnake(tmp_path: Path) -> Iterator[str]:
     """Start fhirsnake seeded with one Patient; return its base address."""
-    python = FHIR_VENV / "bin" / "python"
-    packages = sorted((FHIR_VENV / "lib").glob("python3*/site-packages/fhirsnake"))
-    if not python.exists() or not packages:
-        if REQUIRED:
-            pytest.fail(f"fhirsnake is not installed in {FHIR_VENV} (HANDOUTS_REQUIRE_EHR=1)")
-        pytest.skip(f"fhirsnake is not installed in {FHIR_VENV}")
+    need_fhirsnake()
+    python, package = fhirsnake_python(), fhirsnake_package()
+    assert python is not None and package is not None
     patients = tmp_path / "resources" / "Patient"
     patients.mkdir(parents=True)
     (patients / f"{PATIENT}.json").write_text(json.dumps({"resourceType": "Patient", "active": True}))
@@ -394,7 +380,7 @@ def fhirsnake(tmp_path: Path) -> Iterator[str]:
     server = subprocess.Popen(
         [str(python), "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port)],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(packages[0])},
+        env={**os.environ, "PYTHONPATH": str(package)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -420,6 +406,7 @@ def fhirsnake(tmp_path: Path) -> Iterator[str]:
             server.wait()
 
 
+@pytest.mark.render  # it starts fhirsnake: the slow tier
 def test_fhirsnake_keeps_one_document_when_the_same_handout_is_saved_twice(fhirsnake: str) -> None:
     context = ChartContext(fhirsnake, TOKEN, PATIENT, "enc-12", "Practitioner/counselor-1")
     first = save_to_chart(context, EDUCATION)

@@ -21,7 +21,8 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 # One EHR for the module: the tests share a worker so it starts once (about half a second).
-pytestmark = pytest.mark.xdist_group("ehr_harness")
+# It starts the EHR's two processes: the slow tier.
+pytestmark = [pytest.mark.render, pytest.mark.xdist_group("ehr_harness")]
 
 CLIENT_ID = "handouts-harness"
 # Never visited: the tests read the redirect's Location.
