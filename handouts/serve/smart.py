@@ -239,18 +239,26 @@ async def get_json(
     headers = {"accept": f"{FHIR_JSON}, application/json"}
     if token:
         headers["authorization"] = f"Bearer {token}"
+    status, body = await _read(client, "GET", url, what=what, cap=cap, headers=headers)
+    if status != 200:
+        raise LaunchError(f"{what}: the EHR answered HTTP {status}")
+    return _json_object(body, what)
+
+
+async def _read(
+    client: httpx.AsyncClient, method: str, url: str, *, what: str, cap: int, **options: Any
+) -> tuple[int, bytes]:
+    """Return an answer's status and body, read as it streams and refused past `cap` bytes."""
     try:
-        async with client.stream("GET", url, headers=headers, timeout=TIMEOUT) as response:
+        async with client.stream(method, url, timeout=TIMEOUT, **options) as response:
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > cap:
                     raise LaunchError(f"{what}: the EHR's answer was larger than {cap // 1024} KiB")
-            if response.status_code != 200:
-                raise LaunchError(f"{what}: the EHR answered HTTP {response.status_code}")
+            return response.status_code, bytes(body)
     except httpx.HTTPError as exc:
         raise LaunchError(f"{what}: the EHR could not be reached ({type(exc).__name__})") from None
-    return _json_object(bytes(body), what)
 
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
@@ -330,19 +338,11 @@ async def exchange_code(
     }
     what = "Getting the EHR's permission"
     headers = {"accept": "application/json"}
-    try:
-        async with client.stream(
-            "POST", pending.endpoints.token, data=form, headers=headers, timeout=TIMEOUT
-        ) as response:
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_SMALL_BYTES:
-                    raise LaunchError(f"{what}: the EHR's answer was too large")
-    except httpx.HTTPError as exc:
-        raise LaunchError(f"{what}: the EHR could not be reached ({type(exc).__name__})") from None
-    answer = _json_object(bytes(body), what)
-    if response.status_code != 200:
+    status, body = await _read(
+        client, "POST", pending.endpoints.token, what=what, cap=MAX_SMALL_BYTES, data=form, headers=headers
+    )
+    answer = _json_object(body, what)
+    if status != 200:
         # OAuth's error code is a fixed word (invalid_grant): safe to show.
         error = answer.get("error")
         reason = f" ({error})" if isinstance(error, str) and error.isascii() and len(error) < 64 else ""
