@@ -176,6 +176,13 @@ def _build(ctx: click.Context, request: BuildRequest, time_limit: float) -> Buil
         raise _fail(exc) from None
 
 
+def _stopped(ctx: click.Context, exc: KeyboardInterrupt, saved: str) -> None:
+    """Say a run was stopped (Ctrl-C or SIGTERM) and what of it is kept, and exit 130 or 143."""
+    how, code = ("Stopped by SIGTERM", 143) if isinstance(exc, Terminated) else ("Interrupted", 130)
+    click.echo(f"\n{how}. {saved}", err=True)
+    ctx.exit(code)
+
+
 def _executor(ctx: click.Context, param: click.Parameter, value: str) -> str:
     from .render_service import dask_address
 
@@ -750,9 +757,7 @@ def batch(
                     project, plan, out_dir, executor, workers, time_limit, html=html, prune=prune, verbose=verbose
                 )
     except KeyboardInterrupt as exc:
-        how, code = ("Stopped by SIGTERM", 143) if isinstance(exc, Terminated) else ("Interrupted", 130)
-        click.echo(f"\n{how}. Finished outputs are saved; run the same command again to build the rest.", err=True)
-        ctx.exit(code)
+        _stopped(ctx, exc, "Finished outputs are saved; run the same command again to build the rest.")
     except HandoutError as exc:
         raise _fail(exc) from None
     click.echo("\n".join(lib.summary_lines(summary, out_dir)))
@@ -860,9 +865,7 @@ def openemr_education(
                     window = lib.window_for("local", workers)
                     summary = lib.run_education(project, plan, runner, window=window, on_event=report)
     except KeyboardInterrupt as exc:
-        how, code = ("Stopped by SIGTERM", 143) if isinstance(exc, Terminated) else ("Interrupted", 130)
-        click.echo(f"\n{how}. Finished files are saved; run the same command again to write the rest.", err=True)
-        ctx.exit(code)
+        _stopped(ctx, exc, "Finished files are saved; run the same command again to write the rest.")
     except HandoutError as exc:
         raise _fail(exc) from None
     click.echo("\n".join(lib.education_lines(summary)))
